@@ -1,0 +1,1 @@
+"""Amaranth gateware of the zeroskip accelerator: PE → array → decoder lanes → accelerator."""

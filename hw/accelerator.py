@@ -1,0 +1,152 @@
+"""The accelerator: decoder lanes, the PE array, control and hardware counters."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .array import PEArray
+from .decoders import decoder_for
+from .layouts import (counters_layout, entry_layout_for, job_layout, read_signature,
+                      write_signature)
+
+__all__ = ["Accelerator"]
+
+
+def _popcount(bits):
+    return sum(bits[i] for i in range(len(bits)))
+
+
+class Accelerator(wiring.Component):
+    """A zero-skipping GEMM engine with its operands in on-chip memory.
+
+    Computes, for one run, the M-tiles × lane columns laid out in memory by the host compiler
+    (:mod:`zeroskip.sim.compiler`), then raises ``done``. Each of the ``cols`` decoder lanes feeds
+    its own PE column and runs through its own list of output columns back to back, so no column
+    waits for another until the end of the run.
+
+    Members
+    -------
+    start : In(1)
+        Pulse to start a run with ``job``; ignored while busy.
+    job : In(job_layout)
+        Mode and shape of the run; held stable while busy.
+    busy, done : Out(1)
+        ``done`` rises when a run finishes and stays up until the next ``start``.
+    act_write : In(write_signature)
+        Writes one activation per PE row (R bytes) at ``addr`` of every PE of that row.
+    entry_write, pointer_write : In(write_signature with lane mask)
+        Write compressed weights and column pointers into the lanes selected by ``mask``.
+    result_read : In(read_signature), result_column : In
+        Reads the results of one PE column (R words), one cycle after ``addr``.
+    counters : Out(counters_layout)
+        Hardware counters of the last run (see :data:`zeroskip.hw.layouts.COUNTERS`).
+    """
+
+    def __init__(self, config):
+        self._config = config
+        rows, cols = config.rows, config.cols
+        entry = entry_layout_for(config)
+        super().__init__({
+            "start": In(1),
+            "job": In(job_layout(config)),
+            "busy": Out(1),
+            "done": Out(1),
+            "act_write": In(write_signature(
+                config.act_addr_bits, data.ArrayLayout(signed(config.act_width), rows))),
+            "entry_write": In(write_signature(
+                config.weight_addr_bits, data.ArrayLayout(entry, cols), mask=cols)),
+            "pointer_write": In(write_signature(
+                config.pointer_addr_bits,
+                data.ArrayLayout(unsigned(config.weight_addr_bits), cols), mask=cols)),
+            "result_read": In(read_signature(
+                config.out_addr_bits, data.ArrayLayout(signed(config.acc_width), rows))),
+            "result_column": In(range(cols)),
+            "counters": Out(counters_layout(config)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        config = self._config
+        rows, cols = config.rows, config.cols
+        m = Module()
+
+        m.submodules.array = array = PEArray(config)
+        lanes = []
+        for c in range(cols):
+            lane = decoder_for(config)
+            m.submodules[f"lane{c}"] = lane
+            lanes.append(lane)
+            wiring.connect(m, lane.tokens, array.columns[c])
+            m.d.comb += [
+                lane.start.eq(self.start & ~self.busy),
+                lane.mode.eq(self.job.mode),
+                lane.m_tiles.eq(self.job.m_tiles),
+                lane.k.eq(self.job.k),
+                lane.rows_last.eq(self.job.rows_last),
+                lane.columns.eq(self.job.lane_columns[c]),
+                lane.entry_write.en.eq(self.entry_write.en & self.entry_write.mask[c]),
+                lane.entry_write.addr.eq(self.entry_write.addr),
+                lane.entry_write.data.eq(self.entry_write.data[c]),
+                lane.pointer_write.en.eq(self.pointer_write.en & self.pointer_write.mask[c]),
+                lane.pointer_write.addr.eq(self.pointer_write.addr),
+                lane.pointer_write.data.eq(self.pointer_write.data[c]),
+            ]
+        m.d.comb += array.mode.eq(self.job.mode)
+        wiring.connect(m, wiring.flipped(self.act_write), array.act_write)
+        wiring.connect(m, wiring.flipped(self.result_read), array.result_read)
+        m.d.comb += array.result_column.eq(self.result_column)
+
+        # Control: busy from start until every lane has finished and the last token has
+        # drained through the column and into the output memories.
+        lanes_busy = Signal(cols)
+        m.d.comb += lanes_busy.eq(Cat(*(lane.busy for lane in lanes)))
+        busy = Signal()
+        done = Signal()
+        drain = Signal(range(array.LATENCY + 2))
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
+        with m.If(self.start & ~busy):
+            m.d.sync += [busy.eq(1), done.eq(0), drain.eq(array.LATENCY + 1)]
+        with m.Elif(busy & (lanes_busy == 0)):
+            with m.If(drain == 0):
+                m.d.sync += [busy.eq(0), done.eq(1)]
+            with m.Else():
+                m.d.sync += drain.eq(drain - 1)
+
+        # Counters. Popcounts are registered once so a wide array does not lengthen the
+        # critical path; the drain above outlasts that delay.
+        counters = self.counters
+        executed = Signal(range(rows * cols + 1))
+        gated = Signal(range(rows * cols + 1))
+        tokens = Signal(range(cols + 1))
+        starved = Signal(range(cols + 1))
+        waiting = Signal(range(cols + 1))
+        counting = Signal()
+        m.d.sync += [
+            counting.eq(busy),
+            executed.eq(_popcount(array.executed)),
+            gated.eq(_popcount(array.gated)),
+            tokens.eq(_popcount(Cat(*(lane.tokens.valid for lane in lanes)))),
+            starved.eq(_popcount(Cat(*(lane.busy & ~lane.tokens.valid for lane in lanes)))),
+            waiting.eq(Mux(lanes_busy.any(), _popcount(~lanes_busy), 0)),
+        ]
+        with m.If(self.start & ~busy):
+            m.d.sync += [getattr(counters, name).eq(0) for name in
+                         ("cycles", "macs_executed", "macs_gated", "lane_busy", "stall_decoder",
+                          "stall_imbalance")]
+        with m.Else():
+            with m.If(busy):
+                m.d.sync += counters.cycles.eq(counters.cycles + 1)
+            with m.If(counting):
+                m.d.sync += [
+                    counters.macs_executed.eq(counters.macs_executed + executed),
+                    counters.macs_gated.eq(counters.macs_gated + gated),
+                    counters.lane_busy.eq(counters.lane_busy + tokens),
+                    counters.stall_decoder.eq(counters.stall_decoder + starved),
+                    counters.stall_imbalance.eq(counters.stall_imbalance + waiting),
+                ]
+        with m.If(self.act_write.en | self.entry_write.en | self.pointer_write.en):
+            m.d.sync += counters.load_cycles.eq(counters.load_cycles + 1)
+        return m

@@ -1,0 +1,159 @@
+"""Payload layouts shared by the gateware and the host harness.
+
+The harness packs and unpacks the flat Verilog ports with these same layouts, so the bit order is
+defined once.
+"""
+
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["token_layout", "csc_entry_layout", "job_layout", "counters_layout", "COUNTERS",
+           "pack", "unpack", "write_signature", "read_signature", "entry_layout_for"]
+
+
+def token_layout(config):
+    """One step of work for a PE column: a weight and where its activation lives.
+
+    Members
+    -------
+    act_addr : unsigned
+        Address of the activation in every PE's activation memory (M-tile base + k).
+    weight : signed(8)
+        The weight (zero only in dense/gate modes or in a bubble).
+    first : 1
+        First step of an output: the accumulator restarts.
+    last : 1
+        Last step of an output: the result is written to the PE's output memory.
+    bubble : 1
+        No multiply at all (an empty column in skip mode still writes its zero result).
+    out_addr : unsigned
+        Where the result goes in each PE's output memory.
+    rows : unsigned
+        Rows of the M-tile that hold real data; PEs below are idle (M not a multiple of rows).
+    """
+    return data.StructLayout({
+        "act_addr": unsigned(config.act_addr_bits),
+        "weight": signed(config.weight_width),
+        "first": 1,
+        "last": 1,
+        "bubble": 1,
+        "out_addr": unsigned(config.out_addr_bits),
+        "rows": unsigned(config.row_count_bits),
+    })
+
+
+def csc_entry_layout(config):
+    """One stored CSC nonzero: its row in W and its value."""
+    return data.StructLayout({
+        "row": unsigned(config.k_bits),
+        "value": signed(config.weight_width),
+    })
+
+
+def job_layout(config):
+    """What the host sets before pulsing start.
+
+    Members
+    -------
+    mode : 2
+        :class:`zeroskip.config.Mode`.
+    m_tiles : unsigned
+        M-tiles in this run.
+    k : unsigned
+        Reduction length K (1 .. max_k).
+    rows_last : unsigned
+        Valid rows in the last M-tile (1 .. rows).
+    lane_columns : array
+        Output columns assigned to each decoder lane.
+    """
+    return data.StructLayout({
+        "mode": 2,
+        "m_tiles": unsigned(config.tile_bits),
+        "k": unsigned(config.k_bits + 1),
+        "rows_last": unsigned(config.row_count_bits),
+        "lane_columns": data.ArrayLayout(unsigned(config.pointer_addr_bits), config.cols),
+    })
+
+
+#: Hardware counters, in port order. All count clock cycles or events of one run, except
+#: ``load_cycles``, which counts memory write beats since reset.
+COUNTERS = (
+    "cycles",           # start to done
+    "macs_executed",    # multiplier activations (PE-cycles)
+    "macs_gated",       # valid MACs whose multiplier was held because an operand was zero
+    "lane_busy",        # lane-cycles that delivered a token to a column
+    "stall_decoder",    # lane-cycles a column waited on its unfinished decoder
+    "stall_imbalance",  # lane-cycles a finished column waited for the other columns
+    "load_cycles",      # write beats on the memory load ports
+)
+
+
+def counters_layout(config):
+    return data.StructLayout({name: unsigned(config.counter_width) for name in COUNTERS})
+
+
+def pack(layout, value):
+    """Pack a nested dict/list/int ``value`` into an int laid out as ``layout``."""
+    return _pack_any(data.Layout.cast(layout), value)
+
+
+def _pack_any(shape, value):
+    if isinstance(shape, data.StructLayout):
+        result = 0
+        for name, field in shape:
+            result |= _pack_any(field.shape, value.get(name, 0)) << field.offset
+        return result
+    if isinstance(shape, data.ArrayLayout):
+        stride = _size(shape.elem_shape)
+        result = 0
+        for index, elem in enumerate(value):
+            result |= _pack_any(shape.elem_shape, elem) << (index * stride)
+        return result
+    return int(value) & ((1 << Shape.cast(shape).width) - 1)
+
+
+def unpack(layout, raw):
+    """Inverse of :func:`pack`: an int laid out as ``layout`` to nested dicts/lists/ints."""
+    layout = data.Layout.cast(layout)
+    if isinstance(layout, data.StructLayout):
+        return {name: _unpack_any(field.shape, raw >> field.offset) for name, field in layout}
+    if isinstance(layout, data.ArrayLayout):
+        stride = _size(layout.elem_shape)
+        return [_unpack_any(layout.elem_shape, raw >> (i * stride)) for i in range(layout.length)]
+    raise TypeError(f"Cannot unpack {layout!r}")
+
+
+def _size(shape):
+    if isinstance(shape, data.Layout):
+        return shape.size
+    return Shape.cast(shape).width
+
+
+def _unpack_any(shape, raw):
+    if isinstance(shape, data.Layout):
+        return unpack(shape, raw)
+    shape = Shape.cast(shape)
+    width = shape.width
+    raw &= (1 << width) - 1
+    if shape.signed and raw >> (width - 1):
+        raw -= 1 << width
+    return raw
+
+
+def write_signature(addr_bits, shape, *, mask=0):
+    """A memory write port as seen by the writer: ``en``, ``addr``, ``data`` (+ lane ``mask``)."""
+    members = {"en": Out(1), "addr": Out(unsigned(addr_bits)), "data": Out(shape)}
+    if mask:
+        members["mask"] = Out(mask)
+    return wiring.Signature(members)
+
+
+def read_signature(addr_bits, shape):
+    """A memory read port as seen by the reader: data follows ``addr`` one cycle later."""
+    return wiring.Signature({"addr": Out(unsigned(addr_bits)), "data": In(shape)})
+
+
+def entry_layout_for(config):
+    """The stored entry of ``config.fmt``."""
+    return {"csc": csc_entry_layout}[config.fmt](config)

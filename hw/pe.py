@@ -1,0 +1,146 @@
+"""The processing element: one output-stationary multiply-accumulate with its own activation
+buffer and result memory."""
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import Mode
+from .layouts import read_signature, token_layout, write_signature
+
+__all__ = ["ProcessingElement"]
+
+
+class ProcessingElement(wiring.Component):
+    """One PE of a column.
+
+    Tokens (a weight and the address of its activation) arrive from the PE above and leave,
+    one cycle later, to the PE below: weights are systolic down the column, outputs stationary.
+    Each PE reads the activation a token needs from its own activation buffer, which holds this
+    PE row's rows of A for every M-tile, so the columns never have to agree on which k they work
+    on. When a token closes an output, the result goes to the PE's own output memory.
+
+    Parameters
+    ----------
+    config : :class:`zeroskip.config.ArrayConfig`
+    row : int
+        Row of this PE in the array; rows at or beyond a token's ``rows`` are idle.
+
+    Members
+    -------
+    i : In(stream.Signature(token_layout, always_ready=True))
+        Tokens from the PE above (or the column's decoder).
+    o : Out(stream.Signature(token_layout, always_ready=True))
+        The same tokens, one cycle later.
+    mode : In(2)
+        :class:`zeroskip.config.Mode`; held stable during a run.
+    act_write : In(write_signature)
+        Loads the activation buffer.
+    result_read : In(read_signature)
+        Reads the output memory.
+    executed, gated : Out(1)
+        Per cycle: the multiplier fired / a valid MAC was gated because an operand was zero.
+    """
+
+    #: Cycles from a token at ``i`` to its result in the output memory.
+    LATENCY = 3
+
+    def __init__(self, config, row):
+        self._config = config
+        self._row = row
+        token = token_layout(config)
+        super().__init__({
+            "i": In(stream.Signature(token, always_ready=True)),
+            "o": Out(stream.Signature(token, always_ready=True)),
+            "mode": In(2),
+            "act_write": In(write_signature(config.act_addr_bits, signed(config.act_width))),
+            "result_read": In(read_signature(config.out_addr_bits, signed(config.acc_width))),
+            "executed": Out(1),
+            "gated": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def row(self):
+        return self._row
+
+    def elaborate(self, platform):
+        config = self._config
+        m = Module()
+
+        m.submodules.acts = acts = memory.Memory(
+            shape=signed(config.act_width), depth=config.act_depth, init=[])
+        m.submodules.results = results = memory.Memory(
+            shape=signed(config.acc_width), depth=config.out_depth, init=[])
+
+        act_wr = acts.write_port()
+        m.d.comb += [
+            act_wr.en.eq(self.act_write.en),
+            act_wr.addr.eq(self.act_write.addr),
+            act_wr.data.eq(self.act_write.data),
+        ]
+        result_rd = results.read_port()
+        m.d.comb += [
+            result_rd.addr.eq(self.result_read.addr),
+            self.result_read.data.eq(result_rd.data),
+        ]
+
+        # Stage 0: the token is at `i`; fetch its activation and pass the token down.
+        act_rd = acts.read_port()
+        m.d.comb += act_rd.addr.eq(self.i.payload.act_addr)
+        m.d.sync += [
+            self.o.valid.eq(self.i.valid),
+            self.o.payload.eq(self.i.payload),
+        ]
+
+        # Stage 1: the activation is here. Decide whether the multiplier fires; when it does
+        # not, its operand registers hold their value so it does not toggle.
+        token1 = self.o.payload
+        activation = act_rd.data
+        active = self.o.valid & ~token1.bubble & (self._row < token1.rows)
+        zero_operand = (activation == 0) | (token1.weight == 0)
+        fire = Signal()
+        m.d.comb += fire.eq(active & ((self.mode == Mode.DENSE) | ~zero_operand))
+        m.d.comb += [
+            self.executed.eq(fire),
+            self.gated.eq(active & ~fire),
+        ]
+
+        a_operand = Signal(signed(config.act_width))
+        w_operand = Signal(signed(config.weight_width))
+        fired = Signal()
+        valid2 = Signal()
+        first2 = Signal()
+        last2 = Signal()
+        out_addr2 = Signal(unsigned(config.out_addr_bits))
+        with m.If(fire):
+            m.d.sync += [a_operand.eq(activation), w_operand.eq(token1.weight)]
+        m.d.sync += [
+            fired.eq(fire),
+            valid2.eq(self.o.valid),
+            first2.eq(token1.first),
+            last2.eq(token1.last),
+            out_addr2.eq(token1.out_addr),
+        ]
+
+        # Stage 2: multiply-accumulate; a closing token writes its result.
+        accumulator = Signal(signed(config.acc_width))
+        product = Signal(signed(config.act_width + config.weight_width))
+        total = Signal(signed(config.acc_width))
+        m.d.comb += [
+            product.eq(a_operand * w_operand),
+            total.eq(Mux(first2, 0, accumulator) + Mux(fired, product, 0)),
+        ]
+        with m.If(valid2):
+            m.d.sync += accumulator.eq(total)
+
+        result_wr = results.write_port()
+        m.d.comb += [
+            result_wr.en.eq(valid2 & last2),
+            result_wr.addr.eq(out_addr2),
+            result_wr.data.eq(total),
+        ]
+        return m

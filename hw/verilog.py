@@ -1,0 +1,25 @@
+"""Verilog generation."""
+
+import re
+
+from amaranth.back import verilog
+
+from .accelerator import Accelerator
+
+__all__ = ["generate", "TOP_NAME"]
+
+TOP_NAME = "zeroskip_accel"
+
+# Yosys writes one `mem[i] = 0;` line per word of every memory. The host loads every word the
+# accelerator reads before it starts, so the initializers carry no information, and at simulation
+# sizes they make the Verilog tens of megabytes and slow every simulator's build.
+_MEMORY_INIT = re.compile(r"^ *initial begin\n(?: *\w+\[\d+\] = [^;\n]+;\n)+ *end\n",
+                          re.MULTILINE)
+
+
+def generate(config, *, strip_memory_init=True):
+    """Verilog text of the accelerator for ``config``; the top module is ``zeroskip_accel``."""
+    text = verilog.convert(Accelerator(config), name=TOP_NAME, emit_src=False)
+    if strip_memory_init:
+        text = _MEMORY_INIT.sub("", text)
+    return text

@@ -1,0 +1,207 @@
+"""The host compiler: tiles a GEMM onto the array and lays out the on-chip memories.
+
+Weights are static, so the balancing that a dynamic scheduler would do in hardware is done here,
+offline: every output column of W becomes a job whose cost is the number of tokens its decoder
+lane emits (its nonzeros in skip mode, K in dense and gate modes), and the jobs are spread over the
+``cols`` lanes by longest-processing-time-first list scheduling. Each lane then runs its own
+columns back to back for every M-tile, with no barrier between tiles, so a run costs the load of
+its busiest lane plus a fixed fill/drain.
+
+A GEMM larger than the memories of one run is split into several runs (column groups first, then
+M-tiles); their results are stitched together by :func:`assemble`.
+"""
+
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import Mode
+from . import model
+from .formats import csc
+
+__all__ = ["Run", "Program", "GemmTooLarge", "compile_gemm", "assign_columns", "column_costs",
+           "assemble"]
+
+
+class GemmTooLarge(ValueError):
+    """The GEMM cannot run on this configuration at all (K beyond the accumulator limit)."""
+
+
+@dataclass
+class Run:
+    """One start-to-done run of the accelerator, with its memory images.
+
+    Attributes
+    ----------
+    m_start : int
+        First row of A (and C) of this run.
+    m_tiles, rows_last : int
+        M-tiles in the run, valid rows in its last tile.
+    lane_columns : list of list of int
+        Output columns (indices into W's columns) of each lane, in execution order.
+    acts : ndarray of int8, (rows, m_tiles * K)
+        ``acts[r, t * K + k]`` = A[m_start + t * rows + r, k], zero for padding rows.
+    lane_rows, lane_values : list of ndarray
+        Each lane's compressed entries (row index, value), its columns concatenated.
+    lane_pointers : list of ndarray
+        Each lane's column end pointers, word 0 = 0.
+    tokens : list of int
+        Tokens each lane emits in this run (its decoder-limited work).
+    """
+    m_start: int
+    m_tiles: int
+    rows_last: int
+    lane_columns: list
+    acts: np.ndarray
+    lane_rows: list
+    lane_values: list
+    lane_pointers: list
+    tokens: list
+
+    def job(self, mode, k):
+        """The job register contents for this run (see :func:`zeroskip.hw.layouts.job_layout`)."""
+        return {
+            "mode": int(mode),
+            "m_tiles": self.m_tiles,
+            "k": k,
+            "rows_last": self.rows_last,
+            "lane_columns": [len(cols) for cols in self.lane_columns],
+        }
+
+
+@dataclass
+class Program:
+    """Everything the accelerator needs to compute one GEMM, and how to read it back."""
+    config: object
+    mode: Mode
+    shape: tuple  # (M, K, N)
+    runs: list = field(default_factory=list)
+
+    @property
+    def predicted_cycles(self):
+        """The analytical model's cycle count, summed over runs."""
+        return sum(model.run_cycles(self.config, run.tokens) for run in self.runs)
+
+
+def column_costs(weights, mode):
+    """Tokens a decoder lane spends on each output column."""
+    k, n = weights.shape
+    if Mode(mode) == Mode.SKIP:
+        # An empty column still costs one bubble token to write its zero result.
+        return np.maximum(np.count_nonzero(weights, axis=0), 1)
+    return np.full(n, k, dtype=np.int64)
+
+
+def assign_columns(costs, lanes):
+    """Longest-processing-time-first list scheduling of columns onto ``lanes``.
+
+    Returns, per lane, its column indices in increasing order.
+    """
+    order = sorted(range(len(costs)), key=lambda n: (-int(costs[n]), n))
+    heap = [(0, lane) for lane in range(lanes)]
+    assigned = [[] for _ in range(lanes)]
+    for n in order:
+        load, lane = heapq.heappop(heap)
+        assigned[lane].append(n)
+        heapq.heappush(heap, (load + int(costs[n]), lane))
+    return [sorted(cols) for cols in assigned]
+
+
+def _lane_streams(matrix, lane_columns):
+    rows, values, pointers = [], [], []
+    for cols in lane_columns:
+        r = [matrix.column(n)[0] for n in cols]
+        v = [matrix.column(n)[1] for n in cols]
+        lengths = [len(x) for x in r]
+        rows.append(np.concatenate(r) if r else np.zeros(0, np.int64))
+        values.append(np.concatenate(v) if v else np.zeros(0, np.int8))
+        pointers.append(np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]))
+    return rows, values, pointers
+
+
+def _column_groups(config, costs, nnz, columns):
+    """Split ``columns`` until each group's lane schedule fits the lane memories."""
+    lanes = assign_columns(costs[columns], config.cols)
+    lanes = [[columns[i] for i in lane] for lane in lanes]
+    fits = all(len(lane) <= config.pointer_depth - 1 and
+               int(nnz[lane].sum()) <= config.weight_depth for lane in lanes)
+    if fits:
+        return [lanes]
+    if len(columns) == 1:
+        raise GemmTooLarge(f"one column of W does not fit the lane memory of this "
+                           f"configuration ({config.weight_depth} entries)")
+    half = len(columns) // 2
+    return (_column_groups(config, costs, nnz, columns[:half]) +
+            _column_groups(config, costs, nnz, columns[half:]))
+
+
+def compile_gemm(acts, weights, config, mode=Mode.SKIP):
+    """Compile ``acts @ weights`` for ``config`` in ``mode``.
+
+    Raises
+    ------
+    GemmTooLarge
+        If K exceeds ``config.max_k``.
+    """
+    mode = Mode(mode)
+    acts = np.asarray(acts, dtype=np.int8)
+    weights = np.asarray(weights, dtype=np.int8)
+    m, k = acts.shape
+    k_w, n = weights.shape
+    if k != k_w:
+        raise ValueError(f"inner dimensions differ: A is {m}x{k}, W is {k_w}x{n}")
+    if k > config.max_k:
+        raise GemmTooLarge(f"K = {k} exceeds this configuration's limit of {config.max_k} "
+                           f"(int32 accumulators, activation memory)")
+    rows = config.rows
+    matrix = csc.encode(weights)
+    costs = column_costs(weights, mode)
+    nnz = np.count_nonzero(weights, axis=0)
+
+    program = Program(config=config, mode=mode, shape=(m, k, n))
+    total_tiles = -(-m // rows)
+    for lane_columns in _column_groups(config, costs, nnz, np.arange(n)):
+        lane_rows, lane_values, lane_pointers = _lane_streams(matrix, lane_columns)
+        most_columns = max(len(cols) for cols in lane_columns)
+        tiles_per_run = min(config.act_depth // k, config.out_depth // max(most_columns, 1))
+        if tiles_per_run < 1:
+            raise GemmTooLarge("the output memory cannot hold one M-tile of this schedule")
+        lane_cost = [int(costs[cols].sum()) for cols in lane_columns]
+        for tile0 in range(0, total_tiles, tiles_per_run):
+            tiles = min(tiles_per_run, total_tiles - tile0)
+            m_start = tile0 * rows
+            m_rows = min(tiles * rows, m - m_start)
+            image = np.zeros((tiles * rows, k), dtype=np.int8)
+            image[:m_rows] = acts[m_start:m_start + m_rows]
+            # row r of tile t lives in PE row r at address t*K + k
+            image = image.reshape(tiles, rows, k).transpose(1, 0, 2).reshape(rows, tiles * k)
+            program.runs.append(Run(
+                m_start=m_start, m_tiles=tiles, rows_last=m_rows - (tiles - 1) * rows,
+                lane_columns=[list(map(int, cols)) for cols in lane_columns],
+                acts=np.ascontiguousarray(image),
+                lane_rows=lane_rows, lane_values=lane_values, lane_pointers=lane_pointers,
+                tokens=[tiles * cost for cost in lane_cost]))
+    return program
+
+
+def assemble(program, results):
+    """Stitch the per-run result memories into C.
+
+    ``results[i][c]`` is an int array ``(rows, jobs)`` read from PE column ``c`` of run ``i``:
+    job ``t * len(lane_columns[c]) + j`` holds output column ``lane_columns[c][j]`` of tile ``t``.
+    """
+    m, _, n = program.shape
+    rows = program.config.rows
+    out = np.zeros((m, n), dtype=np.int32)
+    for run, run_results in zip(program.runs, results):
+        for cols, lane_result in zip(run.lane_columns, run_results):
+            if not cols:
+                continue
+            lane_result = np.asarray(lane_result, dtype=np.int64).reshape(
+                rows, run.m_tiles, len(cols))
+            # (row r, tile t, column j) -> C[m_start + t*rows + r, cols[j]]
+            block = lane_result.transpose(1, 0, 2).reshape(run.m_tiles * rows, len(cols))
+            valid = min(run.m_tiles * rows, m - run.m_start)
+            out[run.m_start:run.m_start + valid, cols] = block[:valid]
+    return out

@@ -1,0 +1,21 @@
+"""The analytical cycle model: what the RTL's cycle counter must read, without simulating it.
+
+A run costs the token count of its busiest decoder lane (lanes never wait on each other until the
+end) plus a fixed fill/drain:
+
+- 1 cycle for ``start`` to reach the lanes, 1 for the first token to be registered;
+- ``rows - 1`` cycles for the last token to walk down its column, and the PE's 3-stage
+  fetch/multiply/accumulate pipeline to write the last result;
+- 2 cycles of margin for the registered counters and ``done``.
+"""
+
+__all__ = ["run_cycles", "fill_drain_cycles"]
+
+
+def fill_drain_cycles(config):
+    return config.rows + 5
+
+
+def run_cycles(config, lane_tokens):
+    """Cycles of one run whose lanes emit ``lane_tokens`` tokens each."""
+    return max(lane_tokens) + fill_drain_cycles(config)

@@ -1,0 +1,166 @@
+"""The array configuration: the single source of truth for the gateware, the host compiler, the
+simulator runners and the tests.
+
+Every width, depth and limit that the hardware and the host must agree on is derived here, so a
+change of configuration can never leave the two disagreeing.
+"""
+
+import enum
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+
+__all__ = ["Mode", "FORMATS", "ArrayConfig", "INT8_MIN", "INT8_MAX", "bits_for"]
+
+INT8_MIN, INT8_MAX = -128, 127
+
+#: Compressed-weight formats this generator has hardware decoders for.
+FORMATS = ("csc",)
+
+
+class Mode(enum.IntEnum):
+    """Run-time execution mode of the array (one array, one switch).
+
+    DENSE
+        Every multiply-accumulate executes, zero operands included: the baseline.
+    GATE
+        The same cycles as DENSE, but a MAC with a zero operand does not toggle the multiplier.
+    SKIP
+        Zero weights cost no cycle (and zero activations are gated).
+    """
+    DENSE = 0
+    GATE = 1
+    SKIP = 2
+
+
+def bits_for(count):
+    """Bits needed to hold the values ``0 .. count - 1`` (at least 1)."""
+    return max(1, (count - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """Parameters of one generated accelerator.
+
+    Parameters
+    ----------
+    rows : int
+        PE rows. Each row holds a different output row (M dimension) of the current M-tile.
+    cols : int
+        PE columns, one compressed-weight decoder lane each. Each column works through its own
+        list of output columns (N dimension) at its own pace.
+    fmt : str
+        Compressed-weight format of the decoders (one of :data:`FORMATS`).
+    max_k : int
+        Largest reduction length K the tool accepts. Bounded so the accumulators never overflow.
+    act_depth : int
+        Activation words per PE (M-tiles × K of one run).
+    weight_depth : int
+        Compressed entries per decoder lane.
+    pointer_depth : int
+        Column pointers per decoder lane (output columns per lane + 1).
+    out_depth : int
+        Results per PE (M-tiles × output columns per lane of one run).
+    """
+    rows: int = 8
+    cols: int = 8
+    fmt: str = "csc"
+    max_k: int = 4096
+    act_depth: int = 8192
+    weight_depth: int = 8448
+    pointer_depth: int = 257
+    out_depth: int = 2048
+
+    act_width = 8     # int8 activations
+    weight_width = 8  # int8 weights
+    acc_width = 32    # int32 accumulators and results
+    counter_width = 48
+
+    def __post_init__(self):
+        for name in ("rows", "cols", "max_k", "act_depth", "weight_depth", "out_depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.pointer_depth, int) or self.pointer_depth < 2:
+            raise TypeError(f"pointer_depth must be an integer >= 2, not {self.pointer_depth!r}")
+        if self.fmt not in FORMATS:
+            raise ValueError(f"Format must be one of {', '.join(FORMATS)}, not {self.fmt!r}")
+        # |-128 * -128| = 2**14 per product: K products must fit a signed accumulator.
+        if self.max_k * 2 ** 14 > 2 ** (self.acc_width - 1) - 1:
+            raise ValueError(f"max_k {self.max_k} could overflow the {self.acc_width}-bit "
+                             f"accumulators")
+        if self.max_k > self.act_depth:
+            raise ValueError(f"max_k {self.max_k} exceeds the activation depth "
+                             f"{self.act_depth}")
+
+    @classmethod
+    def for_capacity(cls, rows=8, cols=8, *, m=256, k=256, n=256, fmt="csc", max_k=4096):
+        """A configuration whose memories hold an ``m × k × n`` GEMM in a single run.
+
+        Larger GEMMs still run: the host splits them into several runs.
+        """
+        m_tiles = -(-m // rows)
+        lane_columns = -(-n // cols)
+        return cls(rows=rows, cols=cols, fmt=fmt, max_k=max_k,
+                   act_depth=max(m_tiles * k, max_k),
+                   # a balanced schedule exceeds the mean lane load by at most one column
+                   weight_depth=lane_columns * k + k,
+                   pointer_depth=n + 1,
+                   # skewed columns can put up to about twice the mean column count on a lane
+                   out_depth=m_tiles * 2 * lane_columns)
+
+    # Derived widths -------------------------------------------------------------------------
+
+    @property
+    def pe_count(self):
+        return self.rows * self.cols
+
+    @property
+    def k_bits(self):
+        """Width of a row index into W (0 .. max_k - 1)."""
+        return bits_for(self.max_k)
+
+    @property
+    def act_addr_bits(self):
+        return bits_for(self.act_depth)
+
+    @property
+    def weight_addr_bits(self):
+        # one more value than the depth: a lane pointer may point one past the last entry
+        return bits_for(self.weight_depth + 1)
+
+    @property
+    def pointer_addr_bits(self):
+        return bits_for(self.pointer_depth)
+
+    @property
+    def out_addr_bits(self):
+        return bits_for(self.out_depth)
+
+    @property
+    def tile_bits(self):
+        """Width of an M-tile count (1 .. act_depth)."""
+        return bits_for(self.act_depth + 1)
+
+    @property
+    def row_count_bits(self):
+        return bits_for(self.rows + 1)
+
+    # Identity -------------------------------------------------------------------------------
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+    def digest(self):
+        """A short stable hash naming this configuration (build caches key on it)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def name(self):
+        return f"{self.rows}x{self.cols}-{self.fmt}-{self.digest()}"
+
+    def with_(self, **changes):
+        return replace(self, **changes)
