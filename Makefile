@@ -1,0 +1,30 @@
+# zeroskip — every target sets up its own virtual environment on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ROWS   ?= 8
+COLS   ?= 8
+FORMAT ?= csc
+OUT    ?= build
+JOBS   ?= auto
+
+.PHONY: setup test verilog demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,demo]"
+	touch $@
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) tb
+
+verilog: $(STAMP)
+	mkdir -p $(OUT)
+	$(VENV)/bin/zeroskip verilog --rows $(ROWS) --cols $(COLS) --format $(FORMAT) -o $(OUT)/accel.v
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,65 @@
+"""Loading and validating user operands. Anything that is not what it should be raises
+:class:`BadInput` with one line naming the problem."""
+
+import zipfile
+
+import numpy as np
+
+from ..config import INT8_MAX, INT8_MIN
+
+__all__ = ["BadInput", "load_int8_matrix", "check_int8_matrix", "check_gemm_operands"]
+
+
+class BadInput(ValueError):
+    """User input that the tool rejects (exit status 2)."""
+
+
+def check_int8_matrix(array, name):
+    """Return ``array`` as an int8 matrix, or raise :class:`BadInput` saying what is wrong."""
+    if not isinstance(array, np.ndarray):
+        raise BadInput(f"{name}: expected a NumPy array, got {type(array).__name__}")
+    if array.dtype.kind not in "iu":
+        raise BadInput(f"{name}: expected an integer array, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise BadInput(f"{name}: expected a 2-D matrix, got {array.ndim}-D with shape "
+                       f"{array.shape}")
+    if 0 in array.shape:
+        raise BadInput(f"{name}: empty matrix of shape {array.shape}")
+    lo, hi = int(array.min()), int(array.max())
+    if lo < INT8_MIN or hi > INT8_MAX:
+        bad = lo if lo < INT8_MIN else hi
+        where = np.argwhere(array == bad)[0]
+        raise BadInput(f"{name}: value {bad} at {tuple(int(i) for i in where)} is outside "
+                       f"int8 [{INT8_MIN}, {INT8_MAX}]")
+    return array.astype(np.int8)
+
+
+def load_int8_matrix(path, name):
+    """Load a ``.npy`` file holding a 2-D integer matrix with int8 values."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise BadInput(f"{name}: no such file: {path}") from None
+    except IsADirectoryError:
+        raise BadInput(f"{name}: {path} is a directory, not a .npy file") from None
+    except PermissionError:
+        raise BadInput(f"{name}: cannot read {path}: permission denied") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInput(f"{name}: {path} is not a valid .npy file ({detail})") from None
+    if isinstance(array, np.lib.npyio.NpzFile):
+        array.close()
+        raise BadInput(f"{name}: {path} is an .npz archive; expected a single .npy matrix")
+    return check_int8_matrix(array, name)
+
+
+def check_gemm_operands(acts, weights, max_k):
+    """Check that ``acts @ weights`` is a GEMM the tool accepts."""
+    m, k = acts.shape
+    k_w, n = weights.shape
+    if k != k_w:
+        raise BadInput(f"inner dimensions differ: activations are {m}x{k} but weights are "
+                       f"{k_w}x{n}")
+    if k > max_k:
+        raise BadInput(f"K = {k} exceeds the accepted limit of {max_k} (the int32 "
+                       f"accumulators and activation buffers are sized for it)")

@@ -1,0 +1,171 @@
+"""The ``zeroskip`` command.
+
+Exit status: 0 done; 2 bad input (one line on stderr naming the problem); 1 internal failure.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .config import FORMATS, ArrayConfig, Mode
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+MAX_ARRAY_SIDE = 16
+
+
+class BadUsage(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage before its error; our contract is one clear line.
+    def error(self, message):
+        raise BadUsage(f"{self.prog}: {message}")
+
+
+def _array_side(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= MAX_ARRAY_SIDE:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_ARRAY_SIDE}, got {value}")
+    return value
+
+
+def _add_array_options(parser):
+    parser.add_argument("--rows", type=_array_side, default=8, help="PE rows (default 8)")
+    parser.add_argument("--cols", type=_array_side, default=8, help="PE columns (default 8)")
+    parser.add_argument("--format", choices=FORMATS, default="csc",
+                        help="compressed-weight format (default csc)")
+
+
+def _parser():
+    parser = _Parser(prog="zeroskip", description="Zero-skipping sparse GEMM accelerator "
+                     "generator: generate Verilog, simulate it, measure what sparsity buys.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    gemm = sub.add_parser("gemm", help="run one GEMM on the generated RTL in simulation")
+    gemm.add_argument("--acts", required=True, metavar="A.npy", help="int8 activations M×K")
+    gemm.add_argument("--weights", required=True, metavar="W.npy", help="int8 weights K×N")
+    gemm.add_argument("--out", required=True, metavar="C.npy", help="int32 result M×N")
+    gemm.add_argument("--report", metavar="report.json", help="write the JSON report here")
+    _add_array_options(gemm)
+    gemm.add_argument("--mode", choices=[m.name.lower() for m in Mode], default="skip")
+    gemm.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    gemm.add_argument("--waves", metavar="trace.fst", help="dump a waveform of the run")
+
+    verilog = sub.add_parser("verilog", help="write the accelerator's Verilog")
+    _add_array_options(verilog)
+    verilog.add_argument("-o", "--output", required=True, metavar="accel.v")
+    return parser
+
+
+def _check_writable(path, what):
+    from .sim.loaders import BadInput
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise BadInput(f"{what}: directory {parent} does not exist")
+    if Path(path).is_dir():
+        raise BadInput(f"{what}: {path} is a directory")
+    if not os.access(parent, os.W_OK):
+        raise BadInput(f"{what}: cannot write to {parent}")
+
+
+def _write_atomically(path, write):
+    """Write via a temporary file in the same folder, so a failure leaves no partial output."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _gemm(args):
+    import numpy as np
+
+    from .sim import golden
+    from .sim.compiler import assemble, compile_gemm
+    from .sim.loaders import check_gemm_operands, load_int8_matrix
+    from .sim.report import gemm_report
+    from .sim.runner import run_program
+
+    for path, what in ((args.out, "--out"), (args.report, "--report"), (args.waves, "--waves")):
+        if path is not None:
+            _check_writable(path, what)
+    acts = load_int8_matrix(args.acts, "--acts")
+    weights = load_int8_matrix(args.weights, "--weights")
+    config = ArrayConfig.for_capacity(args.rows, args.cols, fmt=args.format)
+    check_gemm_operands(acts, weights, config.max_k)
+
+    mode = Mode[args.mode.upper()]
+    program = compile_gemm(acts, weights, config, mode)
+    rtl = run_program(program, args.sim, waves=args.waves)
+    result = assemble(program, rtl.results)
+    expected = golden.gemm(acts, weights)
+    if not np.array_equal(result, expected):
+        wrong = int(np.count_nonzero(result != expected))
+        raise RuntimeError(f"the RTL result differs from the golden model in {wrong} of "
+                           f"{expected.size} outputs")
+    report = gemm_report(program, weights, rtl, args.sim)
+    report["matches_golden"] = True
+
+    def save(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a name
+            np.save(f, result)
+    _write_atomically(args.out, save)
+    if args.report:
+        _write_atomically(args.report, lambda tmp: Path(tmp).write_text(
+            json.dumps(report, indent=2) + "\n"))
+    print(f"{args.mode}: {report['cycles']} cycles (ideal {report['ideal_cycles']}, "
+          f"fraction of ideal {report['fraction_of_ideal']}), "
+          f"{report['macs_executed']} MACs executed, {report['macs_gated']} gated; "
+          f"result matches NumPy -> {args.out}")
+
+
+def _verilog(args):
+    from .hw.verilog import generate
+    _check_writable(args.output, "-o")
+    config = ArrayConfig.for_capacity(args.rows, args.cols, fmt=args.format)
+    text = generate(config)
+    _write_atomically(args.output, lambda tmp: Path(tmp).write_text(text))
+    print(f"wrote {args.output}: {config.rows}x{config.cols} PEs, {config.fmt} decoders")
+
+
+COMMANDS = {"gemm": _gemm, "verilog": _verilog}
+
+
+def main(argv=None):
+    from .sim.loaders import BadInput
+    try:
+        args = _parser().parse_args(argv)
+        COMMANDS[args.command](args)
+    except (BadUsage, BadInput) as exc:
+        print(f"zeroskip: error: {str(exc).splitlines()[0]}"
+              if not str(exc).startswith("zeroskip") else str(exc).splitlines()[0],
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("zeroskip: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # an internal failure still gets one line, not a traceback
+        if os.environ.get("ZEROSKIP_DEBUG"):
+            raise
+        print(f"zeroskip: internal error: {type(exc).__name__}: "
+              f"{(str(exc).splitlines() or [''])[0]}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
