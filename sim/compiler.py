@@ -21,7 +21,7 @@ from . import model
 from .formats import csc
 
 __all__ = ["Run", "Program", "GemmTooLarge", "compile_gemm", "assign_columns", "column_costs",
-           "assemble"]
+           "assemble", "lane_tokens"]
 
 
 class GemmTooLarge(ValueError):
@@ -205,3 +205,38 @@ def assemble(program, results):
             valid = min(run.m_tiles * rows, m - run.m_start)
             out[run.m_start:run.m_start + valid, cols] = block[:valid]
     return out
+
+
+def lane_tokens(run, lane, mode, k, rows):
+    """The token stream a decoder lane must emit for ``run`` (the decoder's specification).
+
+    Returns a list of dicts with the members of :func:`zeroskip.hw.layouts.token_layout`.
+    """
+    mode = Mode(mode)
+    columns = run.lane_columns[lane]
+    pointers = run.lane_pointers[lane]
+    tokens = []
+    out_addr = 0
+    for tile in range(run.m_tiles):
+        tile_rows = run.rows_last if tile == run.m_tiles - 1 else rows
+        base = tile * k
+        for j in range(len(columns)):
+            lo, hi = int(pointers[j]), int(pointers[j + 1])
+            stored = dict(zip(run.lane_rows[lane][lo:hi].tolist(),
+                              run.lane_values[lane][lo:hi].tolist()))
+            common = {"out_addr": out_addr, "rows": tile_rows}
+            if mode != Mode.SKIP:
+                for row in range(k):
+                    tokens.append({"act_addr": base + row, "weight": stored.get(row, 0),
+                                   "first": int(row == 0), "last": int(row == k - 1),
+                                   "bubble": 0, **common})
+            elif not stored:
+                tokens.append({"act_addr": base, "weight": 0, "first": 1, "last": 1,
+                               "bubble": 1, **common})
+            else:
+                for i, (row, value) in enumerate(stored.items()):
+                    tokens.append({"act_addr": base + row, "weight": value,
+                                   "first": int(i == 0), "last": int(i == len(stored) - 1),
+                                   "bubble": 0, **common})
+            out_addr += 1
+    return tokens

@@ -11,15 +11,14 @@ import os
 import pickle
 import shutil
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SIMULATORS", "SimulatorMissing", "RunResult", "build", "run_program",
-           "verilator_environment"]
+__all__ = ["SIMULATORS", "SimulatorMissing", "RunResult", "build", "build_accelerator",
+           "run_cocotb", "run_program", "verilator_environment"]
 
 SIMULATORS = ("verilator", "icarus")
 HARNESS = "zeroskip.sim.harness"
@@ -87,25 +86,79 @@ def _locked(path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def build(config, sim, *, waves=False):
-    """Build (or reuse) the simulation of ``config`` on ``sim``; returns its build folder."""
+def build(sim, name, generate, toplevel, *, waves=False):
+    """Build (or reuse) a simulation of the Verilog text ``generate()`` on ``sim``.
+
+    ``name`` must identify the design (configuration included); returns the build folder.
+    """
     runner = _prepare(sim)
-    build_dir = cache_root() / f"{sim}-{config.name()}{'-waves' if waves else ''}"
+    build_dir = cache_root() / f"{sim}-{name}{'-waves' if waves else ''}"
     with _locked(build_dir):
         if (build_dir / "complete").exists():
             return build_dir
-        from ..hw.verilog import TOP_NAME, generate
-        source = build_dir / "accel.v"
-        source.write_text(generate(config))
+        source = build_dir / f"{toplevel}.v"
+        source.write_text(generate())
         args = list(VERILATOR_ARGS) if sim == "verilator" else []
         if sim == "verilator" and waves:
             args += ["--trace-fst", "--trace-structs"]
-        runner.build(verilog_sources=[source], hdl_toplevel=TOP_NAME, build_dir=build_dir,
-                     build_args=args,
-                     timescale=TIMESCALE, waves=(waves and sim == "icarus"), always=True,
-                     log_file=build_dir / "build.log")
+        runner.build(verilog_sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=args, timescale=TIMESCALE, waves=(waves and sim == "icarus"),
+                     always=True, log_file=build_dir / "build.log")
         (build_dir / "complete").write_text("ok\n")
     return build_dir
+
+
+def accelerator_verilog(config):
+    """The accelerator's Verilog, generated once per configuration and shared by simulators."""
+    from ..hw.verilog import generate
+    folder = cache_root() / "verilog"
+    path = folder / f"{config.name()}.v"
+    with _locked(folder):
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(generate(config))
+            os.replace(tmp, path)
+    return path.read_text()
+
+
+def build_accelerator(config, sim, *, waves=False):
+    from ..hw.verilog import TOP_NAME
+    return build(sim, config.name(), lambda: accelerator_verilog(config), TOP_NAME, waves=waves)
+
+
+def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None):
+    """Run cocotb ``test_module`` on a build, handing it ``job`` (pickled, ``ZEROSKIP_JOB``);
+    returns what it pickled to ``ZEROSKIP_RESULT``. A failing test raises RuntimeError with the
+    tail of the simulator log."""
+    runner = _prepare(sim)
+    with tempfile.TemporaryDirectory(prefix="zeroskip-") as tmp:
+        tmp = Path(tmp)
+        with open(tmp / "job.pkl", "wb") as f:
+            pickle.dump(job, f)
+        env = {"ZEROSKIP_JOB": str(tmp / "job.pkl"), "ZEROSKIP_RESULT": str(tmp / "out.pkl")}
+        test_args, plusargs = [], []
+        if waves is not None and sim == "verilator":
+            test_args = ["--trace", "--trace-file", str(Path(waves).resolve())]
+        elif waves is not None:
+            plusargs = [f"+dumpfile_path={Path(waves).resolve()}"]
+        log = tmp / "sim.log"
+
+        def tail():
+            return log.read_text(errors="replace")[-4000:] if log.exists() else ""
+        try:
+            results_xml = runner.test(
+                test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                build_dir=build_dir, test_dir=tmp, extra_env=env, timescale=TIMESCALE,
+                waves=(waves is not None and sim == "icarus"), test_args=test_args,
+                plusargs=plusargs, log_file=log, results_xml=str(tmp / "results.xml"))
+        except (RuntimeError, SystemExit) as exc:
+            raise RuntimeError(f"simulation failed ({exc}):\n{tail()}") from None
+        from cocotb_tools.runner import get_results
+        tests, failed = get_results(results_xml)
+        if failed or not (tmp / "out.pkl").exists():
+            raise RuntimeError(f"{failed} of {tests} cocotb tests failed:\n{tail()}")
+        with open(tmp / "out.pkl", "rb") as f:
+            return pickle.load(f)
 
 
 @dataclass
@@ -163,8 +216,7 @@ def run_program(program, sim="verilator", *, waves=None, timeout_factor=4):
     from . import model
 
     config = program.config
-    runner = _prepare(sim)
-    build_dir = build(config, sim, waves=waves is not None)
+    build_dir = build_accelerator(config, sim, waves=waves is not None)
     _, k, _ = program.shape
     runs = []
     for run in program.runs:
@@ -176,33 +228,8 @@ def run_program(program, sim="verilator", *, waves=None, timeout_factor=4):
             "jobs": [run.m_tiles * len(cols) for cols in run.lane_columns],
             "timeout_cycles": timeout_factor * predicted + 1000,
         })
-
     from ..hw.verilog import TOP_NAME
-    with tempfile.TemporaryDirectory(prefix="zeroskip-") as tmp:
-        tmp = Path(tmp)
-        with open(tmp / "job.pkl", "wb") as f:
-            pickle.dump({"runs": runs}, f)
-        env = {"ZEROSKIP_JOB": str(tmp / "job.pkl"), "ZEROSKIP_RESULT": str(tmp / "out.pkl")}
-        test_args, plusargs = [], []
-        if waves is not None and sim == "verilator":
-            test_args = ["--trace", "--trace-file", str(Path(waves).resolve())]
-        elif waves is not None:
-            plusargs = [f"+dumpfile_path={Path(waves).resolve()}"]
-        try:
-            runner.test(test_module=HARNESS, hdl_toplevel=TOP_NAME, hdl_toplevel_lang="verilog",
-                        build_dir=build_dir,
-                        test_dir=tmp, extra_env=env, timescale=TIMESCALE,
-                        waves=(waves is not None and sim == "icarus"), test_args=test_args,
-                        plusargs=plusargs, log_file=tmp / "sim.log",
-                        results_xml=str(tmp / "results.xml"))
-        except (RuntimeError, SystemExit) as exc:
-            log = (tmp / "sim.log").read_text(errors="replace")[-4000:]
-            raise RuntimeError(f"simulation failed ({exc}):\n{log}") from None
-        if not (tmp / "out.pkl").exists():
-            log = (tmp / "sim.log").read_text(errors="replace")[-4000:]
-            raise RuntimeError(f"the simulation produced no result:\n{log}")
-        with open(tmp / "out.pkl", "rb") as f:
-            out = pickle.load(f)
+    out = run_cocotb(sim, build_dir, TOP_NAME, HARNESS, {"runs": runs}, waves=waves)
 
     layout = counters_layout(config)
     results, counters = [], []

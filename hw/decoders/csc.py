@@ -138,7 +138,7 @@ class CSCDecoder(wiring.Component):
                     m.d.comb += entry_next.eq(entry + 1)
             with m.Else():
                 m.d.comb += [
-                    emit_row.eq(stored.row),
+                    emit_row.eq(Mux(column_empty, 0, stored.row)),
                     column_done.eq(column_empty | (entry + 1 == column_end)),
                 ]
                 m.d.sync += [
