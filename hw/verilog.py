@@ -6,7 +6,7 @@ from amaranth.back import verilog
 
 from .accelerator import Accelerator
 
-__all__ = ["generate", "TOP_NAME"]
+__all__ = ["generate", "convert", "TOP_NAME"]
 
 TOP_NAME = "zeroskip_accel"
 
@@ -17,9 +17,11 @@ _MEMORY_INIT = re.compile(r"^ *initial begin\n(?: *\w+\[\d+\] = [^;\n]+;\n)+ *en
                           re.MULTILINE)
 
 
-def generate(config, *, strip_memory_init=True):
+def convert(component, name):
+    """Verilog text of any of our components, without memory initializers."""
+    return _MEMORY_INIT.sub("", verilog.convert(component, name=name, emit_src=False))
+
+
+def generate(config):
     """Verilog text of the accelerator for ``config``; the top module is ``zeroskip_accel``."""
-    text = verilog.convert(Accelerator(config), name=TOP_NAME, emit_src=False)
-    if strip_memory_init:
-        text = _MEMORY_INIT.sub("", text)
-    return text
+    return convert(Accelerator(config), TOP_NAME)

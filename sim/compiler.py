@@ -136,8 +136,12 @@ def _column_groups(config, costs, nnz, columns):
             _column_groups(config, costs, nnz, columns[half:]))
 
 
-def compile_gemm(acts, weights, config, mode=Mode.SKIP):
+def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=True):
     """Compile ``acts @ weights`` for ``config`` in ``mode``.
+
+    In skip mode an all-zero column of W is known offline to give an all-zero column of C, so
+    by default it is not scheduled at all (the decoder could handle it, at one bubble token per
+    column and M-tile) and :func:`assemble` fills it in.
 
     Raises
     ------
@@ -161,7 +165,10 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP):
 
     program = Program(config=config, mode=mode, shape=(m, k, n))
     total_tiles = -(-m // rows)
-    for lane_columns in _column_groups(config, costs, nnz, np.arange(n)):
+    columns = np.arange(n)
+    if mode == Mode.SKIP and drop_empty_columns:
+        columns = columns[nnz > 0]
+    for lane_columns in _column_groups(config, costs, nnz, columns):
         lane_rows, lane_values, lane_pointers = _lane_streams(matrix, lane_columns)
         most_columns = max(len(cols) for cols in lane_columns)
         tiles_per_run = min(config.act_depth // k, config.out_depth // max(most_columns, 1))

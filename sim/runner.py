@@ -101,7 +101,7 @@ def build(sim, name, generate, toplevel, *, waves=False):
         args = list(VERILATOR_ARGS) if sim == "verilator" else []
         if sim == "verilator" and waves:
             args += ["--trace-fst", "--trace-structs"]
-        runner.build(verilog_sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
+        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
                      build_args=args, timescale=TIMESCALE, waves=(waves and sim == "icarus"),
                      always=True, log_file=build_dir / "build.log")
         (build_dir / "complete").write_text("ok\n")
