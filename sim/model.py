@@ -3,19 +3,23 @@
 A run costs the token count of its busiest decoder lane (lanes never wait on each other until the
 end) plus a fixed fill/drain:
 
-- 1 cycle for ``start`` to reach the lanes, 1 for the first token to be registered;
-- ``rows - 1`` cycles for the last token to walk down its column, and the PE's 3-stage
+- 1 cycle for a lane to register its first token (none when no lane has work);
+- ``rows - 1`` cycles for the last token to walk down its column and the PE's 3-stage
   fetch/multiply/accumulate pipeline to write the last result;
-- 2 cycles of margin for the registered counters and ``done``.
+- 2 cycles for the registered counters and ``done``.
 """
 
 __all__ = ["run_cycles", "fill_drain_cycles"]
 
 
 def fill_drain_cycles(config):
+    """Cycles of a run beyond its busiest lane's tokens."""
     return config.rows + 5
 
 
 def run_cycles(config, lane_tokens):
     """Cycles of one run whose lanes emit ``lane_tokens`` tokens each."""
-    return max(lane_tokens) + fill_drain_cycles(config)
+    busiest = max(lane_tokens, default=0)
+    if busiest == 0:
+        return fill_drain_cycles(config) - 1
+    return busiest + fill_drain_cycles(config)

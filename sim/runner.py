@@ -6,6 +6,7 @@ one build.
 """
 
 import fcntl
+import hashlib
 import logging
 import os
 import pickle
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["SIMULATORS", "SimulatorMissing", "RunResult", "build", "build_accelerator",
-           "run_cocotb", "run_program", "verilator_environment"]
+           "run_cocotb", "run_program", "run_programs", "verilator_environment", "act_beats", "weight_beats",
+           "result_words_to_array"]
 
 SIMULATORS = ("verilator", "icarus")
 HARNESS = "zeroskip.sim.harness"
@@ -33,6 +35,18 @@ class SimulatorMissing(RuntimeError):
 
 def cache_root():
     return Path(os.environ.get("ZEROSKIP_CACHE", Path.home() / ".cache" / "zeroskip"))
+
+
+def gateware_digest():
+    """Hash of the gateware sources and the Amaranth version: a cached build is reused only if
+    both the configuration and the code that generates it are unchanged."""
+    import amaranth
+    from .. import config, hw
+    digest = hashlib.sha256(amaranth.__version__.encode())
+    folder = Path(hw.__file__).parent
+    for path in sorted(folder.rglob("*.py")) + [Path(config.__file__)]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def verilator_environment():
@@ -92,7 +106,7 @@ def build(sim, name, generate, toplevel, *, waves=False):
     ``name`` must identify the design (configuration included); returns the build folder.
     """
     runner = _prepare(sim)
-    build_dir = cache_root() / f"{sim}-{name}{'-waves' if waves else ''}"
+    build_dir = cache_root() / f"{sim}-{name}-{gateware_digest()}{'-waves' if waves else ''}"
     with _locked(build_dir):
         if (build_dir / "complete").exists():
             return build_dir
@@ -112,7 +126,7 @@ def accelerator_verilog(config):
     """The accelerator's Verilog, generated once per configuration and shared by simulators."""
     from ..hw.verilog import generate
     folder = cache_root() / "verilog"
-    path = folder / f"{config.name()}.v"
+    path = folder / f"{config.name()}-{gateware_digest()}.v"
     with _locked(folder):
         if not path.exists():
             tmp = path.with_suffix(".tmp")
@@ -169,42 +183,47 @@ class RunResult:
     wall_seconds: float  # simulator wall time spent while the RTL computed (not loading)
 
 
-def _beats(config, run):
-    """Port beats (as ints laid out per :mod:`zeroskip.hw.layouts`) for one run."""
-    from ..hw.layouts import entry_layout_for
-
+def act_beats(run):
+    """Activation write beats of a run: at each address, one int8 per PE row."""
     acts = run.acts.astype(np.uint8)
-    act_beats = [(addr, int.from_bytes(acts[:, addr].tobytes(), "little"))
-                 for addr in range(acts.shape[1])]
+    return [(addr, int.from_bytes(acts[:, addr].tobytes(), "little"))
+            for addr in range(acts.shape[1])]
 
+
+def _lane_beats(words, width):
+    """Masked beats writing per-lane word lists side by side (lane i at bits i*width)."""
+    beats = []
+    for addr in range(max((len(w) for w in words), default=0)):
+        value = mask = 0
+        for lane, lane_words in enumerate(words):
+            if addr < len(lane_words):
+                value |= int(lane_words[addr]) << (lane * width)
+                mask |= 1 << lane
+        beats.append((addr, value, mask))
+    return beats
+
+
+def weight_beats(config, run):
+    """Compressed-entry and column-pointer write beats of a run, all lanes in parallel."""
+    from ..hw.layouts import entry_layout_for
     entry = entry_layout_for(config)
     row_shift, value_shift = entry["row"].offset, entry["value"].offset
-    stride = entry.size
-    lanes = len(run.lane_rows)
     packed = [(rows.astype(np.int64) << row_shift) | ((vals.astype(np.int64) & 0xFF) << value_shift)
               for rows, vals in zip(run.lane_rows, run.lane_values)]
-    entry_beats = []
-    for addr in range(max((len(p) for p in packed), default=0)):
-        value = mask = 0
-        for lane in range(lanes):
-            if addr < len(packed[lane]):
-                value |= int(packed[lane][addr]) << (lane * stride)
-                mask |= 1 << lane
-        entry_beats.append((addr, value, mask))
-
-    ptr_width = config.weight_addr_bits
-    pointer_beats = []
-    for addr in range(max(len(p) for p in run.lane_pointers)):
-        value = mask = 0
-        for lane in range(lanes):
-            if addr < len(run.lane_pointers[lane]):
-                value |= int(run.lane_pointers[lane][addr]) << (lane * ptr_width)
-                mask |= 1 << lane
-        pointer_beats.append((addr, value, mask))
-    return act_beats, entry_beats, pointer_beats
+    return (_lane_beats(packed, entry.size),
+            _lane_beats(run.lane_pointers, config.weight_addr_bits))
 
 
-def run_program(program, sim="verilator", *, waves=None, timeout_factor=4):
+def result_words_to_array(config, words):
+    """Result-port words of one PE column to an int32 array (rows, len(words))."""
+    width = config.acc_width // 8
+    if not words:
+        return np.zeros((config.rows, 0), np.int32)
+    buf = b"".join(w.to_bytes(config.rows * width, "little") for w in words)
+    return np.frombuffer(buf, dtype="<i4").reshape(len(words), config.rows).T.copy()
+
+
+def run_program(program, sim="verilator", *, waves=None):
     """Run ``program`` (from :func:`zeroskip.sim.compiler.compile_gemm`) on the RTL.
 
     Parameters
@@ -212,35 +231,42 @@ def run_program(program, sim="verilator", *, waves=None, timeout_factor=4):
     waves : path or None
         Write a waveform of the whole simulation there (FST).
     """
-    from ..hw.layouts import COUNTERS, counters_layout, job_layout, pack, unpack
+    return run_programs([program], sim, waves=waves)[0]
+
+
+def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4):
+    """Run several programs of one configuration in a single simulation, one after another
+    (a simulator start costs more than a small GEMM)."""
+    from ..hw.layouts import counters_layout, job_layout, pack, unpack
+    from ..hw.verilog import TOP_NAME
     from . import model
 
-    config = program.config
+    config = programs[0].config
+    if any(p.config != config for p in programs):
+        raise ValueError("all programs of one simulation must share a configuration")
     build_dir = build_accelerator(config, sim, waves=waves is not None)
-    _, k, _ = program.shape
     runs = []
-    for run in program.runs:
-        act_beats, entry_beats, pointer_beats = _beats(config, run)
-        predicted = model.run_cycles(config, run.tokens)
-        runs.append({
-            "act_beats": act_beats, "entry_beats": entry_beats, "pointer_beats": pointer_beats,
-            "job": pack(job_layout(config), run.job(program.mode, k)),
-            "jobs": [run.m_tiles * len(cols) for cols in run.lane_columns],
-            "timeout_cycles": timeout_factor * predicted + 1000,
-        })
-    from ..hw.verilog import TOP_NAME
+    for program in programs:
+        _, k, _ = program.shape
+        for run in program.runs:
+            entry_beats, pointer_beats = weight_beats(config, run)
+            predicted = model.run_cycles(config, run.tokens)
+            runs.append({
+                "act_beats": act_beats(run), "entry_beats": entry_beats,
+                "pointer_beats": pointer_beats,
+                "job": pack(job_layout(config), run.job(program.mode, k)),
+                "jobs": [run.m_tiles * len(cols) for cols in run.lane_columns],
+                "timeout_cycles": timeout_factor * predicted + 1000,
+            })
     out = run_cocotb(sim, build_dir, TOP_NAME, HARNESS, {"runs": runs}, waves=waves)
 
     layout = counters_layout(config)
-    results, counters = [], []
-    width = config.acc_width // 8
-    for run, raw in zip(program.runs, out["runs"]):
-        counters.append({name: value for name, value in unpack(layout, raw["counters"]).items()})
-        lanes = []
-        for words in raw["results"]:
-            buf = b"".join(w.to_bytes(config.rows * width, "little") for w in words)
-            lanes.append(np.frombuffer(buf, dtype="<i4").reshape(len(words), config.rows).T
-                         .copy() if words else np.zeros((config.rows, 0), np.int32))
-        results.append(lanes)
-    assert all(set(c) == set(COUNTERS) for c in counters)
-    return RunResult(results=results, counters=counters, wall_seconds=out["wall_compute_s"])
+    raw_runs = iter(out["runs"])
+    results = []
+    for program in programs:
+        raws = [next(raw_runs) for _ in program.runs]
+        results.append(RunResult(
+            results=[[result_words_to_array(config, w) for w in raw["results"]] for raw in raws],
+            counters=[unpack(layout, raw["counters"]) for raw in raws],
+            wall_seconds=sum(raw["wall_s"] for raw in raws)))
+    return results

@@ -1,0 +1,141 @@
+"""cocotb (Verilator and Icarus): the whole accelerator's Verilog against the NumPy golden model,
+its counters against their definitions and its cycle counter against the analytical model."""
+
+import numpy as np
+import pytest
+
+from zeroskip.config import ArrayConfig, Mode
+from zeroskip.sim import golden
+from zeroskip.sim.compiler import GemmTooLarge, assemble, compile_gemm
+from zeroskip.sim.runner import run_programs
+
+from .rtl import simulators
+from .weights import random_weights
+
+
+def check(program, acts, weights, rtl):
+    """Every property a run must have; returns the summed counters."""
+    config = program.config
+    result = assemble(program, rtl.results)
+    np.testing.assert_array_equal(result, golden.gemm(acts, weights),
+                                  err_msg=f"{program.shape} {program.mode.name}")
+    total = {name: sum(c[name] for c in rtl.counters) for name in rtl.counters[0]}
+    m, k, n = program.shape
+    effectual_pairs = int(((acts != 0).astype(np.int64) @ (weights != 0).astype(np.int64)).sum())
+    if program.mode == Mode.DENSE:
+        assert total["macs_executed"] == m * k * n
+        assert total["macs_gated"] == 0
+    elif program.mode == Mode.GATE:
+        assert total["macs_executed"] == effectual_pairs
+        assert total["macs_executed"] + total["macs_gated"] == m * k * n
+    else:
+        assert total["macs_executed"] == effectual_pairs
+        assert total["macs_executed"] + total["macs_gated"] == m * np.count_nonzero(weights)
+    assert total["cycles"] == program.predicted_cycles, "the cycle model must match the RTL"
+    assert total["lane_busy"] == sum(sum(run.tokens) for run in program.runs)
+    lane_cycles = config.cols * total["cycles"]
+    assert total["lane_busy"] + total["stall_decoder"] + total["stall_imbalance"] <= lane_cycles
+    return total
+
+
+def run_cases(config, sim, cases):
+    """cases: list of (acts, weights, mode). All run in one simulation."""
+    programs = [compile_gemm(a, w, config, mode) for a, w, mode in cases]
+    rtls = run_programs(programs, sim)
+    return [check(p, a, w, r) for p, (a, w, _), r in zip(programs, cases, rtls)]
+
+
+def random_acts(rng, m, k, zeros=0.2):
+    acts = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    acts[rng.random((m, k)) < zeros] = 0
+    return acts
+
+
+@pytest.mark.parametrize("sim", simulators())
+@pytest.mark.parametrize("side", [2, 4, 8])
+def test_random_gemms_every_mode_and_sparsity(sim, side, rng):
+    config = ArrayConfig.for_capacity(side, side)
+    cases = []
+    for density in (1.0, 0.5, 0.1, 0.0):
+        # shapes that are not multiples of the array
+        m = int(rng.integers(1, 3 * side + 1)) | 1
+        k = int(rng.integers(1, 48))
+        n = int(rng.integers(1, 3 * side + 2))
+        acts = random_acts(rng, m, k)
+        weights = random_weights(rng, k, n, density=density)
+        cases += [(acts, weights, mode) for mode in Mode]
+    totals = run_cases(config, sim, cases)
+    for (_, _, mode), total in zip(cases, totals):
+        assert total["cycles"] > 0
+
+
+@pytest.mark.parametrize("sim", simulators())
+@pytest.mark.parametrize("side", [2, 8])
+def test_nasty_cases(sim, side, rng):
+    config = ArrayConfig.for_capacity(side, side)
+    m, k, n = 2 * side + 1, 33, 2 * side + 3
+    extreme_acts = np.full((m, k), -128, np.int8)
+    cases = []
+    for mode in Mode:
+        cases += [
+            (extreme_acts, np.full((k, n), -128, np.int8), mode),      # -128 x -128 everywhere
+            (random_acts(rng, m, k), random_weights(rng, k, n, pattern="single"), mode),
+            (random_acts(rng, m, k), random_weights(rng, k, n, pattern="one_column"), mode),
+            (random_acts(rng, m, k), np.zeros((k, n), np.int8), mode),  # all-zero weights
+            (np.zeros((m, k), np.int8), random_weights(rng, k, n), mode),  # all-zero acts
+            (random_acts(rng, 1, 1), random_weights(rng, 1, 1, density=1.0), mode),  # 1x1x1
+        ]
+    run_cases(config, sim, cases)
+
+
+@pytest.mark.parametrize("sim", simulators())
+def test_k_at_the_accepted_limit(sim, rng):
+    config = ArrayConfig.for_capacity(2, 2)
+    k = config.max_k
+    acts = np.full((3, k), -128, np.int8)
+    weights = np.full((k, 3), -128, np.int8)
+    weights[::3, 1] = 0
+    totals = run_cases(config, sim, [(acts, weights, Mode.SKIP), (acts, weights, Mode.DENSE)])
+    assert golden.gemm(acts, weights).max() == k * 128 * 128  # no overflow at the limit
+
+
+def test_k_beyond_the_limit_is_rejected():
+    config = ArrayConfig.for_capacity(2, 2)
+    k = config.max_k + 1
+    with pytest.raises(GemmTooLarge):
+        compile_gemm(np.ones((2, k), np.int8), np.ones((k, 2), np.int8), config)
+
+
+@pytest.mark.parametrize("sim", simulators())
+def test_gemm_split_over_several_runs(sim, rng):
+    # memories far too small for the GEMM: the host splits columns and M-tiles into runs
+    config = ArrayConfig(rows=2, cols=2, max_k=64, act_depth=128, weight_depth=64,
+                         pointer_depth=5, out_depth=16)
+    acts = random_acts(rng, 21, 50)
+    weights = random_weights(rng, 50, 13, density=0.5)
+    cases = [(acts, weights, mode) for mode in Mode]
+    programs = [compile_gemm(a, w, config, mode) for a, w, mode in cases]
+    assert all(len(p.runs) > 2 for p in programs)
+    rtls = run_programs(programs, sim)
+    for p, (a, w, _), r in zip(programs, cases, rtls):
+        check(p, a, w, r)
+
+
+def test_acceptance_speedup_at_90_percent_sparsity(rng, capsys):
+    """64×256×64 on 8×8 at 90% random weight sparsity: skip < 0.25 × dense cycles; gate within
+    1% of dense while its multiplier activations drop with the zeros."""
+    config = ArrayConfig.for_capacity(8, 8)
+    acts = random_acts(rng, 64, 256, zeros=0.0)
+    weights = random_weights(rng, 256, 64, density=0.1)
+    totals = dict(zip(Mode, run_cases(config, "verilator",
+                                      [(acts, weights, mode) for mode in Mode])))
+    dense, gate, skip = totals[Mode.DENSE], totals[Mode.GATE], totals[Mode.SKIP]
+    with capsys.disabled():
+        print("\n64x256x64, 8x8, 90% sparse: cycles dense {} gate {} skip {} -> speedup {:.2f}; "
+              "MACs executed dense {} gate {} skip {}".format(
+                  dense["cycles"], gate["cycles"], skip["cycles"],
+                  dense["cycles"] / skip["cycles"], dense["macs_executed"],
+                  gate["macs_executed"], skip["macs_executed"]))
+    assert skip["cycles"] < 0.25 * dense["cycles"]
+    assert abs(gate["cycles"] - dense["cycles"]) <= 0.01 * dense["cycles"]
+    assert gate["macs_executed"] < 0.2 * dense["macs_executed"]
