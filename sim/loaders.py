@@ -37,6 +37,12 @@ def check_int8_matrix(array, name):
 def load_int8_matrix(path, name):
     """Load a ``.npy`` file holding a 2-D integer matrix with int8 values."""
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic[:4] == b"PK\x03\x04":
+            raise BadInput(f"{name}: {path} is an .npz archive; expected a single .npy matrix")
+        if magic != b"\x93NUMPY":
+            raise BadInput(f"{name}: {path} is not a .npy file (no NumPy header)")
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise BadInput(f"{name}: no such file: {path}") from None
@@ -47,9 +53,6 @@ def load_int8_matrix(path, name):
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadInput(f"{name}: {path} is not a valid .npy file ({detail})") from None
-    if isinstance(array, np.lib.npyio.NpzFile):
-        array.close()
-        raise BadInput(f"{name}: {path} is an .npz archive; expected a single .npy matrix")
     return check_int8_matrix(array, name)
 
 

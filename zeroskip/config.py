@@ -35,7 +35,7 @@ class Mode(enum.IntEnum):
 
 def bits_for(count):
     """Bits needed to hold the values ``0 .. count - 1`` (at least 1)."""
-    return max(1, (count - 1).bit_length())
+    return max(1, (int(count) - 1).bit_length())
 
 
 @dataclass(frozen=True)

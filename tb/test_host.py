@@ -1,0 +1,85 @@
+"""Host-side units: the CSC format, the column scheduler, the compiler's memory layout."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from zeroskip.config import ArrayConfig, Mode, bits_for
+from zeroskip.sim.compiler import assign_columns, column_costs, compile_gemm, lane_tokens
+from zeroskip.sim.formats import csc
+
+from .conftest import small_config
+
+
+@st.composite
+def sparse_matrices(draw, max_side=40):
+    k = draw(st.integers(1, max_side))
+    n = draw(st.integers(1, max_side))
+    density = draw(st.sampled_from([0.0, 0.05, 0.25, 0.5, 0.9, 1.0]))
+    values = draw(arrays(np.int8, (k, n)))
+    mask = draw(arrays(np.float64, (k, n), elements=st.floats(0, 1))) < density
+    return (values * mask).astype(np.int8)
+
+
+@given(sparse_matrices())
+def test_csc_round_trip_and_exact_size(weights):
+    matrix = csc.encode(weights)
+    np.testing.assert_array_equal(csc.decode(matrix), weights)
+    k, n = weights.shape
+    nnz = np.count_nonzero(weights)
+    assert matrix.nnz == nnz
+    assert csc.size_bits(matrix) == nnz * (8 + bits_for(k)) + (n + 1) * bits_for(nnz + 1)
+    for col in range(n):
+        rows, values = matrix.column(col)
+        assert list(rows) == sorted(rows)  # rows increase within a column
+        np.testing.assert_array_equal(weights[rows, col], values)
+
+
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=200), st.integers(1, 16))
+def test_list_scheduling_is_a_partition_within_one_column_of_the_mean(costs, lanes):
+    assigned = assign_columns(np.array(costs), lanes)
+    flat = sorted(c for lane in assigned for c in lane)
+    assert flat == list(range(len(costs)))
+    loads = [sum(costs[c] for c in lane) for lane in assigned]
+    # LPT bound: the busiest lane exceeds the mean by at most the largest job
+    assert max(loads) <= sum(costs) / lanes + max(costs)
+
+
+@given(sparse_matrices(max_side=24), st.sampled_from(list(Mode)),
+       st.integers(1, 4), st.integers(1, 4), st.integers(1, 30))
+def test_compiled_streams_cover_every_weight_once(weights, mode, rows, cols, m):
+    config = small_config(rows=rows, cols=cols, max_k=32, act_depth=256, weight_depth=128,
+                          pointer_depth=9, out_depth=32)
+    k, n = weights.shape
+    acts = np.arange(m * k).reshape(m, k).astype(np.int8)
+    program = compile_gemm(acts, weights, config, mode)
+    seen = np.zeros((m, k, n), np.int64)  # how often each (row of A, k, column) is multiplied
+    for run in program.runs:
+        assert run.acts.shape == (rows, run.m_tiles * k)
+        for lane in range(cols):
+            for token in lane_tokens(run, lane, mode, k, rows):
+                if token["bubble"] or token["weight"] == 0:
+                    continue
+                tile, kk = divmod(token["act_addr"], k)
+                j = token["out_addr"] % len(run.lane_columns[lane])
+                column = run.lane_columns[lane][j]
+                assert weights[kk, column] == token["weight"]
+                for r in range(token["rows"]):
+                    seen[run.m_start + tile * rows + r, kk, column] += 1
+    np.testing.assert_array_equal(seen, np.broadcast_to(weights != 0, (m, k, n)))
+
+
+def test_column_costs():
+    weights = np.array([[0, 1, 0], [0, 2, 3]], np.int8)
+    assert list(column_costs(weights, Mode.SKIP)) == [1, 2, 1]
+    assert list(column_costs(weights, Mode.DENSE)) == [2, 2, 2]
+
+
+@pytest.mark.parametrize("bad", [dict(rows=0), dict(cols=-1), dict(fmt="zip"),
+                                 dict(max_k=1 << 20, act_depth=1 << 20), dict(pointer_depth=1),
+                                 dict(max_k=9000)])
+def test_config_validation(bad):
+    with pytest.raises((TypeError, ValueError)):
+        ArrayConfig(**bad)
