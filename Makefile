@@ -22,6 +22,9 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) tb
 
+bench: $(STAMP)
+	$(VENV)/bin/zeroskip bench --out docs --readme README.md
+
 verilog: $(STAMP)
 	mkdir -p $(OUT)
 	$(VENV)/bin/zeroskip verilog --rows $(ROWS) --cols $(COLS) --format $(FORMAT) -o $(OUT)/accel.v

@@ -62,6 +62,16 @@ def _parser():
     gemm.add_argument("--waves", metavar="trace.fst",
                       help="dump a waveform of the run (FST for .fst names, else VCD)")
 
+    bench = sub.add_parser("bench", help="speedup / fraction-of-ideal sweep over weight "
+                           "sparsity and patterns on the RTL (table, CSV, PNG)")
+    bench.add_argument("--out", default="bench", metavar="DIR", help="output folder")
+    bench.add_argument("--rows", type=_array_side, default=8)
+    bench.add_argument("--cols", type=_array_side, default=8)
+    bench.add_argument("--size", type=int, default=256, metavar="S",
+                       help="GEMM size S×S×S (default 256)")
+    bench.add_argument("--readme", metavar="README.md",
+                       help="also rewrite the marked results section of this file")
+
     verilog = sub.add_parser("verilog", help="write the accelerator's Verilog")
     _add_array_options(verilog)
     verilog.add_argument("-o", "--output", required=True, metavar="accel.v")
@@ -149,7 +159,20 @@ def _verilog(args):
     print(f"wrote {args.output}: {config.rows}x{config.cols} PEs, {config.fmt} decoders")
 
 
-COMMANDS = {"gemm": _gemm, "verilog": _verilog}
+def _bench(args):
+    from .sim.bench import run_bench, write_outputs
+    from .sim.loaders import BadInput
+    if not 1 <= args.size <= 4096:
+        raise BadInput(f"--size must be between 1 and 4096, got {args.size}")
+    if args.readme and not Path(args.readme).is_file():
+        raise BadInput(f"--readme: no such file: {args.readme}")
+    shape = (args.size, args.size, args.size)
+    config, rows = run_bench(rows=args.rows, cols=args.cols, shape=shape)
+    print(write_outputs(config, rows, args.out, shape, readme=args.readme))
+    print(f"wrote {args.out}/bench.md, bench.csv, bench.json, bench.png")
+
+
+COMMANDS = {"gemm": _gemm, "verilog": _verilog, "bench": _bench}
 
 
 def main(argv=None):

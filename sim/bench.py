@@ -1,0 +1,199 @@
+"""The sparsity benchmark: speedup and fraction of ideal against weight sparsity, on the RTL.
+
+Every figure comes from the hardware counters of a Verilator run; the analytical model's
+prediction is printed next to it.
+"""
+
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ArrayConfig, Mode
+from .compiler import compile_gemm
+from .patterns import PATTERNS, sparse_weights
+from .runner import run_programs
+
+__all__ = ["BenchCase", "default_cases", "run_bench", "write_outputs"]
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    pattern: str
+    density: float  # requested density (the measured one is reported)
+
+
+def default_cases():
+    cases = [BenchCase("uniform", d) for d in (1.0, 0.5, 0.25, 0.1, 0.05)]
+    cases += [BenchCase("2:4", 0.5), BenchCase("1:4", 0.25)]
+    cases += [BenchCase("block4x4", d) for d in (0.5, 0.25, 0.1)]
+    cases += [BenchCase("heavy_tailed", d) for d in (0.15, 0.05)]
+    return cases
+
+
+def measure(case, config, shape, seed=0, sim="verilator"):
+    """Run one case in skip and dense mode; returns a flat dict of figures."""
+    m, k, n = shape
+    rng = np.random.default_rng(seed)
+    acts = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    weights = sparse_weights(rng, k, n, case.pattern, case.density)
+    programs = [compile_gemm(acts, weights, config, mode) for mode in (Mode.SKIP, Mode.DENSE)]
+    started = time.perf_counter()
+    skip, dense = run_programs(programs, sim)
+    wall = time.perf_counter() - started
+
+    def total(rtl, name):
+        return sum(c[name] for c in rtl.counters)
+
+    nnz = int(np.count_nonzero(weights))
+    cycles = total(skip, "cycles")
+    dense_cycles = total(dense, "cycles")
+    ideal = -(-m * nnz // config.pe_count)
+    lane_cycles = config.cols * cycles
+    busy, decoder, imbalance = (total(skip, x) for x in
+                                ("lane_busy", "stall_decoder", "stall_imbalance"))
+    fill_drain = lane_cycles - busy - decoder - imbalance
+    simulated = cycles + dense_cycles
+    return {
+        "pattern": case.pattern,
+        "density": round(nnz / weights.size, 4),
+        "sparsity": round(1 - nnz / weights.size, 4),
+        "cycles_skip": cycles,
+        "cycles_dense": dense_cycles,
+        "ideal_cycles": ideal,
+        "dense_ideal_cycles": -(-m * k * n // config.pe_count),
+        "speedup": round(dense_cycles / cycles, 3),
+        "ideal_speedup": round(dense_cycles / max(ideal, 1), 3),
+        "fraction_of_ideal": round(ideal / cycles, 4),
+        "dense_fraction": round(-(-m * k * n // config.pe_count) / dense_cycles, 4),
+        # the gap to ideal, in cycles: lane-cycles lost, averaged over the lanes
+        "gap_imbalance": round(imbalance / config.cols, 1),
+        "gap_decoder": round(decoder / config.cols, 1),
+        "gap_fill_drain": round(fill_drain / config.cols, 1),
+        "predicted_cycles": programs[0].predicted_cycles,
+        "model_error": round(abs(programs[0].predicted_cycles - cycles) / cycles, 5),
+        "sim_cycles_per_s": round(simulated / (skip.wall_seconds + dense.wall_seconds)),
+        "wall_s": round(wall, 2),
+    }
+
+
+def run_bench(cases=None, *, rows=8, cols=8, shape=(256, 256, 256), progress=True):
+    config = ArrayConfig.for_capacity(rows, cols, m=shape[0], k=shape[1], n=shape[2])
+    cases = default_cases() if cases is None else cases
+    rows_out = []
+    iterator = cases
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(cases, desc="bench", unit="case")
+    for case in iterator:
+        if progress:
+            iterator.set_postfix_str(f"{case.pattern} d={case.density}")
+        rows_out.append(measure(case, config, shape))
+    return config, rows_out
+
+
+COLUMNS = [("pattern", "pattern"), ("sparsity", "sparsity"), ("cycles_dense", "dense cycles"),
+           ("cycles_skip", "skip cycles"), ("ideal_cycles", "ideal"),
+           ("speedup", "speedup"), ("ideal_speedup", "ideal speedup"),
+           ("fraction_of_ideal", "fraction of ideal"), ("gap_imbalance", "gap: imbalance"),
+           ("gap_decoder", "gap: decoder"), ("gap_fill_drain", "gap: fill/drain"),
+           ("predicted_cycles", "model"), ("sim_cycles_per_s", "sim cycles/s")]
+
+
+def markdown_table(rows):
+    lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(COLUMNS))) + "|"]
+    for row in rows:
+        cells = []
+        for key, _ in COLUMNS:
+            value = row[key]
+            if key in ("sparsity",):
+                value = f"{100 * value:.1f}%"
+            elif key in ("speedup", "ideal_speedup"):
+                value = f"{value:.2f}×"
+            elif isinstance(value, float):
+                value = f"{value:g}"
+            cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine_note():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = re.findall(r"model name\s*:\s*(.+)", f.read())
+            cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"{datetime.date.today().isoformat()}, {cpu}, {os.cpu_count()} cores"
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for pattern in dict.fromkeys(r["pattern"] for r in rows):
+        pts = sorted((r for r in rows if r["pattern"] == pattern), key=lambda r: r["sparsity"])
+        xs = [100 * r["sparsity"] for r in pts]
+        style = dict(marker="o", label=PATTERNS[pattern][0])
+        ax1.plot(xs, [r["speedup"] for r in pts], **style)
+        ax2.plot(xs, [r["fraction_of_ideal"] for r in pts], **style)
+    xs = np.linspace(0, 96, 100)
+    ax1.plot(xs, 1 / (1 - xs / 100), "k--", linewidth=0.8, label="ideal (1 / density)")
+    ax1.set(xlabel="weight sparsity (%)", ylabel="speedup vs dense mode (cycles)",
+            yscale="log", title="Speedup from the RTL's cycle counter")
+    low = min(0.8, min(r["fraction_of_ideal"] for r in rows) - 0.05)
+    ax2.set(xlabel="weight sparsity (%)", ylabel="fraction of ideal", ylim=(low, 1.01),
+            title="ideal_cycles / cycles")
+    ax2.axhline(0.9, color="gray", linewidth=0.6, linestyle=":")
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+    ax1.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(config, rows, out_dir, shape, readme=None):
+    """Write bench.md, bench.csv, bench.json, bench.png into ``out_dir``; update the marked
+    section of ``readme`` if given."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "bench.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out_dir / "bench.json").write_text(json.dumps(
+        {"config": config.to_dict(), "shape": shape, "rows": rows}, indent=1) + "\n")
+    plot(rows, out_dir / "bench.png")
+    m, k, n = shape
+    worst_model = max(r["model_error"] for r in rows)
+    throughput = round(np.mean([r["sim_cycles_per_s"] for r in rows]))
+    text = (f"{m}×{k}×{n} GEMM on a {config.rows}×{config.cols} array, {config.fmt} weights, "
+            f"skip vs dense mode on Verilator; measured {machine_note()} by `make bench`.\n\n"
+            f"{markdown_table(rows)}\n\n"
+            f"Gap columns: cycles lost to ideal, per lane on average (imbalance: lanes done "
+            f"while others work; decoder: a lane with work but no token; fill/drain: pipeline "
+            f"start and end). Cycle model vs RTL: worst error {100 * worst_model:.2f}%. "
+            f"Simulation throughput of the {config.rows}×{config.cols} accelerator on "
+            f"Verilator: {throughput:,} cycles/s on average.\n")
+    (out_dir / "bench.md").write_text(text)
+    if readme is not None:
+        readme = Path(readme)
+        content = readme.read_text()
+        start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+        if start in content and end in content:
+            before, rest = content.split(start, 1)
+            _, after = rest.split(end, 1)
+            readme.write_text(f"{before}{start}\n{text}\n![bench]({os.path.relpath(out_dir / 'bench.png', readme.parent)})\n{end}{after}")
+    return text
