@@ -22,6 +22,9 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) tb
 
+demo: $(STAMP)
+	$(VENV)/bin/zeroskip demo --out docs/demo
+
 bench: $(STAMP)
 	$(VENV)/bin/zeroskip bench --out docs --readme README.md
 

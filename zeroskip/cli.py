@@ -72,6 +72,17 @@ def _parser():
     bench.add_argument("--readme", metavar="README.md",
                        help="also rewrite the marked results section of this file")
 
+    demo = sub.add_parser("demo", help="a pruned MLP on the digits data set, end to end on "
+                          "the simulated accelerator")
+    demo.add_argument("--out", default="demo", metavar="DIR", help="output folder")
+    demo.add_argument("--sparsity", type=float, default=0.9, metavar="S",
+                      help="target weight sparsity, 0 <= S < 1 (default 0.9)")
+    demo.add_argument("--weights", metavar="model.npz",
+                      help="your own int8 layers (w0, w1, ... in×out; optional int32 b0, ...)")
+    demo.add_argument("--rows", type=_array_side, default=8)
+    demo.add_argument("--cols", type=_array_side, default=8)
+    demo.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+
     verilog = sub.add_parser("verilog", help="write the accelerator's Verilog")
     _add_array_options(verilog)
     verilog.add_argument("-o", "--output", required=True, metavar="accel.v")
@@ -172,7 +183,24 @@ def _bench(args):
     print(f"wrote {args.out}/bench.md, bench.csv, bench.json, bench.png")
 
 
-COMMANDS = {"gemm": _gemm, "verilog": _verilog, "bench": _bench}
+def _demo(args):
+    import math
+
+    from .sim.demo import format_summary, run_demo
+    from .sim.loaders import BadInput
+    if not (math.isfinite(args.sparsity) and 0 <= args.sparsity < 1):
+        raise BadInput(f"--sparsity must be in [0, 1), got {args.sparsity}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise BadInput(f"--out: {args.out} exists and is not a directory")
+    summary = run_demo(args.out, sparsity=args.sparsity, weights=args.weights, rows=args.rows,
+                       cols=args.cols, sim=args.sim)
+    print(format_summary(summary))
+    print(f"wrote {args.out}/summary.json and {args.out}/demo.png")
+    if not summary["logits_match"]:
+        raise RuntimeError("the accelerator's logits differ from the NumPy int8 reference")
+
+
+COMMANDS = {"gemm": _gemm, "verilog": _verilog, "bench": _bench, "demo": _demo}
 
 
 def main(argv=None):
