@@ -5,9 +5,9 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import PEArray
-from .decoders import decoder_for
-from .layouts import (counters_layout, entry_layout_for, job_layout, read_signature,
-                      write_signature)
+from ..config import bits_for
+from .decoders import decoder_class, decoder_for
+from .layouts import counters_layout, job_layout, read_signature, write_signature
 
 __all__ = ["Accelerator"]
 
@@ -34,8 +34,9 @@ class Accelerator(wiring.Component):
         ``done`` rises when a run finishes and stays up until the next ``start``.
     act_write : In(write_signature)
         Writes one activation per PE row (R bytes) at ``addr`` of every PE of that row.
-    entry_write, pointer_write : In(write_signature with lane mask)
-        Write compressed weights and column pointers into the lanes selected by ``mask``.
+    <memory>_write : In(write_signature with lane mask)
+        One per memory of the format's decoder lanes (e.g. ``entries``, ``pointers``): writes
+        ``data[c]`` into lane ``c`` for every lane selected by ``mask``.
     result_read : In(read_signature), result_column : In
         Reads the results of one PE column (R words), one cycle after ``addr``.
     counters : Out(counters_layout)
@@ -45,28 +46,34 @@ class Accelerator(wiring.Component):
     def __init__(self, config):
         self._config = config
         rows, cols = config.rows, config.cols
-        entry = entry_layout_for(config)
-        super().__init__({
+        members = {
             "start": In(1),
             "job": In(job_layout(config)),
             "busy": Out(1),
             "done": Out(1),
             "act_write": In(write_signature(
                 config.act_addr_bits, data.ArrayLayout(signed(config.act_width), rows))),
-            "entry_write": In(write_signature(
-                config.weight_addr_bits, data.ArrayLayout(entry, cols), mask=cols)),
-            "pointer_write": In(write_signature(
-                config.pointer_addr_bits,
-                data.ArrayLayout(unsigned(config.weight_addr_bits), cols), mask=cols)),
+        }
+        # one write port per memory of the decoder lanes, lane-masked, all lanes in parallel
+        for name, (shape, depth) in decoder_class(config).memories(config).items():
+            members[f"{name}_write"] = In(write_signature(
+                bits_for(depth), data.ArrayLayout(shape, cols), mask=cols))
+        members.update({
             "result_read": In(read_signature(
                 config.out_addr_bits, data.ArrayLayout(signed(config.acc_width), rows))),
             "result_column": In(range(cols)),
             "counters": Out(counters_layout(config)),
         })
+        super().__init__(members)
 
     @property
     def config(self):
         return self._config
+
+    @property
+    def memory_names(self):
+        """Names of the decoder lanes' memories, in load order."""
+        return list(decoder_class(self._config).memories(self._config))
 
     def elaborate(self, platform):
         config = self._config
@@ -87,13 +94,14 @@ class Accelerator(wiring.Component):
                 lane.k.eq(self.job.k),
                 lane.rows_last.eq(self.job.rows_last),
                 lane.columns.eq(self.job.lane_columns[c]),
-                lane.entry_write.en.eq(self.entry_write.en & self.entry_write.mask[c]),
-                lane.entry_write.addr.eq(self.entry_write.addr),
-                lane.entry_write.data.eq(self.entry_write.data[c]),
-                lane.pointer_write.en.eq(self.pointer_write.en & self.pointer_write.mask[c]),
-                lane.pointer_write.addr.eq(self.pointer_write.addr),
-                lane.pointer_write.data.eq(self.pointer_write.data[c]),
             ]
+            for name in self.memory_names:
+                port, lane_port = getattr(self, f"{name}_write"), getattr(lane, f"{name}_write")
+                m.d.comb += [
+                    lane_port.en.eq(port.en & port.mask[c]),
+                    lane_port.addr.eq(port.addr),
+                    lane_port.data.eq(port.data[c]),
+                ]
         m.d.comb += array.mode.eq(self.job.mode)
         wiring.connect(m, wiring.flipped(self.act_write), array.act_write)
         wiring.connect(m, wiring.flipped(self.result_read), array.result_read)
@@ -147,6 +155,9 @@ class Accelerator(wiring.Component):
                     counters.stall_decoder.eq(counters.stall_decoder + starved),
                     counters.stall_imbalance.eq(counters.stall_imbalance + waiting),
                 ]
-        with m.If(self.act_write.en | self.entry_write.en | self.pointer_write.en):
+        loading = self.act_write.en
+        for name in self.memory_names:
+            loading = loading | getattr(self, f"{name}_write").en
+        with m.If(loading):
             m.d.sync += counters.load_cycles.eq(counters.load_cycles + 1)
         return m

@@ -9,7 +9,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["token_layout", "csc_entry_layout", "job_layout", "counters_layout", "COUNTERS",
-           "pack", "unpack", "write_signature", "read_signature", "entry_layout_for"]
+           "pack", "unpack", "write_signature", "read_signature"]
 
 
 def token_layout(config):
@@ -94,8 +94,11 @@ def counters_layout(config):
 
 
 def pack(layout, value):
-    """Pack a nested dict/list/int ``value`` into an int laid out as ``layout``."""
-    return _pack_any(data.Layout.cast(layout), value)
+    """Pack a nested dict/list/int ``value`` into an int laid out as ``layout`` (a layout or a
+    plain shape)."""
+    if not isinstance(layout, (data.Layout, Shape, int, range)):
+        layout = data.Layout.cast(layout)
+    return _pack_any(layout, value)
 
 
 def _pack_any(shape, value):
@@ -153,7 +156,3 @@ def read_signature(addr_bits, shape):
     """A memory read port as seen by the reader: data follows ``addr`` one cycle later."""
     return wiring.Signature({"addr": Out(unsigned(addr_bits)), "data": In(shape)})
 
-
-def entry_layout_for(config):
-    """The stored entry of ``config.fmt``."""
-    return {"csc": csc_entry_layout}[config.fmt](config)

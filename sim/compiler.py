@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import Mode
 from . import model
-from .formats import csc
+from . import formats
 
 __all__ = ["Run", "Program", "GemmTooLarge", "compile_gemm", "assign_columns", "column_costs",
            "assemble", "lane_tokens"]
@@ -42,21 +42,20 @@ class Run:
         Output columns (indices into W's columns) of each lane, in execution order.
     acts : ndarray of int8, (rows, m_tiles * K)
         ``acts[r, t * K + k]`` = A[m_start + t * rows + r, k], zero for padding rows.
-    lane_rows, lane_values : list of ndarray
-        Each lane's compressed entries (row index, value), its columns concatenated.
-    lane_pointers : list of ndarray
-        Each lane's column end pointers, word 0 = 0.
+    lane_images : list of dict
+        Per lane, the contents of each decoder memory (by name; see the format module).
+    lane_weights : list of ndarray
+        Per lane, its columns of W (K × columns), for reference models.
     tokens : list of int
-        Tokens each lane emits in this run (its decoder-limited work).
+        Cycles each lane's decoder spends in this run (tokens plus format stalls).
     """
     m_start: int
     m_tiles: int
     rows_last: int
     lane_columns: list
     acts: np.ndarray
-    lane_rows: list
-    lane_values: list
-    lane_pointers: list
+    lane_images: list
+    lane_weights: list
     tokens: list
 
     def job(self, mode, k):
@@ -84,13 +83,14 @@ class Program:
         return sum(model.run_cycles(self.config, run.tokens) for run in self.runs)
 
 
-def column_costs(weights, mode):
-    """Tokens a decoder lane spends on each output column."""
+def column_costs(weights, mode, config):
+    """Cycles a decoder lane spends on each output column of W (from the lane model)."""
     k, n = weights.shape
-    if Mode(mode) == Mode.SKIP:
-        # An empty column still costs one bubble token to write its zero result.
-        return np.maximum(np.count_nonzero(weights, axis=0), 1)
-    return np.full(n, k, dtype=np.int64)
+    if Mode(mode) != Mode.SKIP:
+        return np.full(n, k, dtype=np.int64)
+    fmt = formats.module(config.fmt)
+    return np.array([formats.column_run(fmt.Cursor(weights[:, j], k, config), k, False)[1]
+                     for j in range(n)], dtype=np.int64)
 
 
 def assign_columns(costs, lanes):
@@ -108,32 +108,34 @@ def assign_columns(costs, lanes):
     return [sorted(cols) for cols in assigned]
 
 
-def _lane_streams(matrix, lane_columns):
-    rows, values, pointers = [], [], []
-    for cols in lane_columns:
-        r = [matrix.column(n)[0] for n in cols]
-        v = [matrix.column(n)[1] for n in cols]
-        lengths = [len(x) for x in r]
-        rows.append(np.concatenate(r) if r else np.zeros(0, np.int64))
-        values.append(np.concatenate(v) if v else np.zeros(0, np.int8))
-        pointers.append(np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]))
-    return rows, values, pointers
+def memory_depths(config):
+    """Depth of each decoder memory of ``config``'s lanes."""
+    from ..hw.decoders import decoder_class
+    return {name: depth for name, (_, depth) in decoder_class(config).memories(config).items()}
 
 
-def _column_groups(config, costs, nnz, columns):
-    """Split ``columns`` until each group's lane schedule fits the lane memories."""
+def _lane_images(config, weights, lane_columns):
+    fmt = formats.module(config.fmt)
+    k = weights.shape[0]
+    return [fmt.lane_image([weights[:, n] for n in cols], k, config) for cols in lane_columns]
+
+
+def _column_groups(config, weights, costs, columns):
+    """Split ``columns`` until each group's lane images fit the lane memories."""
     lanes = assign_columns(costs[columns], config.cols)
-    lanes = [[columns[i] for i in lane] for lane in lanes]
-    fits = all(len(lane) <= config.pointer_depth - 1 and
-               int(nnz[lane].sum()) <= config.weight_depth for lane in lanes)
+    lanes = [[int(columns[i]) for i in lane] for lane in lanes]
+    images = _lane_images(config, weights, lanes)
+    depths = memory_depths(config)
+    fits = all(len(cols) <= config.pointer_depth - 1 for cols in lanes) and all(
+        len(image[name]) <= depth for image in images for name, depth in depths.items())
     if fits:
-        return [lanes]
+        return [(lanes, images)]
     if len(columns) == 1:
-        raise GemmTooLarge(f"one column of W does not fit the lane memory of this "
-                           f"configuration ({config.weight_depth} entries)")
+        raise GemmTooLarge(f"one column of W does not fit the lane memories of this "
+                           f"configuration ({depths})")
     half = len(columns) // 2
-    return (_column_groups(config, costs, nnz, columns[:half]) +
-            _column_groups(config, costs, nnz, columns[half:]))
+    return (_column_groups(config, weights, costs, columns[:half]) +
+            _column_groups(config, weights, costs, columns[half:]))
 
 
 def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=True):
@@ -147,6 +149,8 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
     ------
     GemmTooLarge
         If K exceeds ``config.max_k``.
+    ValueError
+        If W does not fit the format (e.g. breaks the N:M pattern of an ``nm`` configuration).
     """
     mode = Mode(mode)
     acts = np.asarray(acts, dtype=np.int8)
@@ -158,9 +162,9 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
     if k > config.max_k:
         raise GemmTooLarge(f"K = {k} exceeds this configuration's limit of {config.max_k} "
                            f"(int32 accumulators, activation memory)")
+    formats.module(config.fmt).check(weights, config)
     rows = config.rows
-    matrix = csc.encode(weights)
-    costs = column_costs(weights, mode)
+    costs = column_costs(weights, mode, config)
     nnz = np.count_nonzero(weights, axis=0)
 
     program = Program(config=config, mode=mode, shape=(m, k, n))
@@ -168,8 +172,7 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
     columns = np.arange(n)
     if mode == Mode.SKIP and drop_empty_columns:
         columns = columns[nnz > 0]
-    for lane_columns in _column_groups(config, costs, nnz, columns):
-        lane_rows, lane_values, lane_pointers = _lane_streams(matrix, lane_columns)
+    for lane_columns, images in _column_groups(config, weights, costs, columns):
         most_columns = max(len(cols) for cols in lane_columns)
         tiles_per_run = min(config.act_depth // k, config.out_depth // max(most_columns, 1))
         if tiles_per_run < 1:
@@ -185,9 +188,8 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
             image = image.reshape(tiles, rows, k).transpose(1, 0, 2).reshape(rows, tiles * k)
             program.runs.append(Run(
                 m_start=m_start, m_tiles=tiles, rows_last=m_rows - (tiles - 1) * rows,
-                lane_columns=[list(map(int, cols)) for cols in lane_columns],
-                acts=np.ascontiguousarray(image),
-                lane_rows=lane_rows, lane_values=lane_values, lane_pointers=lane_pointers,
+                lane_columns=lane_columns, acts=np.ascontiguousarray(image),
+                lane_images=images, lane_weights=[weights[:, cols] for cols in lane_columns],
                 tokens=[tiles * cost for cost in lane_cost]))
     return program
 
@@ -214,36 +216,25 @@ def assemble(program, results):
     return out
 
 
-def lane_tokens(run, lane, mode, k, rows):
-    """The token stream a decoder lane must emit for ``run`` (the decoder's specification).
+def lane_tokens(program, run, lane):
+    """The token stream a decoder lane must emit for ``run`` (the decoders' specification).
 
     Returns a list of dicts with the members of :func:`zeroskip.hw.layouts.token_layout`.
     """
-    mode = Mode(mode)
-    columns = run.lane_columns[lane]
-    pointers = run.lane_pointers[lane]
+    config, mode = program.config, program.mode
+    _, k, _ = program.shape
+    fmt = formats.module(config.fmt)
+    weights = run.lane_weights[lane]
     tokens = []
     out_addr = 0
     for tile in range(run.m_tiles):
-        tile_rows = run.rows_last if tile == run.m_tiles - 1 else rows
-        base = tile * k
-        for j in range(len(columns)):
-            lo, hi = int(pointers[j]), int(pointers[j + 1])
-            stored = dict(zip(run.lane_rows[lane][lo:hi].tolist(),
-                              run.lane_values[lane][lo:hi].tolist()))
-            common = {"out_addr": out_addr, "rows": tile_rows}
-            if mode != Mode.SKIP:
-                for row in range(k):
-                    tokens.append({"act_addr": base + row, "weight": stored.get(row, 0),
-                                   "first": int(row == 0), "last": int(row == k - 1),
-                                   "bubble": 0, **common})
-            elif not stored:
-                tokens.append({"act_addr": base, "weight": 0, "first": 1, "last": 1,
-                               "bubble": 1, **common})
-            else:
-                for i, (row, value) in enumerate(stored.items()):
-                    tokens.append({"act_addr": base + row, "weight": value,
-                                   "first": int(i == 0), "last": int(i == len(stored) - 1),
-                                   "bubble": 0, **common})
+        tile_rows = run.rows_last if tile == run.m_tiles - 1 else config.rows
+        for j in range(weights.shape[1]):
+            cursor = fmt.Cursor(weights[:, j], k, config)
+            column, _ = formats.column_run(cursor, k, expand=mode != Mode.SKIP)
+            for row, weight, first, last, bubble in column:
+                tokens.append({"act_addr": tile * k + row, "weight": int(weight),
+                               "first": int(first), "last": int(last), "bubble": int(bubble),
+                               "out_addr": out_addr, "rows": tile_rows})
             out_addr += 1
     return tokens

@@ -54,8 +54,10 @@ async def run_program(dut):
         job = pickle.load(f)
 
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-    for name in ("start", "act_write__en", "entry_write__en", "pointer_write__en"):
-        getattr(dut, name).value = 0
+    dut.start.value = 0
+    dut.act_write__en.value = 0
+    for name in job["runs"][0]["memory_beats"] if job["runs"] else ():
+        getattr(dut, f"{name}_write__en").value = 0
     dut.rst.value = 1
     await FallingEdge(dut.clk)
     await FallingEdge(dut.clk)
@@ -65,8 +67,8 @@ async def run_program(dut):
     outputs = []
     for run in job["runs"]:
         await _write_beats(dut, "act_write", run["act_beats"])
-        await _write_beats(dut, "entry_write", run["entry_beats"], masked=True)
-        await _write_beats(dut, "pointer_write", run["pointer_beats"], masked=True)
+        for name, beats in run["memory_beats"].items():
+            await _write_beats(dut, f"{name}_write", beats, masked=True)
 
         dut.job.value = run["job"]
         dut.start.value = 1

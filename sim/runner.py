@@ -244,14 +244,20 @@ def _lane_beats(words, width):
 
 
 def weight_beats(config, run):
-    """Compressed-entry and column-pointer write beats of a run, all lanes in parallel."""
-    from ..hw.layouts import entry_layout_for
-    entry = entry_layout_for(config)
-    row_shift, value_shift = entry["row"].offset, entry["value"].offset
-    packed = [(rows.astype(np.int64) << row_shift) | ((vals.astype(np.int64) & 0xFF) << value_shift)
-              for rows, vals in zip(run.lane_rows, run.lane_values)]
-    return (_lane_beats(packed, entry.size),
-            _lane_beats(run.lane_pointers, config.weight_addr_bits))
+    """Write beats of every decoder memory of a run, all lanes in parallel: ``{name: beats}``."""
+    from ..hw.decoders import decoder_class
+    from ..hw.layouts import pack
+    beats = {}
+    for name, (shape, _) in decoder_class(config).memories(config).items():
+        words = [[pack(shape, value) for value in image[name]] for image in run.lane_images]
+        beats[name] = _lane_beats(words, pack_width(shape))
+    return beats
+
+
+def pack_width(shape):
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+    return shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
 
 
 def result_words_to_array(config, words):
@@ -291,11 +297,9 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4):
     for program in programs:
         _, k, _ = program.shape
         for run in program.runs:
-            entry_beats, pointer_beats = weight_beats(config, run)
             predicted = model.run_cycles(config, run.tokens)
             runs.append({
-                "act_beats": act_beats(run), "entry_beats": entry_beats,
-                "pointer_beats": pointer_beats,
+                "act_beats": act_beats(run), "memory_beats": weight_beats(config, run),
                 "job": pack(job_layout(config), run.job(program.mode, k)),
                 "jobs": [run.m_tiles * len(cols) for cols in run.lane_columns],
                 "timeout_cycles": timeout_factor * predicted + 1000,

@@ -18,7 +18,7 @@ class DecoderTB:
 
     async def reset(self):
         dut = self.dut
-        for name in ("start", "entry_write__en", "pointer_write__en", "tokens__ready"):
+        for name in ["start", "tokens__ready"] + [f"{m}_write__en" for m in self.job["memory_beats"]]:
             getattr(dut, name).value = 0
         dut.rst.value = 1
         await FallingEdge(dut.clk)
@@ -61,8 +61,8 @@ async def decoder_stream(dut):
         job = pickle.load(f)
     tb = DecoderTB(dut, job)
     await tb.reset()
-    await tb.load("entry_write", job["entry_beats"])
-    await tb.load("pointer_write", job["pointer_beats"])
+    for name, beats in job["memory_beats"].items():
+        await tb.load(f"{name}_write", beats)
     outcomes = []
     for index, (settings, expected) in enumerate(job["runs"]):
         for probability in job["ready_probabilities"]:

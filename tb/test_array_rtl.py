@@ -26,12 +26,13 @@ def test_array_with_idle_columns(sim, mode, idle, rng):
     acts = rng.integers(-128, 128, (m, k)).astype(np.int8)
     acts[rng.random((m, k)) < 0.3] = 0
     weights = random_weights(rng, k, n, density=0.4)
-    (run,) = compile_gemm(acts, weights, CONFIG, mode).runs
+    program = compile_gemm(acts, weights, CONFIG, mode)
+    (run,) = program.runs
     layout = token_layout(CONFIG)
     job = {
         "mode": int(mode),
         "act_beats": act_beats(run),
-        "columns": [[pack(layout, t) for t in lane_tokens(run, c, mode, k, CONFIG.rows)]
+        "columns": [[pack(layout, t) for t in lane_tokens(program, run, c)]
                     for c in range(CONFIG.cols)],
         "idle_probability": idle,
         "latency": PEArray(CONFIG).LATENCY + 2,
@@ -39,6 +40,5 @@ def test_array_with_idle_columns(sim, mode, idle, rng):
     }
     build = build_component(sim, "array", CONFIG, PEArray, "zeroskip_array")
     words = run_cocotb(sim, build, "zeroskip_array", "zeroskip.tb.cocotb_array", job)
-    program = compile_gemm(acts, weights, CONFIG, mode)
     result = assemble(program, [[result_words_to_array(CONFIG, w) for w in words]])
     np.testing.assert_array_equal(result, golden.gemm(acts, weights))

@@ -6,7 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from zeroskip.config import Mode
-from zeroskip.hw.decoders import CSCDecoder
+from zeroskip.hw.decoders import decoder_for
 from zeroskip.sim.compiler import compile_gemm, lane_tokens
 
 from .conftest import small_config
@@ -15,25 +15,23 @@ from .weights import random_weights
 TOKEN_FIELDS = ("act_addr", "weight", "first", "last", "bubble", "out_addr", "rows")
 
 
-def simulate_lane(config, run, lane, mode, k, ready_pattern):
+def simulate_lane(program, run, lane, ready_pattern):
     """Run one decoder lane; returns (tokens, cycles from start to the last token)."""
-    dut = CSCDecoder(config)
+    config, mode = program.config, program.mode
+    _, k, _ = program.shape
+    dut = decoder_for(config)
     out = []
     cycles = []
 
     async def testbench(ctx):
-        for addr, (row, value) in enumerate(zip(run.lane_rows[lane], run.lane_values[lane])):
-            ctx.set(dut.entry_write.en, 1)
-            ctx.set(dut.entry_write.addr, addr)
-            ctx.set(dut.entry_write.data, {"row": int(row), "value": int(value)})
-            await ctx.tick()
-        ctx.set(dut.entry_write.en, 0)
-        for addr, pointer in enumerate(run.lane_pointers[lane]):
-            ctx.set(dut.pointer_write.en, 1)
-            ctx.set(dut.pointer_write.addr, addr)
-            ctx.set(dut.pointer_write.data, int(pointer))
-            await ctx.tick()
-        ctx.set(dut.pointer_write.en, 0)
+        for name in dut.memories(config):
+            port = getattr(dut, f"{name}_write")
+            for addr, value in enumerate(run.lane_images[lane][name]):
+                ctx.set(port.en, 1)
+                ctx.set(port.addr, addr)
+                ctx.set(port.data, value)
+                await ctx.tick()
+            ctx.set(port.en, 0)
         ctx.set(dut.mode, int(mode))
         ctx.set(dut.m_tiles, run.m_tiles)
         ctx.set(dut.k, k)
@@ -70,24 +68,44 @@ CASES = {
     "one_column": dict(pattern="one_column"),
     "long_runs": dict(pattern="long_runs"),
 }
+FORMAT_CONFIGS = {
+    "csc": {}, "bitmap": dict(bitmap_width=8), "rle": dict(rle_run_bits=2),
+    "nm": dict(nm_n=2, nm_m=4), "nm1:3": dict(nm_n=1, nm_m=3),
+}
 
 
+def format_weights(fmt, config, rng, k, n, case):
+    """Weights for ``case`` that the format accepts (N:M keeps at most N per group)."""
+    weights = random_weights(rng, k, n, **CASES[case])
+    if config.fmt == "nm":
+        for start in range(0, k, config.nm_m):
+            block = weights[start:start + config.nm_m]
+            for c in range(n):
+                nz = np.flatnonzero(block[:, c])
+                block[nz[config.nm_n:], c] = 0
+    return weights
+
+
+@pytest.mark.parametrize("fmt", FORMAT_CONFIGS)
 @pytest.mark.parametrize("mode", [Mode.SKIP, Mode.DENSE])
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("stall", ["none", "random"])
-def test_lane_stream_matches_specification(case, mode, stall, rng):
-    config = small_config(rows=2, cols=2)
-    m, k, n = 5, 13, 7
-    weights = random_weights(rng, k, n, **CASES[case])
+def test_lane_stream_matches_specification(fmt, case, mode, stall, rng):
+    params = FORMAT_CONFIGS[fmt]
+    config = small_config(rows=2, cols=2, fmt=fmt.split("1:")[0], mask_depth=64, max_k=64,
+                          **params)
+    m, k, n = 5, 37, 7
+    weights = format_weights(fmt, config, rng, k, n, case)
     acts = np.zeros((m, k), np.int8)
     program = compile_gemm(acts, weights, config, mode, drop_empty_columns=False)
     (run,) = program.runs
     stalls = rng.random(100_000) < 0.3
     pattern = (lambda c: 1) if stall == "none" else (lambda c: int(not stalls[c]))
     for lane in range(config.cols):
-        expected = lane_tokens(run, lane, mode, k, config.rows)
-        got, cycles = simulate_lane(config, run, lane, mode, k, pattern)
+        expected = lane_tokens(program, run, lane)
+        got, cycles = simulate_lane(program, run, lane, pattern)
         assert got == expected
-        if stall == "none":
-            # one token per cycle, sustained: the first token needs one cycle to be registered
-            assert cycles == len(expected) + (1 if expected else 0)
+        if stall == "none" and expected:
+            # no slower than the lane model (exact cycle counts are checked on the whole
+            # accelerator); the first token needs one cycle to be registered
+            assert cycles <= run.tokens[lane] + 1

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from zeroskip.config import ArrayConfig, Mode
-from zeroskip.hw.decoders import decoder_for
-from zeroskip.hw.layouts import entry_layout_for, pack, token_layout
+from zeroskip.hw.decoders import decoder_class, decoder_for
+from zeroskip.hw.layouts import pack, token_layout
 from zeroskip.sim.compiler import compile_gemm, lane_tokens
 from zeroskip.sim.runner import run_cocotb
 
@@ -21,22 +21,21 @@ def lane_job(config, weights, m, modes, drop_empty_columns=False):
     """Memory beats of lane 0 and, per mode, its settings and expected packed tokens.
     Empty columns are kept by default, to exercise the decoder's bubble tokens."""
     k = weights.shape[0]
-    entry, token = entry_layout_for(config), token_layout(config)
+    token = token_layout(config)
     runs = []
     beats = None
     for mode in modes:
-        (run,) = compile_gemm(np.zeros((m, k), np.int8), weights, config, mode,
-                              drop_empty_columns=drop_empty_columns).runs
+        program = compile_gemm(np.zeros((m, k), np.int8), weights, config, mode,
+                               drop_empty_columns=drop_empty_columns)
+        (run,) = program.runs
         if beats is None:
-            beats = (
-                [(a, pack(entry, {"row": int(r), "value": int(v)}))
-                 for a, (r, v) in enumerate(zip(run.lane_rows[0], run.lane_values[0]))],
-                [(a, int(p)) for a, p in enumerate(run.lane_pointers[0])])
+            beats = {name: [(a, pack(shape, v)) for a, v in enumerate(run.lane_images[0][name])]
+                     for name, (shape, _) in decoder_class(config).memories(config).items()}
         settings = {"mode": int(mode), "m_tiles": run.m_tiles, "k": k,
                     "rows_last": run.rows_last, "columns": len(run.lane_columns[0])}
-        expected = [pack(token, t) for t in lane_tokens(run, 0, mode, k, config.rows)]
+        expected = [pack(token, t) for t in lane_tokens(program, run, 0)]
         runs.append((settings, expected))
-    return {"entry_beats": beats[0], "pointer_beats": beats[1], "runs": runs}
+    return {"memory_beats": beats, "runs": runs}
 
 
 @pytest.mark.parametrize("sim", simulators())

@@ -59,7 +59,7 @@ def test_compiled_streams_cover_every_weight_once(weights, mode, rows, cols, m):
     for run in program.runs:
         assert run.acts.shape == (rows, run.m_tiles * k)
         for lane in range(cols):
-            for token in lane_tokens(run, lane, mode, k, rows):
+            for token in lane_tokens(program, run, lane):
                 if token["bubble"] or token["weight"] == 0:
                     continue
                 tile, kk = divmod(token["act_addr"], k)
@@ -73,8 +73,9 @@ def test_compiled_streams_cover_every_weight_once(weights, mode, rows, cols, m):
 
 def test_column_costs():
     weights = np.array([[0, 1, 0], [0, 2, 3]], np.int8)
-    assert list(column_costs(weights, Mode.SKIP)) == [1, 2, 1]
-    assert list(column_costs(weights, Mode.DENSE)) == [2, 2, 2]
+    config = small_config()
+    assert list(column_costs(weights, Mode.SKIP, config)) == [1, 2, 1]
+    assert list(column_costs(weights, Mode.DENSE, config)) == [2, 2, 2]
 
 
 @pytest.mark.parametrize("bad", [dict(rows=0), dict(cols=-1), dict(fmt="zip"),

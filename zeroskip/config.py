@@ -15,7 +15,7 @@ __all__ = ["Mode", "FORMATS", "ArrayConfig", "INT8_MIN", "INT8_MAX", "bits_for"]
 INT8_MIN, INT8_MAX = -128, 127
 
 #: Compressed-weight formats this generator has hardware decoders for.
-FORMATS = ("csc",)
+FORMATS = ("csc", "bitmap", "rle", "nm")
 
 
 class Mode(enum.IntEnum):
@@ -61,6 +61,14 @@ class ArrayConfig:
         Column pointers per decoder lane (output columns per lane + 1).
     out_depth : int
         Results per PE (M-tiles × output columns per lane of one run).
+    mask_depth : int
+        ``bitmap`` format: mask words per decoder lane.
+    nm_n, nm_m : int
+        ``nm`` format: at most N nonzeros in every M consecutive weights of a column.
+    bitmap_width : int
+        ``bitmap`` format: mask bits per memory word.
+    rle_run_bits : int
+        ``rle`` format: width of a zero-run field.
     """
     rows: int = 8
     cols: int = 8
@@ -70,6 +78,11 @@ class ArrayConfig:
     weight_depth: int = 8448
     pointer_depth: int = 257
     out_depth: int = 2048
+    mask_depth: int = 1028
+    nm_n: int = 2
+    nm_m: int = 4
+    bitmap_width: int = 64
+    rle_run_bits: int = 4
 
     act_width = 8     # int8 activations
     weight_width = 8  # int8 weights
@@ -85,6 +98,13 @@ class ArrayConfig:
             raise TypeError(f"pointer_depth must be an integer >= 2, not {self.pointer_depth!r}")
         if self.fmt not in FORMATS:
             raise ValueError(f"Format must be one of {', '.join(FORMATS)}, not {self.fmt!r}")
+        if not 1 <= self.nm_n < self.nm_m <= 16:
+            raise ValueError(f"N:M needs 1 <= N < M <= 16, not {self.nm_n}:{self.nm_m}")
+        if self.bitmap_width not in (8, 16, 32, 64, 128, 256):
+            raise ValueError(f"bitmap_width must be a power of two from 8 to 256, not "
+                             f"{self.bitmap_width}")
+        if not 2 <= self.rle_run_bits <= 8:
+            raise ValueError(f"rle_run_bits must be 2..8, not {self.rle_run_bits}")
         # |-128 * -128| = 2**14 per product: K products must fit a signed accumulator.
         if self.max_k * 2 ** 14 > 2 ** (self.acc_width - 1) - 1:
             raise ValueError(f"max_k {self.max_k} could overflow the {self.acc_width}-bit "
@@ -94,15 +114,18 @@ class ArrayConfig:
                              f"{self.act_depth}")
 
     @classmethod
-    def for_capacity(cls, rows=8, cols=8, *, m=256, k=256, n=256, fmt="csc", max_k=4096):
+    def for_capacity(cls, rows=8, cols=8, *, m=256, k=256, n=256, fmt="csc", max_k=4096,
+                     **format_params):
         """A configuration whose memories hold an ``m × k × n`` GEMM in a single run.
 
         Larger GEMMs still run: the host splits them into several runs.
         """
         m_tiles = -(-m // rows)
         lane_columns = -(-n // cols)
-        return cls(rows=rows, cols=cols, fmt=fmt, max_k=max_k,
+        width = format_params.get("bitmap_width", cls.bitmap_width)
+        return cls(rows=rows, cols=cols, fmt=fmt, max_k=max_k, **format_params,
                    act_depth=max(m_tiles * k, max_k),
+                   mask_depth=(lane_columns + 1) * -(-k // width),
                    # a balanced schedule exceeds the mean lane load by at most one column
                    weight_depth=lane_columns * k + k,
                    pointer_depth=n + 1,

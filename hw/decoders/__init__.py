@@ -1,13 +1,23 @@
 """Compressed-weight decoders, one per format. Each turns a lane's compressed columns into the
 token stream a PE column consumes, at one token per cycle."""
 
+from .bitmap import BitmapDecoder
 from .csc import CSCDecoder
+from .lane import Cursor, LaneDecoder
+from .nm import NMDecoder
+from .rle import RLEDecoder
 
-__all__ = ["CSCDecoder", "decoder_for"]
+__all__ = ["LaneDecoder", "Cursor", "CSCDecoder", "BitmapDecoder", "RLEDecoder", "NMDecoder",
+           "decoder_class", "decoder_for"]
 
-_DECODERS = {"csc": CSCDecoder}
+_DECODERS = {"csc": CSCDecoder, "bitmap": BitmapDecoder, "rle": RLEDecoder, "nm": NMDecoder}
+
+
+def decoder_class(config):
+    """The lane decoder class of ``config.fmt``."""
+    return _DECODERS[config.fmt]
 
 
 def decoder_for(config):
     """A decoder lane for ``config.fmt``."""
-    return _DECODERS[config.fmt](config)
+    return decoder_class(config)(config)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...config import bits_for
+from .lane import Presented
 
 __all__ = ["CSCMatrix", "encode", "decode", "size_bits"]
 
@@ -65,3 +66,39 @@ def size_bits(csc):
     """Exact storage: per nonzero an 8-bit value and a row index; N + 1 column pointers."""
     k, n = csc.shape
     return csc.nnz * (8 + bits_for(k)) + (n + 1) * bits_for(csc.nnz + 1)
+
+
+# Lane level: what one decoder lane holds and emits -------------------------------------------
+
+def check(weights, config):
+    """Any int8 matrix is representable."""
+
+
+class Cursor:
+    """Model of :class:`zeroskip.hw.decoders.CSCDecoder`'s reader on one column."""
+
+    def __init__(self, column, k, config):
+        rows = np.flatnonzero(column)
+        self.entries = list(zip(rows.tolist(), column[rows].tolist()))
+        self.index = 0
+
+    def present(self):
+        if self.index == len(self.entries):
+            return Presented(exhausted=True)
+        row, value = self.entries[self.index]
+        return Presented(valid=True, row=row, value=value,
+                         last=self.index == len(self.entries) - 1)
+
+    def advance(self, consume):
+        self.index += int(consume)
+
+
+def lane_image(columns, k, config):
+    """Memory contents of a lane holding ``columns`` (a list of W columns), per memory name of
+    :class:`zeroskip.hw.decoders.CSCDecoder`."""
+    entries, pointers = [], [0]
+    for column in columns:
+        rows = np.flatnonzero(column)
+        entries += [{"row": int(r), "value": int(column[r])} for r in rows]
+        pointers.append(len(entries))
+    return {"entries": entries, "pointers": pointers}

@@ -1,0 +1,79 @@
+"""Run-length: (zero run, value) entries with escapes for long runs; column end pointers."""
+
+from amaranth.hdl import Mux, Signal, signed, unsigned
+from amaranth.lib import data
+
+from .lane import Cursor, LaneDecoder
+
+__all__ = ["RLEDecoder", "rle_entry_layout"]
+
+
+def rle_entry_layout(config):
+    return data.StructLayout({"run": unsigned(config.rle_run_bits), "value": signed(8)})
+
+
+class RLEDecoder(LaneDecoder):
+    """Lane decoder for :mod:`zeroskip.sim.formats.rle`.
+
+    Memories: ``entries`` and ``pointers`` (word ``j + 1`` = end of column ``j``). The reader
+    sees two consecutive entries each cycle (two read ports), so an escape entry and the nonzero
+    after it cost one cycle together; only an escape followed by another escape costs a cycle
+    on its own.
+    """
+
+    @classmethod
+    def memories(cls, config):
+        return {
+            "entries": (rle_entry_layout(config), config.weight_depth),
+            "pointers": (unsigned(config.weight_addr_bits), config.pointer_depth),
+        }
+
+    def cursor(self, m, memories, column_next):
+        config = self.config
+        escape = (1 << config.rle_run_bits) - 1
+        cursor = Cursor(config)
+        first_rd = memories["entries"].read_port()
+        second_rd = memories["entries"].read_port()
+        pointer_rd = memories["pointers"].read_port()
+
+        entry = Signal(unsigned(config.weight_addr_bits))
+        entry_next = Signal.like(entry)
+        base = Signal(unsigned(config.k_bits + 10))  # row after the last one decoded
+
+        e0, e1 = first_rd.data, second_rd.data
+        end = pointer_rd.data
+        exhausted = entry == end
+        escape0 = e0.run == escape
+        skip0 = escape + e0.value.as_unsigned()
+        pair = escape0 & (entry + 1 != end) & (e1.run != escape)
+        valid = ~exhausted & (~escape0 | pair)
+        row = Signal.like(base)
+        m.d.comb += [
+            row.eq(Mux(escape0, base + skip0 + e1.run, base + e0.run)),
+            cursor.valid.eq(valid),
+            cursor.exhausted.eq(exhausted),
+            cursor.row.eq(row),
+            cursor.value.eq(Mux(escape0, e1.value, e0.value)),
+            cursor.last.eq(Mux(escape0, entry + 2 == end, entry + 1 == end)),
+            cursor.floor.eq(base + skip0),
+        ]
+
+        m.d.comb += entry_next.eq(entry)
+        with m.If(cursor.consume):
+            m.d.comb += entry_next.eq(Mux(escape0, entry + 2, entry + 1))
+            m.d.sync += base.eq(row + 1)
+        with m.If(~valid & ~exhausted):
+            m.d.comb += entry_next.eq(entry + 1)
+            m.d.sync += base.eq(base + skip0)
+        with m.If(cursor.next_column):
+            m.d.sync += base.eq(0)
+        with m.If(cursor.restart):
+            m.d.comb += entry_next.eq(0)
+            m.d.sync += base.eq(0)
+        m.d.sync += entry.eq(entry_next)
+        m.d.comb += [
+            first_rd.addr.eq(entry_next),
+            second_rd.addr.eq(entry_next + 1),
+            pointer_rd.addr.eq(column_next + 1),
+        ]
+        return cursor
