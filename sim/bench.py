@@ -28,11 +28,19 @@ __all__ = ["BenchCase", "default_cases", "run_bench", "write_outputs"]
 class BenchCase:
     pattern: str
     density: float  # requested density (the measured one is reported)
+    fmt: str = "csc"
+    nm: tuple = (2, 4)
+
+    def config(self, rows, cols, shape):
+        m, k, n = shape
+        return ArrayConfig.for_capacity(rows, cols, m=m, k=k, n=n, fmt=self.fmt,
+                                        nm_n=self.nm[0], nm_m=self.nm[1])
 
 
 def default_cases():
     cases = [BenchCase("uniform", d) for d in (1.0, 0.5, 0.25, 0.1, 0.05)]
     cases += [BenchCase("2:4", 0.5), BenchCase("1:4", 0.25)]
+    cases += [BenchCase("2:4", 0.5, "nm", (2, 4)), BenchCase("1:4", 0.25, "nm", (1, 4))]
     cases += [BenchCase("block4x4", d) for d in (0.5, 0.25, 0.1)]
     cases += [BenchCase("heavy_tailed", d) for d in (0.15, 0.05)]
     return cases
@@ -62,6 +70,7 @@ def measure(case, config, shape, seed=0, sim="verilator"):
     fill_drain = lane_cycles - busy - decoder - imbalance
     simulated = cycles + dense_cycles
     return {
+        "format": f"nm {config.nm_n}:{config.nm_m}" if config.fmt == "nm" else config.fmt,
         "pattern": case.pattern,
         "density": round(nnz / weights.size, 4),
         "sparsity": round(1 - nnz / weights.size, 4),
@@ -85,8 +94,8 @@ def measure(case, config, shape, seed=0, sim="verilator"):
 
 
 def run_bench(cases=None, *, rows=8, cols=8, shape=(256, 256, 256), progress=True):
-    config = ArrayConfig.for_capacity(rows, cols, m=shape[0], k=shape[1], n=shape[2])
     cases = default_cases() if cases is None else cases
+    config = cases[0].config(rows, cols, shape)
     rows_out = []
     iterator = cases
     if progress:
@@ -95,11 +104,11 @@ def run_bench(cases=None, *, rows=8, cols=8, shape=(256, 256, 256), progress=Tru
     for case in iterator:
         if progress:
             iterator.set_postfix_str(f"{case.pattern} d={case.density}")
-        rows_out.append(measure(case, config, shape))
+        rows_out.append(measure(case, case.config(rows, cols, shape), shape))
     return config, rows_out
 
 
-COLUMNS = [("pattern", "pattern"), ("sparsity", "sparsity"), ("cycles_dense", "dense cycles"),
+COLUMNS = [("format", "format"), ("pattern", "pattern"), ("sparsity", "sparsity"), ("cycles_dense", "dense cycles"),
            ("cycles_skip", "skip cycles"), ("ideal_cycles", "ideal"),
            ("speedup", "speedup"), ("ideal_speedup", "ideal speedup"),
            ("fraction_of_ideal", "fraction of ideal"), ("gap_imbalance", "gap: imbalance"),
@@ -142,8 +151,9 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for pattern in dict.fromkeys(r["pattern"] for r in rows):
-        pts = sorted((r for r in rows if r["pattern"] == pattern), key=lambda r: r["sparsity"])
+    for pattern in dict.fromkeys(r["pattern"] for r in rows if r["format"] == "csc"):
+        pts = sorted((r for r in rows if r["pattern"] == pattern and r["format"] == "csc"),
+                     key=lambda r: r["sparsity"])
         xs = [100 * r["sparsity"] for r in pts]
         style = dict(marker="o", label=PATTERNS[pattern][0])
         ax1.plot(xs, [r["speedup"] for r in pts], **style)
@@ -179,7 +189,7 @@ def write_outputs(config, rows, out_dir, shape, readme=None):
     m, k, n = shape
     worst_model = max(r["model_error"] for r in rows)
     throughput = round(np.mean([r["sim_cycles_per_s"] for r in rows]))
-    text = (f"{m}×{k}×{n} GEMM on a {config.rows}×{config.cols} array, {config.fmt} weights, "
+    text = (f"{m}×{k}×{n} GEMM on a {config.rows}×{config.cols} array, "
             f"skip vs dense mode on Verilator; measured {machine_note()} by `make bench`.\n\n"
             f"{markdown_table(rows)}\n\n"
             f"Gap columns: cycles lost to ideal, per lane on average (imbalance: lanes done "

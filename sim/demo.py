@@ -131,7 +131,7 @@ class AcceleratorGemm:
 
         def total(rtl, name):
             return int(sum(c[name] for c in rtl.counters))
-        compressed = formats.encode(self.config.fmt, weights)
+        compressed = formats.encode_for(self.config, weights)
         self.layers.append({
             "shape": [m, k, n],
             "weight_sparsity": round(1 - nnz / weights.size, 4),

@@ -18,7 +18,7 @@ from cocotb.triggers import FallingEdge, RisingEdge, with_timeout
 CLOCK_NS = 10
 
 
-async def _write_beats(dut, port, beats, *, masked=False):
+async def write_beats(dut, port, beats, *, masked=False):
     en = getattr(dut, f"{port}__en")
     addr = getattr(dut, f"{port}__addr")
     data = getattr(dut, f"{port}__data")
@@ -36,7 +36,7 @@ async def _write_beats(dut, port, beats, *, masked=False):
     en.value = 0
 
 
-async def _read_column(dut, column, depth):
+async def read_column(dut, column, depth):
     """Read ``depth`` result words from PE column ``column``, one address per clock (the word
     at an address set on a falling edge is on the port by the next falling edge)."""
     dut.result_column.value = column
@@ -66,9 +66,9 @@ async def run_program(dut):
 
     outputs = []
     for run in job["runs"]:
-        await _write_beats(dut, "act_write", run["act_beats"])
+        await write_beats(dut, "act_write", run["act_beats"])
         for name, beats in run["memory_beats"].items():
-            await _write_beats(dut, f"{name}_write", beats, masked=True)
+            await write_beats(dut, f"{name}_write", beats, masked=True)
 
         dut.job.value = run["job"]
         dut.start.value = 1
@@ -81,7 +81,7 @@ async def run_program(dut):
         await FallingEdge(dut.clk)
 
         counters = dut.counters.value.to_unsigned()
-        results = [await _read_column(dut, c, depth) for c, depth in enumerate(run["jobs"])]
+        results = [await read_column(dut, c, depth) for c, depth in enumerate(run["jobs"])]
         outputs.append({"counters": counters, "results": results, "wall_s": wall})
 
     with open(os.environ["ZEROSKIP_RESULT"], "wb") as f:

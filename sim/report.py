@@ -30,7 +30,7 @@ def gemm_report(program, weights, rtl, simulator):
     cycles = total("cycles")
     macs_effectual = m * nnz
     ideal = -(-macs_effectual // config.pe_count)
-    compressed = formats.encode(config.fmt, weights)
+    compressed = formats.encode_for(config, weights)
     lane_cycles = config.cols * cycles
     busy, decoder, imbalance = (total(x) for x in ("lane_busy", "stall_decoder",
                                                     "stall_imbalance"))
@@ -49,6 +49,7 @@ def gemm_report(program, weights, rtl, simulator):
         "cols": config.cols,
         "mode": program.mode.name.lower(),
         "format": config.fmt,
+        **({"nm": f"{config.nm_n}:{config.nm_m}"} if config.fmt == "nm" else {}),
         "simulator": simulator,
         "weight_bits": int(formats.size_bits(config.fmt, compressed)),
         "dense_weight_bits": 8 * k * n,

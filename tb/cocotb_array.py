@@ -9,6 +9,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
+from zeroskip.sim.harness import read_column, write_beats
+
 
 async def drive_column(dut, column, tokens, idle_probability, seed):
     """Drive one column's token stream, idling at random (the array is always ready)."""
@@ -39,11 +41,7 @@ async def array_results(dut):
     dut.rst.value = 0
     await FallingEdge(dut.clk)
 
-    for address, value in job["act_beats"]:
-        dut.act_write__en.value, dut.act_write__addr.value = 1, address
-        dut.act_write__data.value = value
-        await FallingEdge(dut.clk)
-    dut.act_write__en.value = 0
+    await write_beats(dut, "act_write", job["act_beats"])
 
     drivers = [cocotb.start_soon(drive_column(dut, c, tokens, job["idle_probability"], c))
                for c, tokens in enumerate(job["columns"])]
@@ -52,14 +50,6 @@ async def array_results(dut):
     for _ in range(job["latency"]):
         await FallingEdge(dut.clk)
 
-    results = []
-    for c, depth in enumerate(job["depths"]):
-        dut.result_column.value = c
-        words = []
-        for address in range(depth):
-            dut.result_read__addr.value = address
-            await FallingEdge(dut.clk)
-            words.append(dut.result_read__data.value.to_unsigned())
-        results.append(words)
+    results = [await read_column(dut, c, depth) for c, depth in enumerate(job["depths"])]
     with open(os.environ["ZEROSKIP_RESULT"], "wb") as f:
         pickle.dump(results, f)

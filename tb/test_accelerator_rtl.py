@@ -6,11 +6,11 @@ import pytest
 
 from zeroskip.config import ArrayConfig, Mode
 from zeroskip.sim import golden
-from zeroskip.sim.compiler import GemmTooLarge, assemble, compile_gemm
+from zeroskip.sim.compiler import GemmTooLarge, assemble, compile_gemm, lane_tokens
 from zeroskip.sim.runner import run_programs
 
 from .rtl import simulators
-from .weights import random_weights
+from .weights import fit_n_of_m, random_weights
 
 
 def check(program, acts, weights, rtl):
@@ -32,7 +32,8 @@ def check(program, acts, weights, rtl):
         assert total["macs_executed"] == effectual_pairs
         assert total["macs_executed"] + total["macs_gated"] == m * np.count_nonzero(weights)
     assert total["cycles"] == program.predicted_cycles, "the cycle model must match the RTL"
-    assert total["lane_busy"] == sum(sum(run.tokens) for run in program.runs)
+    assert total["lane_busy"] == sum(len(lane_tokens(program, run, lane))
+                                     for run in program.runs for lane in range(config.cols))
     lane_cycles = config.cols * total["cycles"]
     assert total["lane_busy"] + total["stall_decoder"] + total["stall_imbalance"] <= lane_cycles
     return total
@@ -139,3 +140,31 @@ def test_acceptance_speedup_at_90_percent_sparsity(rng, capsys):
     assert skip["cycles"] < 0.25 * dense["cycles"]
     assert abs(gate["cycles"] - dense["cycles"]) <= 0.01 * dense["cycles"]
     assert gate["macs_executed"] < 0.2 * dense["macs_executed"]
+
+
+FORMAT_PARAMS = [("bitmap", {}), ("rle", {}), ("nm", dict(nm_n=2, nm_m=4)),
+                 ("nm", dict(nm_n=1, nm_m=3)), ("bitmap", dict(bitmap_width=16)),
+                 ("rle", dict(rle_run_bits=2))]
+
+
+@pytest.mark.parametrize("sim", simulators())
+@pytest.mark.parametrize("fmt,params", FORMAT_PARAMS,
+                         ids=[f"{f}-{'-'.join(map(str, p.values()))}" for f, p in FORMAT_PARAMS])
+def test_every_format_is_bit_exact(sim, fmt, params, rng):
+    config = ArrayConfig.for_capacity(4, 4, fmt=fmt, **params)  # the CLI's 4x4 configuration
+
+    def fit(weights):
+        return fit_n_of_m(weights, config.nm_n, config.nm_m) if fmt == "nm" else weights
+
+    cases = []
+    for density in (1.0, 0.5, 0.1, 0.0):
+        m, k, n = int(rng.integers(1, 14)), int(rng.integers(1, 96)), int(rng.integers(1, 14))
+        acts = random_acts(rng, m, k)
+        cases += [(acts, fit(random_weights(rng, k, n, density=density)), mode) for mode in Mode]
+    m, k, n = 9, 70, 7
+    for pattern in ("single", "one_column", "long_runs"):
+        cases.append((random_acts(rng, m, k), fit(random_weights(rng, k, n, pattern=pattern)),
+                      Mode.SKIP))
+    cases.append((np.full((m, k), -128, np.int8),
+                  fit(np.full((k, n), -128, np.int8)), Mode.SKIP))
+    run_cases(config, sim, cases)

@@ -7,10 +7,9 @@ from zeroskip.config import ArrayConfig
 from zeroskip.sim.bench import BenchCase, default_cases, measure, write_outputs
 
 
-@pytest.mark.parametrize("case", default_cases(), ids=lambda c: f"{c.pattern}-{c.density}")
+@pytest.mark.parametrize("case", default_cases(), ids=lambda c: f"{c.fmt}-{c.pattern}-{c.density}")
 def test_model_predicts_rtl_cycles(case):
-    config = ArrayConfig.for_capacity(4, 4, m=48, k=64, n=40)
-    row = measure(case, config, (48, 64, 40))
+    row = measure(case, case.config(4, 4, (48, 64, 40)), (48, 64, 40))
     assert row["predicted_cycles"] == row["cycles_skip"]
     assert row["model_error"] == 0
     assert row["dense_fraction"] >= 0.95

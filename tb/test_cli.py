@@ -11,7 +11,7 @@ from zeroskip.sim import golden
 from zeroskip.sim.runner import verilator_environment
 
 from .rtl import simulators
-from .weights import random_weights
+from .weights import fit_n_of_m, random_weights
 
 REPORT_FIELDS = {"cycles", "load_cycles", "ideal_cycles", "macs_total", "macs_effectual",
                  "macs_executed", "macs_gated", "pe_count", "rows", "cols", "mode", "format",
@@ -100,6 +100,8 @@ def bad_inputs(path, rng):
         "format": ["--acts", a, "--weights", w, "--format", "zip"],
         "unknown": ["--acts", a, "--weights", w, "--frobnicate"],
         "no_weights": ["--acts", a],
+        "nm_violation": ["--acts", a, "--weights", w, "--format", "nm", "--nm", "1:4"],
+        "nm_pattern": ["--acts", a, "--weights", w, "--format", "nm", "--nm", "4:2"],
         "out_dir_missing": ["--acts", a, "--weights", w, "--out", path / "no" / "C.npy"],
     })
     return cases
@@ -127,3 +129,36 @@ def test_verilog_lints_clean(tmp_path):
                           capture_output=True, text=True)
     assert lint.returncode == 0, lint.stderr[-2000:]
     assert "%Error" not in lint.stderr
+
+
+def test_nm_violation_names_the_place(tmp_path):
+    weights = np.zeros((8, 3), np.int8)
+    weights[4:7, 2] = 5  # three nonzeros in rows 4..7 of column 2
+    np.save(tmp_path / "W.npy", weights)
+    np.save(tmp_path / "A.npy", np.ones((2, 8), np.int8))
+    proc = zeroskip("gemm", "--acts", tmp_path / "A.npy", "--weights", tmp_path / "W.npy",
+                    "--out", tmp_path / "C.npy", "--format", "nm", "--nm", "2:4")
+    assert proc.returncode == 2
+    assert "column 2, rows 4..7" in proc.stderr and "2:4" in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["bitmap", "rle", "nm"])
+def test_gemm_every_format(tmp_path, rng, fmt):
+    acts = rng.integers(-128, 128, (9, 24)).astype(np.int8)
+    weights = random_weights(rng, 24, 10, density=0.25)
+    if fmt == "nm":
+        weights = fit_n_of_m(weights, 2, 4)
+    np.save(tmp_path / "A.npy", acts)
+    np.save(tmp_path / "W.npy", weights)
+    proc = zeroskip("gemm", "--acts", tmp_path / "A.npy", "--weights", tmp_path / "W.npy",
+                    "--out", tmp_path / "C.npy", "--report", tmp_path / "r.json",
+                    "--format", fmt, "--nm", "2:4", "--rows", 4, "--cols", 4)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "C.npy"), golden.gemm(acts, weights))
+    assert json.loads((tmp_path / "r.json").read_text())["format"] == fmt
+
+
+def test_formats_table():
+    proc = zeroskip("formats", "--size", 64)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n") >= 9 and "| csc |" in proc.stdout

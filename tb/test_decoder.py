@@ -10,7 +10,7 @@ from zeroskip.hw.decoders import decoder_for
 from zeroskip.sim.compiler import compile_gemm, lane_tokens
 
 from .conftest import small_config
-from .weights import random_weights
+from .weights import fit_n_of_m, random_weights
 
 TOKEN_FIELDS = ("act_addr", "weight", "first", "last", "bubble", "out_addr", "rows")
 
@@ -78,11 +78,7 @@ def format_weights(fmt, config, rng, k, n, case):
     """Weights for ``case`` that the format accepts (N:M keeps at most N per group)."""
     weights = random_weights(rng, k, n, **CASES[case])
     if config.fmt == "nm":
-        for start in range(0, k, config.nm_m):
-            block = weights[start:start + config.nm_m]
-            for c in range(n):
-                nz = np.flatnonzero(block[:, c])
-                block[nz[config.nm_n:], c] = 0
+        weights = fit_n_of_m(weights, config.nm_n, config.nm_m)
     return weights
 
 

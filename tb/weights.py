@@ -26,3 +26,13 @@ def random_weights(rng, k, n, density=0.5, pattern=None, extreme=False):
     else:
         raise ValueError(pattern)
     return (values * mask).astype(np.int8)
+
+
+def fit_n_of_m(weights, n, m):
+    """Keep at most ``n`` nonzeros (the first ones) in every group of ``m`` rows."""
+    weights = weights.copy()
+    for start in range(0, weights.shape[0], m):
+        block = weights[start:start + m]
+        for c in range(weights.shape[1]):
+            block[np.flatnonzero(block[:, c])[n:], c] = 0
+    return weights

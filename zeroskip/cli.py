@@ -38,11 +38,26 @@ def _array_side(text):
     return value
 
 
+def _n_of_m(text):
+    from .sim.formats.nm import parse
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_array_options(parser):
     parser.add_argument("--rows", type=_array_side, default=8, help="PE rows (default 8)")
     parser.add_argument("--cols", type=_array_side, default=8, help="PE columns (default 8)")
     parser.add_argument("--format", choices=FORMATS, default="csc",
                         help="compressed-weight format (default csc)")
+    parser.add_argument("--nm", type=_n_of_m, default=(2, 4), metavar="N:M",
+                        help="N:M pattern of the nm format (default 2:4)")
+
+
+def _config(args):
+    n, m = args.nm
+    return ArrayConfig.for_capacity(args.rows, args.cols, fmt=args.format, nm_n=n, nm_m=m)
 
 
 def _parser():
@@ -83,6 +98,10 @@ def _parser():
     demo.add_argument("--cols", type=_array_side, default=8)
     demo.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
 
+    table = sub.add_parser("formats", help="bits per weight of every format against density "
+                           "(Markdown table, measured by the encoders)")
+    table.add_argument("--size", type=int, default=256, metavar="S", help="S×S weights")
+
     verilog = sub.add_parser("verilog", help="write the accelerator's Verilog")
     _add_array_options(verilog)
     verilog.add_argument("-o", "--output", required=True, metavar="accel.v")
@@ -116,7 +135,7 @@ def _write_atomically(path, write):
 def _gemm(args):
     import numpy as np
 
-    from .sim import golden
+    from .sim import formats, golden
     from .sim.compiler import assemble, compile_gemm
     from .sim.loaders import check_gemm_operands, load_int8_matrix
     from .sim.report import gemm_report
@@ -128,8 +147,12 @@ def _gemm(args):
             _check_writable(path, what)
     acts = load_int8_matrix(args.acts, "--acts")
     weights = load_int8_matrix(args.weights, "--weights")
-    config = ArrayConfig.for_capacity(args.rows, args.cols, fmt=args.format)
+    config = _config(args)
     check_gemm_operands(acts, weights, config.max_k)
+    try:
+        formats.module(config.fmt).check(weights, config)
+    except ValueError as exc:
+        raise BadInput(f"--weights: {exc}") from None
 
     if args.waves:
         try:
@@ -164,10 +187,11 @@ def _gemm(args):
 def _verilog(args):
     from .hw.verilog import generate
     _check_writable(args.output, "-o")
-    config = ArrayConfig.for_capacity(args.rows, args.cols, fmt=args.format)
+    config = _config(args)
     text = generate(config)
     _write_atomically(args.output, lambda tmp: Path(tmp).write_text(text))
-    print(f"wrote {args.output}: {config.rows}x{config.cols} PEs, {config.fmt} decoders")
+    fmt = f"{config.nm_n}:{config.nm_m} nm" if config.fmt == "nm" else config.fmt
+    print(f"wrote {args.output}: {config.rows}x{config.cols} PEs, {fmt} decoders")
 
 
 def _bench(args):
@@ -200,7 +224,16 @@ def _demo(args):
         raise RuntimeError("the accelerator's logits differ from the NumPy int8 reference")
 
 
-COMMANDS = {"gemm": _gemm, "verilog": _verilog, "bench": _bench, "demo": _demo}
+def _formats(args):
+    from .sim.formats_table import formats_table
+    from .sim.loaders import BadInput
+    if not 1 <= args.size <= 4096:
+        raise BadInput(f"--size must be between 1 and 4096, got {args.size}")
+    print(formats_table(args.size))
+
+
+COMMANDS = {"gemm": _gemm, "verilog": _verilog, "bench": _bench, "demo": _demo,
+            "formats": _formats}
 
 
 def main(argv=None):

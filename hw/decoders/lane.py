@@ -55,8 +55,9 @@ class LaneDecoder(wiring.Component):
 
     For each M-tile the lane walks all of its columns:
 
-    - skip mode: one token per stored entry, back to back across column boundaries; an empty
-      column costs one bubble token (its output still has to be written as zero);
+    - skip mode: one token per stored nonzero, back to back across column boundaries; a
+      column that runs out of entries without a closing nonzero (an empty column, or N:M
+      padding at its end) closes with a bubble token, which writes the result;
     - dense and gate modes: every column is expanded on the fly to all K rows, zeros included.
 
     Subclasses name their memories in :meth:`memories` and find nonzeros in :meth:`cursor`.
@@ -176,9 +177,10 @@ class LaneDecoder(wiring.Component):
                         row.eq(Mux(column_done, 0, row + 1)),
                     ]
             with m.Else():
-                bubble = cursor.exhausted & ~emitted
+                # An exhausted column closes with a bubble: it writes the zero result of an
+                # empty column, or the result of one whose last entry was not a nonzero.
                 m.d.comb += [
-                    emit.eq(cursor.valid | bubble),
+                    emit.eq(cursor.valid | cursor.exhausted),
                     emit_row.eq(Mux(cursor.valid, cursor.row, 0)),
                     column_done.eq((cursor.valid & cursor.last) | cursor.exhausted),
                     cursor.consume.eq(cursor.valid),

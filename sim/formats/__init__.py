@@ -31,4 +31,6 @@ def encode_for(config, weights):
         return nm.encode(weights, config.nm_n, config.nm_m)
     if config.fmt == "rle":
         return rle.encode(weights, config.rle_run_bits)
+    if config.fmt == "bitmap":
+        return bitmap.encode(weights, config.bitmap_width)
     return FORMATS[config.fmt].encode(weights)

@@ -1,5 +1,10 @@
 """Bitmap: one bit per weight marks the nonzeros, which are stored packed (NVDLA weight
-compression, SIGMA); per column a pointer to its first value."""
+compression, SIGMA).
+
+The mask is cut into ``width``-bit words down each column; only words with a set bit are stored,
+and a per-column occupancy summary (one bit per word) says which. A decoder therefore never
+fetches an all-zero word: it jumps from one occupied word to the next through the summary.
+Value pointers mark where each column's values end."""
 
 from dataclasses import dataclass
 
@@ -13,21 +18,23 @@ __all__ = ["BitmapMatrix", "encode", "decode", "size_bits", "check"]
 
 @dataclass(frozen=True)
 class BitmapMatrix:
-    """``mask`` (K × N bool), ``values`` (nonzeros column by column), ``pointers`` (N + 1)."""
+    """``mask`` (K × N bool), ``values`` (nonzeros column by column), ``pointers`` (N + 1) and
+    the word ``width`` of the stored mask."""
     shape: tuple
+    width: int
     mask: np.ndarray
     values: np.ndarray
     pointers: np.ndarray
 
 
-def encode(weights, **_):
+def encode(weights, width=64):
     weights = np.asarray(weights)
     k, n = weights.shape
     mask = weights != 0
     columns, rows = np.nonzero(mask.T)
     pointers = np.zeros(n + 1, np.int64)
     np.cumsum(mask.sum(axis=0), out=pointers[1:])
-    return BitmapMatrix((k, n), mask, weights[rows, columns].astype(np.int8), pointers)
+    return BitmapMatrix((k, n), width, mask, weights[rows, columns].astype(np.int8), pointers)
 
 
 def decode(matrix):
@@ -37,11 +44,24 @@ def decode(matrix):
     return weights
 
 
+def column_words(column, width):
+    """The column's mask as ``width``-bit words, row 0 in bit 0 of word 0."""
+    bits = np.zeros(-(-len(column) // width) * width, bool)
+    bits[:len(column)] = np.asarray(column) != 0
+    return [sum(1 << int(i) for i in np.flatnonzero(bits[w:w + width]))
+            for w in range(0, len(bits), width)]
+
+
 def size_bits(matrix):
-    """Exact storage: K·N mask bits, 8 bits per nonzero, N + 1 value pointers."""
+    """Exact storage: a summary bit per mask word, the occupied mask words, 8 bits per
+    nonzero and N + 1 value pointers."""
     k, n = matrix.shape
+    words_per_column = -(-k // matrix.width)
+    occupied = sum(sum(1 for w in column_words(matrix.mask[:, c], matrix.width) if w)
+                   for c in range(n))
     nnz = int(matrix.values.size)
-    return k * n + 8 * nnz + (n + 1) * bits_for(nnz + 1)
+    return (n * words_per_column + matrix.width * occupied + 8 * nnz +
+            (n + 1) * bits_for(nnz + 1))
 
 
 # Lane level -----------------------------------------------------------------------------------
@@ -50,54 +70,48 @@ def check(weights, config):
     """Any int8 matrix is representable."""
 
 
-def column_words(column, width):
-    """The column's mask as ``width``-bit words, row 0 in bit 0 of word 0."""
-    bits = np.zeros(-(-len(column) // width) * width, bool)
-    bits[:len(column)] = column != 0
-    return [int(sum(1 << i for i in np.flatnonzero(bits[w:w + width])))
-            for w in range(0, len(bits), width)]
+def column_image(column, width):
+    """(summary, occupied words) of one column."""
+    words = column_words(column, width)
+    summary = sum(1 << i for i, w in enumerate(words) if w)
+    return summary, [w for w in words if w]
 
 
 class Cursor:
     """Model of :class:`zeroskip.hw.decoders.BitmapDecoder`'s reader on one column: the set
-    bits of the current mask word one per cycle, the next word loaded as the last bit of one is
-    taken; a word with no bit left costs one cycle."""
+    bits of the occupied words, lowest first, one per cycle; never a wait."""
 
     def __init__(self, column, k, config):
         self.width = config.bitmap_width
-        self.words = column_words(column, self.width)
-        self.values = column[column != 0].tolist()
-        self.word, self.bits, self.index = 0, self.words[0], 0
-
-    def _load_next(self):
-        self.word += 1
-        self.bits = self.words[self.word] if self.word < len(self.words) else 0
+        self.summary, self.words = column_image(column, self.width)
+        self.values = np.asarray(column)[np.asarray(column) != 0].tolist()
+        self.word, self.bits, self.index = 0, self.words[0] if self.words else 0, 0
 
     def present(self):
         if self.index == len(self.values):
             return Presented(exhausted=True)
-        if self.bits == 0:
-            return Presented(floor=(self.word + 1) * self.width)
+        base = ((self.summary & -self.summary).bit_length() - 1) * self.width
         low = (self.bits & -self.bits).bit_length() - 1
-        return Presented(valid=True, row=self.word * self.width + low,
-                         value=self.values[self.index], last=self.index == len(self.values) - 1)
+        return Presented(valid=True, row=base + low, value=self.values[self.index],
+                         last=self.index == len(self.values) - 1)
 
     def advance(self, consume):
-        if self.index == len(self.values):
+        if not consume:
             return
+        self.bits &= self.bits - 1
+        self.index += 1
         if self.bits == 0:
-            self._load_next()
-        elif consume:
-            self.bits &= self.bits - 1
-            self.index += 1
-            if self.bits == 0:
-                self._load_next()
+            self.summary &= self.summary - 1
+            self.word += 1
+            self.bits = self.words[self.word] if self.word < len(self.words) else 0
 
 
 def lane_image(columns, k, config):
-    words, values, pointers = [], [], [0]
+    summaries, words, values, pointers = [], [], [], [0]
     for column in columns:
-        words += column_words(column, config.bitmap_width)
+        summary, occupied = column_image(column, config.bitmap_width)
+        summaries.append(summary)
+        words += occupied
         values += [int(v) for v in column[column != 0]]
         pointers.append(len(values))
-    return {"masks": words, "values": values, "pointers": pointers}
+    return {"summaries": summaries, "masks": words, "values": values, "pointers": pointers}

@@ -56,8 +56,9 @@ def column_run(cursor, k, expand):
             if p.last:
                 return tokens, cycles
         elif p.exhausted:
-            if not emitted:
-                tokens.append((0, 0, True, True, True))
+            # closing bubble: writes the zero of an empty column, or the result of a column
+            # whose last entry was not a nonzero
+            tokens.append((0, 0, not emitted, True, True))
             return tokens, cycles
         else:
             cursor.advance(consume=False)

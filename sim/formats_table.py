@@ -1,0 +1,58 @@
+"""Bits per weight of every compressed format against weight density, measured by the encoders."""
+
+from fractions import Fraction
+
+import numpy as np
+
+from . import formats
+from .patterns import sparse_weights
+
+__all__ = ["formats_table", "closest_n_of_m"]
+
+DENSITIES = (0.95, 0.9, 0.75, 0.5, 0.25, 0.1, 0.05)
+
+
+def closest_n_of_m(density):
+    """The N:M (1 <= N < M <= 16) whose density N/M is closest to ``density``."""
+    # ties go to the common groups of 4, 8 and 16
+    options = [(abs(n / m - density), m not in (4, 8, 16), m, n)
+               for m in range(2, 17) for n in range(1, m)]
+    _, _, m, n = min(options)
+    return n, m
+
+
+def _n_of_m_weights(rng, k, cols, n, m):
+    mask = np.zeros((k, cols), bool)
+    for start in range(0, k, m):
+        size = min(m, k - start)
+        order = np.argsort(rng.random((size, cols)), axis=0)[:min(n, size)]
+        for c in range(cols):
+            mask[start + order[:, c], c] = True
+    values = rng.integers(1, 128, (k, cols)) * rng.choice([-1, 1], (k, cols))
+    return (values * mask).astype(np.int8)
+
+
+def formats_table(size=256, seed=0):
+    """Markdown table: bits per weight (storage / K·N) per format and density."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for density in DENSITIES:
+        weights = sparse_weights(rng, size, size, "uniform", density)
+        measured = np.count_nonzero(weights) / weights.size
+        cells = {"dense int8": 8.0}
+        for fmt, params in (("csc", {}), ("bitmap", {"width": 64}), ("rle", {"run_bits": 4})):
+            encoded = formats.module(fmt).encode(weights, **params)
+            cells[fmt] = formats.size_bits(fmt, encoded) / weights.size
+        n, m = closest_n_of_m(density)
+        nm_weights = _n_of_m_weights(rng, size, size, n, m)
+        encoded = formats.nm.encode(nm_weights, n, m)
+        cells["nm"] = formats.size_bits("nm", encoded) / weights.size
+        rows.append((density, measured, cells, f"{n}:{m}"))
+    header = ("| density | dense int8 | csc | bitmap (64-bit words) | rle (4-bit runs) | "
+              "N:M (pattern) |")
+    lines = [header, "|---:|---:|---:|---:|---:|---:|"]
+    for density, measured, cells, pattern in rows:
+        lines.append(f"| {100 * measured:.1f}% | {cells['dense int8']:.2f} | {cells['csc']:.2f} | "
+                     f"{cells['bitmap']:.2f} | {cells['rle']:.2f} | {cells['nm']:.2f} "
+                     f"({pattern} = {100 * float(Fraction(*map(int, pattern.split(':')))):.1f}%) |")
+    return "\n".join(lines)
