@@ -9,7 +9,8 @@ FORMAT ?= csc
 OUT    ?= build
 JOBS   ?= auto
 
-.PHONY: setup test verilog demo bench clean
+.PHONY: setup test verilog demo bench regress clean
+N      ?= 200
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/zeroskip bench --out docs --readme README.md
+
+regress: $(STAMP)
+	$(PY) -m zeroskip.sim.regress $(N)
 
 verilog: $(STAMP)
 	mkdir -p $(OUT)
