@@ -9,13 +9,13 @@ FORMAT ?= csc
 OUT    ?= build
 JOBS   ?= auto
 
-.PHONY: setup test verilog demo bench regress clean
+.PHONY: setup test formal verilog demo bench regress clean
 N      ?= 200
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,demo]"
+	$(PY) -m pip install --quiet -e ".[test,demo,formal]"
 	touch $@
 
 setup: $(STAMP)
@@ -28,6 +28,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/zeroskip bench --out docs --readme README.md
+
+formal: $(STAMP)
+	$(PY) tb/formal.py
 
 regress: $(STAMP)
 	$(PY) -m zeroskip.sim.regress $(N)

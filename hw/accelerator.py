@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import PEArray
-from ..config import bits_for
+from ..config import DecodeStatus, bits_for
 from .decoders import decoder_class, decoder_for
 from .layouts import counters_layout, job_layout, read_signature, write_signature
 
@@ -41,6 +41,9 @@ class Accelerator(wiring.Component):
         Reads the results of one PE column (R words), one cycle after ``addr``.
     counters : Out(counters_layout)
         Hardware counters of the last run (see :data:`zeroskip.hw.layouts.COUNTERS`).
+    status : Out(array of DecodeStatus)
+        Per lane: OK, or the malformed-memory fault that stopped it (the run still ends; its
+        results must not be used).
     """
 
     def __init__(self, config):
@@ -63,6 +66,7 @@ class Accelerator(wiring.Component):
                 config.out_addr_bits, data.ArrayLayout(signed(config.acc_width), rows))),
             "result_column": In(range(cols)),
             "counters": Out(counters_layout(config)),
+            "status": Out(data.ArrayLayout(DecodeStatus, cols)),
         })
         super().__init__(members)
 
@@ -88,6 +92,7 @@ class Accelerator(wiring.Component):
             lanes.append(lane)
             wiring.connect(m, lane.tokens, array.columns[c])
             m.d.comb += [
+                self.status[c].eq(lane.status),
                 lane.start.eq(self.start & ~self.busy),
                 lane.mode.eq(self.job.mode),
                 lane.m_tiles.eq(self.job.m_tiles),

@@ -54,7 +54,7 @@ def measure(case, config, shape, seed=0, sim="verilator"):
     weights = sparse_weights(rng, k, n, case.pattern, case.density)
     programs = [compile_gemm(acts, weights, config, mode) for mode in (Mode.SKIP, Mode.DENSE)]
     started = time.perf_counter()
-    skip, dense = run_programs(programs, sim)
+    skip, dense = (r.check() for r in run_programs(programs, sim))
     wall = time.perf_counter() - started
 
     def total(rtl, name):

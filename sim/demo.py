@@ -122,7 +122,7 @@ class AcceleratorGemm:
     def __call__(self, acts, weights):
         programs = [compile_gemm(acts, weights, self.config, mode)
                     for mode in (Mode.SKIP, Mode.DENSE)]
-        skip, dense = run_programs(programs, self.sim)
+        skip, dense = (r.check() for r in run_programs(programs, self.sim))
         results = [assemble(p, r.results) for p, r in zip(programs, (skip, dense))]
         if not np.array_equal(results[0], results[1]):
             raise RuntimeError("skip and dense mode disagree on the RTL")

@@ -13,7 +13,7 @@ import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 
 CLOCK_NS = 10
 
@@ -48,6 +48,14 @@ async def read_column(dut, column, depth):
     return words
 
 
+async def _reset(dut):
+    dut.rst.value = 1
+    await FallingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+    await FallingEdge(dut.clk)
+
+
 @cocotb.test()
 async def run_program(dut):
     with open(os.environ["ZEROSKIP_JOB"], "rb") as f:
@@ -58,11 +66,7 @@ async def run_program(dut):
     dut.act_write__en.value = 0
     for name in job["runs"][0]["memory_beats"] if job["runs"] else ():
         getattr(dut, f"{name}_write__en").value = 0
-    dut.rst.value = 1
-    await FallingEdge(dut.clk)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    await FallingEdge(dut.clk)
+    await _reset(dut)
 
     outputs = []
     for run in job["runs"]:
@@ -75,14 +79,28 @@ async def run_program(dut):
         await FallingEdge(dut.clk)
         dut.start.value = 0
         started = time.perf_counter()
+        if run.get("abort_after") is not None:
+            # reset in the middle of the job: nothing of it may survive into the next one
+            await ClockCycles(dut.clk, run["abort_after"])
+            await FallingEdge(dut.clk)
+            await _reset(dut)
+            outputs.append({"aborted": True, "busy_before_reset": True})
+            continue
         # The RTL runs on its own; Python only waits (a generous bound catches a hang).
         await with_timeout(RisingEdge(dut.done), run["timeout_cycles"] * CLOCK_NS, "ns")
         wall = time.perf_counter() - started
         await FallingEdge(dut.clk)
 
         counters = dut.counters.value.to_unsigned()
-        results = [await read_column(dut, c, depth) for c, depth in enumerate(run["jobs"])]
-        outputs.append({"counters": counters, "results": results, "wall_s": wall})
+        status = dut.status.value.to_unsigned()
+        # a faulted run's results are invalid (and partly never written): do not read them
+        results = [[] if status else await read_column(dut, c, depth)
+                   for c, depth in enumerate(run["jobs"])]
+        outputs.append({"counters": counters, "status": status, "results": results,
+                        "wall_s": wall})
+        if status:
+            # a lane stopped on malformed memory contents: reset before the next job
+            await _reset(dut)
 
     with open(os.environ["ZEROSKIP_RESULT"], "wb") as f:
         pickle.dump({"runs": outputs}, f)

@@ -56,7 +56,7 @@ def regress(count, seed=0, sim="verilator", progress=True):
                 programs, cases, run_programs(programs, sim), seeds):
             result = assemble(program, rtl.results)
             cycles = sum(c["cycles"] for c in rtl.counters)
-            if np.array_equal(result, golden.gemm(acts, weights)) and \
+            if np.array_equal(result, golden.gemm(acts, weights)) and not rtl.faults and \
                     cycles == program.predicted_cycles:
                 passed += 1
             else:

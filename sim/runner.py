@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SIMULATORS", "SimulatorMissing", "RunResult", "build", "build_accelerator",
+__all__ = ["SIMULATORS", "SimulatorMissing", "DecoderFault", "RunResult", "build", "build_accelerator",
            "run_cocotb", "run_program", "run_programs", "verilator_environment", "check_wave_support", "act_beats", "weight_beats",
            "result_words_to_array"]
 
@@ -215,12 +215,32 @@ def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None):
             return pickle.load(f)
 
 
+class DecoderFault(RuntimeError):
+    """A decoder lane stopped on malformed memory contents; the results are not valid."""
+
+
 @dataclass
 class RunResult:
-    """What the RTL produced for a program: per-run results and counters."""
+    """What the RTL produced for a program: per-run results, counters and lane status."""
     results: list       # results[i][c]: ndarray (rows, jobs) int32 of run i, PE column c
     counters: list      # counters[i]: dict of the hardware counters of run i
     wall_seconds: float  # simulator wall time spent while the RTL computed (not loading)
+    status: list = None  # status[i][c]: DecodeStatus of lane c in run i
+
+    @property
+    def faults(self):
+        """(run, lane, DecodeStatus) of every lane that stopped on malformed input."""
+        from ..config import DecodeStatus
+        return [(i, c, DecodeStatus(code)) for i, lanes in enumerate(self.status or [])
+                for c, code in enumerate(lanes) if code]
+
+    def check(self):
+        """Raise :class:`DecoderFault` if any lane faulted."""
+        if self.faults:
+            run, lane, code = self.faults[0]
+            raise DecoderFault(f"decoder lane {lane} of run {run} stopped: {code.name} "
+                               f"({len(self.faults)} lane faults)")
+        return self
 
 
 def act_beats(run):
@@ -280,9 +300,18 @@ def run_program(program, sim="verilator", *, waves=None):
     return run_programs([program], sim, waves=waves)[0]
 
 
-def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4):
+def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abort_after=None):
     """Run several programs of one configuration in a single simulation, one after another
-    (a simulator start costs more than a small GEMM)."""
+    (a simulator start costs more than a small GEMM).
+
+    ``abort_after``, for tests: per program, None or a cycle count after which the simulation
+    resets the accelerator in the middle of that program's (first) run; such a program's
+    result is None.
+    """
+    abort_after = abort_after or [None] * len(programs)
+    from amaranth.lib import data
+
+    from ..config import DecodeStatus
     from ..hw.layouts import counters_layout, job_layout, pack, unpack
     from ..hw.verilog import TOP_NAME
     from . import model
@@ -294,25 +323,31 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4):
         check_wave_support(sim, waves)
     build_dir = build_accelerator(config, sim, waves=wave_format(waves) if waves else None)
     runs = []
-    for program in programs:
+    for program, abort in zip(programs, abort_after):
         _, k, _ = program.shape
-        for run in program.runs:
+        for index, run in enumerate(program.runs):
             predicted = model.run_cycles(config, run.tokens)
             runs.append({
                 "act_beats": act_beats(run), "memory_beats": weight_beats(config, run),
                 "job": pack(job_layout(config), run.job(program.mode, k)),
                 "jobs": [run.m_tiles * len(cols) for cols in run.lane_columns],
                 "timeout_cycles": timeout_factor * predicted + 1000,
+                "abort_after": abort if index == 0 else None,
             })
     out = run_cocotb(sim, build_dir, TOP_NAME, HARNESS, {"runs": runs}, waves=waves)
 
     layout = counters_layout(config)
+    status_layout = data.ArrayLayout(DecodeStatus, config.cols)
     raw_runs = iter(out["runs"])
     results = []
     for program in programs:
         raws = [next(raw_runs) for _ in program.runs]
+        if any(raw.get("aborted") for raw in raws):
+            results.append(None)
+            continue
         results.append(RunResult(
             results=[[result_words_to_array(config, w) for w in raw["results"]] for raw in raws],
             counters=[unpack(layout, raw["counters"]) for raw in raws],
-            wall_seconds=sum(raw["wall_s"] for raw in raws)))
+            wall_seconds=sum(raw["wall_s"] for raw in raws),
+            status=[unpack(status_layout, raw["status"]) for raw in raws]))
     return results

@@ -16,6 +16,7 @@ from .weights import fit_n_of_m, random_weights
 def check(program, acts, weights, rtl):
     """Every property a run must have; returns the summed counters."""
     config = program.config
+    assert not rtl.faults
     result = assemble(program, rtl.results)
     np.testing.assert_array_equal(result, golden.gemm(acts, weights),
                                   err_msg=f"{program.shape} {program.mode.name}")

@@ -161,7 +161,7 @@ def _gemm(args):
             raise BadInput(f"--waves: {exc}") from None
     mode = Mode[args.mode.upper()]
     program = compile_gemm(acts, weights, config, mode)
-    rtl = run_program(program, args.sim, waves=args.waves)
+    rtl = run_program(program, args.sim, waves=args.waves).check()
     result = assemble(program, rtl.results)
     expected = golden.gemm(acts, weights)
     if not np.array_equal(result, expected):

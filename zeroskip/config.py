@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 
-__all__ = ["Mode", "FORMATS", "ArrayConfig", "INT8_MIN", "INT8_MAX", "bits_for"]
+__all__ = ["Mode", "DecodeStatus", "FORMATS", "ArrayConfig", "INT8_MIN", "INT8_MAX", "bits_for"]
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -31,6 +31,14 @@ class Mode(enum.IntEnum):
     DENSE = 0
     GATE = 1
     SKIP = 2
+
+
+class DecodeStatus(enum.IntEnum):
+    """Why a decoder lane stopped: the status the host reads after a run."""
+    OK = 0
+    ROW_OUT_OF_RANGE = 1     # a stored row index (or a run past the column end) at or beyond K
+    ROWS_NOT_INCREASING = 2  # rows of a column out of order or repeated (e.g. an N:M position)
+    ENTRY_LEFT_OVER = 3      # a nonzero left unconsumed when its column was complete
 
 
 def bits_for(count):

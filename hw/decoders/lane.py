@@ -9,7 +9,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...config import Mode
+from ...config import DecodeStatus, Mode
 from ..layouts import token_layout, write_signature
 
 __all__ = ["LaneDecoder", "Cursor"]
@@ -74,6 +74,8 @@ class LaneDecoder(wiring.Component):
         Work for the PE column.
     busy : Out(1)
         Between ``start`` and the last token leaving.
+    status : Out(DecodeStatus)
+        OK, or why the lane stopped on malformed memory contents (held until the next start).
     """
 
     def __init__(self, config):
@@ -87,6 +89,7 @@ class LaneDecoder(wiring.Component):
             "columns": In(unsigned(config.pointer_addr_bits)),
             "tokens": Out(stream.Signature(token_layout(config))),
             "busy": Out(1),
+            "status": Out(DecodeStatus),
         }
         for name, (shape, depth) in self.memories(config).items():
             members[f"{name}_write"] = In(write_signature(_bits(depth), shape))
@@ -151,9 +154,11 @@ class LaneDecoder(wiring.Component):
         column_done = Signal()
         emit = Signal()
         emit_row = Signal.like(row)
+        previous_row = Signal.like(row)
         with m.If(self.start):
             m.d.comb += cursor.restart.eq(1)
             m.d.sync += [
+                self.status.eq(DecodeStatus.OK),
                 running.eq((self.m_tiles != 0) & (self.columns != 0)),
                 tile.eq(0), tile_base.eq(0), out_addr.eq(0), row.eq(0), emitted.eq(0),
             ]
@@ -192,7 +197,28 @@ class LaneDecoder(wiring.Component):
                     emitted.eq(Mux(column_done, 0, emitted | cursor.valid)),
                 ]
 
-            with m.If(emit):
+            # Malformed memory contents: a row index at or beyond K, rows that do not increase
+            # down a column, or an entry left over when a dense column is complete (it lies
+            # outside the column or out of order). The lane stops at once with a status code,
+            # so a corrupt stream costs at most K tokens of a column, never a hang.
+            fault = Signal()
+            code = Signal.like(self.status)
+            with m.If(expand):
+                with m.If(cursor.valid & (cursor.row < row)):
+                    # the expansion has passed it: an out-of-order entry would stall the lane
+                    m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
+                with m.Elif(column_done & cursor.valid & ~cursor.consume):
+                    m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ENTRY_LEFT_OVER)]
+            with m.Elif(cursor.valid & (cursor.row >= self.k)):
+                m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROW_OUT_OF_RANGE)]
+            with m.Elif(cursor.valid & emitted & (cursor.row <= previous_row)):
+                m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
+            with m.If(cursor.valid):
+                m.d.sync += previous_row.eq(cursor.row)
+
+            with m.If(fault):
+                m.d.sync += [running.eq(0), self.status.eq(code)]
+            with m.Elif(emit):
                 m.d.sync += [
                     self.tokens.valid.eq(1),
                     token.act_addr.eq(tile_base + emit_row),
@@ -200,7 +226,7 @@ class LaneDecoder(wiring.Component):
                     token.out_addr.eq(out_addr),
                     token.rows.eq(Mux(last_tile, self.rows_last, config.rows)),
                 ]
-            with m.If(column_done):
+            with m.If(column_done & ~fault):
                 m.d.sync += out_addr.eq(out_addr + 1)
                 with m.If(last_column):
                     m.d.comb += cursor.restart.eq(1)

@@ -8,6 +8,12 @@ from .lane import Cursor, LaneDecoder
 __all__ = ["RLEDecoder", "rle_entry_layout"]
 
 
+def _saturate(value, width):
+    """``value`` clamped to the largest ``width``-bit number."""
+    top = (1 << width) - 1
+    return Mux(value > top, top, value)
+
+
 def rle_entry_layout(config):
     return data.StructLayout({"run": unsigned(config.rle_run_bits), "value": signed(8)})
 
@@ -48,23 +54,26 @@ class RLEDecoder(LaneDecoder):
         pair = escape0 & (entry + 1 != end) & (e1.run != escape)
         valid = ~exhausted & (~escape0 | pair)
         row = Signal.like(base)
+        skipped = Signal.like(base)
         m.d.comb += [
-            row.eq(Mux(escape0, base + skip0 + e1.run, base + e0.run)),
+            row.eq(_saturate(Mux(escape0, base + skip0 + e1.run, base + e0.run), len(base))),
+            skipped.eq(_saturate(base + skip0, len(base))),
             cursor.valid.eq(valid),
             cursor.exhausted.eq(exhausted),
-            cursor.row.eq(row),
+            # a run past the end of the column must stay beyond K, never wrap back into it
+            cursor.row.eq(_saturate(row, len(cursor.row))),
             cursor.value.eq(Mux(escape0, e1.value, e0.value)),
             cursor.last.eq(Mux(escape0, entry + 2 == end, entry + 1 == end)),
-            cursor.floor.eq(base + skip0),
+            cursor.floor.eq(_saturate(skipped, len(cursor.floor))),
         ]
 
         m.d.comb += entry_next.eq(entry)
         with m.If(cursor.consume):
             m.d.comb += entry_next.eq(Mux(escape0, entry + 2, entry + 1))
-            m.d.sync += base.eq(row + 1)
+            m.d.sync += base.eq(_saturate(row + 1, len(base)))
         with m.If(~valid & ~exhausted):
             m.d.comb += entry_next.eq(entry + 1)
-            m.d.sync += base.eq(base + skip0)
+            m.d.sync += base.eq(skipped)
         with m.If(cursor.next_column):
             m.d.sync += base.eq(0)
         with m.If(cursor.restart):
