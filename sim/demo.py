@@ -12,7 +12,7 @@ from .compiler import assemble, compile_gemm
 from .loaders import BadInput, check_int8_matrix
 from .network import (QuantizedLayer, QuantizedMLP, fixed_point, init_mlp, int8_forward,
                       prune, quantize, requantize, train)
-from .runner import run_programs
+from .runner import build_accelerator, run_programs
 
 __all__ = ["run_demo", "load_user_model"]
 
@@ -207,6 +207,9 @@ def run_demo(out_dir="demo", *, sparsity=0.9, weights=None, rows=8, cols=8, sim=
     int8_accuracy = float((reference.argmax(axis=1) == y_test).mean())
 
     config = ArrayConfig.for_capacity(rows, cols)
+    if show_progress:
+        tqdm.write(f"building the {rows}x{cols} accelerator for {sim} (once; cached afterwards)")
+    build_accelerator(config, sim)
     bar = progress(total=len(qmodel.layers), desc="layers on the RTL", unit="layer")
     accelerator = AcceleratorGemm(config, sim, bar)
     logits = int8_forward(qmodel, x_q, gemm=accelerator)
