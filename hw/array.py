@@ -29,11 +29,16 @@ class PEArray(wiring.Component):
         Per-PE multiplier activity this cycle.
     """
 
-    #: Cycles from a token entering a column to its last result being in the output memories.
+    @staticmethod
+    def latency(config):
+        """Cycles from a token entering a column to its result being in the output memory of
+        the column's last PE."""
+        return config.rows - 1 + ProcessingElement.LATENCY
+
     def __init__(self, config):
         self._config = config
         rows, cols = config.rows, config.cols
-        self.LATENCY = rows - 1 + ProcessingElement.LATENCY
+        self.LATENCY = self.latency(config)
         super().__init__({
             "columns": In(stream.Signature(token_layout(config))).array(cols),
             "mode": In(2),
