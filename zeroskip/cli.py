@@ -124,6 +124,9 @@ def _write_atomically(path, write):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; an output file is not
     try:
         write(tmp)
         os.replace(tmp, path)
