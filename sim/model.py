@@ -1,7 +1,8 @@
 """The analytical cycle model: what the RTL's cycle counter must read, without simulating it.
 
-A run costs the token count of its busiest decoder lane (lanes never wait on each other until the
-end) plus a fixed fill/drain:
+A run costs the cycles of its busiest decoder lane (lanes never wait on each other until the end;
+a lane's cycles are its tokens plus its format's fetch cycles, from the cursor models of
+:mod:`zeroskip.sim.formats`) plus a fixed fill/drain:
 
 - 1 cycle for a lane to register its first token (none when no lane has work);
 - ``rows - 1`` cycles for the last token to walk down its column and the PE's 3-stage
@@ -17,9 +18,9 @@ def fill_drain_cycles(config):
     return config.rows + 5
 
 
-def run_cycles(config, lane_tokens):
-    """Cycles of one run whose lanes emit ``lane_tokens`` tokens each."""
-    busiest = max(lane_tokens, default=0)
+def run_cycles(config, lane_cycles):
+    """Cycles of one run whose decoder lanes are busy ``lane_cycles`` cycles each."""
+    busiest = max(lane_cycles, default=0)
     if busiest == 0:
         return fill_drain_cycles(config) - 1
     return busiest + fill_drain_cycles(config)
