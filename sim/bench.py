@@ -57,15 +57,12 @@ def measure(case, config, shape, seed=0, sim="verilator"):
     skip, dense = (r.check() for r in run_programs(programs, sim))
     wall = time.perf_counter() - started
 
-    def total(rtl, name):
-        return sum(c[name] for c in rtl.counters)
-
     nnz = int(np.count_nonzero(weights))
-    cycles = total(skip, "cycles")
-    dense_cycles = total(dense, "cycles")
+    cycles = skip.total("cycles")
+    dense_cycles = dense.total("cycles")
     ideal = -(-m * nnz // config.pe_count)
     lane_cycles = config.cols * cycles
-    busy, decoder, imbalance = (total(skip, x) for x in
+    busy, decoder, imbalance = (skip.total(x) for x in
                                 ("lane_busy", "stall_decoder", "stall_imbalance"))
     fill_drain = lane_cycles - busy - decoder - imbalance
     simulated = cycles + dense_cycles

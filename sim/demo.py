@@ -129,18 +129,16 @@ class AcceleratorGemm:
         m, k, n = programs[0].shape
         nnz = int(np.count_nonzero(weights))
 
-        def total(rtl, name):
-            return int(sum(c[name] for c in rtl.counters))
         compressed = formats.encode_for(self.config, weights)
         self.layers.append({
             "shape": [m, k, n],
             "weight_sparsity": round(1 - nnz / weights.size, 4),
-            "cycles_skip": total(skip, "cycles"),
-            "cycles_dense": total(dense, "cycles"),
+            "cycles_skip": skip.total("cycles"),
+            "cycles_dense": dense.total("cycles"),
             "ideal_cycles": -(-m * nnz // self.config.pe_count),
-            "macs_executed_skip": total(skip, "macs_executed"),
-            "macs_gated_skip": total(skip, "macs_gated"),
-            "macs_executed_dense": total(dense, "macs_executed"),
+            "macs_executed_skip": skip.total("macs_executed"),
+            "macs_gated_skip": skip.total("macs_gated"),
+            "macs_executed_dense": dense.total("macs_executed"),
             "weight_bits_dense": 8 * weights.size,
             "weight_bits_compressed": int(formats.size_bits(self.config.fmt, compressed)),
         })

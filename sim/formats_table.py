@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import formats
-from .patterns import sparse_weights
+from .patterns import n_of_m_mask, sparse_weights
 
 __all__ = ["formats_table", "closest_n_of_m"]
 
@@ -22,14 +22,8 @@ def closest_n_of_m(density):
 
 
 def _n_of_m_weights(rng, k, cols, n, m):
-    mask = np.zeros((k, cols), bool)
-    for start in range(0, k, m):
-        size = min(m, k - start)
-        order = np.argsort(rng.random((size, cols)), axis=0)[:min(n, size)]
-        for c in range(cols):
-            mask[start + order[:, c], c] = True
     values = rng.integers(1, 128, (k, cols)) * rng.choice([-1, 1], (k, cols))
-    return (values * mask).astype(np.int8)
+    return (values * n_of_m_mask(rng, k, cols, n, m)).astype(np.int8)
 
 
 def formats_table(size=256, seed=0):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["PATTERNS", "sparse_weights"]
+__all__ = ["PATTERNS", "sparse_weights", "n_of_m_mask"]
 
 
 def _values(rng, shape):
@@ -15,7 +15,7 @@ def _uniform(rng, k, n, density):
     return rng.random((k, n)) < density
 
 
-def _n_of_m(rng, k, n, keep, group):
+def n_of_m_mask(rng, k, n, keep, group):
     """``keep`` nonzeros in every group of ``group`` consecutive weights down a column
     (the last group may be short)."""
     mask = np.zeros((k, n), bool)
@@ -50,8 +50,8 @@ def _heavy_tailed(rng, k, n, density):
 #: name -> (description, mask generator(rng, k, n, density), fixed density or None)
 PATTERNS = {
     "uniform": ("uniform random", _uniform, None),
-    "2:4": ("2:4 structured", lambda rng, k, n, d: _n_of_m(rng, k, n, 2, 4), 0.5),
-    "1:4": ("1:4 structured", lambda rng, k, n, d: _n_of_m(rng, k, n, 1, 4), 0.25),
+    "2:4": ("2:4 structured", lambda rng, k, n, d: n_of_m_mask(rng, k, n, 2, 4), 0.5),
+    "1:4": ("1:4 structured", lambda rng, k, n, d: n_of_m_mask(rng, k, n, 1, 4), 0.25),
     "block4x4": ("4x4 blocks", _blocks, None),
     "heavy_tailed": ("heavy-tailed column densities", _heavy_tailed, None),
 }

@@ -23,16 +23,13 @@ def gemm_report(program, weights, rtl, simulator):
     m, k, n = program.shape
     counters = rtl.counters
 
-    def total(name):
-        return int(sum(c[name] for c in counters))
-
     nnz = int(np.count_nonzero(weights))
-    cycles = total("cycles")
+    cycles = rtl.total("cycles")
     macs_effectual = m * nnz
     ideal = -(-macs_effectual // config.pe_count)
     compressed = formats.encode_for(config, weights)
     lane_cycles = config.cols * cycles
-    busy, decoder, imbalance = (total(x) for x in ("lane_busy", "stall_decoder",
+    busy, decoder, imbalance = (rtl.total(x) for x in ("lane_busy", "stall_decoder",
                                                     "stall_imbalance"))
     return {
         "cycles": cycles,
@@ -42,8 +39,8 @@ def gemm_report(program, weights, rtl, simulator):
         "fraction_of_ideal": round(ideal / cycles, 4) if cycles else None,
         "macs_total": m * k * n,
         "macs_effectual": macs_effectual,
-        "macs_executed": total("macs_executed"),
-        "macs_gated": total("macs_gated"),
+        "macs_executed": rtl.total("macs_executed"),
+        "macs_gated": rtl.total("macs_gated"),
         "pe_count": config.pe_count,
         "rows": config.rows,
         "cols": config.cols,

@@ -227,6 +227,10 @@ class RunResult:
     wall_seconds: float  # simulator wall time spent while the RTL computed (not loading)
     status: list = None  # status[i][c]: DecodeStatus of lane c in run i
 
+    def total(self, name):
+        """Counter ``name`` summed over the program's runs."""
+        return int(sum(c[name] for c in self.counters))
+
     @property
     def faults(self):
         """(run, lane, DecodeStatus) of every lane that stopped on malformed input."""

@@ -9,6 +9,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
+from zeroskip.sim.harness import write_beats
+
 
 class DecoderTB:
     def __init__(self, dut, job):
@@ -24,13 +26,6 @@ class DecoderTB:
         await FallingEdge(dut.clk)
         dut.rst.value = 0
         await FallingEdge(dut.clk)
-
-    async def load(self, port, beats):
-        en, addr, data = (getattr(self.dut, f"{port}__{x}") for x in ("en", "addr", "data"))
-        for address, value in beats:
-            en.value, addr.value, data.value = 1, address, value
-            await FallingEdge(self.dut.clk)
-        en.value = 0
 
     async def run(self, settings, ready_probability, seed):
         """Start the lane and collect its tokens; returns (tokens, cycles)."""
@@ -62,7 +57,7 @@ async def decoder_stream(dut):
     tb = DecoderTB(dut, job)
     await tb.reset()
     for name, beats in job["memory_beats"].items():
-        await tb.load(f"{name}_write", beats)
+        await write_beats(dut, f"{name}_write", beats)
     outcomes = []
     for index, (settings, expected) in enumerate(job["runs"]):
         for probability in job["ready_probabilities"]:

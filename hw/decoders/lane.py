@@ -9,7 +9,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...config import DecodeStatus, Mode
+from ...config import DecodeStatus, Mode, bits_for
 from ..layouts import token_layout, write_signature
 
 __all__ = ["LaneDecoder", "Cursor"]
@@ -92,7 +92,7 @@ class LaneDecoder(wiring.Component):
             "status": Out(DecodeStatus),
         }
         for name, (shape, depth) in self.memories(config).items():
-            members[f"{name}_write"] = In(write_signature(_bits(depth), shape))
+            members[f"{name}_write"] = In(write_signature(bits_for(depth), shape))
         super().__init__(members)
 
     @property
@@ -237,6 +237,3 @@ class LaneDecoder(wiring.Component):
                     m.d.comb += cursor.next_column.eq(1)
         return m
 
-
-def _bits(depth):
-    return max(1, (depth - 1).bit_length())
