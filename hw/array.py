@@ -64,7 +64,10 @@ class PEArray(wiring.Component):
             m.d.comb += self.columns[c].ready.eq(1)
             upstream = self.columns[c]
             for r in range(rows):
-                pe = ProcessingElement(config, r)
+                index = r * cols + c
+                pe = ProcessingElement(
+                    config, r,
+                    logic_multiplier=index >= config.pe_count - config.logic_multipliers)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
                     pe.i.valid.eq(upstream.valid),

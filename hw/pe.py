@@ -25,6 +25,8 @@ class ProcessingElement(wiring.Component):
     config : :class:`zeroskip.config.ArrayConfig`
     row : int
         Row of this PE in the array; rows at or beyond a token's ``rows`` are idle.
+    logic_multiplier : bool
+        Build the multiplier from shifts and adds, so synthesis does not spend a DSP block on it.
 
     Members
     -------
@@ -45,9 +47,10 @@ class ProcessingElement(wiring.Component):
     #: Cycles from a token at ``i`` to its result in the output memory.
     LATENCY = 3
 
-    def __init__(self, config, row):
+    def __init__(self, config, row, *, logic_multiplier=False):
         self._config = config
         self._row = row
+        self._logic_multiplier = logic_multiplier
         token = token_layout(config)
         super().__init__({
             "i": In(stream.Signature(token, always_ready=True)),
@@ -109,8 +112,10 @@ class ProcessingElement(wiring.Component):
             self.gated.eq(active & ~fire),
         ]
 
-        a_operand = Signal(signed(config.act_width))
-        w_operand = Signal(signed(config.weight_width))
+        # The operand registers have no reset (their value matters only when `fired`), which
+        # lets synthesis pack them into a DSP block's input registers.
+        a_operand = Signal(signed(config.act_width), reset_less=True)
+        w_operand = Signal(signed(config.weight_width), reset_less=True)
         fired = Signal()
         valid2 = Signal()
         first2 = Signal()
@@ -130,8 +135,11 @@ class ProcessingElement(wiring.Component):
         accumulator = Signal(signed(config.acc_width))
         product = Signal(signed(config.act_width + config.weight_width))
         total = Signal(signed(config.acc_width))
+        if self._logic_multiplier:
+            m.d.comb += product.eq(_shift_add_product(a_operand, w_operand))
+        else:
+            m.d.comb += product.eq(a_operand * w_operand)
         m.d.comb += [
-            product.eq(a_operand * w_operand),
             total.eq(Mux(first2, 0, accumulator) + Mux(fired, product, 0)),
         ]
         with m.If(valid2):
@@ -144,3 +152,13 @@ class ProcessingElement(wiring.Component):
             result_wr.data.eq(total),
         ]
         return m
+
+
+def _shift_add_product(a, b):
+    """``a * b`` (both signed) as a sum of shifted partial products: logic that synthesis does
+    not recognise as a multiplication and so never maps to a DSP block."""
+    width = len(a) + len(b)
+    partial = [Mux(b[i], a.as_signed() << i, 0) for i in range(len(b) - 1)]
+    total = sum(partial[1:], partial[0])
+    # two's complement: the top bit of b weighs -2**(n-1)
+    return (total - Mux(b[-1], a.as_signed() << (len(b) - 1), 0))[:width].as_signed()

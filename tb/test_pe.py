@@ -98,3 +98,29 @@ def test_bubble_writes_zero():
          "rows": 2}]
     results, flags = run_pe(config, 0, Mode.SKIP, [1, 2, 3, 4], tokens)
     assert results[0] == 18 and results[1] == 0
+
+
+def test_logic_multiplier_is_exact_for_every_int8_pair():
+    """The shift-and-add multiplier (PEs beyond an FPGA's DSP count) over all 65,536 pairs."""
+    from amaranth.hdl import Module, Signal, signed
+
+    from zeroskip.hw.pe import _shift_add_product
+
+    a, b = Signal(signed(8)), Signal(signed(8))
+    m = Module()
+    product = Signal(signed(16))
+    m.d.comb += product.eq(_shift_add_product(a, b))
+    values = np.arange(-128, 128)
+    got = np.zeros((256, 256), np.int64)
+
+    async def testbench(ctx):
+        for i, x in enumerate(values):
+            ctx.set(a, int(x))
+            for j, y in enumerate(values):
+                ctx.set(b, int(y))
+                got[i, j] = ctx.get(product)
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()
+    np.testing.assert_array_equal(got, np.outer(values, values))

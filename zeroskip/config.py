@@ -77,6 +77,9 @@ class ArrayConfig:
         ``bitmap`` format: mask bits per memory word.
     rle_run_bits : int
         ``rle`` format: width of a zero-run field.
+    logic_multipliers : int
+        PEs (the last ones, counting row by row) whose multiplier is built from logic instead of
+        a ``*`` that synthesis maps to a DSP block: for FPGAs with fewer DSPs than PEs.
     """
     rows: int = 8
     cols: int = 8
@@ -91,6 +94,7 @@ class ArrayConfig:
     nm_m: int = 4
     bitmap_width: int = 64
     rle_run_bits: int = 4
+    logic_multipliers: int = 0
 
     act_width = 8     # int8 activations
     weight_width = 8  # int8 weights
@@ -111,6 +115,9 @@ class ArrayConfig:
         if self.bitmap_width not in (8, 16, 32, 64, 128, 256):
             raise ValueError(f"bitmap_width must be a power of two from 8 to 256, not "
                              f"{self.bitmap_width}")
+        if not 0 <= self.logic_multipliers <= self.rows * self.cols:
+            raise ValueError(f"logic_multipliers must be 0..{self.rows * self.cols}, not "
+                             f"{self.logic_multipliers}")
         if not 2 <= self.rle_run_bits <= 8:
             raise ValueError(f"rle_run_bits must be 2..8, not {self.rle_run_bits}")
         # |-128 * -128| = 2**14 per product: K products must fit a signed accumulator.

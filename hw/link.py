@@ -1,0 +1,462 @@
+"""The host link: a framed, checksummed command protocol over a byte stream (the board's UART)
+in front of the accelerator.
+
+Request  ``5A cmd len_lo len_hi payload[len] crc_hi crc_lo``
+Reply    ``A5 status len_lo len_hi payload[len] crc_hi crc_lo``
+
+The CRC is CRC-16/CCITT (polynomial 0x1021, initial value 0xFFFF, Python's
+``binascii.crc_hqx(data, 0xFFFF)``) over everything between the sync byte and the CRC.
+
+A request is buffered whole and executed only once its CRC checks out, so a damaged frame
+never writes anything. Every command is idempotent (writes of the same words, a run of the same
+job, reads), so the host simply repeats a request whose reply is a rejection, is damaged, or
+never comes. On any error the link drops bytes until the line has been idle for
+``idle_timeout`` cycles and only then rejects the frame: the host's retry never collides with
+the rest of a frame the link has given up on.
+
+Commands (:class:`Command`) and their payloads:
+
+INFO
+    none → :func:`info_layout` (configuration digest, max payload, clock, idle timeout).
+WRITE
+    ``target addr_lo addr_hi word...`` → none. Writes consecutive words from ``addr`` into one
+    of the memories of :func:`write_targets` (activations, then each decoder memory).
+RUN
+    the job (:func:`zeroskip.hw.layouts.job_layout`, little-endian) → the counters and lane
+    status of the run (:func:`run_report_layout`), once the run is done.
+READ
+    ``column addr_lo addr_hi count_lo count_hi`` → ``count`` result words of PE column
+    ``column`` from ``addr``, each ``rows`` little-endian int32.
+RESET
+    none → none. Resets the accelerator (not the link).
+"""
+
+import enum
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import DecodeStatus
+from .accelerator import Accelerator
+from .decoders import decoder_class
+from .layouts import counters_layout, job_layout
+
+__all__ = ["REQUEST_SYNC", "REPLY_SYNC", "Command", "Reply", "HostLink", "write_targets",
+           "info_layout", "run_report_layout", "byte_count", "crc16_step"]
+
+REQUEST_SYNC = 0x5A
+REPLY_SYNC = 0xA5
+CRC_INIT = 0xFFFF
+CRC_POLY = 0x1021
+
+
+class Command(enum.IntEnum):
+    INFO = 1
+    WRITE = 2
+    RUN = 3
+    READ = 4
+    RESET = 5
+
+
+class Reply(enum.IntEnum):
+    OK = 0
+    BAD_CRC = 1     # the frame arrived damaged: nothing was executed
+    BAD_FRAME = 2   # unknown command, bad target, length or address range: nothing executed
+    TIMEOUT = 3     # the line went idle in the middle of a frame
+
+
+def byte_count(bits):
+    return -(-bits // 8)
+
+
+def _width(shape):
+    from amaranth.hdl import Shape
+    return shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
+
+
+def write_targets(config):
+    """The memories WRITE can fill, in target order: ``[(name, data_bits, mask_bits, depth)]``.
+
+    A word is ``data | mask << data_bits``, little-endian in ``byte_count`` bytes. Target 0 is
+    the activations (one int8 per PE row); then one per decoder memory, with one slot of
+    ``data`` and one ``mask`` bit per lane, exactly the accelerator's write ports.
+    """
+    targets = [("act", config.rows * config.act_width, 0, config.act_depth)]
+    for name, (shape, depth) in decoder_class(config).memories(config).items():
+        targets.append((name, config.cols * _width(shape), config.cols, depth))
+    return targets
+
+
+def info_layout():
+    return data.StructLayout({
+        "digest": 48,          # the first 6 bytes of ArrayConfig.digest()
+        "max_payload": 16,
+        "clock_hz": 32,
+        "idle_timeout": 32,    # cycles
+    })
+
+
+def run_report_layout(config):
+    return data.StructLayout({
+        "counters": counters_layout(config),
+        "status": data.ArrayLayout(DecodeStatus, config.cols),
+    })
+
+
+def crc16_step(crc, byte, m=None):
+    """CRC-16/CCITT ``crc`` updated with ``byte``: on ints, or on Amaranth values given the
+    module ``m`` (each bit step is its own signal; as one expression every step would copy
+    the whole tree below it twice)."""
+    crc = crc ^ (byte << 8)
+    for _ in range(8):
+        if isinstance(crc, int):
+            crc = ((crc << 1) ^ CRC_POLY if crc & 0x8000 else crc << 1) & 0xFFFF
+        else:
+            step = Signal(16)
+            m.d.comb += step.eq(Mux(crc[15], (crc << 1) ^ CRC_POLY, crc << 1)[:16])
+            crc = step
+    return crc
+
+
+def _times_constant(value, constant):
+    """``value * constant`` as shifts and adds, so iCE40 synthesis does not spend a DSP on it."""
+    terms = [value << i for i in range(constant.bit_length()) if constant >> i & 1]
+    return sum(terms[1:], terms[0])
+
+
+class HostLink(wiring.Component):
+    """The protocol engine and the accelerator it drives.
+
+    Parameters
+    ----------
+    config : ArrayConfig
+    clock_hz : int
+        Reported by INFO, so the host can turn cycles into seconds.
+    max_payload : int
+        Largest request payload in bytes (the frame buffer's depth).
+    idle_timeout : int
+        Cycles of silence that end a broken frame.
+
+    Members
+    -------
+    rx : In(stream of bytes, always ready)
+    tx : Out(stream of bytes)
+    busy : Out(1)
+        The accelerator is running.
+    error : Out(1)
+        Pulses when a frame is rejected.
+    """
+
+    def __init__(self, config, *, clock_hz, max_payload=512, idle_timeout=1 << 16):
+        self._config = config
+        self._clock_hz = clock_hz
+        self._max_payload = max_payload
+        self._idle_timeout = idle_timeout
+        if not 16 <= max_payload < 1 << 16:
+            raise ValueError(f"max_payload must be 16..65535 bytes, not {max_payload}")
+        # WRITE addresses are 16 bits, and a word must fit a frame
+        for name, bits, mask, depth in write_targets(config):
+            if depth > 1 << 16 or byte_count(bits + mask) + 3 > max_payload:
+                raise ValueError(f"memory {name!r} cannot be written through a "
+                                 f"{max_payload}-byte frame with 16-bit addresses")
+        super().__init__({
+            "rx": In(stream.Signature(8, always_ready=True)),
+            "tx": Out(stream.Signature(8)),
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def info(self):
+        """The INFO reply's payload fields."""
+        return {"digest": int.from_bytes(bytes.fromhex(self._config.digest()[:12]), "little"),
+                "max_payload": self._max_payload, "clock_hz": self._clock_hz,
+                "idle_timeout": self._idle_timeout}
+
+    def elaborate(self, platform):
+        config = self._config
+        m = Module()
+
+        accel_reset = Signal()
+        accel = Accelerator(config)
+        m.submodules.accelerator = ResetInserter(accel_reset)(accel)
+        m.d.comb += self.busy.eq(accel.busy)
+
+        targets = write_targets(config)
+        write_ports = [accel.act_write] + [getattr(accel, f"{name}_write")
+                                           for name in accel.memory_names]
+        word_bytes = [byte_count(bits + mask) for _, bits, mask, _ in targets]
+        job_bytes = byte_count(job_layout(config).size)
+        result_bytes = byte_count(config.rows * config.acc_width)
+        max_read = min(config.out_depth, 0xFFFF // result_bytes)
+        info = Const(info_layout().const(self.info()).as_value().value, info_layout().size)
+        report = Cat(accel.counters.as_value(), accel.status.as_value())
+        reply_bytes = {"info": byte_count(len(info)), "report": byte_count(len(report))}
+
+        # the frame buffer: one request payload
+        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self._max_payload, init=[])
+        buffer_wr = buffer.write_port()
+        buffer_rd = buffer.read_port()
+
+        byte = self.rx.payload
+        command = Signal(8)
+        length = Signal(16)
+        count = Signal(16)                        # payload bytes received / consumed / sent
+        header = Signal(data.ArrayLayout(8, 5))   # the first payload bytes (target, addr, ...)
+        crc = Signal(16, init=CRC_INIT)
+        idle = Signal(range(self._idle_timeout + 1))
+        status = Signal(Reply)
+
+        target = header[0]
+        address = Cat(header[1], header[2])
+        read_count = Cat(header[3], header[4])
+        target_bytes = Array(Const(n, 8) for n in word_bytes)[target]
+        # words of a WRITE, counted as they arrive so the range is checked before anything
+        # is written
+        phase = Signal(8)
+        words = Signal(16)
+
+        word = Signal(8 * max(word_bytes + [job_bytes]))
+        longest = max(word_bytes + [job_bytes, result_bytes, *reply_bytes.values()])
+        word_byte = Signal(range(longest + 1))
+        write_addr = Signal(16)
+        job = Signal(job_layout(config))
+
+        # the reply: `reply_words` words of `reply_word_bytes` bytes from `source`
+        reply_length = Signal(16)
+        reply_word_bytes = Signal(range(longest + 1))
+        reply_words = Signal(16)
+        source = Signal(8 * longest)
+        source_sel = Signal(2)
+        read_column = Signal(range(config.cols))
+        m.d.comb += [
+            # nested Mux, not Array: Icarus never evaluates the `always @*` an Array becomes
+            # when all its inputs are constant from time 0
+            source.eq(Mux(source_sel == 0, info,
+                          Mux(source_sel == 1, report, accel.result_read.data.as_value()))),
+            accel.result_column.eq(read_column),
+            accel.job.eq(job),
+        ]
+        out_byte = source.word_select(word_byte, 8)
+        tx_byte = Signal(8)
+        m.d.comb += self.tx.payload.eq(tx_byte)
+        rx_crc = crc16_step(crc, byte, m)
+        tx_crc = crc16_step(crc, tx_byte, m)
+
+        m.d.sync += [accel.start.eq(0), accel_reset.eq(0), self.error.eq(0)]
+        for port in write_ports:
+            m.d.sync += port.en.eq(0)
+
+        def receive(next_state):
+            m.d.sync += crc.eq(rx_crc)
+            m.next = next_state
+
+        def reject(code):
+            m.d.sync += [status.eq(code), idle.eq(0)]
+            m.next = "DISCARD"
+
+        def reply(code, length, word_bytes, words, source_sel_value):
+            m.d.sync += [
+                status.eq(code), reply_length.eq(length), reply_word_bytes.eq(word_bytes),
+                reply_words.eq(words), source_sel.eq(source_sel_value),
+            ]
+            m.next = "REPLY_SYNC"
+
+        receiving = Signal()
+        with m.If(receiving & self.rx.valid):
+            m.d.sync += idle.eq(0)
+        with m.Elif(receiving):
+            m.d.sync += idle.eq(idle + 1)
+
+        with m.FSM():
+            with m.State("HUNT"):
+                with m.If(self.rx.valid & (byte == REQUEST_SYNC)):
+                    m.d.sync += [crc.eq(CRC_INIT), count.eq(0), phase.eq(0), words.eq(0),
+                                 idle.eq(0)]
+                    m.next = "COMMAND"
+
+            for state, action, following in (
+                    ("COMMAND", command.eq(byte), "LENGTH_LO"),
+                    ("LENGTH_LO", length[:8].eq(byte), "LENGTH_HI")):
+                with m.State(state):
+                    m.d.comb += receiving.eq(1)
+                    with m.If(idle == self._idle_timeout):
+                        reject(Reply.TIMEOUT)
+                    with m.Elif(self.rx.valid):
+                        m.d.sync += action
+                        receive(following)
+
+            with m.State("LENGTH_HI"):
+                m.d.comb += receiving.eq(1)
+                with m.If(idle == self._idle_timeout):
+                    reject(Reply.TIMEOUT)
+                with m.Elif(self.rx.valid):
+                    m.d.sync += length[8:].eq(byte)
+                    with m.If(Cat(length[:8], byte) > self._max_payload):
+                        reject(Reply.BAD_FRAME)
+                    with m.Elif(Cat(length[:8], byte) == 0):
+                        receive("CRC_HI")
+                    with m.Else():
+                        receive("PAYLOAD")
+
+            with m.State("PAYLOAD"):
+                m.d.comb += receiving.eq(1)
+                m.d.comb += [buffer_wr.addr.eq(count), buffer_wr.data.eq(byte)]
+                with m.If(idle == self._idle_timeout):
+                    reject(Reply.TIMEOUT)
+                with m.Elif(self.rx.valid):
+                    m.d.comb += buffer_wr.en.eq(1)
+                    m.d.sync += count.eq(count + 1)
+                    for i in range(len(header)):
+                        with m.If(count == i):
+                            m.d.sync += header[i].eq(byte)
+                    with m.If(count >= 3):
+                        with m.If(phase + 1 == target_bytes):
+                            m.d.sync += [phase.eq(0), words.eq(words + 1)]
+                        with m.Else():
+                            m.d.sync += phase.eq(phase + 1)
+                    with m.If(count + 1 == length):
+                        receive("CRC_HI")
+                    with m.Else():
+                        receive("PAYLOAD")
+
+            with m.State("CRC_HI"):
+                m.d.comb += receiving.eq(1)
+                with m.If(idle == self._idle_timeout):
+                    reject(Reply.TIMEOUT)
+                with m.Elif(self.rx.valid):
+                    receive("CRC_LO")
+
+            with m.State("CRC_LO"):
+                m.d.comb += receiving.eq(1)
+                with m.If(idle == self._idle_timeout):
+                    reject(Reply.TIMEOUT)
+                with m.Elif(self.rx.valid):
+                    receive("CHECK")
+
+            with m.State("CHECK"):
+                # the CRC of a frame followed by its own CRC (high byte first) is zero
+                with m.If(crc != 0):
+                    reject(Reply.BAD_CRC)
+                with m.Elif((command == Command.INFO) & (length == 0)):
+                    reply(Reply.OK, reply_bytes["info"], reply_bytes["info"], 1, 0)
+                with m.Elif((command == Command.RESET) & (length == 0)):
+                    m.d.sync += accel_reset.eq(1)
+                    reply(Reply.OK, 0, 0, 0, 0)
+                with m.Elif((command == Command.WRITE) & (target < len(targets)) &
+                            (length >= 3) & (phase == 0) & (words != 0) &
+                            (address + words <= Array(Const(d, 17) for *_, d in targets)[target])):
+                    m.d.sync += [count.eq(3), word_byte.eq(0), write_addr.eq(address)]
+                    m.next = "WRITE_FETCH"
+                with m.Elif((command == Command.RUN) & (length == job_bytes) & ~accel.busy):
+                    m.d.sync += [count.eq(0), word_byte.eq(0)]
+                    m.next = "JOB_FETCH"
+                with m.Elif((command == Command.READ) & (length == 5) &
+                            (header[0] < config.cols) & (read_count != 0) &
+                            (read_count <= max_read) &
+                            (address + read_count <= config.out_depth)):
+                    m.d.sync += [read_column.eq(header[0]), accel.result_read.addr.eq(address)]
+                    reply(Reply.OK, _times_constant(read_count, result_bytes), result_bytes,
+                          read_count, 2)
+                with m.Else():
+                    reject(Reply.BAD_FRAME)
+
+            # WRITE: bytes from the buffer into `word`; every full word goes to its memory
+            with m.State("WRITE_FETCH"):
+                m.d.comb += buffer_rd.addr.eq(count)
+                m.next = "WRITE_BYTE"
+            with m.State("WRITE_BYTE"):
+                m.d.sync += [word.word_select(word_byte, 8).eq(buffer_rd.data),
+                             count.eq(count + 1)]
+                with m.If(word_byte + 1 == target_bytes):
+                    m.d.sync += word_byte.eq(0)
+                    m.next = "WRITE_WORD"
+                with m.Else():
+                    m.d.sync += word_byte.eq(word_byte + 1)
+                    m.next = "WRITE_FETCH"
+            with m.State("WRITE_WORD"):
+                for index, (port, (_, bits, mask, _)) in enumerate(zip(write_ports, targets)):
+                    m.d.sync += [
+                        port.en.eq(target == index),
+                        port.addr.eq(write_addr),
+                        port.data.eq(word[:bits]),
+                    ]
+                    if mask:
+                        m.d.sync += port.mask.eq(word[bits:bits + mask])
+                m.d.sync += write_addr.eq(write_addr + 1)
+                with m.If(count == length):
+                    reply(Reply.OK, 0, 0, 0, 0)
+                with m.Else():
+                    m.next = "WRITE_FETCH"
+
+            # RUN: the job from the buffer, start, wait, reply with counters and status
+            with m.State("JOB_FETCH"):
+                m.d.comb += buffer_rd.addr.eq(count)
+                m.next = "JOB_BYTE"
+            with m.State("JOB_BYTE"):
+                m.d.sync += [word.word_select(word_byte, 8).eq(buffer_rd.data),
+                             count.eq(count + 1), word_byte.eq(word_byte + 1)]
+                with m.If(count + 1 == length):
+                    m.next = "JOB_START"
+                with m.Else():
+                    m.next = "JOB_FETCH"
+            with m.State("JOB_START"):
+                m.d.sync += [job.eq(word[:len(job.as_value())]), accel.start.eq(1)]
+                m.next = "JOB_WAIT"
+            with m.State("JOB_WAIT"):
+                # `done` rises a cycle after `start` is seen at the earliest; `busy` covers it
+                with m.If(~accel.start & ~accel.busy & accel.done):
+                    reply(Reply.OK, reply_bytes["report"], reply_bytes["report"], 1, 1)
+
+            with m.State("DISCARD"):
+                # drop the rest of a broken frame: reject only once the line has gone quiet
+                m.d.comb += receiving.eq(1)
+                with m.If(idle == self._idle_timeout):
+                    m.d.sync += self.error.eq(1)
+                    reply(status, 0, 0, 0, 0)
+
+            # the reply, sent through `tx`
+            def send(value, next_state, *, checksummed=True):
+                m.d.comb += [self.tx.valid.eq(1), tx_byte.eq(value)]
+                with m.If(self.tx.ready):
+                    if checksummed:
+                        m.d.sync += crc.eq(tx_crc)
+                    m.next = next_state
+
+            with m.State("REPLY_SYNC"):
+                m.d.sync += [count.eq(0), word_byte.eq(0)]
+                send(REPLY_SYNC, "REPLY_STATUS", checksummed=False)
+                m.d.sync += crc.eq(CRC_INIT)
+            with m.State("REPLY_STATUS"):
+                send(status, "REPLY_LENGTH_LO")
+            with m.State("REPLY_LENGTH_LO"):
+                send(reply_length[:8], "REPLY_LENGTH_HI")
+            with m.State("REPLY_LENGTH_HI"):
+                with m.If(reply_length == 0):
+                    send(reply_length[8:], "REPLY_CRC_HI")
+                with m.Else():
+                    send(reply_length[8:], "REPLY_PAYLOAD")
+            with m.State("REPLY_PAYLOAD"):
+                send(out_byte, "REPLY_PAYLOAD")
+                with m.If(self.tx.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count + 1 == reply_length):
+                        m.next = "REPLY_CRC_HI"
+                    with m.Elif(word_byte + 1 == reply_word_bytes):
+                        # next result word: its read data is on the port a cycle later
+                        m.d.sync += [word_byte.eq(0),
+                                     accel.result_read.addr.eq(accel.result_read.addr + 1)]
+                        m.next = "REPLY_NEXT_WORD"
+                    with m.Else():
+                        m.d.sync += word_byte.eq(word_byte + 1)
+            with m.State("REPLY_NEXT_WORD"):
+                m.next = "REPLY_PAYLOAD"
+            with m.State("REPLY_CRC_HI"):
+                send(crc[8:], "REPLY_CRC_LO", checksummed=False)
+            with m.State("REPLY_CRC_LO"):
+                send(crc[:8], "HUNT", checksummed=False)
+        return m

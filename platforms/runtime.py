@@ -1,0 +1,276 @@
+"""The host runtime: runs compiled GEMMs on a board through the link protocol
+(:mod:`zeroskip.hw.link`).
+
+One driver, two transports. :class:`SerialTransport` talks to a real board with pyserial; the
+cocotb board test gives the same :class:`BoardLink` a transport that toggles the simulated
+board top's UART pins. The driver is written with ``async`` methods so it can await simulator
+time; over a serial port nothing is really awaited (:func:`run_on_board` runs it with asyncio).
+
+Every request is idempotent, so a request whose reply is a rejection, is damaged or does not
+come in time is sent again, after the link has had time to give up on whatever it was
+receiving. A request that still fails after ``retries`` attempts raises :class:`LinkError`:
+nothing partial is ever returned as a result.
+"""
+
+import asyncio
+import binascii
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..hw.layouts import job_layout, pack, unpack
+from ..hw.link import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply, byte_count,
+                       info_layout, run_report_layout, write_targets)
+from ..sim.runner import RunResult, act_beats, result_words_to_array, weight_beats
+
+__all__ = ["LinkError", "LinkStats", "BoardLink", "SerialTransport", "run_on_board", "frame"]
+
+
+class LinkError(RuntimeError):
+    """The board did not complete a request, even after retries (or is not the expected
+    configuration)."""
+
+
+def crc16(data):
+    return binascii.crc_hqx(bytes(data), CRC_INIT)
+
+
+def frame(sync, code, payload=b""):
+    """A complete frame: sync, command or status, length, payload, CRC (high byte first)."""
+    body = bytes([code]) + len(payload).to_bytes(2, "little") + bytes(payload)
+    return bytes([sync]) + body + crc16(body).to_bytes(2, "big")
+
+
+@dataclass
+class LinkStats:
+    """What happened on the link: requests completed, and every retry with its cause."""
+    requests: int = 0
+    retries: int = 0
+    causes: Counter = field(default_factory=Counter)  # "BAD_CRC", "no reply", ...
+
+    def __str__(self):
+        causes = ", ".join(f"{n} {cause}" for cause, n in sorted(self.causes.items()))
+        return f"{self.requests} requests, {self.retries} retries" + (f" ({causes})"
+                                                                      if causes else "")
+
+
+class SerialTransport:
+    """A serial port (pyserial): the UART of a real board."""
+
+    def __init__(self, port, baud):
+        import serial
+        try:
+            self._port = serial.Serial(port, baud, timeout=0.1)
+        except (serial.SerialException, OSError) as error:
+            raise LinkError(f"cannot open {port}: {error}") from None
+        self.byte_seconds = 10 / baud
+
+    async def send(self, data):
+        self._port.write(data)
+        self._port.flush()
+
+    async def receive(self, count, timeout):
+        self._port.timeout = timeout
+        return self._port.read(count)
+
+    async def sleep(self, seconds):
+        time.sleep(seconds)
+
+    def discard_input(self):
+        self._port.reset_input_buffer()
+
+    def close(self):
+        self._port.close()
+
+
+class BoardLink:
+    """The protocol driver for one board of configuration ``config``.
+
+    Parameters
+    ----------
+    transport
+        ``send(bytes)``, ``receive(count, timeout) -> bytes`` (short on timeout),
+        ``sleep(seconds)``, ``discard_input()`` and ``byte_seconds`` (one byte on the line).
+    retries : int
+        Attempts per request beyond the first.
+    settle : float
+        Seconds of silence after which the board has dropped a broken frame; replaced by the
+        board's own figure once INFO has answered.
+    """
+
+    def __init__(self, transport, config, *, retries=8, settle=0.05, slack=0.2):
+        self.transport = transport
+        self.config = config
+        self.retries = retries
+        self.settle = settle
+        self.slack = slack
+        self.stats = LinkStats()
+        self.max_payload = None
+        self.clock_hz = None
+        self._targets = write_targets(config)
+
+    # one request ------------------------------------------------------------------------
+
+    async def request(self, command, payload=b"", *, work_seconds=0.0, reply_bytes=None):
+        """Send ``command`` until the board answers OK; return the reply's payload.
+
+        ``work_seconds``: how long the board may take before it answers (a run).
+        ``reply_bytes``: the expected payload length, if known.
+        """
+        data = frame(REQUEST_SYNC, command, payload)
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+                await self._drain()
+            outcome, reply = await self._exchange(data, work_seconds)
+            if outcome == "OK" and reply_bytes is not None and len(reply) != reply_bytes:
+                outcome = "short reply"
+            if outcome == "OK":
+                self.stats.requests += 1
+                return reply
+            self.stats.causes[outcome] += 1
+        raise LinkError(f"{Command(command).name} failed {self.retries + 1} times "
+                        f"(last: {outcome}); {self.stats}")
+
+    async def _drain(self):
+        """After a failed exchange: wait until the line has been quiet long enough for the
+        board to have given up on (and rejected) anything it was receiving, and drop whatever
+        it sent meanwhile, so the retry's reply is not confused with an old one."""
+        self.transport.discard_input()
+        while await self.transport.receive(1 << 16, 3 * self.settle):
+            pass
+
+    async def _exchange(self, data, work_seconds):
+        transport = self.transport
+        await transport.send(data)
+        # the frame is still on the line while we wait: count its bytes into the timeout
+        timeout = self.slack + work_seconds + (len(data) + 8) * transport.byte_seconds
+        head = await transport.receive(4, timeout)
+        if len(head) < 4:
+            return "no reply", None
+        if head[0] != REPLY_SYNC:
+            return "bad reply", None
+        length = int.from_bytes(head[2:4], "little")
+        rest = await transport.receive(length + 2,
+                                       self.slack + (length + 2) * transport.byte_seconds)
+        if len(rest) < length + 2:
+            return "reply cut short", None
+        if crc16(head[1:] + rest[:length]) != int.from_bytes(rest[length:], "big"):
+            return "damaged reply", None
+        if head[1] != Reply.OK:
+            return Reply(head[1]).name if head[1] in Reply._value2member_map_ else "bad reply", None
+        return "OK", rest[:length]
+
+    # commands ---------------------------------------------------------------------------
+
+    async def connect(self):
+        """Check that the board runs this configuration, learn its limits, reset it."""
+        layout = info_layout()
+        raw = await self.request(Command.INFO, reply_bytes=byte_count(layout.size))
+        info = unpack(layout, int.from_bytes(raw, "little"))
+        digest = info["digest"].to_bytes(6, "little").hex()
+        if digest != self.config.digest()[:12]:
+            raise LinkError(f"the board runs configuration {digest}, not "
+                            f"{self.config.digest()[:12]} ({self.config.name()})")
+        self.max_payload = info["max_payload"]
+        self.clock_hz = info["clock_hz"]
+        self.settle = info["idle_timeout"] / self.clock_hz
+        await self.reset()
+        return info
+
+    async def reset(self):
+        await self.request(Command.RESET, reply_bytes=0)
+
+    async def write(self, target, beats):
+        """Write beats ``(addr, value[, mask])`` (consecutive addresses) into ``target``."""
+        _, bits, mask_bits, _ = self._targets[target]
+        size = byte_count(bits + mask_bits)
+        per_frame = (self.max_payload - 3) // size
+        for start in range(0, len(beats), per_frame):
+            chunk = beats[start:start + per_frame]
+            addr = chunk[0][0]
+            if [b[0] for b in chunk] != list(range(addr, addr + len(chunk))):
+                raise ValueError("write beats must have consecutive addresses")
+            words = b"".join(
+                (b[1] | (b[2] << bits if mask_bits else 0)).to_bytes(size, "little")
+                for b in chunk)
+            await self.request(Command.WRITE, bytes([target]) + addr.to_bytes(2, "little") + words,
+                               reply_bytes=0)
+
+    async def run(self, job, cycles_bound):
+        """Run ``job`` (packed); returns ``(counters, status)`` once the board is done."""
+        config = self.config
+        layout = run_report_layout(config)
+        payload = job.to_bytes(byte_count(job_layout(config).size), "little")
+        raw = await self.request(Command.RUN, payload, work_seconds=cycles_bound / self.clock_hz,
+                                 reply_bytes=byte_count(layout.size))
+        report = unpack(layout, int.from_bytes(raw, "little"))
+        return report["counters"], report["status"]
+
+    async def read(self, column, count):
+        """``count`` result words of PE column ``column`` (ints of ``rows`` int32 each)."""
+        config = self.config
+        size = byte_count(config.rows * config.acc_width)
+        per_request = min(config.out_depth, 0xFFFF // size)
+        words = []
+        for addr in range(0, count, per_request):
+            n = min(per_request, count - addr)
+            raw = await self.request(Command.READ, bytes([column]) + addr.to_bytes(2, "little") +
+                                     n.to_bytes(2, "little"), reply_bytes=n * size)
+            words += [int.from_bytes(raw[i:i + size], "little") for i in range(0, len(raw), size)]
+        return words
+
+    async def run_programs(self, programs, *, timeout_factor=4):
+        """Run compiled programs (:func:`zeroskip.sim.compiler.compile_gemm`) one after another;
+        one :class:`zeroskip.sim.runner.RunResult` per program, as from the simulator."""
+        config = self.config
+        if self.max_payload is None:
+            await self.connect()
+        results = []
+        for program in programs:
+            if program.config != config:
+                raise ValueError("the program was compiled for another configuration")
+            _, k, _ = program.shape
+            outs, counters, status, wall = [], [], [], 0.0
+            for run in program.runs:
+                await self.write(0, act_beats(run))
+                for target, beats in enumerate(weight_beats(config, run).values(), start=1):
+                    if beats:
+                        await self.write(target, beats)
+                started = time.perf_counter()
+                run_counters, lanes = await self.run(
+                    pack(job_layout(config), run.job(program.mode, k)),
+                    timeout_factor * model_cycles(config, run.tokens) + 1000)
+                wall += time.perf_counter() - started
+                counters.append(run_counters)
+                status.append(lanes)
+                if any(lanes):
+                    # a lane stopped on malformed memory: its results are not read
+                    outs.append([])
+                    await self.reset()
+                    continue
+                outs.append([result_words_to_array(config, await self.read(c, run.m_tiles *
+                                                                              len(cols)))
+                             for c, cols in enumerate(run.lane_columns)])
+            results.append(RunResult(results=outs, counters=counters, wall_seconds=wall,
+                                     status=status))
+        return results
+
+
+def model_cycles(config, tokens):
+    from ..sim import model
+    return model.run_cycles(config, tokens)
+
+
+def run_on_board(programs, port, config, *, baud):
+    """Run programs on the board at serial ``port``; returns their RunResults and the link
+    statistics."""
+    transport = SerialTransport(port, baud)
+    try:
+        link = BoardLink(transport, config)
+        results = asyncio.run(link.run_programs(programs))
+        return results, link.stats
+    finally:
+        transport.close()

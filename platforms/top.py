@@ -1,0 +1,80 @@
+"""The board top: the host link behind a UART, with nothing board-specific in it.
+
+:mod:`zeroskip.platforms.boards` wraps it with a board's PLL and pins; the cocotb board test
+simulates it as is, its UART pins driven by the same host runtime that talks to a real board.
+"""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..hw.link import HostLink
+from ..hw.uart import UARTRx, UARTTx
+
+__all__ = ["BoardTop", "DEFAULT_BAUD"]
+
+DEFAULT_BAUD = 115200
+
+
+class BoardTop(wiring.Component):
+    """Accelerator, protocol engine and UART.
+
+    Parameters
+    ----------
+    config : ArrayConfig
+    clock_hz : int
+        The ``sync`` clock.
+    baud : int
+    max_payload : int
+        Largest request payload (bytes).
+    idle_timeout : int or None
+        Cycles of line silence that end a broken frame; by default 20 ms, far longer than any
+        gap a USB-serial adapter leaves inside a frame.
+
+    Members
+    -------
+    rx : In(1)
+        UART from the host.
+    tx : Out(1)
+        UART to the host.
+    leds : Out(2)
+        Running, and a rejected frame (held about 0.1 s so it is visible).
+    """
+
+    def __init__(self, config, *, clock_hz, baud=DEFAULT_BAUD, max_payload=512,
+                 idle_timeout=None):
+        self._config = config
+        self._clock_hz = clock_hz
+        self._divisor = round(clock_hz / baud)
+        if abs(clock_hz / self._divisor - baud) > 0.02 * baud:
+            raise ValueError(f"{clock_hz} Hz cannot make {baud} baud within 2%")
+        self._max_payload = max_payload
+        self._idle_timeout = idle_timeout or clock_hz // 50
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(2)})
+
+    @property
+    def config(self):
+        return self._config
+
+    def link(self):
+        return HostLink(self._config, clock_hz=self._clock_hz, max_payload=self._max_payload,
+                        idle_timeout=self._idle_timeout)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = self.link()
+        m.submodules.uart_rx = rx = UARTRx(self._divisor)
+        m.submodules.uart_tx = tx = UARTTx(self._divisor)
+        m.d.comb += rx.rx.eq(self.rx)
+        m.d.comb += self.tx.eq(tx.tx)
+        wiring.connect(m, rx.o, link.rx)
+        wiring.connect(m, link.tx, tx.i)
+
+        hold = max(1, self._clock_hz // 10)
+        blink = Signal(range(hold + 1))
+        with m.If(link.error):
+            m.d.sync += blink.eq(hold)
+        with m.Elif(blink != 0):
+            m.d.sync += blink.eq(blink - 1)
+        m.d.comb += self.leds.eq(Cat(link.busy, blink != 0))
+        return m
