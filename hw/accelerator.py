@@ -129,7 +129,8 @@ class Accelerator(wiring.Component):
                 m.d.sync += drain.eq(drain - 1)
 
         # Counters. Popcounts are registered once so a wide array does not lengthen the
-        # critical path; the drain above outlasts that delay.
+        # critical path; the drain above outlasts that delay and the PEs' one, so every count
+        # is final when `done` rises.
         counters = self.counters
         executed = Signal(range(rows * cols + 1))
         gated = Signal(range(rows * cols + 1))
@@ -137,8 +138,10 @@ class Accelerator(wiring.Component):
         starved = Signal(range(cols + 1))
         waiting = Signal(range(cols + 1))
         counting = Signal()
+        counting_macs = Signal()  # the PEs' flags arrive one cycle later than the lanes'
         m.d.sync += [
             counting.eq(busy),
+            counting_macs.eq(counting),
             executed.eq(_popcount(array.executed)),
             gated.eq(_popcount(array.gated)),
             tokens.eq(_popcount(Cat(*(lane.tokens.valid for lane in lanes)))),
@@ -152,10 +155,13 @@ class Accelerator(wiring.Component):
         with m.Else():
             with m.If(busy):
                 m.d.sync += counters.cycles.eq(counters.cycles + 1)
-            with m.If(counting):
+            with m.If(counting_macs):
                 m.d.sync += [
                     counters.macs_executed.eq(counters.macs_executed + executed),
                     counters.macs_gated.eq(counters.macs_gated + gated),
+                ]
+            with m.If(counting):
+                m.d.sync += [
                     counters.lane_busy.eq(counters.lane_busy + tokens),
                     counters.stall_decoder.eq(counters.stall_decoder + starved),
                     counters.stall_imbalance.eq(counters.stall_imbalance + waiting),

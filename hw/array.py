@@ -1,6 +1,6 @@
 """The PE array: ``cols`` independent columns of ``rows`` processing elements."""
 
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -60,14 +60,19 @@ class PEArray(wiring.Component):
         m.d.sync += selected.eq(self.result_column)  # aligned with the read latency
 
         executed, gated = [], []
+        pes = {}
         for c in range(cols):
             m.d.comb += self.columns[c].ready.eq(1)
             upstream = self.columns[c]
             for r in range(rows):
-                index = r * cols + c
-                pe = ProcessingElement(
-                    config, r,
-                    logic_multiplier=index >= config.pe_count - config.logic_multipliers)
+                if config.multipliers == "ice40_pairs":
+                    multiplier = "external"
+                elif r * cols + c >= config.pe_count - config.logic_multipliers:
+                    multiplier = "logic"
+                else:
+                    multiplier = "infer"
+                pe = ProcessingElement(config, r, multiplier=multiplier)
+                pes[r, c] = pe
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
                     pe.i.valid.eq(upstream.valid),
@@ -84,4 +89,42 @@ class PEArray(wiring.Component):
                 gated.append(pe.gated)
                 upstream = pe.o
         m.d.comb += [self.executed.eq(Cat(*executed)), self.gated.eq(Cat(*gated))]
+        if config.multipliers == "ice40_pairs":
+            for c in range(cols):
+                for r in range(0, rows, 2):
+                    m.submodules[f"mac_{r}_{c}"] = _ice40_dual_multiplier(pes[r, c],
+                                                                         pes[r + 1, c])
         return m
+
+
+def _ice40_dual_multiplier(low, high):
+    """One iCE40 SB_MAC16 in 8×8 mode: two independent signed 8×8 products, for two PEs.
+
+    The UP5K has 8 DSP blocks; used this way they serve 16 PEs. With ``MODE_8x8`` set and both
+    operands signed, the block multiplies the high bytes of A and B and, separately, their low
+    bytes, both signed (Yosys' ``cells_sim.v`` model, which the simulation tests run), and
+    outputs the two unregistered 16-bit products side by side.
+    """
+    zero = Const(0, 1)
+    out = Signal(32)
+    instance = Instance(
+        "SB_MAC16",
+        p_MODE_8x8=1, p_A_SIGNED=1, p_B_SIGNED=1,
+        p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,  # the 8×8 products, unregistered
+        p_NEG_TRIGGER=0, p_C_REG=0, p_A_REG=0, p_B_REG=0, p_D_REG=0,
+        p_TOP_8x8_MULT_REG=0, p_BOT_8x8_MULT_REG=0,
+        p_PIPELINE_16x16_MULT_REG1=0, p_PIPELINE_16x16_MULT_REG2=0,
+        p_TOPADDSUB_LOWERINPUT=0, p_TOPADDSUB_UPPERINPUT=0, p_TOPADDSUB_CARRYSELECT=0,
+        p_BOTADDSUB_LOWERINPUT=0, p_BOTADDSUB_UPPERINPUT=0, p_BOTADDSUB_CARRYSELECT=0,
+        i_CLK=ClockSignal(), i_CE=1,
+        i_A=Cat(low.mul_a, high.mul_a), i_B=Cat(low.mul_w, high.mul_w),
+        i_C=Const(0, 16), i_D=Const(0, 16),
+        i_AHOLD=zero, i_BHOLD=zero, i_CHOLD=zero, i_DHOLD=zero,
+        i_IRSTTOP=zero, i_IRSTBOT=zero, i_ORSTTOP=zero, i_ORSTBOT=zero,
+        i_OLOADTOP=zero, i_OLOADBOT=zero, i_ADDSUBTOP=zero, i_ADDSUBBOT=zero,
+        i_OHOLDTOP=zero, i_OHOLDBOT=zero, i_CI=zero, i_ACCUMCI=zero, i_SIGNEXTIN=zero,
+        o_O=out)
+    m = Module()
+    m.submodules.mac = instance
+    m.d.comb += [low.mul_p.eq(out[:16]), high.mul_p.eq(out[16:])]
+    return m

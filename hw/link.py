@@ -145,7 +145,7 @@ class HostLink(wiring.Component):
     busy : Out(1)
         The accelerator is running.
     error : Out(1)
-        Pulses when a frame is rejected.
+        The last reply was a rejection.
     """
 
     def __init__(self, config, *, clock_hz, max_payload=512, idle_timeout=1 << 16):
@@ -224,45 +224,51 @@ class HostLink(wiring.Component):
         longest = max(word_bytes + [job_bytes, result_bytes, *reply_bytes.values()])
         word_byte = Signal(range(longest + 1))
         write_addr = Signal(16)
-        job = Signal(job_layout(config))
 
-        # the reply: `reply_words` words of `reply_word_bytes` bytes from `source`
+        # the reply: `reply_words` words of `reply_word_bytes` bytes, from one of the sources
+        # laid out byte by byte: INFO's constant, the run report, the result port. A byte
+        # multiplexer, where `word_select` on a wide vector would build a barrel shifter (over
+        # a thousand iCE40 LUTs).
         reply_length = Signal(16)
         reply_word_bytes = Signal(range(longest + 1))
         reply_words = Signal(16)
-        source = Signal(8 * longest)
-        source_sel = Signal(2)
         read_column = Signal(range(config.cols))
-        m.d.comb += [
-            # nested Mux, not Array: Icarus never evaluates the `always @*` an Array becomes
-            # when all its inputs are constant from time 0
-            source.eq(Mux(source_sel == 0, info,
-                          Mux(source_sel == 1, report, accel.result_read.data.as_value()))),
-            accel.result_column.eq(read_column),
-            accel.job.eq(job),
-        ]
-        out_byte = source.word_select(word_byte, 8)
+        # the job is the word a RUN loaded: nothing writes `word` while the accelerator runs
+        m.d.comb += [accel.result_column.eq(read_column),
+                     accel.job.eq(word[:job_layout(config).size])]
+        sources = {"info": info, "report": report, "result": accel.result_read.data.as_value()}
+        source_bytes, source_base = [], {}
+        for name, value in sources.items():
+            source_base[name] = len(source_bytes)
+            source_bytes += [value[i:i + 8] for i in range(0, len(value), 8)]
+        source_base_reg = Signal(range(len(source_bytes)))
+        out_byte = Array(source_bytes)[source_base_reg + word_byte]
+        payload_byte = Signal(8)
         tx_byte = Signal(8)
         m.d.comb += self.tx.payload.eq(tx_byte)
-        rx_crc = crc16_step(crc, byte, m)
-        tx_crc = crc16_step(crc, tx_byte, m)
+        # one CRC network for both directions: the link never receives while it replies
+        sending = Signal()
+        crc_next = crc16_step(crc, Mux(sending, tx_byte, byte), m)
 
-        m.d.sync += [accel.start.eq(0), accel_reset.eq(0), self.error.eq(0)]
-        for port in write_ports:
-            m.d.sync += port.en.eq(0)
+        m.d.sync += [accel.start.eq(0), accel_reset.eq(0)]
+        # every write port sees `write_addr` and `word`; WRITE_WORD raises one port's `en`
+        for port, (_, bits, mask, _) in zip(write_ports, targets):
+            m.d.comb += [port.addr.eq(write_addr), port.data.eq(word[:bits])]
+            if mask:
+                m.d.comb += port.mask.eq(word[bits:bits + mask])
 
         def receive(next_state):
-            m.d.sync += crc.eq(rx_crc)
+            m.d.sync += crc.eq(crc_next)
             m.next = next_state
 
         def reject(code):
             m.d.sync += [status.eq(code), idle.eq(0)]
             m.next = "DISCARD"
 
-        def reply(code, length, word_bytes, words, source_sel_value):
+        def reply(code, length, word_bytes, words, source="info"):
             m.d.sync += [
                 status.eq(code), reply_length.eq(length), reply_word_bytes.eq(word_bytes),
-                reply_words.eq(words), source_sel.eq(source_sel_value),
+                reply_words.eq(words), source_base_reg.eq(source_base[source]),
             ]
             m.next = "REPLY_SYNC"
 
@@ -343,10 +349,10 @@ class HostLink(wiring.Component):
                 with m.If(crc != 0):
                     reject(Reply.BAD_CRC)
                 with m.Elif((command == Command.INFO) & (length == 0)):
-                    reply(Reply.OK, reply_bytes["info"], reply_bytes["info"], 1, 0)
+                    reply(Reply.OK, reply_bytes["info"], reply_bytes["info"], 1, "info")
                 with m.Elif((command == Command.RESET) & (length == 0)):
                     m.d.sync += accel_reset.eq(1)
-                    reply(Reply.OK, 0, 0, 0, 0)
+                    reply(Reply.OK, 0, 0, 0)
                 with m.Elif((command == Command.WRITE) & (target < len(targets)) &
                             (length >= 3) & (phase == 0) & (words != 0) &
                             (address + words <= Array(Const(d, 17) for *_, d in targets)[target])):
@@ -361,7 +367,7 @@ class HostLink(wiring.Component):
                             (address + read_count <= config.out_depth)):
                     m.d.sync += [read_column.eq(header[0]), accel.result_read.addr.eq(address)]
                     reply(Reply.OK, _times_constant(read_count, result_bytes), result_bytes,
-                          read_count, 2)
+                          read_count, "result")
                 with m.Else():
                     reject(Reply.BAD_FRAME)
 
@@ -379,17 +385,10 @@ class HostLink(wiring.Component):
                     m.d.sync += word_byte.eq(word_byte + 1)
                     m.next = "WRITE_FETCH"
             with m.State("WRITE_WORD"):
-                for index, (port, (_, bits, mask, _)) in enumerate(zip(write_ports, targets)):
-                    m.d.sync += [
-                        port.en.eq(target == index),
-                        port.addr.eq(write_addr),
-                        port.data.eq(word[:bits]),
-                    ]
-                    if mask:
-                        m.d.sync += port.mask.eq(word[bits:bits + mask])
+                m.d.comb += [port.en.eq(target == index) for index, port in enumerate(write_ports)]
                 m.d.sync += write_addr.eq(write_addr + 1)
                 with m.If(count == length):
-                    reply(Reply.OK, 0, 0, 0, 0)
+                    reply(Reply.OK, 0, 0, 0)
                 with m.Else():
                     m.next = "WRITE_FETCH"
 
@@ -405,30 +404,29 @@ class HostLink(wiring.Component):
                 with m.Else():
                     m.next = "JOB_FETCH"
             with m.State("JOB_START"):
-                m.d.sync += [job.eq(word[:len(job.as_value())]), accel.start.eq(1)]
+                m.d.sync += accel.start.eq(1)
                 m.next = "JOB_WAIT"
             with m.State("JOB_WAIT"):
                 # `done` rises a cycle after `start` is seen at the earliest; `busy` covers it
                 with m.If(~accel.start & ~accel.busy & accel.done):
-                    reply(Reply.OK, reply_bytes["report"], reply_bytes["report"], 1, 1)
+                    reply(Reply.OK, reply_bytes["report"], reply_bytes["report"], 1, "report")
 
             with m.State("DISCARD"):
                 # drop the rest of a broken frame: reject only once the line has gone quiet
                 m.d.comb += receiving.eq(1)
                 with m.If(idle == self._idle_timeout):
-                    m.d.sync += self.error.eq(1)
-                    reply(status, 0, 0, 0, 0)
+                    reply(status, 0, 0, 0)
 
             # the reply, sent through `tx`
             def send(value, next_state, *, checksummed=True):
-                m.d.comb += [self.tx.valid.eq(1), tx_byte.eq(value)]
+                m.d.comb += [self.tx.valid.eq(1), tx_byte.eq(value), sending.eq(1)]
                 with m.If(self.tx.ready):
                     if checksummed:
-                        m.d.sync += crc.eq(tx_crc)
+                        m.d.sync += crc.eq(crc_next)
                     m.next = next_state
 
             with m.State("REPLY_SYNC"):
-                m.d.sync += [count.eq(0), word_byte.eq(0)]
+                m.d.sync += [count.eq(0), word_byte.eq(0), self.error.eq(status != Reply.OK)]
                 send(REPLY_SYNC, "REPLY_STATUS", checksummed=False)
                 m.d.sync += crc.eq(CRC_INIT)
             with m.State("REPLY_STATUS"):
@@ -439,9 +437,14 @@ class HostLink(wiring.Component):
                 with m.If(reply_length == 0):
                     send(reply_length[8:], "REPLY_CRC_HI")
                 with m.Else():
-                    send(reply_length[8:], "REPLY_PAYLOAD")
+                    send(reply_length[8:], "REPLY_FETCH")
+            # each payload byte is picked from its source a cycle before it is sent: the wide
+            # byte select and the CRC would not fit one cycle together on an iCE40
+            with m.State("REPLY_FETCH"):
+                m.d.sync += payload_byte.eq(out_byte)
+                m.next = "REPLY_PAYLOAD"
             with m.State("REPLY_PAYLOAD"):
-                send(out_byte, "REPLY_PAYLOAD")
+                send(payload_byte, "REPLY_FETCH")
                 with m.If(self.tx.ready):
                     m.d.sync += count.eq(count + 1)
                     with m.If(count + 1 == reply_length):
@@ -454,7 +457,7 @@ class HostLink(wiring.Component):
                     with m.Else():
                         m.d.sync += word_byte.eq(word_byte + 1)
             with m.State("REPLY_NEXT_WORD"):
-                m.next = "REPLY_PAYLOAD"
+                m.next = "REPLY_FETCH"
             with m.State("REPLY_CRC_HI"):
                 send(crc[8:], "REPLY_CRC_LO", checksummed=False)
             with m.State("REPLY_CRC_LO"):

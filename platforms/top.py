@@ -38,7 +38,7 @@ class BoardTop(wiring.Component):
     tx : Out(1)
         UART to the host.
     leds : Out(2)
-        Running, and a rejected frame (held about 0.1 s so it is visible).
+        Running, and "the last frame was rejected".
     """
 
     def __init__(self, config, *, clock_hz, baud=DEFAULT_BAUD, max_payload=512,
@@ -70,11 +70,5 @@ class BoardTop(wiring.Component):
         wiring.connect(m, rx.o, link.rx)
         wiring.connect(m, link.tx, tx.i)
 
-        hold = max(1, self._clock_hz // 10)
-        blink = Signal(range(hold + 1))
-        with m.If(link.error):
-            m.d.sync += blink.eq(hold)
-        with m.Elif(blink != 0):
-            m.d.sync += blink.eq(blink - 1)
-        m.d.comb += self.leds.eq(Cat(link.busy, blink != 0))
+        m.d.comb += self.leds.eq(Cat(link.busy, link.error))
         return m

@@ -144,13 +144,13 @@ def build(sim, name, generate, toplevel, *, waves=False):
 
 def accelerator_verilog(config):
     """The accelerator's Verilog, generated once per configuration and shared by simulators."""
-    from ..hw.verilog import generate
+    from ..hw.verilog import generate, primitive_models
     folder = cache_root() / "verilog"
     path = folder / f"{config.name()}-{gateware_digest()}.v"
     with _locked(folder):
         if not path.exists():
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(generate(config))
+            tmp.write_text(generate(config) + primitive_models(config))
             os.replace(tmp, path)
     return path.read_text()
 
@@ -286,11 +286,14 @@ def pack_width(shape):
 
 def result_words_to_array(config, words):
     """Result-port words of one PE column to an int32 array (rows, len(words))."""
-    width = config.acc_width // 8
+    from amaranth.hdl import signed
+    from amaranth.lib import data
+
+    from ..hw.layouts import unpack
+    layout = data.ArrayLayout(signed(config.acc_width), config.rows)
     if not words:
         return np.zeros((config.rows, 0), np.int32)
-    buf = b"".join(w.to_bytes(config.rows * width, "little") for w in words)
-    return np.frombuffer(buf, dtype="<i4").reshape(len(words), config.rows).T.copy()
+    return np.array([unpack(layout, w) for w in words], dtype=np.int32).T.copy()
 
 
 def run_program(program, sim="verilator", *, waves=None):

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from zeroskip.hw.verilog import convert
+from zeroskip.hw.verilog import convert, primitive_models
 from zeroskip.sim import runner
 
 
@@ -24,4 +24,5 @@ def simulators():
 def build_component(sim, name, config, make_component, toplevel):
     """Build a standalone component of ``config`` for cocotb."""
     return runner.build(sim, f"{name}-{config.name()}",
-                        lambda: convert(make_component(config), toplevel), toplevel)
+                        lambda: convert(make_component(config), toplevel) +
+                        primitive_models(config), toplevel)

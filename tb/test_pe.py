@@ -44,7 +44,8 @@ def run_pe(config, row, mode, acts, tokens):
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
-    return results, flags[:len(tokens)]
+    # the flags are registered: a token's come out one cycle after it reached stage 1
+    return results, flags[1:len(tokens) + 1]
 
 
 def column_tokens(k_rows, weights, out_addr, rows=2, base=0):

@@ -77,6 +77,15 @@ class ArrayConfig:
         ``bitmap`` format: mask bits per memory word.
     rle_run_bits : int
         ``rle`` format: width of a zero-run field.
+    acc_width : int
+        Accumulator and result width (17..32 bits; results are read back as int32). Must hold
+        ``max_k`` products of -128 × -128.
+    counter_width : int
+        Width of each hardware counter.
+    multipliers : str
+        ``"infer"``: each PE multiplies with ``*`` and synthesis maps it to a DSP block.
+        ``"ice40_pairs"``: every two PEs of a column share one iCE40 SB_MAC16 in its 8×8 mode
+        (the UP5K has 8 DSP blocks; this serves 16 PEs with them). Needs an even ``rows``.
     logic_multipliers : int
         PEs (the last ones, counting row by row) whose multiplier is built from logic instead of
         a ``*`` that synthesis maps to a DSP block: for FPGAs with fewer DSPs than PEs.
@@ -94,12 +103,13 @@ class ArrayConfig:
     nm_m: int = 4
     bitmap_width: int = 64
     rle_run_bits: int = 4
+    acc_width: int = 32
+    counter_width: int = 48
+    multipliers: str = "infer"
     logic_multipliers: int = 0
 
     act_width = 8     # int8 activations
     weight_width = 8  # int8 weights
-    acc_width = 32    # int32 accumulators and results
-    counter_width = 48
 
     def __post_init__(self):
         for name in ("rows", "cols", "max_k", "act_depth", "weight_depth", "out_depth"):
@@ -115,11 +125,20 @@ class ArrayConfig:
         if self.bitmap_width not in (8, 16, 32, 64, 128, 256):
             raise ValueError(f"bitmap_width must be a power of two from 8 to 256, not "
                              f"{self.bitmap_width}")
+        if self.multipliers not in ("infer", "ice40_pairs"):
+            raise ValueError(f"multipliers must be 'infer' or 'ice40_pairs', not "
+                             f"{self.multipliers!r}")
+        if self.multipliers == "ice40_pairs" and self.rows % 2:
+            raise ValueError("multipliers='ice40_pairs' pairs PE rows: rows must be even")
         if not 0 <= self.logic_multipliers <= self.rows * self.cols:
             raise ValueError(f"logic_multipliers must be 0..{self.rows * self.cols}, not "
                              f"{self.logic_multipliers}")
         if not 2 <= self.rle_run_bits <= 8:
             raise ValueError(f"rle_run_bits must be 2..8, not {self.rle_run_bits}")
+        if not 17 <= self.acc_width <= 32:
+            raise ValueError(f"acc_width must be 17..32, not {self.acc_width}")
+        if not 16 <= self.counter_width <= 64:
+            raise ValueError(f"counter_width must be 16..64, not {self.counter_width}")
         # |-128 * -128| = 2**14 per product: K products must fit a signed accumulator.
         if self.max_k * 2 ** 14 > 2 ** (self.acc_width - 1) - 1:
             raise ValueError(f"max_k {self.max_k} could overflow the {self.acc_width}-bit "

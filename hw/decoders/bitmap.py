@@ -39,7 +39,7 @@ class BitmapDecoder(LaneDecoder):
             "pointers": (unsigned(config.weight_addr_bits), config.pointer_depth),
         }
 
-    def cursor(self, m, memories, column_next):
+    def cursor(self, m, memories, column_next, end_next):
         config = self.config
         shift = config.bitmap_width.bit_length() - 1
         cursor = Cursor(config)
@@ -90,6 +90,6 @@ class BitmapDecoder(LaneDecoder):
             summary_rd.addr.eq(column_next),
             mask_rd.addr.eq(word_next),
             value_rd.addr.eq(value_next),
-            pointer_rd.addr.eq(column_next + 1),
+            pointer_rd.addr.eq(end_next),
         ]
         return cursor

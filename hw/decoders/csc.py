@@ -23,7 +23,7 @@ class CSCDecoder(LaneDecoder):
             "pointers": (unsigned(config.weight_addr_bits), config.pointer_depth),
         }
 
-    def cursor(self, m, memories, column_next):
+    def cursor(self, m, memories, column_next, end_next):
         config = self.config
         cursor = Cursor(config)
         entry_rd = memories["entries"].read_port()
@@ -39,7 +39,7 @@ class CSCDecoder(LaneDecoder):
         m.d.sync += entry.eq(entry_next)
         m.d.comb += [
             entry_rd.addr.eq(entry_next),
-            pointer_rd.addr.eq(column_next + 1),
+            pointer_rd.addr.eq(end_next),
         ]
 
         end = pointer_rd.data

@@ -104,12 +104,14 @@ class LaneDecoder(wiring.Component):
         """``{name: (shape, depth)}`` of the lane's memories, in load order."""
         raise NotImplementedError
 
-    def cursor(self, m, memories, column_next):
+    def cursor(self, m, memories, column_next, end_next):
         """Build the format's reader in ``m``; return a :class:`Cursor`.
 
         ``memories`` maps names to the lane's :class:`amaranth.lib.memory.Memory` objects;
         ``column_next`` is the column the lane will be on in the next cycle (read memories at
-        next-state addresses so their data is there when it is needed).
+        next-state addresses so their data is there when it is needed); ``end_next`` is
+        ``column_next + 1``, the address of its end pointer, selected from precomputed sums so
+        that no adder follows the decision (it is on the critical path on an iCE40).
         """
         raise NotImplementedError
 
@@ -130,18 +132,20 @@ class LaneDecoder(wiring.Component):
         tile_base = Signal(unsigned(config.act_addr_bits))  # tile * K
         column = Signal.like(self.columns)
         column_next = Signal.like(self.columns)
+        end_next = Signal(len(self.columns) + 1)
         out_addr = Signal(unsigned(config.out_addr_bits))
         emitted = Signal()                                  # a token of this column went out
         row = Signal(unsigned(config.k_bits + 1))           # dense expansion: current k
+        row_last = Signal()                                 # row + 1 == K, kept in a register
         last_column = column + 1 == self.columns
         last_tile = tile + 1 == self.m_tiles
 
-        cursor = self.cursor(m, mems, column_next)
-        m.d.comb += column_next.eq(column)
+        cursor = self.cursor(m, mems, column_next, end_next)
+        m.d.comb += [column_next.eq(column), end_next.eq(column + 1)]
         with m.If(cursor.next_column):
-            m.d.comb += column_next.eq(column + 1)
+            m.d.comb += [column_next.eq(column + 1), end_next.eq(column + 2)]
         with m.If(cursor.restart):
-            m.d.comb += column_next.eq(0)
+            m.d.comb += [column_next.eq(0), end_next.eq(1)]
         m.d.sync += column.eq(column_next)
         expand = self.mode != Mode.SKIP
 
@@ -161,6 +165,7 @@ class LaneDecoder(wiring.Component):
                 self.status.eq(DecodeStatus.OK),
                 running.eq((self.m_tiles != 0) & (self.columns != 0)),
                 tile.eq(0), tile_base.eq(0), out_addr.eq(0), row.eq(0), emitted.eq(0),
+                row_last.eq(self.k == 1),
             ]
         with m.Elif(running & can_emit):
             with m.If(expand):
@@ -171,7 +176,7 @@ class LaneDecoder(wiring.Component):
                 m.d.comb += [
                     emit.eq(known),
                     emit_row.eq(row),
-                    column_done.eq(known & (row + 1 == self.k)),
+                    column_done.eq(known & row_last),
                     cursor.consume.eq(hit),
                 ]
                 with m.If(known):
@@ -180,6 +185,7 @@ class LaneDecoder(wiring.Component):
                         token.first.eq(row == 0),
                         token.bubble.eq(0),
                         row.eq(Mux(column_done, 0, row + 1)),
+                        row_last.eq(Mux(column_done, self.k == 1, row + 2 == self.k)),
                     ]
             with m.Else():
                 # An exhausted column closes with a bubble: it writes the zero result of an
@@ -219,14 +225,19 @@ class LaneDecoder(wiring.Component):
             with m.If(fault):
                 m.d.sync += [running.eq(0), self.status.eq(code)]
             with m.Elif(emit):
+                m.d.sync += self.tokens.valid.eq(1)
+            # the payload is loaded on a fault too (it is not valid then): only `valid` waits
+            # for the fault checks, which are the longest path of the lane
+            with m.If(emit):
                 m.d.sync += [
-                    self.tokens.valid.eq(1),
                     token.act_addr.eq(tile_base + emit_row),
                     token.last.eq(column_done),
                     token.out_addr.eq(out_addr),
                     token.rows.eq(Mux(last_tile, self.rows_last, config.rows)),
                 ]
-            with m.If(column_done & ~fault):
+            # (not gated by `fault`: the lane stops anyway, and the fault checks stay off the
+            # path from the memories' read data back to their read addresses)
+            with m.If(column_done):
                 m.d.sync += out_addr.eq(out_addr + 1)
                 with m.If(last_column):
                     m.d.comb += cursor.restart.eq(1)

@@ -25,7 +25,7 @@ class NMDecoder(LaneDecoder):
     def memories(cls, config):
         return {"entries": (nm_entry_layout(config), config.weight_depth)}
 
-    def cursor(self, m, memories, column_next):
+    def cursor(self, m, memories, column_next, end_next):
         config = self.config
         n, group_size = config.nm_n, config.nm_m
         cursor = Cursor(config)

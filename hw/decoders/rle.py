@@ -34,7 +34,7 @@ class RLEDecoder(LaneDecoder):
             "pointers": (unsigned(config.weight_addr_bits), config.pointer_depth),
         }
 
-    def cursor(self, m, memories, column_next):
+    def cursor(self, m, memories, column_next, end_next):
         config = self.config
         escape = (1 << config.rle_run_bits) - 1
         cursor = Cursor(config)
@@ -83,6 +83,6 @@ class RLEDecoder(LaneDecoder):
         m.d.comb += [
             first_rd.addr.eq(entry_next),
             second_rd.addr.eq(entry_next + 1),
-            pointer_rd.addr.eq(column_next + 1),
+            pointer_rd.addr.eq(end_next),
         ]
         return cursor
