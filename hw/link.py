@@ -125,6 +125,17 @@ def _times_constant(value, constant):
     return sum(terms[1:], terms[0])
 
 
+def _select(values, index):
+    """``values[index]`` as a tree of 2:1 multiplexers on the index bits. (As an ``Array``
+    it becomes an ``always @*`` block that Icarus never evaluates while the index keeps its
+    initial value.)"""
+    values = list(values)
+    for bit in range(len(index)):
+        values = [Mux(index[bit], values[i + 1], values[i]) if i + 1 < len(values)
+                  else values[i] for i in range(0, len(values), 2)]
+    return values[0]
+
+
 class HostLink(wiring.Component):
     """The protocol engine and the accelerator it drives.
 
@@ -205,6 +216,7 @@ class HostLink(wiring.Component):
         byte = self.rx.payload
         command = Signal(8)
         length = Signal(16)
+        length_last = Signal(16)                  # length - 1, so no adder precedes a compare
         count = Signal(16)                        # payload bytes received / consumed / sent
         header = Signal(data.ArrayLayout(8, 5))   # the first payload bytes (target, addr, ...)
         crc = Signal(16, init=CRC_INIT)
@@ -214,7 +226,7 @@ class HostLink(wiring.Component):
         target = header[0]
         address = Cat(header[1], header[2])
         read_count = Cat(header[3], header[4])
-        target_bytes = Array(Const(n, 8) for n in word_bytes)[target]
+        target_last = Array(Const(n - 1, 8) for n in word_bytes)[target]
         # words of a WRITE, counted as they arrive so the range is checked before anything
         # is written
         phase = Signal(8)
@@ -225,12 +237,13 @@ class HostLink(wiring.Component):
         word_byte = Signal(range(longest + 1))
         write_addr = Signal(16)
 
-        # the reply: `reply_words` words of `reply_word_bytes` bytes, from one of the sources
+        # the reply: `reply_words` words of `reply_word_last + 1` bytes, from one of the sources
         # laid out byte by byte: INFO's constant, the run report, the result port. A byte
         # multiplexer, where `word_select` on a wide vector would build a barrel shifter (over
         # a thousand iCE40 LUTs).
         reply_length = Signal(16)
-        reply_word_bytes = Signal(range(longest + 1))
+        reply_last = Signal(16)                   # reply_length - 1
+        reply_word_last = Signal(range(longest + 1))
         reply_words = Signal(16)
         read_column = Signal(range(config.cols))
         # the job is the word a RUN loaded: nothing writes `word` while the accelerator runs
@@ -241,8 +254,9 @@ class HostLink(wiring.Component):
         for name, value in sources.items():
             source_base[name] = len(source_bytes)
             source_bytes += [value[i:i + 8] for i in range(0, len(value), 8)]
-        source_base_reg = Signal(range(len(source_bytes)))
-        out_byte = Array(source_bytes)[source_base_reg + word_byte]
+        byte_index = Signal(range(len(source_bytes) + 1))  # of the next payload byte
+        word_base = Signal.like(byte_index)                # of the current word's first byte
+        out_byte = _select(source_bytes, byte_index)
         payload_byte = Signal(8)
         tx_byte = Signal(8)
         m.d.comb += self.tx.payload.eq(tx_byte)
@@ -267,8 +281,10 @@ class HostLink(wiring.Component):
 
         def reply(code, length, word_bytes, words, source="info"):
             m.d.sync += [
-                status.eq(code), reply_length.eq(length), reply_word_bytes.eq(word_bytes),
-                reply_words.eq(words), source_base_reg.eq(source_base[source]),
+                status.eq(code), reply_length.eq(length), reply_last.eq(length - 1),
+                reply_word_last.eq(word_bytes - 1),
+                reply_words.eq(words), byte_index.eq(source_base[source]),
+                word_base.eq(source_base[source]),
             ]
             m.next = "REPLY_SYNC"
 
@@ -301,7 +317,7 @@ class HostLink(wiring.Component):
                 with m.If(idle == self._idle_timeout):
                     reject(Reply.TIMEOUT)
                 with m.Elif(self.rx.valid):
-                    m.d.sync += length[8:].eq(byte)
+                    m.d.sync += [length[8:].eq(byte), length_last.eq(Cat(length[:8], byte) - 1)]
                     with m.If(Cat(length[:8], byte) > self._max_payload):
                         reject(Reply.BAD_FRAME)
                     with m.Elif(Cat(length[:8], byte) == 0):
@@ -321,11 +337,11 @@ class HostLink(wiring.Component):
                         with m.If(count == i):
                             m.d.sync += header[i].eq(byte)
                     with m.If(count >= 3):
-                        with m.If(phase + 1 == target_bytes):
+                        with m.If(phase == target_last):
                             m.d.sync += [phase.eq(0), words.eq(words + 1)]
                         with m.Else():
                             m.d.sync += phase.eq(phase + 1)
-                    with m.If(count + 1 == length):
+                    with m.If(count == length_last):
                         receive("CRC_HI")
                     with m.Else():
                         receive("PAYLOAD")
@@ -344,30 +360,47 @@ class HostLink(wiring.Component):
                 with m.Elif(self.rx.valid):
                     receive("CHECK")
 
+            # The checks of a complete frame, registered, then acted on: one cycle for the
+            # comparisons, one for the decision (the two did not fit one iCE40 cycle).
+            ok = Signal(data.StructLayout({name: 1 for name in
+                                           ("crc", "info", "reset", "write", "run", "read")}))
+            read_length = Signal(16)
             with m.State("CHECK"):
-                # the CRC of a frame followed by its own CRC (high byte first) is zero
-                with m.If(crc != 0):
+                depth = Array(Const(d, 17) for *_, d in targets)[target]
+                m.d.sync += [
+                    # the CRC of a frame followed by its own CRC (high byte first) is zero
+                    ok.crc.eq(crc == 0),
+                    ok.info.eq((command == Command.INFO) & (length == 0)),
+                    ok.reset.eq((command == Command.RESET) & (length == 0)),
+                    ok.write.eq((command == Command.WRITE) & (target < len(targets)) &
+                                (length >= 3) & (phase == 0) & (words != 0) &
+                                (address + words <= depth)),
+                    ok.run.eq((command == Command.RUN) & (length == job_bytes)),
+                    ok.read.eq((command == Command.READ) & (length == 5) &
+                               (header[0] < config.cols) & (read_count != 0) &
+                               (read_count <= max_read) &
+                               (address + read_count <= config.out_depth)),
+                    read_length.eq(_times_constant(read_count, result_bytes)),
+                ]
+                m.next = "DISPATCH"
+
+            with m.State("DISPATCH"):
+                with m.If(~ok.crc):
                     reject(Reply.BAD_CRC)
-                with m.Elif((command == Command.INFO) & (length == 0)):
+                with m.Elif(ok.info):
                     reply(Reply.OK, reply_bytes["info"], reply_bytes["info"], 1, "info")
-                with m.Elif((command == Command.RESET) & (length == 0)):
+                with m.Elif(ok.reset):
                     m.d.sync += accel_reset.eq(1)
                     reply(Reply.OK, 0, 0, 0)
-                with m.Elif((command == Command.WRITE) & (target < len(targets)) &
-                            (length >= 3) & (phase == 0) & (words != 0) &
-                            (address + words <= Array(Const(d, 17) for *_, d in targets)[target])):
+                with m.Elif(ok.write):
                     m.d.sync += [count.eq(3), word_byte.eq(0), write_addr.eq(address)]
                     m.next = "WRITE_FETCH"
-                with m.Elif((command == Command.RUN) & (length == job_bytes) & ~accel.busy):
+                with m.Elif(ok.run & ~accel.busy):
                     m.d.sync += [count.eq(0), word_byte.eq(0)]
                     m.next = "JOB_FETCH"
-                with m.Elif((command == Command.READ) & (length == 5) &
-                            (header[0] < config.cols) & (read_count != 0) &
-                            (read_count <= max_read) &
-                            (address + read_count <= config.out_depth)):
+                with m.Elif(ok.read):
                     m.d.sync += [read_column.eq(header[0]), accel.result_read.addr.eq(address)]
-                    reply(Reply.OK, _times_constant(read_count, result_bytes), result_bytes,
-                          read_count, "result")
+                    reply(Reply.OK, read_length, result_bytes, read_count, "result")
                 with m.Else():
                     reject(Reply.BAD_FRAME)
 
@@ -378,7 +411,7 @@ class HostLink(wiring.Component):
             with m.State("WRITE_BYTE"):
                 m.d.sync += [word.word_select(word_byte, 8).eq(buffer_rd.data),
                              count.eq(count + 1)]
-                with m.If(word_byte + 1 == target_bytes):
+                with m.If(word_byte == target_last):
                     m.d.sync += word_byte.eq(0)
                     m.next = "WRITE_WORD"
                 with m.Else():
@@ -399,7 +432,7 @@ class HostLink(wiring.Component):
             with m.State("JOB_BYTE"):
                 m.d.sync += [word.word_select(word_byte, 8).eq(buffer_rd.data),
                              count.eq(count + 1), word_byte.eq(word_byte + 1)]
-                with m.If(count + 1 == length):
+                with m.If(count == length_last):
                     m.next = "JOB_START"
                 with m.Else():
                     m.next = "JOB_FETCH"
@@ -447,15 +480,15 @@ class HostLink(wiring.Component):
                 send(payload_byte, "REPLY_FETCH")
                 with m.If(self.tx.ready):
                     m.d.sync += count.eq(count + 1)
-                    with m.If(count + 1 == reply_length):
+                    with m.If(count == reply_last):
                         m.next = "REPLY_CRC_HI"
-                    with m.Elif(word_byte + 1 == reply_word_bytes):
+                    with m.Elif(word_byte == reply_word_last):
                         # next result word: its read data is on the port a cycle later
-                        m.d.sync += [word_byte.eq(0),
+                        m.d.sync += [word_byte.eq(0), byte_index.eq(word_base),
                                      accel.result_read.addr.eq(accel.result_read.addr + 1)]
                         m.next = "REPLY_NEXT_WORD"
                     with m.Else():
-                        m.d.sync += word_byte.eq(word_byte + 1)
+                        m.d.sync += [word_byte.eq(word_byte + 1), byte_index.eq(byte_index + 1)]
             with m.State("REPLY_NEXT_WORD"):
                 m.next = "REPLY_FETCH"
             with m.State("REPLY_CRC_HI"):
