@@ -102,10 +102,23 @@ def _parser():
                            "(Markdown table, measured by the encoders)")
     table.add_argument("--size", type=int, default=256, metavar="S", help="S×S weights")
 
+    build = sub.add_parser("build", help="build a board's bitstream (Yosys, nextpnr) and its "
+                           "resource/timing report; optionally program the board")
+    build.add_argument("--board", required=True, choices=_board_names(),
+                       help="target board")
+    build.add_argument("--out", metavar="DIR", help="build folder (default build/BOARD)")
+    build.add_argument("--program", action="store_true",
+                       help="program the board with openFPGALoader after building")
+
     verilog = sub.add_parser("verilog", help="write the accelerator's Verilog")
     _add_array_options(verilog)
     verilog.add_argument("-o", "--output", required=True, metavar="accel.v")
     return parser
+
+
+def _board_names():
+    from .platforms.boards import BOARDS
+    return list(BOARDS)
 
 
 def _check_writable(path, what):
@@ -235,7 +248,29 @@ def _formats(args):
     print(formats_table(args.size))
 
 
-COMMANDS = {"gemm": _gemm, "verilog": _verilog, "bench": _bench, "demo": _demo,
+def _build(args):
+    from .platforms.boards import BOARDS, ProgrammingFailed, build_board, program
+    from .sim.loaders import BadInput
+    board = BOARDS[args.board]
+    out = Path(args.out or Path("build") / board.name)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out: {out} exists and is not a directory")
+    report = build_board(board, out)
+    print(f"{board.name}: {report['pe_count']} PEs at {report['clock_mhz']} MHz "
+          f"(nextpnr Fmax {report['fmax_mhz']} MHz, timing "
+          f"{'met' if report['timing_met'] else 'NOT met'}); "
+          f"{report['luts_used']}/{report['luts_total']} LUTs, {report['ffs_used']} FFs, "
+          f"{report['dsps_used']}/{report['dsps_total']} DSPs, "
+          f"{report['brams_used']}/{report['brams_total']} BRAMs -> {report['bitstream']}")
+    if args.program:
+        try:
+            program(board, report)
+        except ProgrammingFailed as exc:
+            raise BadInput(str(exc)) from None
+        print(f"programmed {board.name}")
+
+
+COMMANDS = {"gemm": _gemm, "build": _build, "verilog": _verilog, "bench": _bench, "demo": _demo,
             "formats": _formats}
 
 
