@@ -9,13 +9,14 @@ FORMAT ?= csc
 OUT    ?= build
 JOBS   ?= auto
 
-.PHONY: setup test formal verilog demo bench regress clean
+.PHONY: setup test formal verilog demo bench regress bitstream flash boards clean
 N      ?= 200
+BOARD  ?= icebreaker
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,demo,formal]"
+	$(PY) -m pip install --quiet -e ".[test,demo,formal,boards]"
 	touch $@
 
 setup: $(STAMP)
@@ -38,6 +39,16 @@ regress: $(STAMP)
 verilog: $(STAMP)
 	mkdir -p $(OUT)
 	$(VENV)/bin/zeroskip verilog --rows $(ROWS) --cols $(COLS) --format $(FORMAT) -o $(OUT)/accel.v
+
+bitstream: $(STAMP)
+	$(VENV)/bin/zeroskip build --board $(BOARD) --out $(OUT)/$(BOARD)
+
+flash: $(STAMP)
+	$(VENV)/bin/zeroskip build --board $(BOARD) --out $(OUT)/$(BOARD) --program
+
+# both boards' builds and simulated throughput: docs/boards.{md,json} and the README table
+boards: $(STAMP)
+	$(PY) -m zeroskip.platforms.table --out docs --readme README.md
 
 clean:
 	rm -rf $(OUT) .pytest_cache

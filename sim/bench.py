@@ -196,11 +196,18 @@ def write_outputs(config, rows, out_dir, shape, readme=None):
             f"Verilator: {throughput:,} cycles/s on average.\n")
     (out_dir / "bench.md").write_text(text)
     if readme is not None:
-        readme = Path(readme)
-        content = readme.read_text()
-        start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-        if start in content and end in content:
-            before, rest = content.split(start, 1)
-            _, after = rest.split(end, 1)
-            readme.write_text(f"{before}{start}\n{text}\n![bench]({os.path.relpath(out_dir / 'bench.png', readme.parent)})\n{end}{after}")
+        plot = os.path.relpath(out_dir / "bench.png", Path(readme).parent)
+        rewrite_section(readme, "bench", f"{text}\n![bench]({plot})")
     return text
+
+
+def rewrite_section(readme, name, text):
+    """Replace what lies between ``<!-- name:start -->`` and ``<!-- name:end -->`` in the
+    file ``readme`` with ``text`` (nothing happens if the markers are missing)."""
+    readme = Path(readme)
+    content = readme.read_text()
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start in content and end in content:
+        before, rest = content.split(start, 1)
+        _, after = rest.split(end, 1)
+        readme.write_text(f"{before}{start}\n{text}\n{end}{after}")

@@ -64,3 +64,23 @@ def test_gemm_through_the_uart_survives_damaged_frames(sim, rng):
     # every fault was noticed and retried: no request was lost, none answered twice
     assert sorted(out["injected"]) == sorted(faults.values())
     assert out["retries"] == len(faults), out["causes"]
+
+
+def test_icebreaker_configuration_through_the_uart():
+    """The iCEBreaker's own configuration (16×1, two PEs per SB_MAC16, 24-bit accumulators,
+    one output per PE and run), with Yosys' SB_MAC16 model: the nasty values, bit-exact."""
+    from zeroskip.platforms.boards import BOARDS
+    config = BOARDS["icebreaker"].config
+    rng = np.random.default_rng(5)
+    k = config.max_k
+    acts = np.full((18, k), -128, np.int8)                 # -128 × -128 everywhere ...
+    acts[16:] = rng.integers(-128, 128, (2, k))
+    weights = np.full((k, 3), -128, np.int8)
+    weights[:, 1] = random_weights(rng, k, 1, density=0.1)[:, 0]
+    weights[:, 2] = 0                                      # ... an empty column, K at the limit
+    program = compile_gemm(acts, weights, config, Mode.SKIP)
+    out = run_board("verilator", config, [program], {2: "corrupt"})
+    (result,) = out["results"]
+    result.check()
+    np.testing.assert_array_equal(assemble(program, result.results), golden.gemm(acts, weights))
+    assert out["retries"] == 1
