@@ -103,6 +103,11 @@ def bad_inputs(path, rng):
         "nm_violation": ["--acts", a, "--weights", w, "--format", "nm", "--nm", "1:4"],
         "nm_pattern": ["--acts", a, "--weights", w, "--format", "nm", "--nm", "4:2"],
         "out_dir_missing": ["--acts", a, "--weights", w, "--out", path / "no" / "C.npy"],
+        "no_such_port": ["--acts", a, "--weights", w, "--port", path / "ttyUSB9",
+                         "--board", "icebreaker"],
+        "port_without_board": ["--acts", a, "--weights", w, "--port", path / "ttyUSB9"],
+        "no_such_board": ["--acts", a, "--weights", w, "--port", path / "ttyUSB9",
+                          "--board", "arty"],
     })
     return cases
 

@@ -76,6 +76,11 @@ def _parser():
     gemm.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     gemm.add_argument("--waves", metavar="trace.fst",
                       help="dump a waveform of the run (FST for .fst names, else VCD)")
+    gemm.add_argument("--port", metavar="/dev/ttyUSB1",
+                      help="run on a board programmed by `zeroskip build --program` through "
+                           "this serial port, instead of in simulation (needs --board)")
+    gemm.add_argument("--board", choices=_board_names(),
+                      help="the board at --port (its configuration replaces --rows/--cols/...)")
 
     bench = sub.add_parser("bench", help="speedup / fraction-of-ideal sweep over weight "
                            "sparsity and patterns on the RTL (table, CSV, PNG)")
@@ -161,9 +166,17 @@ def _gemm(args):
     for path, what in ((args.out, "--out"), (args.report, "--report"), (args.waves, "--waves")):
         if path is not None:
             _check_writable(path, what)
+    if (args.port is None) != (args.board is None):
+        raise BadInput("--port and --board go together")
+    if args.port and args.waves:
+        raise BadInput("--waves needs a simulation, not --port")
     acts = load_int8_matrix(args.acts, "--acts")
     weights = load_int8_matrix(args.weights, "--weights")
-    config = _config(args)
+    if args.board:
+        from .platforms.boards import BOARDS
+        config = BOARDS[args.board].config
+    else:
+        config = _config(args)
     check_gemm_operands(acts, weights, config.max_k)
     try:
         formats.module(config.fmt).check(weights, config)
@@ -177,7 +190,17 @@ def _gemm(args):
             raise BadInput(f"--waves: {exc}") from None
     mode = Mode[args.mode.upper()]
     program = compile_gemm(acts, weights, config, mode)
-    rtl = run_program(program, args.sim, waves=args.waves).check()
+    if args.port:
+        from .platforms.runtime import LinkError, run_on_board
+        from .platforms.top import DEFAULT_BAUD
+        try:
+            (rtl,), stats = run_on_board([program], args.port, config, baud=DEFAULT_BAUD)
+        except LinkError as exc:
+            raise BadInput(f"--port: {exc}") from None
+        rtl.check()
+        args.sim = f"board {args.board} at {args.port}"
+    else:
+        rtl = run_program(program, args.sim, waves=args.waves).check()
     result = assemble(program, rtl.results)
     expected = golden.gemm(acts, weights)
     if not np.array_equal(result, expected):
