@@ -69,7 +69,7 @@ def starvation_bound(config):
 
 
 #: The lane skeleton's registers (locals of LaneDecoder.elaborate) the invariants are about.
-_SKELETON_STATE = ("running", "tile", "tile_base", "column", "out_addr", "row")
+_SKELETON_STATE = ("running", "tile", "tile_base", "column", "out_addr", "row", "row_last")
 
 
 def _skeleton_state(fragment):
@@ -183,7 +183,8 @@ class LaneHarness(Elaboratable):
                 Assert(state["tile_base"] == state["tile"] * k),
             ]
             with m.If(dense):
-                m.d.comb += Assert(state["row"] < k)
+                m.d.comb += [Assert(state["row"] < k),
+                             Assert(state["row_last"] == (state["row"] + 1 == k))]
 
         # Not vacuous: the last token of a run of two tiles of two columns goes out, in skip
         # mode and in dense mode; and a fault can happen.
