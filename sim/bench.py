@@ -196,8 +196,8 @@ def write_outputs(config, rows, out_dir, shape, readme=None):
             f"Verilator: {throughput:,} cycles/s on average.\n")
     (out_dir / "bench.md").write_text(text)
     if readme is not None:
-        plot = os.path.relpath(out_dir / "bench.png", Path(readme).parent)
-        rewrite_section(readme, "bench", f"{text}\n![bench]({plot})")
+        image = os.path.relpath(out_dir / "bench.png", Path(readme).parent)
+        rewrite_section(readme, "bench", f"{text}\n![bench]({image})")
     return text
 
 
