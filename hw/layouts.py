@@ -9,7 +9,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["token_layout", "csc_entry_layout", "job_layout", "counters_layout", "COUNTERS",
-           "pack", "unpack", "write_signature", "read_signature"]
+           "pack", "unpack", "shape_width", "write_signature", "read_signature"]
 
 
 def token_layout(config):
@@ -108,7 +108,7 @@ def _pack_any(shape, value):
             result |= _pack_any(field.shape, value.get(name, 0)) << field.offset
         return result
     if isinstance(shape, data.ArrayLayout):
-        stride = _size(shape.elem_shape)
+        stride = shape_width(shape.elem_shape)
         result = 0
         for index, elem in enumerate(value):
             result |= _pack_any(shape.elem_shape, elem) << (index * stride)
@@ -122,12 +122,13 @@ def unpack(layout, raw):
     if isinstance(layout, data.StructLayout):
         return {name: _unpack_any(field.shape, raw >> field.offset) for name, field in layout}
     if isinstance(layout, data.ArrayLayout):
-        stride = _size(layout.elem_shape)
+        stride = shape_width(layout.elem_shape)
         return [_unpack_any(layout.elem_shape, raw >> (i * stride)) for i in range(layout.length)]
     raise TypeError(f"Cannot unpack {layout!r}")
 
 
-def _size(shape):
+def shape_width(shape):
+    """Bits of a layout or a plain shape."""
     if isinstance(shape, data.Layout):
         return shape.size
     return Shape.cast(shape).width

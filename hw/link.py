@@ -40,7 +40,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import DecodeStatus
 from .accelerator import Accelerator
 from .decoders import decoder_class
-from .layouts import counters_layout, job_layout
+from .layouts import counters_layout, job_layout, shape_width
 
 __all__ = ["REQUEST_SYNC", "REPLY_SYNC", "Command", "Reply", "HostLink", "write_targets",
            "info_layout", "run_report_layout", "byte_count", "crc16_step"]
@@ -70,11 +70,6 @@ def byte_count(bits):
     return -(-bits // 8)
 
 
-def _width(shape):
-    from amaranth.hdl import Shape
-    return shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
-
-
 def write_targets(config):
     """The memories WRITE can fill, in target order: ``[(name, data_bits, mask_bits, depth)]``.
 
@@ -84,7 +79,7 @@ def write_targets(config):
     """
     targets = [("act", config.rows * config.act_width, 0, config.act_depth)]
     for name, (shape, depth) in decoder_class(config).memories(config).items():
-        targets.append((name, config.cols * _width(shape), config.cols, depth))
+        targets.append((name, config.cols * shape_width(shape), config.cols, depth))
     return targets
 
 
@@ -301,15 +296,19 @@ class HostLink(wiring.Component):
                                  idle.eq(0)]
                     m.next = "COMMAND"
 
+            # the bytes that only go into a register (or only into the CRC)
             for state, action, following in (
                     ("COMMAND", command.eq(byte), "LENGTH_LO"),
-                    ("LENGTH_LO", length[:8].eq(byte), "LENGTH_HI")):
+                    ("LENGTH_LO", length[:8].eq(byte), "LENGTH_HI"),
+                    ("CRC_HI", None, "CRC_LO"),
+                    ("CRC_LO", None, "CHECK")):
                 with m.State(state):
                     m.d.comb += receiving.eq(1)
                     with m.If(idle == self._idle_timeout):
                         reject(Reply.TIMEOUT)
                     with m.Elif(self.rx.valid):
-                        m.d.sync += action
+                        if action is not None:
+                            m.d.sync += action
                         receive(following)
 
             with m.State("LENGTH_HI"):
@@ -345,20 +344,6 @@ class HostLink(wiring.Component):
                         receive("CRC_HI")
                     with m.Else():
                         receive("PAYLOAD")
-
-            with m.State("CRC_HI"):
-                m.d.comb += receiving.eq(1)
-                with m.If(idle == self._idle_timeout):
-                    reject(Reply.TIMEOUT)
-                with m.Elif(self.rx.valid):
-                    receive("CRC_LO")
-
-            with m.State("CRC_LO"):
-                m.d.comb += receiving.eq(1)
-                with m.If(idle == self._idle_timeout):
-                    reject(Reply.TIMEOUT)
-                with m.Elif(self.rx.valid):
-                    receive("CHECK")
 
             # The checks of a complete frame, registered, then acted on: one cycle for the
             # comparisons, one for the decision (the two did not fit one iCE40 cycle).

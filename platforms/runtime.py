@@ -18,11 +18,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ..hw.layouts import job_layout, pack, unpack
 from ..hw.link import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply, byte_count,
                        info_layout, run_report_layout, write_targets)
+from ..sim import model
 from ..sim.runner import RunResult, act_beats, result_words_to_array, weight_beats
 
 __all__ = ["LinkError", "LinkStats", "BoardLink", "SerialTransport", "run_on_board", "frame"]
@@ -242,7 +241,7 @@ class BoardLink:
                 started = time.perf_counter()
                 run_counters, lanes = await self.run(
                     pack(job_layout(config), run.job(program.mode, k)),
-                    timeout_factor * model_cycles(config, run.tokens) + 1000)
+                    timeout_factor * model.run_cycles(config, run.tokens) + 1000)
                 wall += time.perf_counter() - started
                 counters.append(run_counters)
                 status.append(lanes)
@@ -257,11 +256,6 @@ class BoardLink:
             results.append(RunResult(results=outs, counters=counters, wall_seconds=wall,
                                      status=status))
         return results
-
-
-def model_cycles(config, tokens):
-    from ..sim import model
-    return model.run_cycles(config, tokens)
 
 
 def run_on_board(programs, port, config, *, baud):

@@ -4,7 +4,7 @@
 simulates it as is, its UART pins driven by the same host runtime that talks to a real board.
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

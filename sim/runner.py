@@ -270,18 +270,12 @@ def _lane_beats(words, width):
 def weight_beats(config, run):
     """Write beats of every decoder memory of a run, all lanes in parallel: ``{name: beats}``."""
     from ..hw.decoders import decoder_class
-    from ..hw.layouts import pack
+    from ..hw.layouts import pack, shape_width
     beats = {}
     for name, (shape, _) in decoder_class(config).memories(config).items():
         words = [[pack(shape, value) for value in image[name]] for image in run.lane_images]
-        beats[name] = _lane_beats(words, pack_width(shape))
+        beats[name] = _lane_beats(words, shape_width(shape))
     return beats
-
-
-def pack_width(shape):
-    from amaranth.hdl import Shape
-    from amaranth.lib import data
-    return shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
 
 
 def result_words_to_array(config, words):

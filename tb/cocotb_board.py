@@ -15,7 +15,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer
 
-from zeroskip.hw.link import REPLY_SYNC, REQUEST_SYNC, Command, Reply
+from zeroskip.hw.link import REPLY_SYNC, REQUEST_SYNC, Command
 from zeroskip.platforms.runtime import BoardLink, frame
 
 CLOCK_NS = 10
@@ -123,7 +123,7 @@ async def exchange(uart, data, timeout):
     if len(head) < 4:
         return None
     assert head[0] == REPLY_SYNC
-    rest = await uart.receive(int.from_bytes(head[2:4], "little") + 2, timeout)
+    await uart.receive(int.from_bytes(head[2:4], "little") + 2, timeout)  # and drop the rest
     return head[1]
 
 
