@@ -33,7 +33,7 @@ class PEArray(wiring.Component):
     def latency(config):
         """Cycles from a token entering a column to its result being in the output memory of
         the column's last PE."""
-        return config.rows - 1 + ProcessingElement.LATENCY
+        return config.rows - 1 + config.pe_latency
 
     def __init__(self, config):
         self._config = config

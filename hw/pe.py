@@ -48,9 +48,6 @@ class ProcessingElement(wiring.Component):
         after the fact.
     """
 
-    #: Cycles from a token at ``i`` to its result in the output memory.
-    LATENCY = 3
-
     def __init__(self, config, row, *, multiplier="infer"):
         self._config = config
         self._row = row
@@ -104,11 +101,15 @@ class ProcessingElement(wiring.Component):
             self.o.payload.eq(self.i.payload),
         ]
 
-        # Stage 1: the activation is here. Decide whether the multiplier fires; when it does
-        # not, its operand registers hold their value so it does not toggle.
-        token1 = self.o.payload
-        activation = act_rd.data
-        active = self.o.valid & ~token1.bubble & (self._row < token1.rows)
+        # Stage 1: the activation is here. A pipelined PE first registers it (into the block
+        # RAM's own output register, where there is one) with the token, so the zero test
+        # starts from flip-flops, not from the memory's slow clock-to-out.
+        valid1, token1, activation = self.o.valid, self.o.payload, act_rd.data
+        if config.pipelined:
+            valid1, token1, activation = _delayed(m, valid1, token1, activation)
+        # Decide whether the multiplier fires; when it does not, its operand registers hold
+        # their value so it does not toggle.
+        active = valid1 & ~token1.bubble & (self._row < token1.rows)
         zero_operand = (activation == 0) | (token1.weight == 0)
         fire = Signal()
         m.d.comb += fire.eq(active & ((self.mode == Mode.DENSE) | ~zero_operand))
@@ -123,25 +124,14 @@ class ProcessingElement(wiring.Component):
         # lets synthesis pack them into a DSP block's input registers.
         a_operand = Signal(signed(config.act_width), reset_less=True)
         w_operand = Signal(signed(config.weight_width), reset_less=True)
-        fired = Signal()
-        valid2 = Signal()
-        first2 = Signal()
-        last2 = Signal()
-        out_addr2 = Signal(unsigned(config.out_addr_bits))
         with m.If(fire):
             m.d.sync += [a_operand.eq(activation), w_operand.eq(token1.weight)]
-        m.d.sync += [
-            fired.eq(fire),
-            valid2.eq(self.o.valid),
-            first2.eq(token1.first),
-            last2.eq(token1.last),
-            out_addr2.eq(token1.out_addr),
-        ]
+        fired, valid2, first2, last2, out_addr2 = _delayed(
+            m, fire, valid1, token1.first, token1.last, token1.out_addr)
 
-        # Stage 2: multiply-accumulate; a closing token writes its result.
-        accumulator = Signal(signed(config.acc_width))
+        # Stage 2: multiply (a pipelined PE registers the product, in the DSP block's output
+        # register, before the add), then accumulate; a closing token writes its result.
         product = Signal(signed(config.act_width + config.weight_width))
-        total = Signal(signed(config.acc_width))
         if self._multiplier == "logic":
             m.d.comb += product.eq(_shift_add_product(a_operand, w_operand))
         elif self._multiplier == "external":
@@ -149,9 +139,12 @@ class ProcessingElement(wiring.Component):
                          product.eq(self.mul_p)]
         else:
             m.d.comb += product.eq(a_operand * w_operand)
-        m.d.comb += [
-            total.eq(Mux(first2, 0, accumulator) + Mux(fired, product, 0)),
-        ]
+        if config.pipelined:
+            product, fired, valid2, first2, last2, out_addr2 = _delayed(
+                m, product, fired, valid2, first2, last2, out_addr2)
+        accumulator = Signal(signed(config.acc_width))
+        total = Signal(signed(config.acc_width))
+        m.d.comb += total.eq(Mux(first2, 0, accumulator) + Mux(fired, product, 0))
         with m.If(valid2):
             m.d.sync += accumulator.eq(total)
 
@@ -172,6 +165,16 @@ class ProcessingElement(wiring.Component):
             result_wr.data.eq(total),
         ]
         return m
+
+
+def _delayed(m, *values):
+    """Registered copies of ``values`` (one cycle later), in order."""
+    copies = []
+    for value in values:
+        copy = Signal.like(value, name=f"{getattr(value, 'name', 'value')}_d")
+        m.d.sync += copy.eq(value)
+        copies.append(copy)
+    return copies
 
 
 def _shift_add_product(a, b):

@@ -76,8 +76,8 @@ BOARDS = {
         name="ulx3s-85f", platform="ulx3s:ULX3S_85F_Platform", family="ecp5",
         device="LFE5U-85F-6BG381",
         config=ArrayConfig(rows=8, cols=8, fmt="csc", max_k=256, act_depth=512,
-                           weight_depth=1023, pointer_depth=32, out_depth=16),
-        clock_mhz=50, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
+                           weight_depth=1023, pointer_depth=32, out_depth=16, pipelined=True),
+        clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
         program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}")),
 }

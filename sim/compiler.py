@@ -47,7 +47,8 @@ class Run:
     lane_weights : list of ndarray
         Per lane, its columns of W (K × columns), for reference models.
     tokens : list of int
-        Cycles each lane's decoder spends in this run (tokens plus format stalls).
+        Cycles each lane's decoder spends in this run (tokens, format stalls and prefetch
+        refills).
     """
     m_start: int
     m_tiles: int
@@ -190,7 +191,8 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
                 m_start=m_start, m_tiles=tiles, rows_last=m_rows - (tiles - 1) * rows,
                 lane_columns=lane_columns, acts=np.ascontiguousarray(image),
                 lane_images=images, lane_weights=[weights[:, cols] for cols in lane_columns],
-                tokens=[tiles * cost for cost in lane_cost]))
+                tokens=[tiles * (cost + config.lane_refill_cycles) if cols else 0
+                        for cost, cols in zip(lane_cost, lane_columns)]))
     return program
 
 

@@ -54,9 +54,10 @@ def random_acts(rng, m, k, zeros=0.2):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("side", [2, 4, 8])
-def test_random_gemms_every_mode_and_sparsity(sim, side, rng):
-    config = ArrayConfig.for_capacity(side, side)
+@pytest.mark.parametrize("side,pipelined", [(2, False), (4, False), (8, False), (4, True)],
+                         ids=["2", "4", "8", "4-pipelined"])
+def test_random_gemms_every_mode_and_sparsity(sim, side, pipelined, rng):
+    config = ArrayConfig.for_capacity(side, side, pipelined=pipelined)
     cases = []
     for density in (1.0, 0.5, 0.1, 0.0):
         # shapes that are not multiples of the array
@@ -72,9 +73,10 @@ def test_random_gemms_every_mode_and_sparsity(sim, side, rng):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("side", [2, 8])
-def test_nasty_cases(sim, side, rng):
-    config = ArrayConfig.for_capacity(side, side)
+@pytest.mark.parametrize("side,pipelined", [(2, False), (8, False), (8, True)],
+                         ids=["2", "8", "8-pipelined"])
+def test_nasty_cases(sim, side, pipelined, rng):
+    config = ArrayConfig.for_capacity(side, side, pipelined=pipelined)
     m, k, n = 2 * side + 1, 33, 2 * side + 3
     extreme_acts = np.full((m, k), -128, np.int8)
     cases = []
@@ -91,8 +93,9 @@ def test_nasty_cases(sim, side, rng):
 
 
 @pytest.mark.parametrize("sim", simulators())
-def test_k_at_the_accepted_limit(sim, rng):
-    config = ArrayConfig.for_capacity(2, 2)
+@pytest.mark.parametrize("pipelined", [False, True], ids=["plain", "pipelined"])
+def test_k_at_the_accepted_limit(sim, pipelined, rng):
+    config = ArrayConfig.for_capacity(2, 2, pipelined=pipelined)
     k = config.max_k
     acts = np.full((3, k), -128, np.int8)
     weights = np.full((k, 3), -128, np.int8)

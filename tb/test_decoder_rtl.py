@@ -13,15 +13,17 @@ from zeroskip.sim.runner import run_cocotb
 from .rtl import build_component, simulators
 from .weights import fit_n_of_m, random_weights
 
+#: The lanes under test: every format, and the csc lane reading through prefetch queues.
 FORMATS = {
-    "csc": {}, "bitmap": dict(bitmap_width=64), "rle": dict(rle_run_bits=4),
-    "nm": dict(nm_n=2, nm_m=4),
+    "csc": dict(fmt="csc"), "bitmap": dict(fmt="bitmap", bitmap_width=64),
+    "rle": dict(fmt="rle", rle_run_bits=4), "nm": dict(fmt="nm", nm_n=2, nm_m=4),
+    "csc-pipelined": dict(fmt="csc", pipelined=True),
 }
 
 
-def lane_config(fmt, **extra):
-    params = dict(FORMATS[fmt], **extra)
-    return ArrayConfig(rows=4, cols=1, fmt=fmt, max_k=256, act_depth=2048, weight_depth=4096,
+def lane_config(lane, **extra):
+    params = dict(FORMATS[lane], **extra)
+    return ArrayConfig(rows=4, cols=1, max_k=256, act_depth=2048, weight_depth=4096,
                        pointer_depth=33, out_depth=256, mask_depth=256, **params)
 
 

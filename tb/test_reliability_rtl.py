@@ -16,13 +16,22 @@ from .rtl import simulators
 from .weights import fit_n_of_m, random_weights
 
 
+#: memory cut short by the "truncated" cases: half of it is loaded
+TRUNCATED_MEMORY = {"csc": "entries", "rle": "entries", "nm": "entries", "bitmap": "values"}
+
+
 def corrupt(program, fmt, how, lane):
     """A copy of ``program`` whose ``lane`` memory holds a malformed stream (its first column
     must be W's column 0)."""
     program = copy.deepcopy(program)
     image = program.runs[0].lane_images[lane]
     _, k, _ = program.shape
-    if fmt == "csc" and how == "row_out_of_range":
+    if how == "truncated":    # the host loads only half of a memory
+        words = image[TRUNCATED_MEMORY[fmt]]
+        del words[len(words) // 2:]
+    elif how == "truncated_pointers":  # the lane's only column has no end pointer
+        del image["pointers"][1:]
+    elif fmt == "csc" and how == "row_out_of_range":
         image["entries"][1]["row"] = k + 2
     elif fmt == "csc" and how == "rows_not_increasing":
         image["entries"][1]["row"] = image["entries"][0]["row"]
@@ -35,17 +44,27 @@ def corrupt(program, fmt, how, lane):
     return program
 
 
-CASES = [("csc", "row_out_of_range", DecodeStatus.ROW_OUT_OF_RANGE),
-         ("csc", "rows_not_increasing", DecodeStatus.ROWS_NOT_INCREASING),
-         ("rle", "run_past_column_end", DecodeStatus.ROW_OUT_OF_RANGE),
-         ("nm", "repeated_position", DecodeStatus.ROWS_NOT_INCREASING),
-         ("bitmap", "word_beyond_k", DecodeStatus.ROW_OUT_OF_RANGE)]
+#: (lane, malformation, status in skip mode, status in dense mode or None for any)
+CASES = [("csc", "row_out_of_range", DecodeStatus.ROW_OUT_OF_RANGE, None),
+         ("csc", "rows_not_increasing", DecodeStatus.ROWS_NOT_INCREASING, None),
+         ("rle", "run_past_column_end", DecodeStatus.ROW_OUT_OF_RANGE, None),
+         ("nm", "repeated_position", DecodeStatus.ROWS_NOT_INCREASING, None),
+         ("bitmap", "word_beyond_k", DecodeStatus.ROW_OUT_OF_RANGE, None),
+         ("csc-pipelined", "row_out_of_range", DecodeStatus.ROW_OUT_OF_RANGE, None),
+         ("csc-pipelined", "rows_not_increasing", DecodeStatus.ROWS_NOT_INCREASING, None)]
+CASES += [(lane, "truncated", DecodeStatus.TRUNCATED, DecodeStatus.TRUNCATED)
+          for lane in ("csc", "rle", "nm", "bitmap", "csc-pipelined")]
+CASES += [(lane, "truncated_pointers", DecodeStatus.TRUNCATED, DecodeStatus.TRUNCATED)
+          for lane in ("csc", "rle", "bitmap", "csc-pipelined")]
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("fmt,how,code", CASES, ids=[f"{f}-{h}" for f, h, _ in CASES])
-def test_malformed_stream_is_flagged_and_the_next_job_is_right(sim, fmt, how, code, rng):
-    config = ArrayConfig.for_capacity(4, 4, fmt=fmt)
+@pytest.mark.parametrize("lane_kind,how,code,dense_code", CASES,
+                         ids=[f"{f}-{h}" for f, h, _, _ in CASES])
+def test_malformed_stream_is_flagged_and_the_next_job_is_right(sim, lane_kind, how, code,
+                                                               dense_code, rng):
+    fmt = lane_kind.removesuffix("-pipelined")
+    config = ArrayConfig.for_capacity(4, 4, fmt=fmt, pipelined=lane_kind.endswith("-pipelined"))
     k = 10
     acts = rng.integers(-128, 128, (6, k)).astype(np.int8)
     weights = np.zeros((k, 4), np.int8)
@@ -53,13 +72,15 @@ def test_malformed_stream_is_flagged_and_the_next_job_is_right(sim, fmt, how, co
     weights[:, 1:] = random_weights(rng, k, 3, density=0.5)
     if fmt == "nm":
         weights = fit_n_of_m(weights, config.nm_n, config.nm_m)
-    expected_codes = {Mode.SKIP: code, Mode.DENSE: None}
+    expected_codes = {Mode.SKIP: code, Mode.DENSE: dense_code}
     for mode, expected in expected_codes.items():
         good = compile_gemm(acts, weights, config, mode)
         (run,) = good.runs
         lane = next(i for i, cols in enumerate(run.lane_columns) if cols and cols[0] == 0)
         bad = corrupt(good, fmt, how, lane)
-        rtl_bad, rtl_good = run_programs([bad, good], sim)
+        # the well-formed job first, so a truncated stream has its stale words behind it
+        rtl_before, rtl_bad, rtl_good = run_programs([good, bad, good], sim)
+        assert not rtl_before.faults
         faults = rtl_bad.faults
         assert faults, f"{mode.name}: the malformed stream was not flagged"
         assert faults[0][1] == lane

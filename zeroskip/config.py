@@ -39,6 +39,7 @@ class DecodeStatus(enum.IntEnum):
     ROW_OUT_OF_RANGE = 1     # a stored row index (or a run past the column end) at or beyond K
     ROWS_NOT_INCREASING = 2  # rows of a column out of order or repeated (e.g. an N:M position)
     ENTRY_LEFT_OVER = 3      # a nonzero left unconsumed when its column was complete
+    TRUNCATED = 4            # a column needs words beyond those the host loaded
 
 
 def bits_for(count):
@@ -89,6 +90,11 @@ class ArrayConfig:
     logic_multipliers : int
         PEs (the last ones, counting row by row) whose multiplier is built from logic instead of
         a ``*`` that synthesis maps to a DSP block: for FPGAs with fewer DSPs than PEs.
+    pipelined : bool
+        Register every block-RAM read before logic decides anything from it, for 100 MHz-class
+        fabrics (ECP5): the decoder lanes read through prefetch queues, the PEs register the
+        activation and the product. Costs :attr:`lane_refill_cycles` per M-tile per lane and
+        two more cycles of PE latency. ``csc`` only.
     """
     rows: int = 8
     cols: int = 8
@@ -107,6 +113,7 @@ class ArrayConfig:
     counter_width: int = 48
     multipliers: str = "infer"
     logic_multipliers: int = 0
+    pipelined: bool = False
 
     act_width = 8     # int8 activations
     weight_width = 8  # int8 weights
@@ -133,6 +140,11 @@ class ArrayConfig:
         if not 0 <= self.logic_multipliers <= self.rows * self.cols:
             raise ValueError(f"logic_multipliers must be 0..{self.rows * self.cols}, not "
                              f"{self.logic_multipliers}")
+        if self.pipelined not in (False, True):
+            raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
+        if self.pipelined and self.fmt != "csc":
+            raise ValueError(f"pipelined decoder lanes exist for the csc format only, not "
+                             f"{self.fmt!r}")
         if not 2 <= self.rle_run_bits <= 8:
             raise ValueError(f"rle_run_bits must be 2..8, not {self.rle_run_bits}")
         if not 17 <= self.acc_width <= 32:
@@ -165,6 +177,20 @@ class ArrayConfig:
                    pointer_depth=n + 1,
                    # skewed columns can put up to about twice the mean column count on a lane
                    out_depth=m_tiles * 2 * lane_columns)
+
+    # Derived timing -------------------------------------------------------------------------
+
+    @property
+    def pe_latency(self):
+        """Cycles from a token at a PE's input to its result in the PE's output memory:
+        activation fetch, multiply, accumulate (+ the registered activation and product)."""
+        return 5 if self.pipelined else 3
+
+    @property
+    def lane_refill_cycles(self):
+        """Cycles a decoder lane spends at the start of every M-tile before its first token:
+        a pipelined lane refills its prefetch queues from address 0 (issue, then read)."""
+        return 2 if self.pipelined else 0
 
     # Derived widths -------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ class BitmapDecoder(LaneDecoder):
             "pointers": (unsigned(config.weight_addr_bits), config.pointer_depth),
         }
 
-    def cursor(self, m, memories, column_next, end_next):
+    def cursor(self, m, memories, lane):
         config = self.config
         shift = config.bitmap_width.bit_length() - 1
         cursor = Cursor(config)
@@ -70,6 +70,9 @@ class BitmapDecoder(LaneDecoder):
             cursor.row.eq((word_index << shift) | row_index),
             cursor.value.eq(value_rd.data),
             cursor.last.eq(value + 1 == end),
+            cursor.truncated.eq(cursor.valid & (
+                (value >= lane.loaded["values"]) | (word >= lane.loaded["masks"]) |
+                (lane.column >= lane.loaded["summaries"]))),
         ]
 
         m.d.comb += [word_next.eq(word), value_next.eq(value)]
@@ -87,9 +90,9 @@ class BitmapDecoder(LaneDecoder):
             m.d.sync += [cleared.eq(0), words_taken.eq(0)]
         m.d.sync += [word.eq(word_next), value.eq(value_next)]
         m.d.comb += [
-            summary_rd.addr.eq(column_next),
+            summary_rd.addr.eq(lane.column_next),
             mask_rd.addr.eq(word_next),
             value_rd.addr.eq(value_next),
-            pointer_rd.addr.eq(end_next),
+            pointer_rd.addr.eq(lane.end_next),
         ]
         return cursor

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from ...config import DecodeStatus, Mode, bits_for
 from ..layouts import token_layout, write_signature
 
-__all__ = ["LaneDecoder", "Cursor"]
+__all__ = ["LaneDecoder", "Cursor", "LaneView", "Prefetch"]
 
 
 class Cursor:
@@ -27,6 +27,9 @@ class Cursor:
     ``floor``
         While neither ``valid`` nor ``exhausted`` (the reader is fetching), no nonzero of the
         column lies below this row; dense expansion keeps emitting zeros below it.
+    ``truncated``
+        What is presented was read beyond the words the host loaded (see
+        :attr:`LaneView.loaded`): the stream is cut short.
 
     The skeleton drives:
 
@@ -45,9 +48,82 @@ class Cursor:
         self.last = Signal()
         self.exhausted = Signal()
         self.floor = Signal(unsigned(config.k_bits + 1))
+        self.truncated = Signal()
         self.consume = Signal()
         self.next_column = Signal()
         self.restart = Signal()
+
+
+class LaneView:
+    """What a format's reader sees of the lane skeleton.
+
+    ``column``
+        The column the lane is on (a register).
+    ``column_next``
+        The column the lane will be on in the next cycle: read memories at next-state addresses
+        so their data is there when it is needed.
+    ``end_next``
+        ``column_next + 1``, the address of its end pointer, selected from precomputed sums so
+        that no adder follows the decision (it is on the critical path on an iCE40).
+    ``loaded``
+        Per memory name, how many words the host loaded (the last address written + 1: the host
+        loads every memory from address 0 up). Words at or beyond it belong to no stream of
+        this job. Memories keep their contents over a reset, and so do these marks.
+    """
+
+    def __init__(self, column, column_next, end_next, loaded):
+        self.column = column
+        self.column_next = column_next
+        self.end_next = end_next
+        self.loaded = loaded
+
+
+class Prefetch:
+    """Reads a memory at consecutive addresses a few words ahead into a queue whose head is a
+    register, so that logic deciding from the head never starts at a block RAM's clock-to-out
+    and the memory's read address never depends on that decision.
+
+    Issues a read whenever the queued and in-flight words leave room, whatever is popped this
+    cycle, so one word per cycle is sustained with three slots. ``restart`` empties the queue
+    and starts again from ``first``; the head is valid two cycles later.
+
+    ``head``, ``head_valid``, ``head_beyond``
+        The oldest queued word, whether there is one, and whether it was read at or beyond
+        ``loaded``.
+    ``pop``, ``restart``
+        Inputs: take the head; start over from address ``first``.
+    """
+
+    SLOTS = 3
+
+    def __init__(self, m, memory, *, first, loaded, name):
+        read = memory.read_port()
+        width = len(loaded)
+        address = Signal(width, name=f"{name}_address")
+        count = Signal(range(self.SLOTS + 1), name=f"{name}_count")
+        in_flight = Signal(name=f"{name}_in_flight")
+        beyond = Signal(name=f"{name}_beyond_read")          # of the read in flight
+        slots = [Signal(memory.shape, name=f"{name}_slot{i}") for i in range(self.SLOTS)]
+        slot_beyond = [Signal(name=f"{name}_slot{i}_beyond") for i in range(self.SLOTS)]
+        self.head, self.head_beyond = slots[0], slot_beyond[0]
+        self.head_valid = Signal(name=f"{name}_valid")
+        self.pop = Signal(name=f"{name}_pop")
+        self.restart = Signal(name=f"{name}_restart")
+
+        issue = count + in_flight < self.SLOTS
+        m.d.comb += [read.addr.eq(address), self.head_valid.eq(count != 0)]
+        fill = count - self.pop                       # where an arriving word goes
+        for i in range(self.SLOTS):
+            with m.If(in_flight & (fill == i)):
+                m.d.sync += [slots[i].eq(read.data), slot_beyond[i].eq(beyond)]
+            with m.Elif(self.pop & (i + 1 < self.SLOTS)):
+                m.d.sync += [slots[i].eq(slots[min(i + 1, self.SLOTS - 1)]),
+                             slot_beyond[i].eq(slot_beyond[min(i + 1, self.SLOTS - 1)])]
+        m.d.sync += [count.eq(count - self.pop + in_flight), in_flight.eq(issue)]
+        with m.If(issue):
+            m.d.sync += [address.eq(address + 1), beyond.eq(address >= loaded)]
+        with m.If(self.restart):
+            m.d.sync += [address.eq(first), count.eq(0), in_flight.eq(0)]
 
 
 class LaneDecoder(wiring.Component):
@@ -104,14 +180,12 @@ class LaneDecoder(wiring.Component):
         """``{name: (shape, depth)}`` of the lane's memories, in load order."""
         raise NotImplementedError
 
-    def cursor(self, m, memories, column_next, end_next):
+    def cursor(self, m, memories, lane):
         """Build the format's reader in ``m``; return a :class:`Cursor`.
 
         ``memories`` maps names to the lane's :class:`amaranth.lib.memory.Memory` objects;
-        ``column_next`` is the column the lane will be on in the next cycle (read memories at
-        next-state addresses so their data is there when it is needed); ``end_next`` is
-        ``column_next + 1``, the address of its end pointer, selected from precomputed sums so
-        that no adder follows the decision (it is on the critical path on an iCE40).
+        ``lane`` is a :class:`LaneView` of the skeleton. The skeleton itself checks the column
+        end pointers (memory ``pointers``, word ``column + 1``) against what was loaded.
         """
         raise NotImplementedError
 
@@ -119,13 +193,16 @@ class LaneDecoder(wiring.Component):
         config = self._config
         m = Module()
 
-        mems = {}
+        mems, loaded = {}, {}
         for name, (shape, depth) in self.memories(config).items():
             mems[name] = mem = memory.Memory(shape=shape, depth=depth, init=[])
             m.submodules[name] = mem
             port = getattr(self, f"{name}_write")
             wr = mem.write_port()
             m.d.comb += [wr.en.eq(port.en), wr.addr.eq(port.addr), wr.data.eq(port.data)]
+            loaded[name] = Signal(len(port.addr) + 1, name=f"{name}_loaded", reset_less=True)
+            with m.If(port.en):
+                m.d.sync += loaded[name].eq(port.addr + 1)
 
         running = Signal()
         tile = Signal.like(self.m_tiles)
@@ -140,7 +217,10 @@ class LaneDecoder(wiring.Component):
         last_column = column + 1 == self.columns
         last_tile = tile + 1 == self.m_tiles
 
-        cursor = self.cursor(m, mems, column_next, end_next)
+        cursor = self.cursor(m, mems, LaneView(column, column_next, end_next, loaded))
+        truncated = cursor.truncated
+        if "pointers" in mems:   # the current column's end pointer is always in use
+            truncated = truncated | (column + 1 >= loaded["pointers"])
         m.d.comb += [column_next.eq(column), end_next.eq(column + 1)]
         with m.If(cursor.next_column):
             m.d.comb += [column_next.eq(column + 1), end_next.eq(column + 2)]
@@ -203,13 +283,16 @@ class LaneDecoder(wiring.Component):
                     emitted.eq(Mux(column_done, 0, emitted | cursor.valid)),
                 ]
 
-            # Malformed memory contents: a row index at or beyond K, rows that do not increase
-            # down a column, or an entry left over when a dense column is complete (it lies
-            # outside the column or out of order). The lane stops at once with a status code,
-            # so a corrupt stream costs at most K tokens of a column, never a hang.
+            # Malformed memory contents: words the host did not load, a row index at or beyond
+            # K, rows that do not increase down a column, or an entry left over when a dense
+            # column is complete (it lies outside the column or out of order). The lane stops
+            # at once with a status code, so a corrupt stream costs at most K tokens of a
+            # column, never a hang.
             fault = Signal()
             code = Signal.like(self.status)
-            with m.If(expand):
+            with m.If(truncated):
+                m.d.comb += [fault.eq(1), code.eq(DecodeStatus.TRUNCATED)]
+            with m.Elif(expand):
                 with m.If(cursor.valid & (cursor.row < row)):
                     # the expansion has passed it: an out-of-order entry would stall the lane
                     m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]

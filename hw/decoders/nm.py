@@ -25,7 +25,7 @@ class NMDecoder(LaneDecoder):
     def memories(cls, config):
         return {"entries": (nm_entry_layout(config), config.weight_depth)}
 
-    def cursor(self, m, memories, column_next, end_next):
+    def cursor(self, m, memories, lane):
         config = self.config
         n, group_size = config.nm_n, config.nm_m
         cursor = Cursor(config)
@@ -52,6 +52,7 @@ class NMDecoder(LaneDecoder):
             cursor.value.eq(stored.value),
             cursor.last.eq((slot == n - 1) & (group_base + group_size >= self.k)),
             cursor.floor.eq(row + 1),
+            cursor.truncated.eq(~exhausted & (entry >= lane.loaded["entries"])),
         ]
 
         m.d.comb += entry_next.eq(entry)

@@ -34,7 +34,7 @@ class RLEDecoder(LaneDecoder):
             "pointers": (unsigned(config.weight_addr_bits), config.pointer_depth),
         }
 
-    def cursor(self, m, memories, column_next, end_next):
+    def cursor(self, m, memories, lane):
         config = self.config
         escape = (1 << config.rle_run_bits) - 1
         cursor = Cursor(config)
@@ -65,6 +65,10 @@ class RLEDecoder(LaneDecoder):
             cursor.value.eq(Mux(escape0, e1.value, e0.value)),
             cursor.last.eq(Mux(escape0, entry + 2 == end, entry + 1 == end)),
             cursor.floor.eq(_saturate(skipped, len(cursor.floor))),
+            # the first entry is in use unless the column is exhausted, the second with an escape
+            cursor.truncated.eq(~exhausted & (
+                (entry >= lane.loaded["entries"]) |
+                (escape0 & (entry + 1 != end) & (entry + 1 >= lane.loaded["entries"])))),
         ]
 
         m.d.comb += entry_next.eq(entry)
@@ -83,6 +87,6 @@ class RLEDecoder(LaneDecoder):
         m.d.comb += [
             first_rd.addr.eq(entry_next),
             second_rd.addr.eq(entry_next + 1),
-            pointer_rd.addr.eq(end_next),
+            pointer_rd.addr.eq(lane.end_next),
         ]
         return cursor
