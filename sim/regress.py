@@ -16,7 +16,9 @@ from .compiler import assemble, compile_gemm
 from .patterns import sparse_weights
 from .runner import run_programs
 
-CONFIGS = [(side, fmt) for side in (2, 4, 8) for fmt in ("csc", "bitmap", "rle", "nm")]
+#: (array side, lane): every format, and the pipelined csc lanes of 100 MHz-class boards
+CONFIGS = [(side, fmt) for side in (2, 4, 8) for fmt in ("csc", "bitmap", "rle", "nm")] + \
+    [(side, "csc-pipelined") for side in (4, 8)]
 
 
 def random_case(rng, config):
@@ -49,7 +51,8 @@ def regress(count, seed=0, sim="verilator", progress=True):
         from tqdm import tqdm
         items = tqdm(items, desc="regress", unit="config")
     for (side, fmt), seeds in items:
-        config = ArrayConfig.for_capacity(side, side, fmt=fmt)
+        config = ArrayConfig.for_capacity(side, side, fmt=fmt.removesuffix("-pipelined"),
+                                          pipelined=fmt.endswith("-pipelined"))
         cases = [random_case(np.random.default_rng(s), config) for s in seeds]
         programs = [compile_gemm(a, w, config, mode) for a, w, mode in cases]
         for program, (acts, weights, mode), rtl, case_seed in zip(

@@ -1,6 +1,6 @@
 """CSC: per column, nonzero values with their absolute row indices; column end pointers."""
 
-from amaranth.hdl import Signal, unsigned
+from amaranth.hdl import Cat, Mux, Signal, unsigned
 
 from ..layouts import csc_entry_layout
 from .lane import Cursor, LaneDecoder, Prefetch
@@ -67,24 +67,37 @@ class CSCDecoder(LaneDecoder):
         ends = Prefetch(m, memories["pointers"], first=1, loaded=lane.loaded["pointers"],
                         name="ends")
 
-        entry = Signal(unsigned(config.weight_addr_bits))       # index of entries.head
-        entry_plus_one = Signal.like(entry)
+        # `entry` indexes entries.head. Whether it is at the end of its column, or one short of
+        # it, is kept in registers computed a cycle ahead from every (entry, end) pair the next
+        # cycle can bring, so the lane's decision starts from flip-flops, not from comparators.
+        entry = Signal(unsigned(config.weight_addr_bits))
+        entry_plus = [Signal.like(entry, name=f"entry_plus_{i}") for i in (1, 2)]
+        at_end = Signal()      # entry == end of the column
+        at_last = Signal()     # entry + 1 == end of the column
         with m.If(cursor.restart):
-            m.d.sync += [entry.eq(0), entry_plus_one.eq(1)]
+            m.d.sync += [entry.eq(0), entry_plus[0].eq(1), entry_plus[1].eq(2)]
         with m.Elif(cursor.consume):
-            m.d.sync += [entry.eq(entry_plus_one), entry_plus_one.eq(entry_plus_one + 1)]
+            m.d.sync += [entry.eq(entry_plus[0]), entry_plus[0].eq(entry_plus[1]),
+                         entry_plus[1].eq(entry_plus[1] + 1)]
 
-        end = ends.head
+        def flags_next(base, base_plus_one):
+            return ends.next_head(lambda end: Cat(base == end, base_plus_one == end))
+
+        flags = Mux(cursor.restart, flags_next(0, 1),
+                    Mux(cursor.consume, flags_next(entry_plus[0], entry_plus[1]),
+                        flags_next(entry, entry_plus[0])))
+        m.d.sync += Cat(at_end, at_last).eq(flags)
+
         m.d.comb += [
             entries.pop.eq(cursor.consume),
             entries.restart.eq(cursor.restart),
             ends.pop.eq(cursor.next_column),
             ends.restart.eq(cursor.restart),
-            cursor.valid.eq(ends.head_valid & entries.head_valid & (entry != end)),
-            cursor.exhausted.eq(ends.head_valid & (entry == end)),
+            cursor.valid.eq(ends.head_valid & entries.head_valid & ~at_end),
+            cursor.exhausted.eq(ends.head_valid & at_end),
             cursor.row.eq(entries.head.row),
             cursor.value.eq(entries.head.value),
-            cursor.last.eq(entry_plus_one == end),
+            cursor.last.eq(at_last),
             # the skeleton checks the end pointer's address; the queue knows where it read
             cursor.truncated.eq(cursor.valid & entries.head_beyond),
         ]

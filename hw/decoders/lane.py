@@ -109,6 +109,8 @@ class Prefetch:
         self.head_valid = Signal(name=f"{name}_valid")
         self.pop = Signal(name=f"{name}_pop")
         self.restart = Signal(name=f"{name}_restart")
+        self._slots, self._read_data = slots, read.data
+        self._arrives_at_head = in_flight & (count == self.pop)
 
         issue = count + in_flight < self.SLOTS
         m.d.comb += [read.addr.eq(address), self.head_valid.eq(count != 0)]
@@ -124,6 +126,14 @@ class Prefetch:
             m.d.sync += [address.eq(address + 1), beyond.eq(address >= loaded)]
         with m.If(self.restart):
             m.d.sync += [address.eq(first), count.eq(0), in_flight.eq(0)]
+
+    def next_head(self, function):
+        """``function(word)`` for the word that will be the head in the next cycle (valid when
+        the head will be), built as a choice among ``function`` of each word it could be: so
+        ``function`` works from registers (and read data) in parallel with this cycle's
+        ``pop``, and only a small multiplexer follows it."""
+        return Mux(self._arrives_at_head, function(self._read_data),
+                   Mux(self.pop, function(self._slots[1]), function(self._slots[0])))
 
 
 class LaneDecoder(wiring.Component):
