@@ -260,9 +260,11 @@ class LaneDecoder(wiring.Component):
         with m.Elif(running & can_emit):
             with m.If(expand):
                 hit = cursor.valid & (cursor.row == row)
-                # a zero for this row is certain unless the reader is still looking below it
-                known = hit | cursor.exhausted | (cursor.valid & (cursor.row > row)) | \
-                    (~cursor.valid & (row < cursor.floor))
+                # This row's weight is known unless the reader is still looking below it. A
+                # presented nonzero is never below the row (that is a fault, which stops the
+                # lane), so no row comparison decides this: it is on the path from the
+                # reader's registers back to its read addresses.
+                known = cursor.valid | cursor.exhausted | (row < cursor.floor)
                 m.d.comb += [
                     emit.eq(known),
                     emit_row.eq(row),

@@ -35,8 +35,7 @@ def column_run(cursor, k, expand):
             p = cursor.present()
             cycles += 1
             hit = p.valid and p.row == row
-            known = (hit or p.exhausted or (p.valid and p.row > row) or
-                     (not p.valid and row < p.floor))
+            known = p.valid or p.exhausted or row < p.floor  # a valid row below `row` is a fault
             cursor.advance(consume=hit)
             if known:
                 tokens.append((row, p.value if hit else 0, row == 0, row == k - 1, False))
