@@ -13,7 +13,12 @@ __all__ = ["Accelerator"]
 
 
 def _popcount(bits):
-    return sum(bits[i] for i in range(len(bits)))
+    """Ones in ``bits``, as a balanced tree of adders (a ``sum()`` chain is len(bits) deep)."""
+    terms = [bits[i] for i in range(len(bits))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 class Accelerator(wiring.Component):
@@ -138,12 +143,22 @@ class Accelerator(wiring.Component):
         starved = Signal(range(cols + 1))
         waiting = Signal(range(cols + 1))
         counting = Signal()
-        counting_macs = Signal()  # the PEs' flags arrive one cycle later than the lanes'
+        counting_macs = Signal()  # the PEs' flags arrive two cycles later than the lanes'
+        counting_flags = Signal()
+        # the array-wide popcounts in two registered steps: per PE column, then across columns
+        executed_columns = [Signal(range(rows + 1)) for _ in range(cols)]
+        gated_columns = [Signal(range(rows + 1)) for _ in range(cols)]
+        for c in range(cols):
+            m.d.sync += [
+                executed_columns[c].eq(_popcount(array.executed[c * rows:(c + 1) * rows])),
+                gated_columns[c].eq(_popcount(array.gated[c * rows:(c + 1) * rows])),
+            ]
         m.d.sync += [
             counting.eq(busy),
-            counting_macs.eq(counting),
-            executed.eq(_popcount(array.executed)),
-            gated.eq(_popcount(array.gated)),
+            counting_flags.eq(counting),
+            counting_macs.eq(counting_flags),
+            executed.eq(_popcount(executed_columns)),
+            gated.eq(_popcount(gated_columns)),
             tokens.eq(_popcount(Cat(*(lane.tokens.valid for lane in lanes)))),
             starved.eq(_popcount(Cat(*(lane.busy & ~lane.tokens.valid for lane in lanes)))),
             waiting.eq(Mux(lanes_busy.any(), _popcount(~lanes_busy), 0)),

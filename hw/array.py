@@ -1,6 +1,6 @@
 """The PE array: ``cols`` independent columns of ``rows`` processing elements."""
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -56,8 +56,11 @@ class PEArray(wiring.Component):
         rows, cols = config.rows, config.cols
         m = Module()
 
-        selected = Signal.like(self.result_column)
-        m.d.sync += selected.eq(self.result_column)  # aligned with the read latency
+        # one-hot, aligned with the read latency: the column select is an AND-OR, not a chain
+        # of comparisons
+        selected = Signal(cols)
+        m.d.sync += selected.eq(1 << self.result_column)
+        results = [[] for _ in range(rows)]
 
         executed, gated = [], []
         pes = {}
@@ -67,6 +70,8 @@ class PEArray(wiring.Component):
             for r in range(rows):
                 if config.multipliers == "ice40_pairs":
                     multiplier = "external"
+                elif config.multipliers == "ecp5_registered":
+                    multiplier = "ecp5"
                 elif r * cols + c >= config.pe_count - config.logic_multipliers:
                     multiplier = "logic"
                 else:
@@ -83,18 +88,27 @@ class PEArray(wiring.Component):
                     pe.act_write.data.eq(self.act_write.data[r]),
                     pe.result_read.addr.eq(self.result_read.addr),
                 ]
-                with m.If(selected == c):
-                    m.d.comb += self.result_read.data[r].eq(pe.result_read.data)
+                results[r].append(Mux(selected[c], pe.result_read.data, 0))
                 executed.append(pe.executed)
                 gated.append(pe.gated)
                 upstream = pe.o
         m.d.comb += [self.executed.eq(Cat(*executed)), self.gated.eq(Cat(*gated))]
+        for r in range(rows):
+            m.d.comb += self.result_read.data[r].eq(_any(results[r]))
         if config.multipliers == "ice40_pairs":
             for c in range(cols):
                 for r in range(0, rows, 2):
                     m.submodules[f"mac_{r}_{c}"] = _ice40_dual_multiplier(pes[r, c],
                                                                          pes[r + 1, c])
         return m
+
+
+def _any(values):
+    """OR of ``values`` as a balanced tree."""
+    while len(values) > 1:
+        values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
 
 
 def _ice40_dual_multiplier(low, high):

@@ -207,6 +207,10 @@ class HostLink(wiring.Component):
         m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self._max_payload, init=[])
         buffer_wr = buffer.write_port()
         buffer_rd = buffer.read_port()
+        # the frame buffer's read data, registered next to the block RAM (its clock-to-out is
+        # 5.8 ns, and `word` sits by the memories it writes, across the chip)
+        buffer_byte = Signal(8)
+        m.d.sync += buffer_byte.eq(buffer_rd.data)
 
         byte = self.rx.payload
         command = Signal(8)
@@ -251,7 +255,12 @@ class HostLink(wiring.Component):
             source_bytes += [value[i:i + 8] for i in range(0, len(value), 8)]
         byte_index = Signal(range(len(source_bytes) + 1))  # of the next payload byte
         word_base = Signal.like(byte_index)                # of the current word's first byte
-        out_byte = _select(source_bytes, byte_index)
+        # the byte select in two registered steps: a group of 8 bytes, then the byte in it
+        padded = [Cat(b, Const(0, 8 - len(b))) if len(b) < 8 else b for b in source_bytes]
+        groups = [Cat(*padded[i:i + 8]) for i in range(0, len(padded), 8)]
+        group = Signal(64)
+        out_group = _select(groups, byte_index[3:])
+        out_byte = _select([group[i:i + 8] for i in range(0, 64, 8)], byte_index[:3])
         payload_byte = Signal(8)
         tx_byte = Signal(8)
         m.d.comb += self.tx.payload.eq(tx_byte)
@@ -392,9 +401,11 @@ class HostLink(wiring.Component):
             # WRITE: bytes from the buffer into `word`; every full word goes to its memory
             with m.State("WRITE_FETCH"):
                 m.d.comb += buffer_rd.addr.eq(count)
+                m.next = "WRITE_LATCH"
+            with m.State("WRITE_LATCH"):
                 m.next = "WRITE_BYTE"
             with m.State("WRITE_BYTE"):
-                m.d.sync += [word.word_select(word_byte, 8).eq(buffer_rd.data),
+                m.d.sync += [word.word_select(word_byte, 8).eq(buffer_byte),
                              count.eq(count + 1)]
                 with m.If(word_byte == target_last):
                     m.d.sync += word_byte.eq(0)
@@ -413,9 +424,11 @@ class HostLink(wiring.Component):
             # RUN: the job from the buffer, start, wait, reply with counters and status
             with m.State("JOB_FETCH"):
                 m.d.comb += buffer_rd.addr.eq(count)
+                m.next = "JOB_LATCH"
+            with m.State("JOB_LATCH"):
                 m.next = "JOB_BYTE"
             with m.State("JOB_BYTE"):
-                m.d.sync += [word.word_select(word_byte, 8).eq(buffer_rd.data),
+                m.d.sync += [word.word_select(word_byte, 8).eq(buffer_byte),
                              count.eq(count + 1), word_byte.eq(word_byte + 1)]
                 with m.If(count == length_last):
                     m.next = "JOB_START"
@@ -459,6 +472,9 @@ class HostLink(wiring.Component):
             # each payload byte is picked from its source a cycle before it is sent: the wide
             # byte select and the CRC would not fit one cycle together on an iCE40
             with m.State("REPLY_FETCH"):
+                m.d.sync += group.eq(out_group)
+                m.next = "REPLY_SELECT"
+            with m.State("REPLY_SELECT"):
                 m.d.sync += payload_byte.eq(out_byte)
                 m.next = "REPLY_PAYLOAD"
             with m.State("REPLY_PAYLOAD"):
