@@ -189,8 +189,8 @@ class ArrayConfig:
     @property
     def lane_refill_cycles(self):
         """Cycles a decoder lane spends at the start of every M-tile before its first token:
-        a pipelined lane refills its prefetch queues from address 0 (issue, then read)."""
-        return 2 if self.pipelined else 0
+        a pipelined lane refills its prefetch queues from address 0 (issue, read, register)."""
+        return 3 if self.pipelined else 0
 
     # Derived widths -------------------------------------------------------------------------
 

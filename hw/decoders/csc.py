@@ -88,6 +88,16 @@ class CSCDecoder(LaneDecoder):
                         flags_next(entry, entry_plus[0])))
         m.d.sync += Cat(at_end, at_last).eq(flags)
 
+        # Dense expansion: whether the head entry is at the lane's row, likewise a cycle ahead
+        # (the skeleton would otherwise compare the two on its way to `consume`).
+        def at_row_next(row):
+            return entries.next_head(lambda entry_word: entry_word.row == row)
+
+        cursor.at_row = Signal()
+        m.d.sync += cursor.at_row.eq(Mux(lane.row_reset, at_row_next(0),
+                                         Mux(lane.row_advance, at_row_next(lane.row + 1),
+                                             at_row_next(lane.row))))
+
         m.d.comb += [
             entries.pop.eq(cursor.consume),
             entries.restart.eq(cursor.restart),

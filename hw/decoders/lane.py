@@ -30,6 +30,9 @@ class Cursor:
     ``truncated``
         What is presented was read beyond the words the host loaded (see
         :attr:`LaneView.loaded`): the stream is cut short.
+    ``at_row`` (optional)
+        ``row`` equals the lane's dense-expansion row (:attr:`LaneView.row`), from a register
+        the reader computes a cycle ahead; without it the skeleton compares.
 
     The skeleton drives:
 
@@ -49,6 +52,7 @@ class Cursor:
         self.exhausted = Signal()
         self.floor = Signal(unsigned(config.k_bits + 1))
         self.truncated = Signal()
+        self.at_row = None
         self.consume = Signal()
         self.next_column = Signal()
         self.restart = Signal()
@@ -65,16 +69,22 @@ class LaneView:
     ``end_next``
         ``column_next + 1``, the address of its end pointer, selected from precomputed sums so
         that no adder follows the decision (it is on the critical path on an iCE40).
+    ``row``, ``row_reset``, ``row_advance``
+        Dense expansion: the row (k) the lane is on, and whether it goes back to 0 or on to
+        ``row + 1`` in the next cycle.
     ``loaded``
         Per memory name, how many words the host loaded (the last address written + 1: the host
         loads every memory from address 0 up). Words at or beyond it belong to no stream of
         this job. Memories keep their contents over a reset, and so do these marks.
     """
 
-    def __init__(self, column, column_next, end_next, loaded):
+    def __init__(self, column, column_next, end_next, row, row_reset, row_advance, loaded):
         self.column = column
         self.column_next = column_next
         self.end_next = end_next
+        self.row = row
+        self.row_reset = row_reset
+        self.row_advance = row_advance
         self.loaded = loaded
 
 
@@ -83,9 +93,12 @@ class Prefetch:
     register, so that logic deciding from the head never starts at a block RAM's clock-to-out
     and the memory's read address never depends on that decision.
 
-    Issues a read whenever the queued and in-flight words leave room, whatever is popped this
-    cycle, so one word per cycle is sustained with three slots. ``restart`` empties the queue
-    and starts again from ``first``; the head is valid two cycles later.
+    The read data is registered once more before it is queued (``latency=2``; in the block
+    RAM's own output register where there is one) so that even the word arriving at an empty
+    queue comes from a flip-flop. A read is issued whenever the queued and in-flight words
+    leave room, whatever is popped this cycle; ``latency + 2`` slots sustain one word per cycle.
+    ``restart`` empties the queue and starts again from ``first``; the head is valid
+    ``latency + 1`` cycles later.
 
     ``head``, ``head_valid``, ``head_beyond``
         The oldest queued word, whether there is one, and whether it was read at or beyond
@@ -94,45 +107,54 @@ class Prefetch:
         Inputs: take the head; start over from address ``first``.
     """
 
-    SLOTS = 3
-
-    def __init__(self, m, memory, *, first, loaded, name):
+    def __init__(self, m, memory, *, first, loaded, name, latency=2):
         read = memory.read_port()
-        width = len(loaded)
-        address = Signal(width, name=f"{name}_address")
-        count = Signal(range(self.SLOTS + 1), name=f"{name}_count")
-        in_flight = Signal(name=f"{name}_in_flight")
-        beyond = Signal(name=f"{name}_beyond_read")          # of the read in flight
-        slots = [Signal(memory.shape, name=f"{name}_slot{i}") for i in range(self.SLOTS)]
-        slot_beyond = [Signal(name=f"{name}_slot{i}_beyond") for i in range(self.SLOTS)]
+        depth = latency + 2
+        address = Signal(len(loaded), name=f"{name}_address")
+        count = Signal(range(depth + 1), name=f"{name}_count")
+        # reads in flight, by age, and whether each was at or beyond `loaded`
+        issued = [Signal(name=f"{name}_issued{i}") for i in range(latency)]
+        beyond = [Signal(name=f"{name}_beyond{i}") for i in range(latency)]
+        data = read.data
+        if latency == 2:
+            data = Signal(memory.shape, name=f"{name}_read_data")
+            m.d.sync += data.eq(read.data)
+        elif latency != 1:
+            raise ValueError("latency must be 1 or 2")
+        slots = [Signal(memory.shape, name=f"{name}_slot{i}") for i in range(depth)]
+        slot_beyond = [Signal(name=f"{name}_slot{i}_beyond") for i in range(depth)]
         self.head, self.head_beyond = slots[0], slot_beyond[0]
         self.head_valid = Signal(name=f"{name}_valid")
         self.pop = Signal(name=f"{name}_pop")
         self.restart = Signal(name=f"{name}_restart")
-        self._slots, self._read_data = slots, read.data
-        self._arrives_at_head = in_flight & (count == self.pop)
+        arrives = issued[-1]
+        self._slots, self._arriving = slots, data
+        self._arrives_at_head = arrives & (count == self.pop)
 
-        issue = count + in_flight < self.SLOTS
+        issue = count + sum(issued) < depth
         m.d.comb += [read.addr.eq(address), self.head_valid.eq(count != 0)]
         fill = count - self.pop                       # where an arriving word goes
-        for i in range(self.SLOTS):
-            with m.If(in_flight & (fill == i)):
-                m.d.sync += [slots[i].eq(read.data), slot_beyond[i].eq(beyond)]
-            with m.Elif(self.pop & (i + 1 < self.SLOTS)):
-                m.d.sync += [slots[i].eq(slots[min(i + 1, self.SLOTS - 1)]),
-                             slot_beyond[i].eq(slot_beyond[min(i + 1, self.SLOTS - 1)])]
-        m.d.sync += [count.eq(count - self.pop + in_flight), in_flight.eq(issue)]
+        for i in range(depth):
+            with m.If(arrives & (fill == i)):
+                m.d.sync += [slots[i].eq(data), slot_beyond[i].eq(beyond[-1])]
+            with m.Elif(self.pop & (i + 1 < depth)):
+                m.d.sync += [slots[i].eq(slots[min(i + 1, depth - 1)]),
+                             slot_beyond[i].eq(slot_beyond[min(i + 1, depth - 1)])]
+        m.d.sync += [count.eq(count - self.pop + arrives), issued[0].eq(issue),
+                     beyond[0].eq(address >= loaded)]
+        for i in range(1, latency):
+            m.d.sync += [issued[i].eq(issued[i - 1]), beyond[i].eq(beyond[i - 1])]
         with m.If(issue):
-            m.d.sync += [address.eq(address + 1), beyond.eq(address >= loaded)]
+            m.d.sync += address.eq(address + 1)
         with m.If(self.restart):
-            m.d.sync += [address.eq(first), count.eq(0), in_flight.eq(0)]
+            m.d.sync += [address.eq(first), count.eq(0), *(i.eq(0) for i in issued)]
 
     def next_head(self, function):
         """``function(word)`` for the word that will be the head in the next cycle (valid when
         the head will be), built as a choice among ``function`` of each word it could be: so
         ``function`` works from registers (and read data) in parallel with this cycle's
         ``pop``, and only a small multiplexer follows it."""
-        return Mux(self._arrives_at_head, function(self._read_data),
+        return Mux(self._arrives_at_head, function(self._arriving),
                    Mux(self.pop, function(self._slots[1]), function(self._slots[0])))
 
 
@@ -224,10 +246,16 @@ class LaneDecoder(wiring.Component):
         emitted = Signal()                                  # a token of this column went out
         row = Signal(unsigned(config.k_bits + 1))           # dense expansion: current k
         row_last = Signal()                                 # row + 1 == K, kept in a register
+        row_reset, row_advance = Signal(), Signal()         # row in the next cycle: 0, row + 1
         last_column = column + 1 == self.columns
         last_tile = tile + 1 == self.m_tiles
 
-        cursor = self.cursor(m, mems, LaneView(column, column_next, end_next, loaded))
+        cursor = self.cursor(m, mems, LaneView(column, column_next, end_next, row, row_reset,
+                                               row_advance, loaded))
+        with m.If(row_reset):
+            m.d.sync += row.eq(0)
+        with m.Elif(row_advance):
+            m.d.sync += row.eq(row + 1)
         truncated = cursor.truncated
         if "pointers" in mems:   # the current column's end pointer is always in use
             truncated = truncated | (column + 1 >= loaded["pointers"])
@@ -254,12 +282,14 @@ class LaneDecoder(wiring.Component):
             m.d.sync += [
                 self.status.eq(DecodeStatus.OK),
                 running.eq((self.m_tiles != 0) & (self.columns != 0)),
-                tile.eq(0), tile_base.eq(0), out_addr.eq(0), row.eq(0), emitted.eq(0),
+                tile.eq(0), tile_base.eq(0), out_addr.eq(0), emitted.eq(0),
                 row_last.eq(self.k == 1),
             ]
+            m.d.comb += row_reset.eq(1)
         with m.Elif(running & can_emit):
             with m.If(expand):
-                hit = cursor.valid & (cursor.row == row)
+                at_row = cursor.row == row if cursor.at_row is None else cursor.at_row
+                hit = cursor.valid & at_row
                 # This row's weight is known unless the reader is still looking below it. A
                 # presented nonzero is never below the row (that is a fault, which stops the
                 # lane), so no row comparison decides this: it is on the path from the
@@ -272,11 +302,11 @@ class LaneDecoder(wiring.Component):
                     cursor.consume.eq(hit),
                 ]
                 with m.If(known):
+                    m.d.comb += [row_reset.eq(column_done), row_advance.eq(~column_done)]
                     m.d.sync += [
                         token.weight.eq(Mux(hit, cursor.value, 0)),
                         token.first.eq(row == 0),
                         token.bubble.eq(0),
-                        row.eq(Mux(column_done, 0, row + 1)),
                         row_last.eq(Mux(column_done, self.k == 1, row + 2 == self.k)),
                     ]
             with m.Else():
