@@ -96,4 +96,6 @@ def test_decoder_sustains_one_nonzero_per_cycle_on_long_zero_runs(sim, fmt, rng,
         print(f"\n[{sim}] {fmt} decoder: {nonzeros} nonzeros in {outcome['cycles']} cycles = "
               f"{rate:.3f} nonzeros/cycle/lane")
     assert outcome["tokens"] == nonzeros
-    assert rate >= 0.95
+    # no stall at all: one cycle to register the first token, and a pipelined lane's queue
+    # refill at each of the two M-tiles
+    assert outcome["cycles"] == nonzeros + 1 + 2 * config.lane_refill_cycles
