@@ -128,11 +128,6 @@ class ProcessingElement(wiring.Component):
             m.d.sync += [a_operand.eq(activation), w_operand.eq(token1.weight)]
         fired, valid2, first2, last2, out_addr2 = _delayed(
             m, fire, valid1, token1.first, token1.last, token1.out_addr)
-        if config.pipelined:
-            # and once more, free of enables, so that placement can put these copies next to
-            # the DSP block: the route to an ECP5 DSP row alone is 4-5 ns
-            a_operand, w_operand, fired, valid2, first2, last2, out_addr2 = _delayed(
-                m, a_operand, w_operand, fired, valid2, first2, last2, out_addr2)
 
         # Stage 2: multiply (a pipelined PE registers the product, in the DSP block's output
         # register, before the add), then accumulate; a closing token writes its result.

@@ -183,9 +183,8 @@ class ArrayConfig:
     @property
     def pe_latency(self):
         """Cycles from a token at a PE's input to its result in the PE's output memory:
-        activation fetch, multiply, accumulate (pipelined: + the registered activation, a
-        second operand register and the registered product)."""
-        return 6 if self.pipelined else 3
+        activation fetch, multiply, accumulate (+ the registered activation and product)."""
+        return 5 if self.pipelined else 3
 
     @property
     def lane_refill_cycles(self):
