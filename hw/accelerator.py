@@ -1,10 +1,12 @@
 """The accelerator: decoder lanes, the PE array, control and hardware counters."""
 
+import operator
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .array import PEArray
+from .array import PEArray, tree_reduce
 from ..config import DecodeStatus, bits_for
 from .decoders import decoder_class, decoder_for
 from .layouts import counters_layout, job_layout, read_signature, write_signature
@@ -13,12 +15,8 @@ __all__ = ["Accelerator"]
 
 
 def _popcount(bits):
-    """Ones in ``bits``, as a balanced tree of adders (a ``sum()`` chain is len(bits) deep)."""
-    terms = [bits[i] for i in range(len(bits))]
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
+    """Ones in ``bits``, as a balanced tree of adders."""
+    return tree_reduce(operator.add, [bits[i] for i in range(len(bits))])
 
 
 class Accelerator(wiring.Component):

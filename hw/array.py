@@ -1,5 +1,7 @@
 """The PE array: ``cols`` independent columns of ``rows`` processing elements."""
 
+import operator
+
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -70,8 +72,6 @@ class PEArray(wiring.Component):
             for r in range(rows):
                 if config.multipliers == "ice40_pairs":
                     multiplier = "external"
-                elif config.multipliers == "ecp5_registered":
-                    multiplier = "ecp5"
                 elif r * cols + c >= config.pe_count - config.logic_multipliers:
                     multiplier = "logic"
                 else:
@@ -94,7 +94,7 @@ class PEArray(wiring.Component):
                 upstream = pe.o
         m.d.comb += [self.executed.eq(Cat(*executed)), self.gated.eq(Cat(*gated))]
         for r in range(rows):
-            m.d.comb += self.result_read.data[r].eq(_any(results[r]))
+            m.d.comb += self.result_read.data[r].eq(tree_reduce(operator.or_, results[r]))
         if config.multipliers == "ice40_pairs":
             for c in range(cols):
                 for r in range(0, rows, 2):
@@ -103,10 +103,12 @@ class PEArray(wiring.Component):
         return m
 
 
-def _any(values):
-    """OR of ``values`` as a balanced tree."""
+def tree_reduce(op, values):
+    """``values`` combined with the binary ``op`` as a balanced tree: log2(n) levels deep, where
+    ``sum()`` or ``functools.reduce`` would chain n."""
+    values = list(values)
     while len(values) > 1:
-        values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i]
+        values = [op(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
                   for i in range(0, len(values), 2)]
     return values[0]
 

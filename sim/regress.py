@@ -10,14 +10,14 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..config import ArrayConfig, Mode
+from ..config import FORMATS, LANE_KINDS, ArrayConfig, Mode
 from . import golden
 from .compiler import assemble, compile_gemm
 from .patterns import sparse_weights
 from .runner import run_programs
 
-#: (array side, lane): every format, and the pipelined csc lanes of 100 MHz-class boards
-CONFIGS = [(side, fmt) for side in (2, 4, 8) for fmt in ("csc", "bitmap", "rle", "nm")] + \
+#: (array side, lane kind): every format, and the pipelined csc lanes of 100 MHz-class boards
+CONFIGS = [(side, fmt) for side in (2, 4, 8) for fmt in FORMATS] + \
     [(side, "csc-pipelined") for side in (4, 8)]
 
 
@@ -51,8 +51,7 @@ def regress(count, seed=0, sim="verilator", progress=True):
         from tqdm import tqdm
         items = tqdm(items, desc="regress", unit="config")
     for (side, fmt), seeds in items:
-        config = ArrayConfig.for_capacity(side, side, fmt=fmt.removesuffix("-pipelined"),
-                                          pipelined=fmt.endswith("-pipelined"))
+        config = ArrayConfig.for_capacity(side, side, **LANE_KINDS[fmt])
         cases = [random_case(np.random.default_rng(s), config) for s in seeds]
         programs = [compile_gemm(a, w, config, mode) for a, w, mode in cases]
         for program, (acts, weights, mode), rtl, case_seed in zip(

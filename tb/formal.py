@@ -43,7 +43,7 @@ try:
 except ImportError:  # Amaranth 0.5
     from amaranth.asserts import AnySeq
 
-from zeroskip.config import FORMATS, ArrayConfig, DecodeStatus, Mode
+from zeroskip.config import LANE_KINDS, ArrayConfig, DecodeStatus, Mode
 from zeroskip.hw.decoders import decoder_for
 from zeroskip.hw.layouts import token_layout
 
@@ -52,13 +52,8 @@ FORMAL_CONFIG = dict(rows=2, cols=1, max_k=8, act_depth=16, weight_depth=16, poi
                      out_depth=16, mask_depth=8, bitmap_width=8, rle_run_bits=2, nm_n=1, nm_m=2)
 
 
-#: What is proved: every format, and the csc lane that reads through prefetch queues.
-VARIANTS = {**{fmt: {"fmt": fmt} for fmt in FORMATS},
-            "csc-pipelined": {"fmt": "csc", "pipelined": True}}
-
-
-def formal_config(variant):
-    return ArrayConfig(**VARIANTS[variant], **FORMAL_CONFIG)
+def formal_config(lane):
+    return ArrayConfig(**LANE_KINDS[lane], **FORMAL_CONFIG)
 
 
 def starvation_bound(config):
@@ -263,7 +258,7 @@ def run_sby(workdir, env, name):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("formats", nargs="*", metavar="FORMAT",
-                        help=f"lanes to check (default: all of {', '.join(VARIANTS)})")
+                        help=f"lanes to check (default: all of {', '.join(LANE_KINDS)})")
     parser.add_argument("--mode", choices=("prove", "bmc"), default="prove",
                         help="prove: k-induction, unbounded (default); bmc: from reset only")
     parser.add_argument("--depth", type=int, default=8,
@@ -274,14 +269,14 @@ def main(argv=None):
                         help="keep the work files (models, logs, counterexample VCDs) here")
     args = parser.parse_args(argv)
     for fmt in args.formats:
-        if fmt not in VARIANTS:
+        if fmt not in LANE_KINDS:
             parser.error(f"unknown format {fmt!r}")
 
     workroot = args.workdir or Path(tempfile.mkdtemp(prefix="zeroskip-formal-"))
     workroot.mkdir(parents=True, exist_ok=True)
     env = install_tools(workroot / "bin")
     failed = []
-    for fmt in args.formats or VARIANTS:
+    for fmt in args.formats or LANE_KINDS:
         workdir = workroot / fmt
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir()
@@ -305,7 +300,7 @@ def main(argv=None):
         return 1
     if not args.workdir:
         shutil.rmtree(workroot, ignore_errors=True)
-    print(f"formal: {len(args.formats or VARIANTS)} lanes proved")
+    print(f"formal: {len(args.formats or LANE_KINDS)} lanes proved")
     return 0
 
 

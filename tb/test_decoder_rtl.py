@@ -4,7 +4,7 @@ with random backpressure, and its sustained throughput."""
 import numpy as np
 import pytest
 
-from zeroskip.config import ArrayConfig, Mode
+from zeroskip.config import LANE_KINDS, ArrayConfig, Mode
 from zeroskip.hw.decoders import decoder_class, decoder_for
 from zeroskip.hw.layouts import pack, token_layout
 from zeroskip.sim.compiler import compile_gemm, lane_tokens
@@ -13,12 +13,11 @@ from zeroskip.sim.runner import run_cocotb
 from .rtl import build_component, simulators
 from .weights import fit_n_of_m, random_weights
 
-#: The lanes under test: every format, and the csc lane reading through prefetch queues.
-FORMATS = {
-    "csc": dict(fmt="csc"), "bitmap": dict(fmt="bitmap", bitmap_width=64),
-    "rle": dict(fmt="rle", rle_run_bits=4), "nm": dict(fmt="nm", nm_n=2, nm_m=4),
-    "csc-pipelined": dict(fmt="csc", pipelined=True),
-}
+#: The lanes under test (every lane kind), with their format parameters.
+FORMAT_PARAMS = {"bitmap": dict(bitmap_width=64), "rle": dict(rle_run_bits=4),
+                 "nm": dict(nm_n=2, nm_m=4)}
+FORMATS = {lane: dict(params, **FORMAT_PARAMS.get(lane, {}))
+           for lane, params in LANE_KINDS.items()}
 
 
 def lane_config(lane, **extra):

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from zeroskip.config import ArrayConfig, DecodeStatus, Mode
+from zeroskip.config import LANE_KINDS, ArrayConfig, DecodeStatus, Mode
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim.runner import run_programs
@@ -63,8 +63,8 @@ CASES += [(lane, "truncated_pointers", DecodeStatus.TRUNCATED, DecodeStatus.TRUN
                          ids=[f"{f}-{h}" for f, h, _, _ in CASES])
 def test_malformed_stream_is_flagged_and_the_next_job_is_right(sim, lane_kind, how, code,
                                                                dense_code, rng):
-    fmt = lane_kind.removesuffix("-pipelined")
-    config = ArrayConfig.for_capacity(4, 4, fmt=fmt, pipelined=lane_kind.endswith("-pipelined"))
+    config = ArrayConfig.for_capacity(4, 4, **LANE_KINDS[lane_kind])
+    fmt = config.fmt
     k = 10
     acts = rng.integers(-128, 128, (6, k)).astype(np.int8)
     weights = np.zeros((k, 4), np.int8)

@@ -10,12 +10,17 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 
-__all__ = ["Mode", "DecodeStatus", "FORMATS", "ArrayConfig", "INT8_MIN", "INT8_MAX", "bits_for"]
+__all__ = ["Mode", "DecodeStatus", "FORMATS", "LANE_KINDS", "ArrayConfig", "INT8_MIN", "INT8_MAX", "bits_for"]
 
 INT8_MIN, INT8_MAX = -128, 127
 
 #: Compressed-weight formats this generator has hardware decoders for.
 FORMATS = ("csc", "bitmap", "rle", "nm")
+
+#: The decoder lanes the proofs, the regression and the tests cover, as ArrayConfig
+#: parameters: every format, and the csc lane that reads through prefetch queues.
+LANE_KINDS = {**{fmt: {"fmt": fmt} for fmt in FORMATS},
+              "csc-pipelined": {"fmt": "csc", "pipelined": True}}
 
 
 class Mode(enum.IntEnum):
