@@ -70,7 +70,7 @@ class PEArray(wiring.Component):
             m.d.comb += self.columns[c].ready.eq(1)
             upstream = self.columns[c]
             for r in range(rows):
-                if config.multipliers == "ice40_pairs":
+                if config.multipliers in ("ice40_pairs", "ecp5_registered"):
                     multiplier = "external"
                 elif r * cols + c >= config.pe_count - config.logic_multipliers:
                     multiplier = "logic"
@@ -100,6 +100,9 @@ class PEArray(wiring.Component):
                 for r in range(0, rows, 2):
                     m.submodules[f"mac_{r}_{c}"] = _ice40_dual_multiplier(pes[r, c],
                                                                          pes[r + 1, c])
+        if config.multipliers == "ecp5_registered":
+            for (r, c), pe in pes.items():
+                m.submodules[f"mul_{r}_{c}"] = _ecp5_registered_multiplier(pe)
         return m
 
 
@@ -111,6 +114,39 @@ def tree_reduce(op, values):
         values = [op(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
                   for i in range(0, len(values), 2)]
     return values[0]
+
+
+def _ecp5_registered_multiplier(pe):
+    """One ECP5 MULT18X18D for ``pe``, its input and output registers in use: the product of
+    the operands ``pe`` presents comes back two cycles later.
+
+    Yosys maps an inferred ``*`` to this block with every register bypassed, and nextpnr does
+    not pack fabric flip-flops into it, so the 3.9 ns multiply and the routes to and from the
+    DSP row (4-5 ns each) would share one cycle. Simulations use our model of the block
+    (:data:`zeroskip.hw.verilog.MULT18X18D_MODEL`); Yosys' ECP5 library has only a blackbox.
+    """
+    width = 18
+    a = pe.mul_a.as_signed()
+    b = pe.mul_w.as_signed()
+    product = Signal(36)
+    ports = {
+        **{f"i_A{i}": a[min(i, len(a) - 1)] for i in range(width)},   # sign-extended
+        **{f"i_B{i}": b[min(i, len(b) - 1)] for i in range(width)},
+        **{f"i_C{i}": 0 for i in range(width)},
+        **{f"o_P{i}": product[i] for i in range(36)},
+    }
+    m = Module()
+    m.submodules.dsp = Instance(
+        "MULT18X18D",
+        p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
+        p_REG_PIPELINE_CLK="NONE", p_REG_INPUTC_CLK="NONE",
+        p_CLK0_DIV="ENABLED", p_GSR="DISABLED", p_RESETMODE="SYNC",
+        i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+        i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0,
+        **{f"i_{port}{n}": 0 for port in ("CLK", "CE", "RST") for n in (1, 2, 3)},
+        **ports)
+    m.d.comb += pe.mul_p.eq(product[:len(pe.mul_p)])
+    return m
 
 
 def _ice40_dual_multiplier(low, high):

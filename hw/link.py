@@ -41,6 +41,7 @@ from ..config import DecodeStatus
 from .accelerator import Accelerator
 from .decoders import decoder_class
 from .layouts import counters_layout, job_layout, shape_width
+from .memories import read_port
 
 __all__ = ["REQUEST_SYNC", "REPLY_SYNC", "Command", "Reply", "HostLink", "write_targets",
            "info_layout", "run_report_layout", "byte_count", "crc16_step"]
@@ -206,7 +207,7 @@ class HostLink(wiring.Component):
         # the frame buffer: one request payload
         m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self._max_payload, init=[])
         buffer_wr = buffer.write_port()
-        buffer_rd = buffer.read_port()
+        buffer_rd = read_port(m, buffer, name="buffer")
         # the frame buffer's read data, registered next to the block RAM (its clock-to-out is
         # 5.8 ns, and `word` sits by the memories it writes, across the chip)
         buffer_byte = Signal(8)
@@ -248,7 +249,14 @@ class HostLink(wiring.Component):
         # the job is the word a RUN loaded: nothing writes `word` while the accelerator runs
         m.d.comb += [accel.result_column.eq(read_column),
                      accel.job.eq(word[:job_layout(config).size])]
-        sources = {"info": info, "report": report, "result": accel.result_read.data.as_value()}
+        result = accel.result_read.data.as_value()
+        if config.pipelined:
+            # registered: the result memories' read data, the column select and the first byte
+            # select step do not fit one 100 MHz cycle together (REPLY_WAIT waits for it)
+            result_word = Signal(len(result))
+            m.d.sync += result_word.eq(result)
+            result = result_word
+        sources = {"info": info, "report": report, "result": result}
         source_bytes, source_base = [], {}
         for name, value in sources.items():
             source_base[name] = len(source_bytes)
@@ -491,7 +499,10 @@ class HostLink(wiring.Component):
                     with m.Else():
                         m.d.sync += [word_byte.eq(word_byte + 1), byte_index.eq(byte_index + 1)]
             with m.State("REPLY_NEXT_WORD"):
-                m.next = "REPLY_FETCH"
+                m.next = "REPLY_WAIT" if config.pipelined else "REPLY_FETCH"
+            if config.pipelined:
+                with m.State("REPLY_WAIT"):
+                    m.next = "REPLY_FETCH"
             with m.State("REPLY_CRC_HI"):
                 send(crc[8:], "REPLY_CRC_LO", checksummed=False)
             with m.State("REPLY_CRC_LO"):

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import Mode
 from .layouts import read_signature, token_layout, write_signature
+from .memories import read_port
 
 __all__ = ["ProcessingElement"]
 
@@ -28,8 +29,9 @@ class ProcessingElement(wiring.Component):
     multiplier : str
         ``"infer"``: a ``*`` that synthesis maps to a DSP block. ``"logic"``: shifts and adds,
         so synthesis does not spend a DSP block on it. ``"external"``: the operands leave
-        through ``mul_a``/``mul_w`` and the product comes back on ``mul_p`` the same cycle (a
-        DSP block shared with another PE, see :mod:`zeroskip.hw.array`).
+        through ``mul_a``/``mul_w`` and the product comes back on ``mul_p`` (from a
+        DSP block instantiated by the array, see :mod:`zeroskip.hw.array`), after
+        ``config.multiplier_latency`` cycles.
 
     Members
     -------
@@ -94,19 +96,20 @@ class ProcessingElement(wiring.Component):
         ]
 
         # Stage 0: the token is at `i`; fetch its activation and pass the token down.
-        act_rd = acts.read_port()
+        act_rd = read_port(m, acts, name="acts")
         m.d.comb += act_rd.addr.eq(self.i.payload.act_addr)
         m.d.sync += [
             self.o.valid.eq(self.i.valid),
             self.o.payload.eq(self.i.payload),
         ]
 
-        # Stage 1: the activation is here. A pipelined PE first registers it (into the block
-        # RAM's own output register, where there is one) with the token, so the zero test
-        # starts from flip-flops, not from the memory's slow clock-to-out.
+        # Stage 1: the activation is here. A pipelined PE first registers it twice with the
+        # token, so the zero test starts from flip-flops, not from the memory's slow
+        # clock-to-out: the first register can sit by the block RAM, the second by the logic.
         valid1, token1, activation = self.o.valid, self.o.payload, act_rd.data
         if config.pipelined:
-            valid1, token1, activation = _delayed(m, valid1, token1, activation)
+            for _ in range(2):
+                valid1, token1, activation = _delayed(m, valid1, token1, activation)
         # Decide whether the multiplier fires; when it does not, its operand registers hold
         # their value so it does not toggle.
         active = valid1 & ~token1.bubble & (self._row < token1.rows)
@@ -126,22 +129,25 @@ class ProcessingElement(wiring.Component):
         w_operand = Signal(signed(config.weight_width), reset_less=True)
         with m.If(fire):
             m.d.sync += [a_operand.eq(activation), w_operand.eq(token1.weight)]
-        fired, valid2, first2, last2, out_addr2 = _delayed(
-            m, fire, valid1, token1.first, token1.last, token1.out_addr)
+        control = _delayed(m, fire, valid1, token1.first, token1.last, token1.out_addr)
 
-        # Stage 2: multiply (a pipelined PE registers the product, in the DSP block's output
-        # register, before the add), then accumulate; a closing token writes its result.
+        # Stage 2: multiply. An external multiplier may take cycles of its own (the registers
+        # inside an ECP5 DSP block); a pipelined PE registers the product before the add.
         product = Signal(signed(config.act_width + config.weight_width))
         if self._multiplier == "logic":
             m.d.comb += product.eq(_shift_add_product(a_operand, w_operand))
         elif self._multiplier == "external":
             m.d.comb += [self.mul_a.eq(a_operand), self.mul_w.eq(w_operand),
                          product.eq(self.mul_p)]
+            for _ in range(config.multiplier_latency):
+                control = _delayed(m, *control)
         else:
             m.d.comb += product.eq(a_operand * w_operand)
         if config.pipelined:
-            product, fired, valid2, first2, last2, out_addr2 = _delayed(
-                m, product, fired, valid2, first2, last2, out_addr2)
+            product, *control = _delayed(m, product, *control)
+        fired, valid2, first2, last2, out_addr2 = control
+
+        # Stage 3: accumulate; a closing token writes its result.
         accumulator = Signal(signed(config.acc_width))
         total = Signal(signed(config.acc_width))
         m.d.comb += total.eq(Mux(first2, 0, accumulator) + Mux(fired, product, 0))
@@ -155,15 +161,21 @@ class ProcessingElement(wiring.Component):
             return m
         m.submodules.results = results = memory.Memory(
             shape=signed(config.acc_width), depth=config.out_depth, init=[])
-        result_rd = results.read_port()
+        result_rd = read_port(m, results, name="results")
         result_wr = results.write_port()
         m.d.comb += [
             result_rd.addr.eq(self.result_read.addr),
             self.result_read.data.eq(result_rd.data),
-            result_wr.en.eq(valid2 & last2),
-            result_wr.addr.eq(out_addr2),
-            result_wr.data.eq(total),
         ]
+        if config.pipelined:
+            # the result is written from the accumulator a cycle later, so the add ends in a
+            # register and not in the memory's write data
+            closing, out_addr3 = _delayed(m, valid2 & last2, out_addr2)
+            m.d.comb += [result_wr.en.eq(closing), result_wr.addr.eq(out_addr3),
+                         result_wr.data.eq(accumulator)]
+        else:
+            m.d.comb += [result_wr.en.eq(valid2 & last2), result_wr.addr.eq(out_addr2),
+                         result_wr.data.eq(total)]
         return m
 
 

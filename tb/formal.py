@@ -69,7 +69,10 @@ def starvation_bound(config):
 
 
 #: The lane skeleton's registers (locals of LaneDecoder.elaborate) the invariants are about.
-_SKELETON_STATE = ("running", "tile", "tile_base", "column", "out_addr", "row", "row_last")
+_SKELETON_STATE = ("running", "tile", "tile_last", "tile_base", "column", "column_last",
+                   "out_addr", "row", "row_last")
+#: ... and those of formats with column pointers only.
+_POINTER_STATE = ("end_unloaded", "pointers_loaded")
 
 
 def _skeleton_state(fragment):
@@ -78,7 +81,7 @@ def _skeleton_state(fragment):
     found = {}
     for stmt in fragment.statements.get("sync", []):
         for signal in stmt._lhs_signals():
-            if signal.name in _SKELETON_STATE:
+            if signal.name in _SKELETON_STATE + _POINTER_STATE:
                 if found.setdefault(signal.name, signal) is not signal:
                     raise LookupError(f"lane has two sync registers named {signal.name!r}")
     missing = set(_SKELETON_STATE) - set(found)
@@ -116,7 +119,8 @@ class LaneHarness(Elaboratable):
             write = getattr(dut, f"{name}_write")
             for port in (write.en, write.addr, Value.cast(write.data)):
                 m.d.comb += port.eq(AnySeq(len(port)))
-            m.d.comb += Assume(~(dut.busy & write.en))  # no memory writes while the lane runs
+            # no memory writes while the lane runs, nor as it starts
+            m.d.comb += Assume(~((dut.busy | dut.start) & write.en))
 
         # The host's protocol -----------------------------------------------------------------
         tiles, k, columns = dut.m_tiles, dut.k, dut.columns
@@ -178,7 +182,11 @@ class LaneHarness(Elaboratable):
         with m.If(state["running"]):
             m.d.comb += [
                 Assert(state["tile"] < tiles),
+                Assert(state["tile_last"] == (state["tile"] + 1 == tiles)),
                 Assert(state["column"] < columns),
+                Assert(state["column_last"] == (state["column"] + 1 == columns)),
+                *([Assert(state["end_unloaded"] == (state["column"] + 1 >= state["pointers_loaded"]))]
+                  if "end_unloaded" in state else []),
                 Assert(state["out_addr"] == state["tile"] * columns + state["column"]),
                 Assert(state["tile_base"] == state["tile"] * k),
             ]
@@ -263,7 +271,7 @@ def main(argv=None):
                         help="prove: k-induction, unbounded (default); bmc: from reset only")
     parser.add_argument("--depth", type=int, default=8,
                         help="induction length / BMC depth in cycles (default 8)")
-    parser.add_argument("--cover-depth", type=int, default=16)
+    parser.add_argument("--cover-depth", type=int, default=20)
     parser.add_argument("--no-cover", action="store_true", help="skip the non-vacuity covers")
     parser.add_argument("--workdir", type=Path,
                         help="keep the work files (models, logs, counterexample VCDs) here")

@@ -47,6 +47,11 @@ def run_cases(config, sim, cases):
     return [check(p, a, w, r) for p, (a, w, _), r in zip(programs, cases, rtls)]
 
 
+#: the ULX3S board's PEs: pipelined, multiplying in registered ECP5 DSP blocks (simulated with
+#: our model of MULT18X18D)
+ECP5 = {"pipelined": True, "multipliers": "ecp5_registered"}
+
+
 def random_acts(rng, m, k, zeros=0.2):
     acts = rng.integers(-128, 128, (m, k)).astype(np.int8)
     acts[rng.random((m, k)) < zeros] = 0
@@ -73,10 +78,9 @@ def test_random_gemms_every_mode_and_sparsity(sim, side, pipelined, rng):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("side,pipelined", [(2, False), (8, False), (8, True)],
-                         ids=["2", "8", "8-pipelined"])
-def test_nasty_cases(sim, side, pipelined, rng):
-    config = ArrayConfig.for_capacity(side, side, pipelined=pipelined)
+@pytest.mark.parametrize("side,options", [(2, {}), (8, {}), (8, ECP5)], ids=["2", "8", "8-ecp5"])
+def test_nasty_cases(sim, side, options, rng):
+    config = ArrayConfig.for_capacity(side, side, **options)
     m, k, n = 2 * side + 1, 33, 2 * side + 3
     extreme_acts = np.full((m, k), -128, np.int8)
     cases = []
@@ -93,9 +97,9 @@ def test_nasty_cases(sim, side, pipelined, rng):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("pipelined", [False, True], ids=["plain", "pipelined"])
-def test_k_at_the_accepted_limit(sim, pipelined, rng):
-    config = ArrayConfig.for_capacity(2, 2, pipelined=pipelined)
+@pytest.mark.parametrize("options", [{}, ECP5], ids=["plain", "ecp5"])
+def test_k_at_the_accepted_limit(sim, options, rng):
+    config = ArrayConfig.for_capacity(2, 2, **options)
     k = config.max_k
     acts = np.full((3, k), -128, np.int8)
     weights = np.full((k, 3), -128, np.int8)

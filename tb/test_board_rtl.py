@@ -66,16 +66,20 @@ def test_gemm_through_the_uart_survives_damaged_frames(sim, rng):
     assert out["retries"] == len(faults), out["causes"]
 
 
-def test_icebreaker_configuration_through_the_uart():
-    """The iCEBreaker's own configuration (16×1, two PEs per SB_MAC16, 24-bit accumulators,
-    one output per PE and run), with Yosys' SB_MAC16 model: the nasty values, bit-exact."""
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_board_configuration_through_the_uart(board):
+    """Each board's own configuration, with the FPGA primitive models it instantiates: the
+    iCEBreaker's 16×1 (two PEs per SB_MAC16, Yosys' model; 24-bit accumulators; one output
+    per PE and run), the ULX3S's pipelined 8×8 (registered MULT18X18D, our model). The nasty
+    values, bit-exact."""
     from zeroskip.platforms.boards import BOARDS
-    config = BOARDS["icebreaker"].config
+    config = BOARDS[board].config
     rng = np.random.default_rng(5)
     k = config.max_k
-    acts = np.full((18, k), -128, np.int8)                 # -128 × -128 everywhere ...
-    acts[16:] = rng.integers(-128, 128, (2, k))
-    weights = np.full((k, 3), -128, np.int8)
+    m, n = config.rows + 2, config.cols + 2
+    acts = np.full((m, k), -128, np.int8)                  # -128 × -128 everywhere ...
+    acts[config.rows:] = rng.integers(-128, 128, (2, k))
+    weights = np.full((k, n), -128, np.int8)
     weights[:, 1] = random_weights(rng, k, 1, density=0.1)[:, 0]
     weights[:, 2] = 0                                      # ... an empty column, K at the limit
     program = compile_gemm(acts, weights, config, Mode.SKIP)

@@ -10,7 +10,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 
-__all__ = ["Mode", "DecodeStatus", "FORMATS", "LANE_KINDS", "ArrayConfig", "INT8_MIN", "INT8_MAX", "bits_for"]
+__all__ = ["Mode", "DecodeStatus", "FORMATS", "LANE_KINDS", "MULTIPLIERS", "ArrayConfig",
+           "INT8_MIN", "INT8_MAX", "bits_for"]
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -21,6 +22,9 @@ FORMATS = ("csc", "bitmap", "rle", "nm")
 #: parameters: every format, and the csc lane that reads through prefetch queues.
 LANE_KINDS = {**{fmt: {"fmt": fmt} for fmt in FORMATS},
               "csc-pipelined": {"fmt": "csc", "pipelined": True}}
+
+#: How the PEs multiply (see :attr:`ArrayConfig.multipliers`).
+MULTIPLIERS = ("infer", "ice40_pairs", "ecp5_registered")
 
 
 class Mode(enum.IntEnum):
@@ -92,14 +96,19 @@ class ArrayConfig:
         ``"infer"``: each PE multiplies with ``*`` and synthesis maps it to a DSP block.
         ``"ice40_pairs"``: every two PEs of a column share one iCE40 SB_MAC16 in its 8×8 mode
         (the UP5K has 8 DSP blocks; this serves 16 PEs with them). Needs an even ``rows``.
+        ``"ecp5_registered"``: each PE instantiates an ECP5 MULT18X18D with its input and
+        output registers in use (Yosys never sets them for an inferred ``*``), so the multiply
+        is a cycle of its own, inside the DSP block. Adds :attr:`multiplier_latency` cycles.
     logic_multipliers : int
         PEs (the last ones, counting row by row) whose multiplier is built from logic instead of
         a ``*`` that synthesis maps to a DSP block: for FPGAs with fewer DSPs than PEs.
     pipelined : bool
         Register every block-RAM read before logic decides anything from it, for 100 MHz-class
-        fabrics (ECP5): the decoder lanes read through prefetch queues, the PEs register the
-        activation and the product. Costs :attr:`lane_refill_cycles` per M-tile per lane and
-        two more cycles of PE latency. ``csc`` only.
+        fabrics (ECP5): the decoder lanes read through prefetch queues; the PEs register the
+        activation twice (the first register can sit by the block RAM, the second by the
+        logic that uses it), the product, and the accumulator before the result memory. Costs
+        :attr:`lane_refill_cycles` per M-tile per lane and four more cycles of PE latency.
+        ``csc`` only.
     """
     rows: int = 8
     cols: int = 8
@@ -137,14 +146,17 @@ class ArrayConfig:
         if self.bitmap_width not in (8, 16, 32, 64, 128, 256):
             raise ValueError(f"bitmap_width must be a power of two from 8 to 256, not "
                              f"{self.bitmap_width}")
-        if self.multipliers not in ("infer", "ice40_pairs"):
-            raise ValueError(f"multipliers must be 'infer' or 'ice40_pairs', not "
+        if self.multipliers not in MULTIPLIERS:
+            raise ValueError(f"multipliers must be one of {', '.join(MULTIPLIERS)}, not "
                              f"{self.multipliers!r}")
         if self.multipliers == "ice40_pairs" and self.rows % 2:
             raise ValueError("multipliers='ice40_pairs' pairs PE rows: rows must be even")
         if not 0 <= self.logic_multipliers <= self.rows * self.cols:
             raise ValueError(f"logic_multipliers must be 0..{self.rows * self.cols}, not "
                              f"{self.logic_multipliers}")
+        if self.logic_multipliers and self.multipliers != "infer":
+            raise ValueError("logic_multipliers replace inferred multipliers; they cannot be "
+                             f"mixed with multipliers={self.multipliers!r}")
         if self.pipelined not in (False, True):
             raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
         if self.pipelined and self.fmt != "csc":
@@ -186,10 +198,18 @@ class ArrayConfig:
     # Derived timing -------------------------------------------------------------------------
 
     @property
+    def multiplier_latency(self):
+        """Cycles between a PE's operand registers and its product: the registers inside an
+        ECP5 DSP block (``multipliers="ecp5_registered"``: input, output), else none."""
+        return 2 if self.multipliers == "ecp5_registered" else 0
+
+    @property
     def pe_latency(self):
         """Cycles from a token at a PE's input to its result in the PE's output memory:
-        activation fetch, multiply, accumulate (+ the registered activation and product)."""
-        return 5 if self.pipelined else 3
+        activation fetch, operand registers, accumulate (a pipelined PE adds two activation
+        registers, the product register and the result write register), plus the multiplier's
+        own registers."""
+        return (7 if self.pipelined else 3) + self.multiplier_latency
 
     @property
     def lane_refill_cycles(self):

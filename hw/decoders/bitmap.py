@@ -2,6 +2,7 @@
 
 from amaranth.hdl import Signal, signed, unsigned
 
+from ..memories import read_port
 from .lane import Cursor, LaneDecoder
 
 __all__ = ["BitmapDecoder"]
@@ -43,10 +44,10 @@ class BitmapDecoder(LaneDecoder):
         config = self.config
         shift = config.bitmap_width.bit_length() - 1
         cursor = Cursor(config)
-        summary_rd = memories["summaries"].read_port()
-        mask_rd = memories["masks"].read_port()
-        value_rd = memories["values"].read_port()
-        pointer_rd = memories["pointers"].read_port()
+        summary_rd = read_port(m, memories["summaries"], name="summaries")
+        mask_rd = read_port(m, memories["masks"], name="masks")
+        value_rd = read_port(m, memories["values"], name="values")
+        pointer_rd = read_port(m, memories["pointers"], name="pointers")
 
         word = Signal(unsigned(max(1, config.mask_depth.bit_length())))
         word_next = Signal.like(word)

@@ -3,6 +3,7 @@
 from amaranth.hdl import Cat, Mux, Signal, unsigned
 
 from ..layouts import csc_entry_layout
+from ..memories import read_port
 from .lane import Cursor, LaneDecoder, Prefetch
 
 __all__ = ["CSCDecoder"]
@@ -28,8 +29,8 @@ class CSCDecoder(LaneDecoder):
             return self._prefetching_cursor(m, memories, lane)
         config = self.config
         cursor = Cursor(config)
-        entry_rd = memories["entries"].read_port()
-        pointer_rd = memories["pointers"].read_port()
+        entry_rd = read_port(m, memories["entries"], name="entries")
+        pointer_rd = read_port(m, memories["pointers"], name="pointers")
 
         entry = Signal(unsigned(config.weight_addr_bits))  # next unconsumed entry
         entry_next = Signal.like(entry)

@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...config import DecodeStatus, Mode, bits_for
 from ..layouts import token_layout, write_signature
+from ..memories import read_port
 
 __all__ = ["LaneDecoder", "Cursor", "LaneView", "Prefetch"]
 
@@ -111,7 +112,7 @@ class Prefetch:
     LATENCY = 2
 
     def __init__(self, m, memory, *, first, loaded, name):
-        read = memory.read_port()
+        read = read_port(m, memory, name=name)
         latency = self.LATENCY
         depth = latency + 2
         address = Signal(len(loaded), name=f"{name}_address")
@@ -132,7 +133,9 @@ class Prefetch:
         self._arrives_at_head = arrives & (count == self.pop)
 
         issue = count + sum(issued) < depth
-        m.d.comb += [read.addr.eq(address), self.head_valid.eq(count != 0)]
+        m.d.comb += read.addr.eq(address)
+        # count != 0, kept in a register: the lane's decision starts from it
+        m.d.sync += self.head_valid.eq(count - self.pop + arrives != 0)
         fill = count - self.pop                       # where an arriving word goes
         for i in range(depth):
             with m.If(arrives & (fill == i)):
@@ -147,7 +150,8 @@ class Prefetch:
         with m.If(issue):
             m.d.sync += address.eq(address + 1)
         with m.If(self.restart):
-            m.d.sync += [address.eq(first), count.eq(0), *(i.eq(0) for i in issued)]
+            m.d.sync += [address.eq(first), count.eq(0), self.head_valid.eq(0),
+                         *(i.eq(0) for i in issued)]
 
     def next_head(self, function):
         """``function(word)`` for the word that will be the head in the next cycle (valid when
@@ -247,8 +251,10 @@ class LaneDecoder(wiring.Component):
         row = Signal(unsigned(config.k_bits + 1))           # dense expansion: current k
         row_last = Signal()                                 # row + 1 == K, kept in a register
         row_reset, row_advance = Signal(), Signal()         # row in the next cycle: 0, row + 1
-        last_column = column + 1 == self.columns
-        last_tile = tile + 1 == self.m_tiles
+        # column + 1 == columns and tile + 1 == m_tiles, kept in registers: the compares are
+        # carry chains, and both decide the lane's next state
+        column_last = Signal()
+        tile_last = Signal()
 
         cursor = self.cursor(m, mems, LaneView(column, column_next, end_next, row, row_reset,
                                                row_advance, loaded))
@@ -256,14 +262,24 @@ class LaneDecoder(wiring.Component):
             m.d.sync += row.eq(0)
         with m.Elif(row_advance):
             m.d.sync += row.eq(row + 1)
+        # The current column's end pointer is always in use: whether the host loaded it
+        # (column + 1 < loaded) is kept in a register too. The host writes no memory while
+        # the lane runs, nor as it starts.
+        end_unloaded = Signal()
         truncated = cursor.truncated
-        if "pointers" in mems:   # the current column's end pointer is always in use
-            truncated = truncated | (column + 1 >= loaded["pointers"])
+        if "pointers" in mems:
+            truncated = truncated | end_unloaded
         m.d.comb += [column_next.eq(column), end_next.eq(column + 1)]
         with m.If(cursor.next_column):
             m.d.comb += [column_next.eq(column + 1), end_next.eq(column + 2)]
+            m.d.sync += column_last.eq(column + 2 == self.columns)
+            if "pointers" in mems:
+                m.d.sync += end_unloaded.eq(column + 2 >= loaded["pointers"])
         with m.If(cursor.restart):
             m.d.comb += [column_next.eq(0), end_next.eq(1)]
+            m.d.sync += column_last.eq(self.columns == 1)
+            if "pointers" in mems:
+                m.d.sync += end_unloaded.eq(loaded["pointers"] <= 1)
         m.d.sync += column.eq(column_next)
         expand = self.mode != Mode.SKIP
 
@@ -282,8 +298,8 @@ class LaneDecoder(wiring.Component):
             m.d.sync += [
                 self.status.eq(DecodeStatus.OK),
                 running.eq((self.m_tiles != 0) & (self.columns != 0)),
-                tile.eq(0), tile_base.eq(0), out_addr.eq(0), emitted.eq(0),
-                row_last.eq(self.k == 1),
+                tile.eq(0), tile_last.eq(self.m_tiles == 1), tile_base.eq(0), out_addr.eq(0),
+                emitted.eq(0), row_last.eq(self.k == 1),
             ]
             m.d.comb += row_reset.eq(1)
         with m.Elif(running & can_emit):
@@ -358,16 +374,17 @@ class LaneDecoder(wiring.Component):
                     token.act_addr.eq(tile_base + emit_row),
                     token.last.eq(column_done),
                     token.out_addr.eq(out_addr),
-                    token.rows.eq(Mux(last_tile, self.rows_last, config.rows)),
+                    token.rows.eq(Mux(tile_last, self.rows_last, config.rows)),
                 ]
             # (not gated by `fault`: the lane stops anyway, and the fault checks stay off the
             # path from the memories' read data back to their read addresses)
             with m.If(column_done):
                 m.d.sync += out_addr.eq(out_addr + 1)
-                with m.If(last_column):
+                with m.If(column_last):
                     m.d.comb += cursor.restart.eq(1)
-                    m.d.sync += [tile.eq(tile + 1), tile_base.eq(tile_base + self.k)]
-                    with m.If(last_tile):
+                    m.d.sync += [tile.eq(tile + 1), tile_last.eq(tile + 2 == self.m_tiles),
+                                 tile_base.eq(tile_base + self.k)]
+                    with m.If(tile_last):
                         m.d.sync += running.eq(0)
                 with m.Else():
                     m.d.comb += cursor.next_column.eq(1)

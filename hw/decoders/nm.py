@@ -4,6 +4,7 @@ from amaranth.hdl import Signal, signed, unsigned
 from amaranth.lib import data
 
 from ...config import bits_for
+from ..memories import read_port
 from .lane import Cursor, LaneDecoder
 
 __all__ = ["NMDecoder", "nm_entry_layout"]
@@ -29,7 +30,7 @@ class NMDecoder(LaneDecoder):
         config = self.config
         n, group_size = config.nm_n, config.nm_m
         cursor = Cursor(config)
-        entry_rd = memories["entries"].read_port()
+        entry_rd = read_port(m, memories["entries"], name="entries")
 
         width = config.weight_addr_bits
         entry = Signal(unsigned(width))

@@ -3,6 +3,7 @@
 from amaranth.hdl import Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
+from ..memories import read_port
 from .lane import Cursor, LaneDecoder
 
 __all__ = ["RLEDecoder", "rle_entry_layout"]
@@ -38,9 +39,9 @@ class RLEDecoder(LaneDecoder):
         config = self.config
         escape = (1 << config.rle_run_bits) - 1
         cursor = Cursor(config)
-        first_rd = memories["entries"].read_port()
-        second_rd = memories["entries"].read_port()
-        pointer_rd = memories["pointers"].read_port()
+        first_rd = read_port(m, memories["entries"], name="first")
+        second_rd = read_port(m, memories["entries"], name="second")
+        pointer_rd = read_port(m, memories["pointers"], name="pointers")
 
         entry = Signal(unsigned(config.weight_addr_bits))
         entry_next = Signal.like(entry)
