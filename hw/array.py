@@ -35,7 +35,7 @@ class PEArray(wiring.Component):
     def latency(config):
         """Cycles from a token entering a column to its result being in the output memory of
         the column's last PE."""
-        return config.rows - 1 + config.pe_latency
+        return config.array_latency
 
     def __init__(self, config):
         self._config = config
@@ -69,6 +69,10 @@ class PEArray(wiring.Component):
         for c in range(cols):
             m.d.comb += self.columns[c].ready.eq(1)
             upstream = self.columns[c]
+            if config.pipelined:
+                # registered on the way in: the lane's registers sit by its memories, not by
+                # the PE column, and its decisions do not travel across the chip
+                upstream = _registered_stream(m, upstream, name=f"column{c}")
             for r in range(rows):
                 if config.multipliers in ("ice40_pairs", "ecp5_registered"):
                     multiplier = "external"
@@ -104,6 +108,13 @@ class PEArray(wiring.Component):
             for (r, c), pe in pes.items():
                 m.submodules[f"mul_{r}_{c}"] = _ecp5_registered_multiplier(pe)
         return m
+
+
+def _registered_stream(m, stream_, *, name):
+    """``stream_`` (always ready) one cycle later."""
+    registered = stream.Signature(stream_.payload.shape()).create(path=(name,))
+    m.d.sync += [registered.valid.eq(stream_.valid), registered.payload.eq(stream_.payload)]
+    return registered
 
 
 def tree_reduce(op, values):

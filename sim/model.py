@@ -5,7 +5,7 @@ a lane's cycles are its tokens plus its format's fetch cycles, from the cursor m
 :mod:`zeroskip.sim.formats`) plus a fixed fill/drain:
 
 - 1 cycle for a lane to register its first token (none when no lane has work);
-- ``rows - 1`` cycles for the last token to walk down its column and the PE's
+- ``config.array_latency`` cycles for the last token to walk down its column and the PE's
   fetch/multiply/accumulate pipeline (``config.pe_latency`` stages) to write the last result;
 - 2 cycles for the registered counters and ``done``.
 
@@ -18,7 +18,7 @@ __all__ = ["run_cycles", "fill_drain_cycles"]
 
 def fill_drain_cycles(config):
     """Cycles of a run beyond its busiest lane's tokens."""
-    return config.rows + config.pe_latency + 2
+    return config.array_latency + 3
 
 
 def run_cycles(config, lane_cycles):

@@ -70,7 +70,8 @@ def starvation_bound(config):
 
 #: The lane skeleton's registers (locals of LaneDecoder.elaborate) the invariants are about.
 _SKELETON_STATE = ("running", "tile", "tile_last", "tile_base", "column", "column_last",
-                   "out_addr", "row", "row_last")
+                   "out_addr", "row", "row_last", "mode_run", "m_tiles_run", "k_run",
+                   "rows_last_run", "columns_run")
 #: ... and those of formats with column pointers only.
 _POINTER_STATE = ("end_unloaded", "pointers_loaded")
 
@@ -181,6 +182,8 @@ class LaneHarness(Elaboratable):
         # Invariants of the skeleton (they make 2. inductive) ----------------------------------
         with m.If(state["running"]):
             m.d.comb += [
+                *(Assert(state[f"{name}_run"] == getattr(dut, name))
+                  for name in ("mode", "m_tiles", "k", "rows_last", "columns")),
                 Assert(state["tile"] < tiles),
                 Assert(state["tile_last"] == (state["tile"] + 1 == tiles)),
                 Assert(state["column"] < columns),

@@ -212,6 +212,13 @@ class ArrayConfig:
         return (7 if self.pipelined else 3) + self.multiplier_latency
 
     @property
+    def array_latency(self):
+        """Cycles from a token leaving a decoder lane to its result in the output memory of the
+        column's last PE. A pipelined array registers the tokens once more on their way in, so
+        that a lane's registers need not sit next to its PE column."""
+        return self.rows - 1 + self.pe_latency + (1 if self.pipelined else 0)
+
+    @property
     def lane_refill_cycles(self):
         """Cycles a decoder lane spends at the start of every M-tile before its first token:
         a pipelined lane refills its prefetch queues from address 0 (issue, read, register)."""

@@ -240,6 +240,17 @@ class LaneDecoder(wiring.Component):
             with m.If(port.en):
                 m.d.sync += loaded[name].eq(port.addr + 1)
 
+        # The run's settings, latched at start: they come from the host link's registers,
+        # across the chip, and the lane's decisions would otherwise start there. Only the start
+        # cycle reads the inputs.
+        latched = {}
+        for name in ("mode", "m_tiles", "k", "rows_last", "columns"):
+            port = getattr(self, name)
+            latched[name] = Signal.like(port, name=f"{name}_run")
+            with m.If(self.start):
+                m.d.sync += latched[name].eq(port)
+        mode, m_tiles, k, rows_last, columns = latched.values()
+
         running = Signal()
         tile = Signal.like(self.m_tiles)
         tile_base = Signal(unsigned(config.act_addr_bits))  # tile * K
@@ -272,16 +283,16 @@ class LaneDecoder(wiring.Component):
         m.d.comb += [column_next.eq(column), end_next.eq(column + 1)]
         with m.If(cursor.next_column):
             m.d.comb += [column_next.eq(column + 1), end_next.eq(column + 2)]
-            m.d.sync += column_last.eq(column + 2 == self.columns)
+            m.d.sync += column_last.eq(column + 2 == columns)
             if "pointers" in mems:
                 m.d.sync += end_unloaded.eq(column + 2 >= loaded["pointers"])
         with m.If(cursor.restart):
             m.d.comb += [column_next.eq(0), end_next.eq(1)]
-            m.d.sync += column_last.eq(self.columns == 1)
+            m.d.sync += column_last.eq(Mux(self.start, self.columns, columns) == 1)
             if "pointers" in mems:
                 m.d.sync += end_unloaded.eq(loaded["pointers"] <= 1)
         m.d.sync += column.eq(column_next)
-        expand = self.mode != Mode.SKIP
+        expand = mode != Mode.SKIP
 
         token = self.tokens.payload
         can_emit = ~self.tokens.valid | self.tokens.ready
@@ -323,7 +334,7 @@ class LaneDecoder(wiring.Component):
                         token.weight.eq(Mux(hit, cursor.value, 0)),
                         token.first.eq(row == 0),
                         token.bubble.eq(0),
-                        row_last.eq(Mux(column_done, self.k == 1, row + 2 == self.k)),
+                        row_last.eq(Mux(column_done, k == 1, row + 2 == k)),
                     ]
             with m.Else():
                 # An exhausted column closes with a bubble: it writes the zero result of an
@@ -356,7 +367,7 @@ class LaneDecoder(wiring.Component):
                     m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
                 with m.Elif(column_done & cursor.valid & ~cursor.consume):
                     m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ENTRY_LEFT_OVER)]
-            with m.Elif(cursor.valid & (cursor.row >= self.k)):
+            with m.Elif(cursor.valid & (cursor.row >= k)):
                 m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROW_OUT_OF_RANGE)]
             with m.Elif(cursor.valid & emitted & (cursor.row <= previous_row)):
                 m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
@@ -374,7 +385,7 @@ class LaneDecoder(wiring.Component):
                     token.act_addr.eq(tile_base + emit_row),
                     token.last.eq(column_done),
                     token.out_addr.eq(out_addr),
-                    token.rows.eq(Mux(tile_last, self.rows_last, config.rows)),
+                    token.rows.eq(Mux(tile_last, rows_last, config.rows)),
                 ]
             # (not gated by `fault`: the lane stops anyway, and the fault checks stay off the
             # path from the memories' read data back to their read addresses)
@@ -382,8 +393,8 @@ class LaneDecoder(wiring.Component):
                 m.d.sync += out_addr.eq(out_addr + 1)
                 with m.If(column_last):
                     m.d.comb += cursor.restart.eq(1)
-                    m.d.sync += [tile.eq(tile + 1), tile_last.eq(tile + 2 == self.m_tiles),
-                                 tile_base.eq(tile_base + self.k)]
+                    m.d.sync += [tile.eq(tile + 1), tile_last.eq(tile + 2 == m_tiles),
+                                 tile_base.eq(tile_base + k)]
                     with m.If(tile_last):
                         m.d.sync += running.eq(0)
                 with m.Else():
