@@ -80,7 +80,7 @@ BOARDS = {
         config=ArrayConfig(rows=8, cols=8, fmt="csc", max_k=256, act_depth=512,
                            weight_depth=1023, pointer_depth=32, out_depth=16, pipelined=True,
                            multipliers="ecp5_registered"),
-        clock_mhz=75, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
+        clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
         program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}")),
 }

@@ -242,12 +242,14 @@ class LaneDecoder(wiring.Component):
 
         # The run's settings, latched at start: they come from the host link's registers,
         # across the chip, and the lane's decisions would otherwise start there. Only the start
-        # cycle reads the inputs.
+        # cycle reads the inputs. A lane without columns has no use for them, and latching only
+        # when there are columns keeps each lane's copy its own: with the same enable, Yosys
+        # would merge the lanes' copies of the shared settings into one, across the chip again.
         latched = {}
         for name in ("mode", "m_tiles", "k", "rows_last", "columns"):
             port = getattr(self, name)
             latched[name] = Signal.like(port, name=f"{name}_run")
-            with m.If(self.start):
+            with m.If(self.start & (self.columns != 0)):
                 m.d.sync += latched[name].eq(port)
         mode, m_tiles, k, rows_last, columns = latched.values()
 
