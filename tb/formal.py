@@ -188,11 +188,12 @@ class LaneHarness(Elaboratable):
                 Assert(state["tile_last"] == (state["tile"] + 1 == tiles)),
                 Assert(state["column"] < columns),
                 Assert(state["column_last"] == (state["column"] + 1 == columns)),
-                *([Assert(state["end_unloaded"] == (state["column"] + 1 >= state["pointers_loaded"]))]
-                  if "end_unloaded" in state else []),
                 Assert(state["out_addr"] == state["tile"] * columns + state["column"]),
                 Assert(state["tile_base"] == state["tile"] * k),
             ]
+            if "end_unloaded" in state:   # formats with column pointers
+                m.d.comb += Assert(state["end_unloaded"] ==
+                                   (state["column"] + 1 >= state["pointers_loaded"]))
             with m.If(dense):
                 m.d.comb += [Assert(state["row"] < k),
                              Assert(state["row_last"] == (state["row"] + 1 == k))]
