@@ -85,13 +85,14 @@ class Program:
 
 
 def column_costs(weights, mode, config):
-    """Cycles a decoder lane spends on each output column of W (from the lane model)."""
+    """Cycles a decoder lane spends on each output column of W (from the lane model), including
+    the move to the next column (``config.column_advance_cycles``)."""
     k, n = weights.shape
     if Mode(mode) != Mode.SKIP:
-        return np.full(n, k, dtype=np.int64)
+        return np.full(n, k + config.column_advance_cycles, dtype=np.int64)
     fmt = formats.module(config.fmt)
     return np.array([formats.column_run(fmt.Cursor(weights[:, j], k, config), k, False)[1]
-                     for j in range(n)], dtype=np.int64)
+                     for j in range(n)], dtype=np.int64) + config.column_advance_cycles
 
 
 def assign_columns(costs, lanes):
@@ -191,7 +192,9 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
                 m_start=m_start, m_tiles=tiles, rows_last=m_rows - (tiles - 1) * rows,
                 lane_columns=lane_columns, acts=np.ascontiguousarray(image),
                 lane_images=images, lane_weights=[weights[:, cols] for cols in lane_columns],
-                tokens=[tiles * (cost + config.lane_refill_cycles) if cols else 0
+                # (the lane's last column needs no advance: the lane stops)
+                tokens=[tiles * (cost + config.lane_refill_cycles) - config.column_advance_cycles
+                        if cols else 0
                         for cost, cols in zip(lane_cost, lane_columns)]))
     return program
 

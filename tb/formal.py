@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from amaranth.back import rtlil
+from amaranth.lib.data import View
 from amaranth.hdl import (Assert, Assume, Cover, Elaboratable, Fragment, Module, Mux, ResetSignal,
                           Signal, Value)
 
@@ -45,7 +46,7 @@ except ImportError:  # Amaranth 0.5
 
 from zeroskip.config import LANE_KINDS, ArrayConfig, DecodeStatus, Mode
 from zeroskip.hw.decoders import decoder_for
-from zeroskip.hw.layouts import token_layout
+from zeroskip.hw.layouts import csc_entry_layout, token_layout
 
 #: Tiny memories keep the solver fast; the properties do not depend on the sizes.
 FORMAL_CONFIG = dict(rows=2, cols=1, max_k=8, act_depth=16, weight_depth=16, pointer_depth=5,
@@ -62,7 +63,8 @@ def starvation_bound(config):
     rle is not checked: a chain of escape entries is walked one per cycle without a token, bounded
     only by the wrap of the entry address (2 ** weight_addr_bits entries)."""
     if config.fmt in ("csc", "bitmap"):
-        return 1 + config.lane_refill_cycles       # the cycles after start or a new M-tile
+        # the cycles after start, or the move to a new M-tile and its refill
+        return 1 + config.column_advance_cycles + config.lane_refill_cycles
     if config.fmt == "nm":                         # a column of padding only, then its bubble
         return config.nm_n * -(-config.max_k // config.nm_m) + 1
     return None
@@ -72,8 +74,12 @@ def starvation_bound(config):
 _SKELETON_STATE = ("running", "tile", "tile_last", "tile_base", "column", "column_last",
                    "out_addr", "row", "row_last", "mode_run", "m_tiles_run", "k_run",
                    "rows_last_run", "columns_run")
-#: ... and those of formats with column pointers only.
+#: ... and those of formats with column pointers only, and of pipelined lanes only.
 _POINTER_STATE = ("end_unloaded", "pointers_loaded")
+_ADVANCE_STATE = ("advancing", "advance_restart")
+#: ... and the pipelined CSC reader's, whose row flags are computed a cycle ahead.
+_AHEAD_STATE = ("entries_valid", "entries_slot0", "previous_row", "at_row", "below_row",
+                "beyond_k", "not_after_previous")
 
 
 def _skeleton_state(fragment):
@@ -82,7 +88,7 @@ def _skeleton_state(fragment):
     found = {}
     for stmt in fragment.statements.get("sync", []):
         for signal in stmt._lhs_signals():
-            if signal.name in _SKELETON_STATE + _POINTER_STATE:
+            if signal.name in _SKELETON_STATE + _POINTER_STATE + _ADVANCE_STATE + _AHEAD_STATE:
                 if found.setdefault(signal.name, signal) is not signal:
                     raise LookupError(f"lane has two sync registers named {signal.name!r}")
     missing = set(_SKELETON_STATE) - set(found)
@@ -188,12 +194,35 @@ class LaneHarness(Elaboratable):
                 Assert(state["tile_last"] == (state["tile"] + 1 == tiles)),
                 Assert(state["column"] < columns),
                 Assert(state["column_last"] == (state["column"] + 1 == columns)),
-                Assert(state["out_addr"] == state["tile"] * columns + state["column"]),
                 Assert(state["tile_base"] == state["tile"] * k),
             ]
+            # the output address moves on with a column's last token; a pipelined lane's
+            # column (and its tile's first one) a cycle later
+            out_addr = state["tile"] * columns + state["column"]
+            if "advance_restart" in state:    # a pipelined lane
+                with m.If(state["advancing"] & state["advance_restart"]):
+                    m.d.comb += [Assert(state["column_last"]),
+                                 Assert(state["out_addr"] == state["tile"] * columns)]
+                with m.Elif(state["advancing"]):
+                    m.d.comb += [Assert(~state["column_last"]),
+                                 Assert(state["out_addr"] == out_addr + 1)]
+                with m.Else():
+                    m.d.comb += Assert(state["out_addr"] == out_addr)
+            else:
+                m.d.comb += Assert(state["out_addr"] == out_addr)
             if "end_unloaded" in state:   # formats with column pointers
                 m.d.comb += Assert(state["end_unloaded"] ==
                                    (state["column"] + 1 >= state["pointers_loaded"]))
+            if "beyond_k" in state:       # row flags computed a cycle ahead: they are the
+                head_row = View(csc_entry_layout(config), state["entries_slot0"]).row
+                with m.If(state["entries_valid"]):     # compares of the queue's head
+                    m.d.comb += [
+                        Assert(state["at_row"] == (head_row == state["row"])),
+                        Assert(state["below_row"] == (head_row < state["row"])),
+                        Assert(state["beyond_k"] == (head_row >= state["k_run"])),
+                        Assert(state["not_after_previous"] ==
+                               (head_row <= state["previous_row"])),
+                    ]
             with m.If(dense):
                 m.d.comb += [Assert(state["row"] < k),
                              Assert(state["row_last"] == (state["row"] + 1 == k))]

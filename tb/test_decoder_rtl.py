@@ -96,5 +96,8 @@ def test_decoder_sustains_one_nonzero_per_cycle_on_long_zero_runs(sim, fmt, rng,
               f"{rate:.3f} nonzeros/cycle/lane")
     assert outcome["tokens"] == nonzeros
     # no stall at all: one cycle to register the first token, and a pipelined lane's queue
-    # refill at each of the two M-tiles
-    assert outcome["cycles"] == nonzeros + 1 + 2 * config.lane_refill_cycles
+    # refill at each of the two M-tiles and its move to the next column after every column
+    # but the last
+    columns = 2 * job["runs"][0][0]["columns"]
+    assert outcome["cycles"] == (nonzeros + 1 + 2 * config.lane_refill_cycles
+                                 + (columns - 1) * config.column_advance_cycles)

@@ -107,7 +107,8 @@ class ArrayConfig:
         fabrics (ECP5): the decoder lanes read through prefetch queues; the PEs register the
         activation twice (the first register can sit by the block RAM, the second by the
         logic that uses it), the product, and the accumulator before the result memory. Costs
-        :attr:`lane_refill_cycles` per M-tile per lane and four more cycles of PE latency.
+        :attr:`lane_refill_cycles` per M-tile per lane, :attr:`column_advance_cycles` per column
+        and four more cycles of PE latency.
         ``csc`` only.
     """
     rows: int = 8
@@ -207,9 +208,9 @@ class ArrayConfig:
     def pe_latency(self):
         """Cycles from a token at a PE's input to its result in the PE's output memory:
         activation fetch, operand registers, accumulate (a pipelined PE adds two activation
-        registers, the product register and the result write register), plus the multiplier's
-        own registers."""
-        return (7 if self.pipelined else 3) + self.multiplier_latency
+        registers, a register for the decision to multiply, the product register and the
+        result write register), plus the multiplier's own registers."""
+        return (8 if self.pipelined else 3) + self.multiplier_latency
 
     @property
     def array_latency(self):
@@ -223,6 +224,16 @@ class ArrayConfig:
         """Cycles a decoder lane spends at the start of every M-tile before its first token:
         a pipelined lane refills its prefetch queues from address 0 (issue, read, register)."""
         return 3 if self.pipelined else 0
+
+    @property
+    def column_advance_cycles(self):
+        """Cycles a decoder lane spends between a column's last token and the next column's
+        first (also before an M-tile's refill): a pipelined lane registers that its column is
+        done and moves its reader on in the next cycle, so that the decision to emit a token
+        does not also load the reader's hundreds of flip-flops (at 100 MHz on an ECP5 that
+        fanout, not the logic, was the critical path). Not counted after the lane's last
+        column."""
+        return 1 if self.pipelined else 0
 
     # Derived widths -------------------------------------------------------------------------
 

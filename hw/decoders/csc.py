@@ -89,15 +89,29 @@ class CSCDecoder(LaneDecoder):
                         flags_next(entry, entry_plus[0])))
         m.d.sync += Cat(at_end, at_last).eq(flags)
 
-        # Dense expansion: whether the head entry is at the lane's row, likewise a cycle ahead
-        # (the skeleton would otherwise compare the two on its way to `consume`).
-        def at_row_next(row):
-            return entries.next_head(lambda entry_word: entry_word.row == row)
+        # The head entry's row against the lane's row (dense expansion), K and the previous
+        # nonzero's row, likewise a cycle ahead: the skeleton would otherwise compare them on
+        # its way to `consume` and to its fault checks.
+        def row_ahead(name, compare):
+            def against(row):
+                return entries.next_head(lambda entry_word: compare(entry_word.row, row))
+            flag = Signal(name=name)
+            m.d.sync += flag.eq(Mux(lane.row_reset, against(0),
+                                    Mux(lane.row_advance, against(lane.row + 1),
+                                        against(lane.row))))
+            return flag
 
-        cursor.at_row = Signal()
-        m.d.sync += cursor.at_row.eq(Mux(lane.row_reset, at_row_next(0),
-                                         Mux(lane.row_advance, at_row_next(lane.row + 1),
-                                             at_row_next(lane.row))))
+        cursor.at_row = row_ahead("at_row", lambda entry_row, row: entry_row == row)
+        cursor.below_row = row_ahead("below_row", lambda entry_row, row: entry_row < row)
+        cursor.beyond_k = Signal()
+        m.d.sync += cursor.beyond_k.eq(
+            entries.next_head(lambda entry_word: entry_word.row >= lane.k))
+        # the previous row is the head's when the head is consumed (popped)
+        cursor.not_after_previous = Signal()
+        m.d.sync += cursor.not_after_previous.eq(Mux(
+            cursor.consume,
+            entries.next_head(lambda entry_word: entry_word.row <= entries.head.row),
+            entries.next_head(lambda entry_word: entry_word.row <= lane.previous_row)))
 
         m.d.comb += [
             entries.pop.eq(cursor.consume),

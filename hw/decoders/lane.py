@@ -31,9 +31,12 @@ class Cursor:
     ``truncated``
         What is presented was read beyond the words the host loaded (see
         :attr:`LaneView.loaded`): the stream is cut short.
-    ``at_row`` (optional)
-        ``row`` equals the lane's dense-expansion row (:attr:`LaneView.row`), from a register
-        the reader computes a cycle ahead; without it the skeleton compares.
+    ``at_row``, ``below_row``, ``beyond_k``, ``not_after_previous`` (optional)
+        ``row`` equals / is below the lane's dense-expansion row (:attr:`LaneView.row`), is at
+        or beyond the run's K (:attr:`LaneView.k`), is at or below the row of the previous
+        nonzero the lane consumed (:attr:`LaneView.previous_row`): registers the reader
+        computes a cycle ahead, so the lane's decision and fault checks start from flip-flops;
+        without them the skeleton compares.
 
     The skeleton drives:
 
@@ -54,6 +57,9 @@ class Cursor:
         self.floor = Signal(unsigned(config.k_bits + 1))
         self.truncated = Signal()
         self.at_row = None
+        self.below_row = None
+        self.beyond_k = None
+        self.not_after_previous = None
         self.consume = Signal()
         self.next_column = Signal()
         self.restart = Signal()
@@ -77,9 +83,13 @@ class LaneView:
         Per memory name, how many words the host loaded (the last address written + 1: the host
         loads every memory from address 0 up). Words at or beyond it belong to no stream of
         this job. Memories keep their contents over a reset, and so do these marks.
+    ``k``, ``previous_row``
+        The run's K; the row of the last nonzero the lane consumed (it becomes the current
+        ``row`` of the cursor when ``consume`` is set).
     """
 
-    def __init__(self, column, column_next, end_next, row, row_reset, row_advance, loaded):
+    def __init__(self, column, column_next, end_next, row, row_reset, row_advance, loaded,
+                 k, previous_row):
         self.column = column
         self.column_next = column_next
         self.end_next = end_next
@@ -87,6 +97,8 @@ class LaneView:
         self.row_reset = row_reset
         self.row_advance = row_advance
         self.loaded = loaded
+        self.k = k
+        self.previous_row = previous_row
 
 
 class Prefetch:
@@ -268,9 +280,10 @@ class LaneDecoder(wiring.Component):
         # carry chains, and both decide the lane's next state
         column_last = Signal()
         tile_last = Signal()
+        previous_row = Signal.like(row)                     # of the last nonzero consumed
 
         cursor = self.cursor(m, mems, LaneView(column, column_next, end_next, row, row_reset,
-                                               row_advance, loaded))
+                                               row_advance, loaded, k, previous_row))
         with m.If(row_reset):
             m.d.sync += row.eq(0)
         with m.Elif(row_advance):
@@ -302,19 +315,28 @@ class LaneDecoder(wiring.Component):
         with m.If(can_emit):
             m.d.sync += self.tokens.valid.eq(0)
 
+        # A pipelined lane moves its reader to the next column (or back to the first) in the
+        # cycle after the column's last token, from these registers (config.column_advance_cycles)
+        deferred = config.column_advance_cycles != 0
+        advancing = Signal()
+        advance_restart = Signal()
+
         column_done = Signal()
         emit = Signal()
         emit_row = Signal.like(row)
-        previous_row = Signal.like(row)
         with m.If(self.start):
             m.d.comb += cursor.restart.eq(1)
             m.d.sync += [
                 self.status.eq(DecodeStatus.OK),
                 running.eq((self.m_tiles != 0) & (self.columns != 0)),
                 tile.eq(0), tile_last.eq(self.m_tiles == 1), tile_base.eq(0), out_addr.eq(0),
-                emitted.eq(0), row_last.eq(self.k == 1),
+                emitted.eq(0), row_last.eq(self.k == 1), advancing.eq(0),
             ]
             m.d.comb += row_reset.eq(1)
+        with m.Elif(running & advancing):
+            m.d.sync += advancing.eq(0)
+            m.d.comb += [cursor.restart.eq(advance_restart),
+                         cursor.next_column.eq(~advance_restart)]
         with m.Elif(running & can_emit):
             with m.If(expand):
                 at_row = cursor.row == row if cursor.at_row is None else cursor.at_row
@@ -359,21 +381,26 @@ class LaneDecoder(wiring.Component):
             # column is complete (it lies outside the column or out of order). The lane stops
             # at once with a status code, so a corrupt stream costs at most K tokens of a
             # column, never a hang.
+            def flag(computed, compare):
+                return compare() if computed is None else computed
+
             fault = Signal()
             code = Signal.like(self.status)
             with m.If(truncated):
                 m.d.comb += [fault.eq(1), code.eq(DecodeStatus.TRUNCATED)]
             with m.Elif(expand):
-                with m.If(cursor.valid & (cursor.row < row)):
+                with m.If(cursor.valid & flag(cursor.below_row, lambda: cursor.row < row)):
                     # the expansion has passed it: an out-of-order entry would stall the lane
                     m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
                 with m.Elif(column_done & cursor.valid & ~cursor.consume):
                     m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ENTRY_LEFT_OVER)]
-            with m.Elif(cursor.valid & (cursor.row >= k)):
+            with m.Elif(cursor.valid & flag(cursor.beyond_k, lambda: cursor.row >= k)):
                 m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROW_OUT_OF_RANGE)]
-            with m.Elif(cursor.valid & emitted & (cursor.row <= previous_row)):
+            with m.Elif(cursor.valid & emitted &
+                        flag(cursor.not_after_previous, lambda: cursor.row <= previous_row)):
                 m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
-            with m.If(cursor.valid):
+            # (only skip mode checks it, where every valid nonzero is consumed)
+            with m.If(cursor.consume):
                 m.d.sync += previous_row.eq(cursor.row)
 
             with m.If(fault):
@@ -394,12 +421,18 @@ class LaneDecoder(wiring.Component):
             with m.If(column_done):
                 m.d.sync += out_addr.eq(out_addr + 1)
                 with m.If(column_last):
-                    m.d.comb += cursor.restart.eq(1)
                     m.d.sync += [tile.eq(tile + 1), tile_last.eq(tile + 2 == m_tiles),
                                  tile_base.eq(tile_base + k)]
                     with m.If(tile_last):
                         m.d.sync += running.eq(0)
+                    if deferred:
+                        m.d.sync += [advancing.eq(~tile_last), advance_restart.eq(1)]
+                    else:
+                        m.d.comb += cursor.restart.eq(1)
                 with m.Else():
-                    m.d.comb += cursor.next_column.eq(1)
+                    if deferred:
+                        m.d.sync += [advancing.eq(1), advance_restart.eq(0)]
+                    else:
+                        m.d.comb += cursor.next_column.eq(1)
         return m
 
