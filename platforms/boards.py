@@ -68,19 +68,18 @@ BOARDS = {
         # the iCEBreaker's FT2232H flash interface is openFPGALoader's generic iCE40 pinout
         program_argv=("openFPGALoader", "-b", "ice40_generic", "{bitstream}")),
     # 64 PEs, each with a MULT18X18D whose input and output registers are in use, pipelined
-    # csc lanes and PEs (every block-RAM read registered before logic uses it). 80 MHz, not
-    # the 100 MHz we want: single-seed builds at a 100 MHz target reach 86-92 MHz, limited by
-    # the lane's decision (queue valid flags -> consume / next column / restart -> ~200
-    # registers of the lane, and its running flag): four LUT levels, but 2 ns routes between
-    # them. Memories of one or two block RAMs each (512 activations per PE, 1023 nonzeros and
-    # 16 outputs per lane); deeper ones did not route in half an hour.
+    # csc lanes and PEs (every block-RAM read registered before logic uses it; a lane moves
+    # to its next column from registers, a cycle after the column's last token; its fault
+    # checks compare a cycle ahead). 100 MHz. Memories of one or two block RAMs each (512
+    # activations per PE, 1023 nonzeros and 16 outputs per lane); deeper ones did not route
+    # in half an hour.
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="ulx3s:ULX3S_85F_Platform", family="ecp5",
         device="LFE5U-85F-6BG381",
         config=ArrayConfig(rows=8, cols=8, fmt="csc", max_k=256, act_depth=512,
                            weight_depth=1023, pointer_depth=32, out_depth=16, pipelined=True,
                            multipliers="ecp5_registered"),
-        clock_mhz=80, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
+        clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
         program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}")),
 }
