@@ -74,8 +74,9 @@ def starvation_bound(config):
 _SKELETON_STATE = ("running", "tile", "tile_last", "tile_base", "column", "column_last",
                    "out_addr", "row", "row_last", "mode_run", "m_tiles_run", "k_run",
                    "rows_last_run", "columns_run")
-#: ... and those of formats with column pointers only, and of pipelined lanes only.
+#: ... and those of formats with column pointers only,
 _POINTER_STATE = ("end_unloaded", "pointers_loaded")
+#: ... of pipelined lanes only (the move to the next column),
 _ADVANCE_STATE = ("advancing", "advance_restart")
 #: ... and the pipelined CSC reader's, whose row flags are computed a cycle ahead.
 _AHEAD_STATE = ("entries_valid", "entries_slot0", "previous_row", "at_row", "below_row",

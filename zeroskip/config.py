@@ -106,9 +106,9 @@ class ArrayConfig:
         Register every block-RAM read before logic decides anything from it, for 100 MHz-class
         fabrics (ECP5): the decoder lanes read through prefetch queues; the PEs register the
         activation twice (the first register can sit by the block RAM, the second by the
-        logic that uses it), the product, and the accumulator before the result memory. Costs
-        :attr:`lane_refill_cycles` per M-tile per lane, :attr:`column_advance_cycles` per column
-        and four more cycles of PE latency.
+        logic that uses it), the decision to multiply, the product, and the accumulator before
+        the result memory. Costs :attr:`lane_refill_cycles` per M-tile per lane,
+        :attr:`column_advance_cycles` per column and five more cycles of PE latency.
         ``csc`` only.
     """
     rows: int = 8

@@ -339,7 +339,7 @@ class LaneDecoder(wiring.Component):
                          cursor.next_column.eq(~advance_restart)]
         with m.Elif(running & can_emit):
             with m.If(expand):
-                at_row = cursor.row == row if cursor.at_row is None else cursor.at_row
+                at_row = _flag(cursor.at_row, lambda: cursor.row == row)
                 hit = cursor.valid & at_row
                 # This row's weight is known unless the reader is still looking below it. A
                 # presented nonzero is never below the row (that is a fault, which stops the
@@ -381,23 +381,20 @@ class LaneDecoder(wiring.Component):
             # column is complete (it lies outside the column or out of order). The lane stops
             # at once with a status code, so a corrupt stream costs at most K tokens of a
             # column, never a hang.
-            def flag(computed, compare):
-                return compare() if computed is None else computed
-
             fault = Signal()
             code = Signal.like(self.status)
             with m.If(truncated):
                 m.d.comb += [fault.eq(1), code.eq(DecodeStatus.TRUNCATED)]
             with m.Elif(expand):
-                with m.If(cursor.valid & flag(cursor.below_row, lambda: cursor.row < row)):
+                with m.If(cursor.valid & _flag(cursor.below_row, lambda: cursor.row < row)):
                     # the expansion has passed it: an out-of-order entry would stall the lane
                     m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
                 with m.Elif(column_done & cursor.valid & ~cursor.consume):
                     m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ENTRY_LEFT_OVER)]
-            with m.Elif(cursor.valid & flag(cursor.beyond_k, lambda: cursor.row >= k)):
+            with m.Elif(cursor.valid & _flag(cursor.beyond_k, lambda: cursor.row >= k)):
                 m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROW_OUT_OF_RANGE)]
             with m.Elif(cursor.valid & emitted &
-                        flag(cursor.not_after_previous, lambda: cursor.row <= previous_row)):
+                        _flag(cursor.not_after_previous, lambda: cursor.row <= previous_row)):
                 m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
             # (only skip mode checks it, where every valid nonzero is consumed)
             with m.If(cursor.consume):
@@ -436,3 +433,7 @@ class LaneDecoder(wiring.Component):
                         m.d.comb += cursor.next_column.eq(1)
         return m
 
+
+def _flag(computed, compare):
+    """A cursor's optional look-ahead flag, or ``compare()`` where the cursor has none."""
+    return compare() if computed is None else computed
