@@ -23,7 +23,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 from ..config import ArrayConfig
 
 __all__ = ["Board", "BOARDS", "BoardWrapper", "ice40_pll", "ecp5_pll", "build", "build_board",
-           "program", "ProgrammingFailed"]
+           "program", "ProgrammingFailed", "TimingNotMet"]
 
 
 @dataclass(frozen=True)
@@ -294,11 +294,15 @@ class ProgrammingFailed(RuntimeError):
     """The programmer could not program the board (none attached, no access, ...)."""
 
 
+class TimingNotMet(ProgrammingFailed):
+    """The bitstream misses its clock: refused before any programmer runs."""
+
+
 def program(board, report):
     """Program ``board`` with the bitstream of ``report`` through openFPGALoader."""
     board = BOARDS[board] if isinstance(board, str) else board
     if not report["timing_met"]:
-        raise ProgrammingFailed(f"{board.name}: the design reaches {report['fmax_mhz']} MHz, "
+        raise TimingNotMet(f"{board.name}: the design reaches {report['fmax_mhz']} MHz, "
                                 f"short of its {board.clock_mhz} MHz clock; not programming it")
     loader = os.environ.get("OPENFPGALOADER") or _tool(*_TOOLS["OPENFPGALOADER"])
     argv = [loader if arg == "openFPGALoader" else arg.format(bitstream=report["bitstream"])

@@ -74,11 +74,11 @@ def test_program_calls_openfpgaloader_with_the_bitstream(icebreaker, tmp_path):
     assert json.loads(log.read_text()) == ["-b", "ice40_generic", str(icebreaker / "top.bin")]
 
 
-def test_program_with_no_board_attached_is_one_line_exit_2(icebreaker, tmp_path):
+def test_program_with_no_board_attached_is_a_device_failure_exit_3(icebreaker, tmp_path):
     env, log = _stand_in(tmp_path, 1, "unable to open ftdi device: -3 (device not found)")
     result = zeroskip("build", "--board", "icebreaker", "--out", str(icebreaker), "--program",
                       env=env)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert len(result.stderr.strip().splitlines()) == 1
     assert "device not found" in result.stderr
     assert log.exists()

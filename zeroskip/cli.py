@@ -1,6 +1,9 @@
 """The ``zeroskip`` command.
 
-Exit status: 0 done; 2 bad input (one line on stderr naming the problem); 1 internal failure.
+Exit status: 0 done; 2 bad input (one line on stderr naming the problem, nothing written); 3 a
+device or link failure (a serial port that cannot be opened, a link that gives up, a programmer
+that fails or finds no board); 1 internal failure (including RTL results or cycles disagreeing
+with the golden and cycle models).
 """
 
 import argparse
@@ -14,12 +17,16 @@ from .config import FORMATS, ArrayConfig, Mode
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_DEVICE = 0, 1, 2, 3
 MAX_ARRAY_SIDE = 16
 
 
 class BadUsage(Exception):
     pass
+
+
+class DeviceFailure(Exception):
+    """A board, its serial link or its programmer failed (exit 3)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -196,7 +203,7 @@ def _gemm(args):
         try:
             (rtl,), stats = run_on_board([program], args.port, config, baud=DEFAULT_BAUD)
         except LinkError as exc:
-            raise BadInput(f"--port: {exc}") from None
+            raise DeviceFailure(f"--port {args.port}: {exc}") from None
         rtl.check()
         args.sim = f"board {args.board} at {args.port}"
     else:
@@ -272,7 +279,8 @@ def _formats(args):
 
 
 def _build(args):
-    from .platforms.boards import BOARDS, ProgrammingFailed, build_board, program
+    from .platforms.boards import (BOARDS, ProgrammingFailed, TimingNotMet, build_board,
+                                   program)
     from .sim.loaders import BadInput
     board = BOARDS[args.board]
     out = Path(args.out or Path("build") / board.name)
@@ -288,8 +296,10 @@ def _build(args):
     if args.program:
         try:
             program(board, report)
-        except ProgrammingFailed as exc:
+        except TimingNotMet as exc:
             raise BadInput(str(exc)) from None
+        except ProgrammingFailed as exc:
+            raise DeviceFailure(str(exc)) from None
         print(f"programmed {board.name}")
 
 
@@ -307,6 +317,9 @@ def main(argv=None):
               if not str(exc).startswith("zeroskip") else str(exc).splitlines()[0],
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    except DeviceFailure as exc:
+        print(f"zeroskip: device error: {(str(exc).splitlines() or [''])[0]}", file=sys.stderr)
+        return EXIT_DEVICE
     except KeyboardInterrupt:
         print("zeroskip: interrupted", file=sys.stderr)
         return EXIT_FAILURE
