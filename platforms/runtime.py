@@ -56,32 +56,53 @@ class LinkStats:
 
 
 class SerialTransport:
-    """A serial port (pyserial): the UART of a real board."""
+    """A serial port (pyserial): the UART of a real board.
+
+    A port that cannot be opened, or fails later (an adapter unplugged, the far end of a
+    pseudo-terminal gone), raises :class:`LinkError`.
+    """
 
     def __init__(self, port, baud):
         import serial
+        self._errors = (serial.SerialException, OSError)
+        self.port = port
         try:
             self._port = serial.Serial(port, baud, timeout=0.1)
-        except (serial.SerialException, OSError) as error:
+        except self._errors as error:
             raise LinkError(f"cannot open {port}: {error}") from None
         self.byte_seconds = 10 / baud
 
+    def _failed(self, error):
+        return LinkError(f"the serial port {self.port} failed: {error}")
+
     async def send(self, data):
-        self._port.write(data)
-        self._port.flush()
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except self._errors as error:
+            raise self._failed(error) from None
 
     async def receive(self, count, timeout):
-        self._port.timeout = timeout
-        return self._port.read(count)
+        try:
+            self._port.timeout = timeout
+            return self._port.read(count)
+        except self._errors as error:
+            raise self._failed(error) from None
 
     async def sleep(self, seconds):
         time.sleep(seconds)
 
     def discard_input(self):
-        self._port.reset_input_buffer()
+        try:
+            self._port.reset_input_buffer()
+        except self._errors as error:
+            raise self._failed(error) from None
 
     def close(self):
-        self._port.close()
+        try:
+            self._port.close()
+        except self._errors:
+            pass  # already failed, and reported
 
 
 class BoardLink:
@@ -258,12 +279,12 @@ class BoardLink:
         return results
 
 
-def run_on_board(programs, port, config, *, baud):
+def run_on_board(programs, port, config, *, baud, retries=8):
     """Run programs on the board at serial ``port``; returns their RunResults and the link
-    statistics."""
+    statistics. ``retries``: attempts per request beyond the first (:class:`BoardLink`)."""
     transport = SerialTransport(port, baud)
     try:
-        link = BoardLink(transport, config)
+        link = BoardLink(transport, config, retries=retries)
         results = asyncio.run(link.run_programs(programs))
         return results, link.stats
     finally:

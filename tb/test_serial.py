@@ -1,0 +1,202 @@
+"""The host runtime's serial path (pyserial): a GEMM through a pseudo-terminal into the
+simulated board top, and the ways a serial link fails (a port that cannot be opened, a board
+that never answers, a port that goes away), as exceptions and as the CLI's exit status 3.
+
+How the pty test works: the simulator process (tb/cocotb_serial.py) opens a pty pair, writes
+the slave's name to a file and bridges the master to the board's UART pins. This process waits
+for the name, runs :func:`run_on_board` on it (the code path of ``zeroskip gemm --port``), then
+drops a stop file so the simulation ends.
+
+Pacing: the host's timeouts are wall-clock seconds, from the baud rate it is given and the
+clock the board reports. The board is built for a 9600 Hz clock and 1200 baud (8 cycles a bit,
+as in the other board tests); Verilator simulates it at tens of thousands of cycles a second
+even with Python shifting every bit, so every host budget holds with a wide margin on a loaded
+machine, and the link's own retries cover what is left.
+"""
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from zeroskip.config import ArrayConfig, Mode
+from zeroskip.hw.link import REQUEST_SYNC, Command, byte_count, info_layout
+from zeroskip.platforms.runtime import (BoardLink, LinkError, SerialTransport, frame,
+                                        run_on_board)
+from zeroskip.platforms.top import BoardTop
+from zeroskip.sim import golden, model
+from zeroskip.sim.compiler import assemble, compile_gemm
+from zeroskip.sim.runner import run_cocotb
+
+from .rtl import build_component
+from .weights import random_weights
+
+BAUD = 1200
+DIVISOR = 8
+CLOCK_HZ = BAUD * DIVISOR    # what the board tells the host (INFO), not the simulator's speed
+IDLE_TIMEOUT = 10 * 10 * DIVISOR  # cycles: ten bytes of silence end a broken frame
+WALL_LIMIT = 240             # seconds: the simulation gives up (fails) after this
+
+# Small memories: the GEMM below needs several runs, so loads, runs and reads repeat.
+CONFIG = ArrayConfig(rows=2, cols=2, max_k=64, act_depth=128, weight_depth=96, pointer_depth=9,
+                     out_depth=4)
+
+
+def board_top(config):
+    return BoardTop(config, clock_hz=CLOCK_HZ, baud=BAUD, max_payload=128,
+                    idle_timeout=IDLE_TIMEOUT)
+
+
+class SimulatedBoard:
+    """The board top in a cocotb simulation on another thread, at the far end of a pty."""
+
+    def __init__(self, tmp_path, config, drop=(), damage=()):
+        # built here, not on the thread: a (cached) build may take a while, the pty must not
+        build_dir = build_component("verilator", "board-serial", config, board_top, "board_top")
+        self.port_file = tmp_path / "port"
+        self.stop_file = tmp_path / "stop"
+        self.out, self.error = None, None
+        job = {"port_file": str(self.port_file), "stop_file": str(self.stop_file),
+               "divisor": DIVISOR, "wall_limit": WALL_LIMIT, "drop": drop, "damage": damage}
+        self.thread = threading.Thread(target=self._simulate, args=(build_dir, job), daemon=True)
+        self.thread.start()
+
+    def _simulate(self, build_dir, job):
+        try:
+            self.out = run_cocotb("verilator", build_dir, "board_top",
+                                  "zeroskip.tb.cocotb_serial", job)
+        except BaseException as exc:  # handed to the test's thread
+            self.error = exc
+
+    def port(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        while not self.port_file.exists():
+            if not self.thread.is_alive():
+                raise RuntimeError(f"the simulation ended before opening its pty: {self.error}")
+            assert time.monotonic() < deadline, "the simulation did not open its pty"
+            time.sleep(0.05)
+        return self.port_file.read_text()
+
+    def stop(self):
+        self.stop_file.write_text("done\n")
+        self.thread.join(WALL_LIMIT + 60)
+        assert not self.thread.is_alive(), "the simulation did not stop"
+        if self.error is not None:
+            raise self.error
+        return self.out
+
+
+def test_gemm_through_a_pty_with_pyserial(tmp_path, rng):
+    acts = rng.integers(-128, 128, (5, 40)).astype(np.int8)
+    acts[:, ::3] = 0
+    weights = random_weights(rng, 40, 5, density=0.35)
+    program = compile_gemm(acts, weights, CONFIG, Mode.SKIP)
+    assert len(program.runs) > 1
+
+    # The first requests are INFO, RESET, then writes. Damage the CRC of RESET's reply (the
+    # host retries RESET), then drop a byte in the middle of the first WRITE (the link times out
+    # the frame and says so; the host drains the line and retries).
+    info_reply = 4 + byte_count(info_layout().size) + 2
+    empty_request = len(frame(REQUEST_SYNC, Command.RESET))
+    board = SimulatedBoard(tmp_path, CONFIG, damage=[info_reply + 4],
+                           drop=[3 * empty_request + 20])
+    try:
+        port = board.port()
+        assert port.startswith("/dev/")
+        started = time.monotonic()
+        (result,), stats = run_on_board([program], port, CONFIG, baud=BAUD)
+        seconds = time.monotonic() - started
+    finally:
+        out = board.stop()
+    print(f"{port}: {stats} in {seconds:.1f} s; bridge {out}")
+
+    result.check()
+    np.testing.assert_array_equal(assemble(program, result.results), golden.gemm(acts, weights))
+    assert [c["cycles"] for c in result.counters] == \
+        [model.run_cycles(CONFIG, run.tokens) for run in program.runs]
+    assert result.total("cycles") == program.predicted_cycles
+    assert [kind for kind, _ in out["injected"]] == ["damaged", "dropped"]
+    # each fault was noticed and retried (more retries, should the machine stall for longer
+    # than the budgets allow, are the protocol at work, not a failure)
+    assert stats.causes["damaged reply"] >= 1 and stats.causes["TIMEOUT"] >= 1, stats
+
+
+# --- a serial link that fails ----------------------------------------------------------------
+
+def zeroskip(*args):
+    return subprocess.run([sys.executable, "-m", "zeroskip.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def operands(tmp_path, rng):
+    """A GEMM for the iCEBreaker's configuration."""
+    np.save(tmp_path / "A.npy", rng.integers(-128, 128, (3, 16)).astype(np.int8))
+    np.save(tmp_path / "W.npy", random_weights(rng, 16, 2, density=0.5))
+    return tmp_path
+
+
+@pytest.fixture
+def silent_pty():
+    """A pty whose far end is held open but never reads or answers: a board that is off."""
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    os.close(slave)
+    yield master, name
+    os.close(master)
+
+
+def assert_device_error(proc, path, *words):
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zeroskip: device error: "), proc.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (path / "C.npy").exists()
+
+
+def test_cli_port_that_cannot_be_opened_exits_3(operands):
+    proc = zeroskip("gemm", "--board", "icebreaker", "--port", "/dev/nonexistent",
+                    "--acts", operands / "A.npy", "--weights", operands / "W.npy",
+                    "--out", operands / "C.npy")
+    assert_device_error(proc, operands, "/dev/nonexistent", "cannot open")
+
+
+def test_cli_link_that_gives_up_exits_3(operands, silent_pty):
+    _, port = silent_pty
+    started = time.monotonic()
+    proc = zeroskip("gemm", "--board", "icebreaker", "--port", port,
+                    "--acts", operands / "A.npy", "--weights", operands / "W.npy",
+                    "--out", operands / "C.npy")
+    seconds = time.monotonic() - started
+    # 9 attempts of INFO, each ~0.2 s of waiting for a reply and ~0.15 s of quiet line
+    assert_device_error(proc, operands, port, "INFO failed 9 times", "no reply")
+    assert seconds < 30
+
+
+def test_run_on_board_gives_up_within_its_retry_budget(silent_pty):
+    _, port = silent_pty
+    acts = np.ones((2, 8), np.int8)
+    program = compile_gemm(acts, np.eye(8, 2, dtype=np.int8), CONFIG, Mode.SKIP)
+    started = time.monotonic()
+    with pytest.raises(LinkError, match=r"INFO failed 2 times \(last: no reply\)"):
+        run_on_board([program], port, CONFIG, baud=115200, retries=1)
+    assert time.monotonic() - started < 5
+
+
+def test_a_port_that_goes_away_is_a_link_error():
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    os.close(slave)
+    transport = SerialTransport(name, 115200)
+    try:
+        os.close(master)  # the adapter is unplugged
+        with pytest.raises(LinkError, match="serial port .* failed"):
+            asyncio.run(BoardLink(transport, CONFIG, retries=1).connect())
+    finally:
+        transport.close()
