@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ArrayConfig, Mode
-from .compiler import compile_gemm
+from . import golden
+from .compiler import assemble, compile_gemm
 from .patterns import PATTERNS, sparse_weights
 from .runner import run_programs
 
@@ -54,8 +55,13 @@ def measure(case, config, shape, seed=0, sim="verilator"):
     weights = sparse_weights(rng, k, n, case.pattern, case.density)
     programs = [compile_gemm(acts, weights, config, mode) for mode in (Mode.SKIP, Mode.DENSE)]
     started = time.perf_counter()
-    skip, dense = (r.check() for r in run_programs(programs, sim))
+    skip, dense = (r.check(p) for r, p in zip(run_programs(programs, sim), programs))
     wall = time.perf_counter() - started
+    expected = golden.gemm(acts, weights)
+    for program, rtl in zip(programs, (skip, dense)):
+        if not np.array_equal(assemble(program, rtl.results), expected):
+            raise RuntimeError(f"bench {case}: the RTL result in {program.mode.name.lower()} "
+                               f"mode differs from NumPy")
 
     nnz = int(np.count_nonzero(weights))
     cycles = skip.total("cycles")

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import Mode
-from . import model
-from . import formats
+from . import formats, model
+from .loaders import as_int8_matrix
 
 __all__ = ["Run", "Program", "GemmTooLarge", "compile_gemm", "assign_columns", "column_costs",
            "assemble", "lane_tokens"]
@@ -83,6 +83,16 @@ class Program:
         """The analytical model's cycle count, summed over runs."""
         return sum(model.run_cycles(self.config, run.tokens) for run in self.runs)
 
+    @property
+    def weight_bits_loaded(self):
+        """Bits written to the decoder lanes' memories over all runs: every word of every lane
+        image at its memory's width (a run reloads its column group's images)."""
+        from ..hw.decoders import decoder_class
+        from ..hw.layouts import shape_width
+        memories = decoder_class(self.config).memories(self.config)
+        return sum(len(image[name]) * shape_width(shape) for run in self.runs
+                   for image in run.lane_images for name, (shape, _) in memories.items())
+
 
 def column_costs(weights, mode, config):
     """Cycles a decoder lane spends on each output column of W (from the lane model), including
@@ -128,8 +138,9 @@ def _column_groups(config, weights, costs, columns):
     lanes = [[int(columns[i]) for i in lane] for lane in lanes]
     images = _lane_images(config, weights, lanes)
     depths = memory_depths(config)
-    fits = all(len(cols) <= config.pointer_depth - 1 for cols in lanes) and all(
-        len(image[name]) <= depth for image in images for name, depth in depths.items())
+    # a lane's columns need a pointer each (plus one) and, for one M-tile, a result word each
+    fits = all(len(cols) <= min(config.pointer_depth - 1, config.out_depth) for cols in lanes) \
+        and all(len(image[name]) <= depth for image in images for name, depth in depths.items())
     if fits:
         return [(lanes, images)]
     if len(columns) == 1:
@@ -152,18 +163,20 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
     GemmTooLarge
         If K exceeds ``config.max_k``.
     ValueError
-        If W does not fit the format (e.g. breaks the N:M pattern of an ``nm`` configuration).
+        If an operand is not a non-empty 2-D integer matrix with int8 values (naming it; values
+        are never wrapped), or W does not fit the format (e.g. breaks the N:M pattern of an
+        ``nm`` configuration).
     """
     mode = Mode(mode)
-    acts = np.asarray(acts, dtype=np.int8)
-    weights = np.asarray(weights, dtype=np.int8)
+    acts = as_int8_matrix(acts, "acts")
+    weights = as_int8_matrix(weights, "weights")
     m, k = acts.shape
     k_w, n = weights.shape
     if k != k_w:
         raise ValueError(f"inner dimensions differ: A is {m}x{k}, W is {k_w}x{n}")
     if k > config.max_k:
         raise GemmTooLarge(f"K = {k} exceeds this configuration's limit of {config.max_k} "
-                           f"(int32 accumulators, activation memory)")
+                           f"({config.acc_width}-bit accumulators, activation memory)")
     formats.module(config.fmt).check(weights, config)
     rows = config.rows
     costs = column_costs(weights, mode, config)

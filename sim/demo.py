@@ -94,6 +94,11 @@ def load_user_model(path, calibration_q):
         if b.dtype.kind not in "iu" or b.shape != (w.shape[1],):
             raise BadInput(f"--weights: b{i} must be {w.shape[1]} integers, got "
                            f"{b.dtype} {b.shape}")
+        info = np.iinfo(np.int32)
+        if b.size and (int(b.min()) < info.min or int(b.max()) > info.max):
+            bad = int(b.min()) if int(b.min()) < info.min else int(b.max())
+            raise BadInput(f"--weights: b{i} value {bad} is outside int32 "
+                           f"[{info.min}, {info.max}]")
     # requantization: map the 99.99th percentile of each hidden layer's output to 127
     layers = []
     acts = calibration_q
@@ -122,7 +127,7 @@ class AcceleratorGemm:
     def __call__(self, acts, weights):
         programs = [compile_gemm(acts, weights, self.config, mode)
                     for mode in (Mode.SKIP, Mode.DENSE)]
-        skip, dense = (r.check() for r in run_programs(programs, self.sim))
+        skip, dense = (r.check(p) for r, p in zip(run_programs(programs, self.sim), programs))
         results = [assemble(p, r.results) for p, r in zip(programs, (skip, dense))]
         if not np.array_equal(results[0], results[1]):
             raise RuntimeError("skip and dense mode disagree on the RTL")

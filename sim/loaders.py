@@ -7,7 +7,8 @@ import numpy as np
 
 from ..config import INT8_MAX, INT8_MIN
 
-__all__ = ["BadInput", "load_int8_matrix", "check_int8_matrix", "check_gemm_operands"]
+__all__ = ["BadInput", "load_int8_matrix", "check_int8_matrix", "as_int8_matrix",
+           "check_gemm_operands"]
 
 
 class BadInput(ValueError):
@@ -34,6 +35,16 @@ def check_int8_matrix(array, name):
     return array.astype(np.int8)
 
 
+def as_int8_matrix(array, name):
+    """Library entry points: ``array`` (any array-like) as an int8 matrix, or :class:`BadInput`
+    (a ``ValueError``) naming ``name``; out-of-range values are rejected, never wrapped."""
+    try:
+        array = np.asarray(array)
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"{name}: not an array ({exc})") from None
+    return check_int8_matrix(array, name)
+
+
 def load_int8_matrix(path, name):
     """Load a ``.npy`` file holding a 2-D integer matrix with int8 values."""
     try:
@@ -56,7 +67,7 @@ def load_int8_matrix(path, name):
     return check_int8_matrix(array, name)
 
 
-def check_gemm_operands(acts, weights, max_k):
+def check_gemm_operands(acts, weights, max_k, acc_width=32):
     """Check that ``acts @ weights`` is a GEMM the tool accepts."""
     m, k = acts.shape
     k_w, n = weights.shape
@@ -64,5 +75,5 @@ def check_gemm_operands(acts, weights, max_k):
         raise BadInput(f"inner dimensions differ: activations are {m}x{k} but weights are "
                        f"{k_w}x{n}")
     if k > max_k:
-        raise BadInput(f"K = {k} exceeds the accepted limit of {max_k} (the int32 "
+        raise BadInput(f"K = {k} exceeds the accepted limit of {max_k} (the {acc_width}-bit "
                        f"accumulators and activation buffers are sized for it)")

@@ -1,10 +1,16 @@
-"""The GEMM report: hardware counters plus the figures DESIGN.md defines from them."""
+"""The GEMM report: hardware counters plus the figures DESIGN.md defines from them, each with
+its source in ``provenance``."""
 
 import numpy as np
 
 from . import formats, model
 
-__all__ = ["gemm_report"]
+__all__ = ["gemm_report", "RTL", "HOST", "MODEL"]
+
+#: Where a figure came from: a hardware counter of the RTL (or a figure derived only from such
+#: counters and exact host figures, e.g. ``fraction_of_ideal``), a computation on the host from
+#: the inputs, or the analytical cycle model.
+RTL, HOST, MODEL = "rtl", "host", "model"
 
 
 def gemm_report(program, weights, rtl, simulator):
@@ -16,12 +22,11 @@ def gemm_report(program, weights, rtl, simulator):
     weights : ndarray
         W, for the work and storage figures.
     rtl : :class:`zeroskip.sim.runner.RunResult`
-        What the RTL counted.
+        What the RTL counted (checked against the cycle model by ``rtl.check(program)``).
     simulator : str
     """
     config = program.config
     m, k, n = program.shape
-    counters = rtl.counters
 
     nnz = int(np.count_nonzero(weights))
     cycles = rtl.total("cycles")
@@ -31,16 +36,37 @@ def gemm_report(program, weights, rtl, simulator):
     lane_cycles = config.cols * cycles
     busy, decoder, imbalance = (rtl.total(x) for x in ("lane_busy", "stall_decoder",
                                                     "stall_imbalance"))
-    return {
-        "cycles": cycles,
-        # a write-beat counter that runs since reset: its last value covers every run
-        "load_cycles": int(counters[-1]["load_cycles"]),
-        "ideal_cycles": ideal,
-        "fraction_of_ideal": round(ideal / cycles, 4) if cycles else None,
-        "macs_total": m * k * n,
-        "macs_effectual": macs_effectual,
-        "macs_executed": rtl.total("macs_executed"),
-        "macs_gated": rtl.total("macs_gated"),
+    figures = {
+        "cycles": (cycles, RTL),
+        # write beats counted by the hardware per run (those before its start), summed
+        "load_cycles": (rtl.total("load_cycles"), RTL),
+        "ideal_cycles": (ideal, HOST),
+        "fraction_of_ideal": (round(ideal / cycles, 4) if cycles else None, RTL),
+        "macs_total": (m * k * n, HOST),
+        "macs_effectual": (macs_effectual, HOST),
+        "macs_executed": (rtl.total("macs_executed"), RTL),
+        "macs_gated": (rtl.total("macs_gated"), RTL),
+        "weight_bits": (int(formats.size_bits(config.fmt, compressed)), HOST),
+        "weight_bits_loaded": (program.weight_bits_loaded, HOST),
+        "dense_weight_bits": (8 * k * n, HOST),
+        "weight_density": (round(nnz / (k * n), 6), HOST),
+        "runs": (len(program.runs), HOST),
+        "predicted_cycles": (program.predicted_cycles, MODEL),
+        # Where the lane-cycles went (each sums over the lanes of every run); fill/drain is
+        # what the three counters leave of cols × cycles
+        "lane_cycles": ({
+            "busy": busy,
+            "stall_decoder": decoder,
+            "stall_imbalance": imbalance,
+            "fill_drain": lane_cycles - busy - decoder - imbalance,
+        }, RTL),
+        "fill_drain_cycles_per_run": (model.fill_drain_cycles(config), MODEL),
+        # simulated cycles (RTL) over the host's wall-clock time of the simulation
+        "sim_cycles_per_second": (round(cycles / rtl.wall_seconds) if rtl.wall_seconds
+                                  else None, HOST),
+    }
+    report = {name: value for name, (value, _) in figures.items()}
+    report.update({
         "pe_count": config.pe_count,
         "rows": config.rows,
         "cols": config.cols,
@@ -48,19 +74,7 @@ def gemm_report(program, weights, rtl, simulator):
         "format": config.fmt,
         **({"nm": f"{config.nm_n}:{config.nm_m}"} if config.fmt == "nm" else {}),
         "simulator": simulator,
-        "weight_bits": int(formats.size_bits(config.fmt, compressed)),
-        "dense_weight_bits": 8 * k * n,
-        "weight_density": round(nnz / (k * n), 6),
         "shape": {"m": m, "k": k, "n": n},
-        "runs": len(program.runs),
-        "predicted_cycles": program.predicted_cycles,
-        # Where the lane-cycles went (each sums over the lanes of every run):
-        "lane_cycles": {
-            "busy": busy,
-            "stall_decoder": decoder,
-            "stall_imbalance": imbalance,
-            "fill_drain": lane_cycles - busy - decoder - imbalance,
-        },
-        "fill_drain_cycles_per_run": model.fill_drain_cycles(config),
-        "sim_cycles_per_second": round(cycles / rtl.wall_seconds) if rtl.wall_seconds else None,
-    }
+        "provenance": {name: source for name, (_, source) in figures.items()},
+    })
+    return report

@@ -12,14 +12,16 @@ import os
 import pickle
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SIMULATORS", "SimulatorMissing", "DecoderFault", "RunResult", "build", "build_accelerator",
-           "run_cocotb", "run_program", "run_programs", "verilator_environment", "check_wave_support", "act_beats", "weight_beats",
+__all__ = ["SIMULATORS", "SimulatorMissing", "DecoderFault", "CycleMismatch", "RunResult",
+           "build", "build_accelerator", "run_cocotb", "run_program", "run_programs",
+           "verilator_environment", "check_wave_support", "act_beats", "weight_beats",
            "result_words_to_array"]
 
 SIMULATORS = ("verilator", "icarus")
@@ -108,6 +110,33 @@ def _prepare(sim):
     return _Verilator()
 
 
+def _keep_log(log, name):
+    """Copy a failed build's or simulation's whole log to ``$ZEROSKIP_CACHE/logs/<name>-<time>-
+    <random>.log``, where nothing deletes or overwrites it; returns that path."""
+    folder = cache_root() / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, kept = tempfile.mkstemp(prefix=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-",
+                                suffix=".log", dir=folder)
+    os.close(fd)
+    shutil.copyfile(log, kept)
+    return Path(kept)
+
+
+def _failure(what, exc, log, name):
+    """The error of a failed build or simulation: the first line (all the CLI prints) says what
+    failed and where its whole log is kept, the log's tail follows."""
+    log = Path(log)
+    cause = f" ({(str(exc).splitlines() or [''])[0]})" if exc is not None else ""
+    if not log.exists():
+        return RuntimeError(f"{what}{cause}; the simulator wrote no log")
+    tail = log.read_text(errors="replace")[-4000:]
+    try:
+        where = f"whole log: {_keep_log(log, name)}"
+    except OSError as error:
+        where = f"its log could not be kept ({error})"
+    return RuntimeError(f"{what}{cause}; {where}\n{tail}")
+
+
 @contextmanager
 def _locked(path):
     path.mkdir(parents=True, exist_ok=True)
@@ -135,9 +164,13 @@ def build(sim, name, generate, toplevel, *, waves=False):
         if sim == "verilator" and waves:
             # cocotb's runner adds --trace (VCD) when asked for waves
             args += ["--trace-structs"] + (["--trace-fst"] if waves == "fst" else [])
-        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=args, timescale=TIMESCALE, waves=bool(waves),
-                     always=True, log_file=build_dir / "build.log")
+        try:
+            runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
+                         build_args=args, timescale=TIMESCALE, waves=bool(waves),
+                         always=True, log_file=build_dir / "build.log")
+        except (RuntimeError, SystemExit) as exc:
+            raise _failure(f"{sim} build of {name} failed", exc, build_dir / "build.log",
+                           f"build-{sim}-{name}") from None
         (build_dir / "complete").write_text("ok\n")
     return build_dir
 
@@ -181,8 +214,9 @@ def check_wave_support(sim, path):
 
 def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None):
     """Run cocotb ``test_module`` on a build, handing it ``job`` (pickled, ``ZEROSKIP_JOB``);
-    returns what it pickled to ``ZEROSKIP_RESULT``. A failing test raises RuntimeError with the
-    tail of the simulator log."""
+    returns what it pickled to ``ZEROSKIP_RESULT``. A failing test raises RuntimeError naming, in
+    its first line, where the whole simulator log is kept (:func:`_keep_log`), and ending with
+    the log's tail."""
     runner = _prepare(sim)
     with tempfile.TemporaryDirectory(prefix="zeroskip-") as tmp:
         tmp = Path(tmp)
@@ -196,27 +230,33 @@ def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None):
             plusargs = [f"+dumpfile_path={Path(waves).resolve()}"]
             runner.wave_flag = f"-{wave_format(waves)}"
         log = tmp / "sim.log"
-
-        def tail():
-            return log.read_text(errors="replace")[-4000:] if log.exists() else ""
+        name = f"{test_module.rsplit('.', 1)[-1]}-{Path(build_dir).name}"
+        from cocotb_tools.runner import get_results
         try:
             results_xml = runner.test(
                 test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                 build_dir=build_dir, test_dir=tmp, extra_env=env, timescale=TIMESCALE,
                 waves=waves is not None, test_args=test_args,
                 plusargs=plusargs, log_file=log, results_xml=str(tmp / "results.xml"))
+            tests, failed = get_results(results_xml)
         except (RuntimeError, SystemExit) as exc:
-            raise RuntimeError(f"simulation failed ({exc}):\n{tail()}") from None
-        from cocotb_tools.runner import get_results
-        tests, failed = get_results(results_xml)
-        if failed or not (tmp / "out.pkl").exists():
-            raise RuntimeError(f"{failed} of {tests} cocotb tests failed:\n{tail()}")
+            raise _failure(f"simulation of {test_module} failed", exc, log, name) from None
+        if failed:
+            raise _failure(f"{failed} of {tests} cocotb tests of {test_module} failed", None,
+                           log, name)
+        if not (tmp / "out.pkl").exists():
+            raise _failure(f"{test_module} passed but returned no result", None, log, name)
         with open(tmp / "out.pkl", "rb") as f:
             return pickle.load(f)
 
 
 class DecoderFault(RuntimeError):
     """A decoder lane stopped on malformed memory contents; the results are not valid."""
+
+
+class CycleMismatch(RuntimeError):
+    """The RTL's cycle counter disagrees with the analytical cycle model: an internal failure
+    of the tool (the model or the hardware is wrong), never to be passed over."""
 
 
 @dataclass
@@ -238,12 +278,21 @@ class RunResult:
         return [(i, c, DecodeStatus(code)) for i, lanes in enumerate(self.status or [])
                 for c, code in enumerate(lanes) if code]
 
-    def check(self):
-        """Raise :class:`DecoderFault` if any lane faulted."""
+    def check(self, program=None):
+        """Raise :class:`DecoderFault` if any lane faulted and, given the ``program`` that
+        ran, :class:`CycleMismatch` if any run's cycle counter differs from the cycle model."""
         if self.faults:
             run, lane, code = self.faults[0]
             raise DecoderFault(f"decoder lane {lane} of run {run} stopped: {code.name} "
                                f"({len(self.faults)} lane faults)")
+        if program is not None:
+            from . import model
+            for index, (run, counters) in enumerate(zip(program.runs, self.counters)):
+                predicted = model.run_cycles(program.config, run.tokens)
+                if counters["cycles"] != predicted:
+                    raise CycleMismatch(
+                        f"run {index} of {len(program.runs)}: the RTL counted "
+                        f"{counters['cycles']} cycles, the cycle model predicts {predicted}")
         return self
 
 

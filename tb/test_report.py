@@ -1,0 +1,109 @@
+"""The GEMM report is honest: every figure names its source, loads are counted per GEMM by the
+hardware, and a cycle count the model does not predict is an internal failure, never silent."""
+
+import json
+
+import numpy as np
+import pytest
+
+from zeroskip import cli
+from zeroskip.config import ArrayConfig, Mode
+from zeroskip.hw.decoders import decoder_class
+from zeroskip.hw.layouts import shape_width
+from zeroskip.sim import model
+from zeroskip.sim.compiler import compile_gemm
+from zeroskip.sim.runner import CycleMismatch, RunResult, run_programs, weight_beats
+
+from .weights import random_weights
+
+#: Report entries that describe the run rather than measure it.
+DESCRIPTIVE = {"pe_count", "rows", "cols", "mode", "format", "nm", "simulator", "shape",
+               "provenance"}
+
+
+def expected_load_beats(program):
+    """Write beats the host issues for a program: one per activation address, and per decoder
+    memory one per address of its longest lane image (all lanes are written side by side)."""
+    names = list(decoder_class(program.config).memories(program.config))
+    return sum(run.acts.shape[1] + sum(max(len(image[name]) for image in run.lane_images)
+                                       for name in names)
+               for run in program.runs)
+
+
+def _gemm(tmp_path, acts, weights, *options):
+    np.save(tmp_path / "A.npy", acts)
+    np.save(tmp_path / "W.npy", weights)
+    return cli.main(["gemm", "--acts", str(tmp_path / "A.npy"), "--weights",
+                     str(tmp_path / "W.npy"), "--out", str(tmp_path / "C.npy"), "--report",
+                     str(tmp_path / "r.json"), *map(str, options)])
+
+
+@pytest.mark.parametrize("fmt", ["csc", "bitmap"])
+def test_every_figure_has_a_source_and_loads_are_what_was_written(tmp_path, rng, fmt):
+    acts = rng.integers(-128, 128, (20, 48)).astype(np.int8)
+    weights = random_weights(rng, 48, 30, density=0.2)
+    assert _gemm(tmp_path, acts, weights, "--rows", 4, "--cols", 4, "--format", fmt) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    figures = set(report) - DESCRIPTIVE
+    assert set(report["provenance"]) == figures
+    assert set(report["provenance"].values()) <= {"rtl", "host", "model"}
+    assert report["provenance"]["cycles"] == "rtl"
+    assert report["provenance"]["ideal_cycles"] == "host"
+    assert report["provenance"]["predicted_cycles"] == "model"
+
+    config = ArrayConfig.for_capacity(4, 4, fmt=fmt)
+    program = compile_gemm(acts, weights, config)
+    assert report["load_cycles"] == expected_load_beats(program)
+    # the bits the runner's write beats really carry: each lane a beat's mask selects gets a
+    # word of its memory's width
+    memories = decoder_class(config).memories(config)
+    written = sum(bin(mask).count("1") * shape_width(memories[name][0])
+                  for run in program.runs for name, beats in weight_beats(config, run).items()
+                  for _, _, mask in beats)
+    assert report["weight_bits_loaded"] == written
+    assert report["weight_bits_loaded"] > report["weight_bits"]  # pointers, padding, reloads
+
+
+def test_load_cycles_are_counted_per_gemm(rng):
+    """Two GEMMs (of two and one runs) in one simulation: each is charged only its own loads
+    (the counter used to run from reset, so the second GEMM also paid for the first)."""
+    config = ArrayConfig(rows=2, cols=2, max_k=64, act_depth=64, weight_depth=128,
+                         pointer_depth=9, out_depth=16)
+    first = compile_gemm(rng.integers(-128, 128, (20, 40)).astype(np.int8),
+                         random_weights(rng, 40, 6, density=0.5), config)
+    second = compile_gemm(rng.integers(-128, 128, (3, 17)).astype(np.int8),
+                          random_weights(rng, 17, 5, density=0.5), config, Mode.DENSE)
+    assert len(first.runs) > 1
+    for program, rtl in zip((first, second), run_programs([first, second], "verilator")):
+        rtl.check(program)
+        assert rtl.total("load_cycles") == expected_load_beats(program)
+        for run, counters in zip(program.runs, rtl.counters):
+            assert counters["load_cycles"] == expected_load_beats(
+                type(program)(program.config, program.mode, program.shape, [run]))
+
+
+def test_check_refuses_cycles_the_model_does_not_predict(rng):
+    config = ArrayConfig(rows=2, cols=2, max_k=16, act_depth=16, weight_depth=64,
+                         pointer_depth=9, out_depth=16)
+    program = compile_gemm(np.ones((2, 8), np.int8), random_weights(rng, 8, 3), config)
+    predicted = model.run_cycles(config, program.runs[0].tokens)
+    counters = {"cycles": predicted + 1}
+    with pytest.raises(CycleMismatch, match=f"{predicted + 1} cycles.*predicts {predicted}"):
+        RunResult(results=[[]], counters=[counters], wall_seconds=0, status=[[0, 0]]).check(
+            program)
+    RunResult(results=[[]], counters=[{"cycles": predicted}], wall_seconds=0,
+              status=[[0, 0]]).check(program)
+
+
+def test_gemm_exits_1_when_the_rtl_and_the_model_disagree(tmp_path, rng, monkeypatch, capsys):
+    """A model that is off by one cycle (as a wrong model or a broken counter would be): the
+    CLI must fail with both numbers, not write a report that disagrees with itself."""
+    real = model.run_cycles
+    monkeypatch.setattr(model, "run_cycles", lambda config, lanes: real(config, lanes) + 1)
+    acts = rng.integers(-128, 128, (5, 12)).astype(np.int8)
+    status = _gemm(tmp_path, acts, random_weights(rng, 12, 4), "--rows", 2, "--cols", 2)
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "CycleMismatch" in err and "the cycle model predicts" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "C.npy").exists() and not (tmp_path / "r.json").exists()
