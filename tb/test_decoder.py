@@ -15,8 +15,9 @@ from .weights import fit_n_of_m, random_weights
 TOKEN_FIELDS = ("act_addr", "weight", "first", "last", "bubble", "out_addr", "rows")
 
 
-def simulate_lane(program, run, lane, ready_pattern):
-    """Run one decoder lane; returns (tokens, cycles from start to the last token)."""
+def simulate_lane(program, run, lane, ready_pattern, after_start=None):
+    """Run one decoder lane; returns (tokens, cycles from start to the last token).
+    ``after_start``: job inputs (by port name) to change in the cycle after start."""
     config, mode = program.config, program.mode
     _, k, _ = program.shape
     dut = decoder_for(config)
@@ -40,6 +41,8 @@ def simulate_lane(program, run, lane, ready_pattern):
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
+        for name, value in (after_start or {}).items():
+            ctx.set(getattr(dut, name), value)
         cycle = 0
         while ctx.get(dut.busy):
             ready = ready_pattern(cycle)
@@ -105,3 +108,41 @@ def test_lane_stream_matches_specification(fmt, case, mode, stall, rng):
             # no slower than the lane model (exact cycle counts are checked on the whole
             # accelerator); the first token needs one cycle to be registered
             assert cycles <= run.tokens[lane] + 1
+
+
+def _settings_scrambled_after_start(config):
+    """Job inputs that differ from the run's as soon as it has started: the host holds them, but
+    the lane must not depend on that (it latches them at start)."""
+    return {"mode": int(Mode.GATE), "m_tiles": 1, "k": config.max_k, "rows_last": 1,
+            "columns": 1}
+
+
+@pytest.mark.parametrize("fmt", FORMAT_CONFIGS)
+@pytest.mark.parametrize("mode", [Mode.SKIP, Mode.DENSE])
+def test_lane_ignores_job_inputs_after_start(fmt, mode, rng):
+    """The token stream depends only on the settings at start: changing the job inputs (K
+    above all, which an N:M cursor once read unlatched) during the run changes nothing."""
+    config = small_config(rows=2, cols=2, fmt=fmt.split("1:")[0], mask_depth=64, max_k=64,
+                          **FORMAT_CONFIGS[fmt])
+    m, k, n = 5, 37, 7
+    weights = format_weights(fmt, config, rng, k, n, "random50")
+    program = compile_gemm(np.zeros((m, k), np.int8), weights, config, mode,
+                           drop_empty_columns=False)
+    (run,) = program.runs
+    for lane in range(config.cols):
+        got, _ = simulate_lane(program, run, lane, lambda c: 1,
+                               after_start=_settings_scrambled_after_start(config))
+        assert got == lane_tokens(program, run, lane)
+
+
+@pytest.mark.parametrize("nm", ["1:3", "2:3", "2:5", "3:6", "1:7"])
+def test_nm_lane_has_no_divider(nm):
+    """Entries per N:M column are ceil(K / M) * N: for M not a power of two that is a divider,
+    which the lane must not build (it finds a column's end by walking its groups)."""
+    from amaranth.back import rtlil
+
+    n, group_size = (int(x) for x in nm.split(":"))
+    config = small_config(rows=2, cols=1, fmt="nm", max_k=64, nm_n=n, nm_m=group_size)
+    text = rtlil.convert(decoder_for(config), name="lane")
+    cells = {line.split()[1] for line in text.splitlines() if line.strip().startswith("cell ")}
+    assert not cells & {"$div", "$mod", "$divfloor", "$modfloor"}, sorted(cells)

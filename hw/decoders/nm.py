@@ -1,6 +1,6 @@
 """N:M: every group of M rows of a column stores N (value, position) entries."""
 
-from amaranth.hdl import Signal, signed, unsigned
+from amaranth.hdl import Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
 from ...config import bits_for
@@ -18,8 +18,9 @@ class NMDecoder(LaneDecoder):
     """Lane decoder for :mod:`zeroskip.sim.formats.nm`.
 
     Memory: ``entries``, N per group, groups of a column in order, columns back to back. A
-    column's length follows from K, so no pointers are stored. A zero (padding) entry is passed
-    over in one cycle.
+    column's length follows from the run's K (latched at start), so no pointers are stored: a
+    column ends with its group that reaches K, and the next one starts after that group. A zero
+    (padding) entry is passed over in one cycle.
     """
 
     @classmethod
@@ -31,27 +32,29 @@ class NMDecoder(LaneDecoder):
         n, group_size = config.nm_n, config.nm_m
         cursor = Cursor(config)
         entry_rd = read_port(m, memories["entries"], name="entries")
+        k = lane.k                                 # the run's K, latched at start
 
         width = config.weight_addr_bits
         entry = Signal(unsigned(width))
         entry_next = Signal.like(entry)
-        column_end = Signal(unsigned(width))       # first entry of the next column
+        # The first entry of the next group. A column ends in its last group (a dense column
+        # may leave that group's padding unread) or just past it, with the column exhausted:
+        # the next column starts there, so no entries-per-column count (a division by M) is
+        # needed.
+        group_end = Signal(unsigned(width), init=n)
         group_base = Signal(unsigned(config.k_bits + 5))
         slot = Signal(range(n))
-        # entries per column: N per group of M rows, the last group possibly short
-        per_column = Signal(unsigned(width))
-        m.d.comb += per_column.eq(n * ((self.k + group_size - 1) // group_size))
 
         stored = entry_rd.data
         row = group_base + stored.position
-        exhausted = group_base >= self.k
+        exhausted = group_base >= k
         valid = ~exhausted & (stored.value != 0)
         m.d.comb += [
             cursor.valid.eq(valid),
             cursor.exhausted.eq(exhausted),
             cursor.row.eq(row),
             cursor.value.eq(stored.value),
-            cursor.last.eq((slot == n - 1) & (group_base + group_size >= self.k)),
+            cursor.last.eq((slot == n - 1) & (group_base + group_size >= k)),
             cursor.floor.eq(row + 1),
             cursor.truncated.eq(~exhausted & (entry >= lane.loaded["entries"])),
         ]
@@ -61,15 +64,17 @@ class NMDecoder(LaneDecoder):
         with m.If(step):
             m.d.comb += entry_next.eq(entry + 1)
             with m.If(slot == n - 1):
-                m.d.sync += [slot.eq(0), group_base.eq(group_base + group_size)]
+                m.d.sync += [slot.eq(0), group_base.eq(group_base + group_size),
+                             group_end.eq(group_end + n)]
             with m.Else():
                 m.d.sync += slot.eq(slot + 1)
         with m.If(cursor.next_column):
-            m.d.comb += entry_next.eq(column_end)
-            m.d.sync += [column_end.eq(column_end + per_column), slot.eq(0), group_base.eq(0)]
+            column_start = Mux(exhausted, entry, group_end)
+            m.d.comb += entry_next.eq(column_start)
+            m.d.sync += [group_end.eq(column_start + n), slot.eq(0), group_base.eq(0)]
         with m.If(cursor.restart):
             m.d.comb += entry_next.eq(0)
-            m.d.sync += [column_end.eq(per_column), slot.eq(0), group_base.eq(0)]
+            m.d.sync += [group_end.eq(n), slot.eq(0), group_base.eq(0)]
         m.d.sync += entry.eq(entry_next)
         m.d.comb += entry_rd.addr.eq(entry_next)
         return cursor
