@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from zeroskip.sim.demo import run_demo
 
@@ -47,3 +48,17 @@ def test_bad_user_weights(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "zeroskip.cli", "demo", "--sparsity", "1.5"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
+
+
+def test_user_biases_outside_int32_are_refused(tmp_path):
+    """A bias is added in int32 on the accelerator's results; int64 values beyond that range
+    used to be cast (wrapped) silently."""
+    from zeroskip.sim.demo import load_user_model
+    from zeroskip.sim.loaders import BadInput
+    w0, w1 = np.ones((64, 8), np.int8), np.ones((8, 10), np.int8)
+    calibration = np.ones((4, 64), np.int8)
+    np.savez(tmp_path / "ok.npz", w0=w0, w1=w1, b0=np.full(8, 2**31 - 1, np.int64))
+    load_user_model(tmp_path / "ok.npz", calibration)
+    np.savez(tmp_path / "big.npz", w0=w0, w1=w1, b1=np.full(10, 2**31, np.int64))
+    with pytest.raises(BadInput, match=r"b1 value 2147483648 is outside int32"):
+        load_user_model(tmp_path / "big.npz", calibration)

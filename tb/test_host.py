@@ -124,3 +124,21 @@ def test_column_costs():
 def test_config_validation(bad):
     with pytest.raises((TypeError, ValueError)):
         ArrayConfig(**bad)
+
+
+@pytest.mark.parametrize("acts,weights,name", [
+    (np.full((2, 3), 300, np.int16), np.ones((3, 2), np.int8), "acts"),     # would wrap to 44
+    (np.ones((2, 3), np.int8), np.full((3, 2), -129, np.int64), "weights"),
+    (np.ones((2, 3), np.float32), np.ones((3, 2), np.int8), "acts"),
+    (np.ones((2, 0), np.int8), np.ones((0, 2), np.int8), "acts"),           # K = 0
+    (np.ones((2, 3), np.int8), np.ones((3,), np.int8), "weights"),
+])
+def test_compiler_rejects_operands_it_would_wrap_or_divide_by(acts, weights, name):
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        compile_gemm(acts, weights, small_config())
+
+
+@pytest.mark.parametrize("encode", [csc.encode, bitmap.encode, rle.encode, nm.encode])
+def test_encoders_reject_values_outside_int8(encode):
+    with pytest.raises(ValueError, match="weights: value 200 .* outside int8"):
+        encode(np.array([[200, 0], [0, 1]], np.int16))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...config import bits_for
+from ..loaders import as_int8_matrix
 from .lane import Presented
 
 __all__ = ["BitmapMatrix", "encode", "decode", "size_bits", "check"]
@@ -28,7 +29,7 @@ class BitmapMatrix:
 
 
 def encode(weights, width=64):
-    weights = np.asarray(weights)
+    weights = as_int8_matrix(weights, "weights")  # never wrap an out-of-range value
     k, n = weights.shape
     mask = weights != 0
     columns, rows = np.nonzero(mask.T)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...config import bits_for
+from ..loaders import as_int8_matrix
 from .lane import Presented
 
 __all__ = ["CSCMatrix", "encode", "decode", "size_bits"]
@@ -41,9 +42,7 @@ class CSCMatrix:
 
 
 def encode(weights):
-    weights = np.asarray(weights)
-    if weights.ndim != 2:
-        raise ValueError(f"weights must be 2-D, not {weights.ndim}-D")
+    weights = as_int8_matrix(weights, "weights")  # never wrap an out-of-range value
     k, n = weights.shape
     # Column-major walk: nonzero() on the transpose lists (column, row) pairs column by column.
     columns, rows = np.nonzero(weights.T)

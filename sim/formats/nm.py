@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...config import bits_for
+from ..loaders import as_int8_matrix
 from .lane import Presented
 
 __all__ = ["NMMatrix", "encode", "decode", "size_bits", "check", "parse"]
@@ -45,7 +46,7 @@ def violations(weights, n, m):
 
 
 def encode(weights, n=2, m=4):
-    weights = np.asarray(weights)
+    weights = as_int8_matrix(weights, "weights")  # never wrap an out-of-range value
     k, cols = weights.shape
     bad = violations(weights, n, m)
     if bad:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...config import bits_for
+from ..loaders import as_int8_matrix
 from .lane import Presented
 
 __all__ = ["RLEMatrix", "encode", "decode", "size_bits", "check"]
@@ -48,7 +49,7 @@ def encode_column(column, run_bits):
 
 
 def encode(weights, run_bits=4):
-    weights = np.asarray(weights)
+    weights = as_int8_matrix(weights, "weights")  # never wrap an out-of-range value
     k, n = weights.shape
     runs, values, pointers = [], [], [0]
     for c in range(n):
