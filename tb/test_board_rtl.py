@@ -57,7 +57,7 @@ def test_gemm_through_the_uart_survives_damaged_frames(sim, rng):
     }
     assert len(cases[0][2].runs) > 1
     for (acts, weights, program), result in zip(cases, out["results"]):
-        result.check()
+        result.check(program)  # lane faults, and cycles against the model
         np.testing.assert_array_equal(assemble(program, result.results),
                                       golden.gemm(acts, weights))
         assert result.total("cycles") > 0
@@ -85,6 +85,6 @@ def test_board_configuration_through_the_uart(board):
     program = compile_gemm(acts, weights, config, Mode.SKIP)
     out = run_board("verilator", config, [program], {2: "corrupt"})
     (result,) = out["results"]
-    result.check()
+    result.check(program)
     np.testing.assert_array_equal(assemble(program, result.results), golden.gemm(acts, weights))
     assert out["retries"] == 1
