@@ -36,7 +36,7 @@ def measure(board, sparsity, shape=SHAPE, seed=0):
     acts = rng.integers(-128, 128, (m, k)).astype(np.int8)
     weights = sparse_weights(rng, k, n, "uniform", density=1 - sparsity)
     program = compile_gemm(acts, weights, board.config, Mode.SKIP)
-    rtl = run_program(program).check()
+    rtl = run_program(program).check(program)
     if not np.array_equal(assemble(program, rtl.results), golden.gemm(acts, weights)):
         raise RuntimeError(f"{board.name}: the RTL result differs from NumPy")
     cycles = rtl.total("cycles")
