@@ -120,10 +120,14 @@ def test_gemm_through_a_pty_with_pyserial(tmp_path, rng):
     assert [c["cycles"] for c in result.counters] == \
         [model.run_cycles(CONFIG, run.tokens) for run in program.runs]
     assert result.total("cycles") == program.predicted_cycles
-    assert [kind for kind, _ in out["injected"]] == ["damaged", "dropped"]
-    # each fault was noticed and retried (more retries, should the machine stall for longer
-    # than the budgets allow, are the protocol at work, not a failure)
-    assert stats.causes["damaged reply"] >= 1 and stats.causes["TIMEOUT"] >= 1, stats
+    assert sorted(kind for kind, _ in out["injected"]) == ["damaged", "dropped"]
+    # Each fault was noticed and retried once. Should the machine stall the simulation for
+    # longer than the host's budgets, there are more retries (the protocol at work, not a
+    # failure; seen with the simulator stopped for 0.6 s every 1.1 s), and the faults may land
+    # on other frames than planned.
+    assert stats.retries >= 2, stats
+    if stats.retries == 2:
+        assert stats.causes == {"damaged reply": 1, "TIMEOUT": 1}, stats
 
 
 # --- a serial link that fails ----------------------------------------------------------------
