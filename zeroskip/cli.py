@@ -13,20 +13,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .config import FORMATS, ArrayConfig, Mode
+from . import __version__
+from .api import MAX_ARRAY_SIDE, DeviceFailure, array_config
+from .config import FORMATS, Mode
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_DEVICE = 0, 1, 2, 3
-MAX_ARRAY_SIDE = 16
 
 
 class BadUsage(Exception):
     pass
 
 
-class DeviceFailure(Exception):
-    """A board, its serial link or its programmer failed (exit 3)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,12 +52,9 @@ def _n_of_m(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-#: The array options and their defaults (None on the parser, so that an option a board's fixed
-#: configuration would override can be told apart from one left at its default).
-ARRAY_DEFAULTS = {"rows": 8, "cols": 8, "format": "csc", "nm": (2, 4)}
-
-
 def _add_array_options(parser):
+    # no defaults on the parser: an option that a board's fixed configuration would override
+    # must be told apart from one left at its default (zeroskip.api.ARRAY_DEFAULTS)
     parser.add_argument("--rows", type=_array_side, help="PE rows (default 8)")
     parser.add_argument("--cols", type=_array_side, help="PE columns (default 8)")
     parser.add_argument("--format", choices=FORMATS, help="compressed-weight format (default csc)")
@@ -67,25 +63,14 @@ def _add_array_options(parser):
 
 
 def _config(args):
-    given = {name: getattr(args, name) for name in ARRAY_DEFAULTS}
-    if getattr(args, "board", None):
-        from .platforms.boards import BOARDS
-        named = [f"--{name}" for name, value in given.items() if value is not None]
-        if named:
-            from .sim.loaders import BadInput
-            raise BadInput(f"--board {args.board} fixes the array configuration; drop "
-                           f"{', '.join(named)}")
-        return BOARDS[args.board].config
-    options = {name: ARRAY_DEFAULTS[name] if value is None else value
-               for name, value in given.items()}
-    n, m = options["nm"]
-    return ArrayConfig.for_capacity(options["rows"], options["cols"], fmt=options["format"],
-                                    nm_n=n, nm_m=m)
+    return array_config(args.rows, args.cols, args.format, args.nm, getattr(args, "board", None),
+                        spell=lambda name: f"--{name}")
 
 
 def _parser():
     parser = _Parser(prog="zeroskip", description="Zero-skipping sparse GEMM accelerator "
                      "generator: generate Verilog, simulate it, measure what sparsity buys.")
+    parser.add_argument("--version", action="version", version=f"zeroskip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -180,59 +165,23 @@ def _write_atomically(path, write):
 def _gemm(args):
     import numpy as np
 
-    from .sim import formats, golden
-    from .sim.compiler import GemmTooLarge, assemble, compile_gemm
-    from .sim.loaders import check_gemm_operands, load_int8_matrix
-    from .sim.report import gemm_report
-    from .sim.loaders import BadInput
-    from .sim.runner import SimulatorMissing, check_wave_support, run_program
+    from .api import gemm
+    from .sim.loaders import BadInput, load_int8_matrix
 
     for path, what in ((args.out, "--out"), (args.report, "--report"), (args.waves, "--waves")):
         if path is not None:
             _check_writable(path, what)
+    # the options are checked with the command's spelling before the API checks them again
     if args.port is not None and args.board is None:
         raise BadInput("--port needs --board (the board programmed at that port)")
     if args.port and args.waves:
         raise BadInput("--waves needs a simulation, not --port")
     acts = load_int8_matrix(args.acts, "--acts")
     weights = load_int8_matrix(args.weights, "--weights")
-    config = _config(args)
-    check_gemm_operands(acts, weights, config.max_k, config.acc_width)
-    try:
-        formats.module(config.fmt).check(weights, config)
-    except ValueError as exc:
-        raise BadInput(f"--weights: {exc}") from None
-
-    if args.waves:
-        try:
-            check_wave_support(args.sim, args.waves)
-        except SimulatorMissing as exc:
-            raise BadInput(f"--waves: {exc}") from None
-    mode = Mode[args.mode.upper()]
-    try:
-        program = compile_gemm(acts, weights, config, mode)
-    except GemmTooLarge as exc:
-        raise BadInput(str(exc)) from None
-    if args.port:
-        from .platforms.runtime import LinkError, run_on_board
-        from .platforms.top import DEFAULT_BAUD
-        try:
-            (rtl,), stats = run_on_board([program], args.port, config, baud=DEFAULT_BAUD)
-        except LinkError as exc:
-            raise DeviceFailure(f"--port {args.port}: {exc}") from None
-        args.sim = f"board {args.board} at {args.port}"
-    else:
-        rtl = run_program(program, args.sim, waves=args.waves)
-    rtl.check(program)  # a lane fault or a cycle count the model does not predict: exit 1
-    result = assemble(program, rtl.results)
-    expected = golden.gemm(acts, weights)
-    if not np.array_equal(result, expected):
-        wrong = int(np.count_nonzero(result != expected))
-        raise RuntimeError(f"the RTL result differs from the golden model in {wrong} of "
-                           f"{expected.size} outputs")
-    report = gemm_report(program, weights, rtl, args.sim)
-    report["matches_golden"] = True
-    report["provenance"]["matches_golden"] = "host"
+    _config(args)
+    result, report = gemm(acts, weights, rows=args.rows, cols=args.cols, format=args.format,
+                          nm=args.nm, board=args.board, mode=args.mode, sim=args.sim,
+                          port=args.port, waves=args.waves)
 
     def save(tmp):
         with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a name

@@ -1,0 +1,185 @@
+"""The Python API: what the ``zeroskip`` command does, callable from a script or a notebook.
+
+    >>> import numpy as np, zeroskip
+    >>> C, report = zeroskip.gemm(A, W, rows=8, cols=8, format="csc", mode="skip")
+
+Every call runs the generated RTL in a simulator (or on a board), never a Python stand-in; it
+validates its inputs exactly as the command does and returns the same report.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import FORMATS, ArrayConfig, Mode
+
+__all__ = ["gemm", "array_config", "DeviceFailure", "ARRAY_DEFAULTS"]
+
+#: The array options and their defaults when no board fixes them.
+ARRAY_DEFAULTS: dict[str, Any] = {"rows": 8, "cols": 8, "format": "csc", "nm": (2, 4)}
+
+#: Largest PE array side the command and this API accept.
+MAX_ARRAY_SIDE = 16
+
+
+class DeviceFailure(Exception):
+    """A board, its serial link or its programmer failed (the command's exit status 3)."""
+
+
+def _bad_input(message: str) -> Exception:
+    from .sim.loaders import BadInput
+    return BadInput(message)
+
+
+def array_config(rows: int | None = None, cols: int | None = None, format: str | None = None,
+                 nm: str | tuple[int, int] | None = None, board: str | None = None, *,
+                 spell: Callable[[str], str] = str) -> ArrayConfig:
+    """The :class:`ArrayConfig` for these options: a board's own configuration, or an array
+    sized by :meth:`ArrayConfig.for_capacity`.
+
+    ``spell`` names an option in error messages (the command passes ``--name``).
+
+    Raises
+    ------
+    ValueError
+        (:class:`zeroskip.sim.loaders.BadInput`) for an unknown board or format, an array side
+        outside 1..16, a malformed N:M, or array options given together with a board.
+    """
+    given = {"rows": rows, "cols": cols, "format": format, "nm": nm}
+    if board is not None:
+        from .platforms.boards import BOARDS
+        if board not in BOARDS:
+            raise _bad_input(f"{spell('board')}: unknown board {board!r} (one of "
+                             f"{', '.join(BOARDS)})")
+        named = [spell(name) for name, value in given.items() if value is not None]
+        if named:
+            raise _bad_input(f"{spell('board')} {board} fixes the array configuration; drop "
+                             f"{', '.join(named)}")
+        return BOARDS[board].config
+    options = {name: ARRAY_DEFAULTS[name] if value is None else value
+               for name, value in given.items()}
+    for side in ("rows", "cols"):
+        value = options[side]
+        if not isinstance(value, int) or isinstance(value, bool) or \
+                not 1 <= value <= MAX_ARRAY_SIDE:
+            raise _bad_input(f"{spell(side)} must be an integer from 1 to {MAX_ARRAY_SIDE}, "
+                             f"not {value!r}")
+    if options["format"] not in FORMATS:
+        raise _bad_input(f"{spell('format')} must be one of {', '.join(FORMATS)}, not "
+                         f"{options['format']!r}")
+    pattern = options["nm"]
+    if isinstance(pattern, str):
+        from .sim.formats.nm import parse
+        try:
+            pattern = parse(pattern)
+        except ValueError as exc:
+            raise _bad_input(f"{spell('nm')}: {exc}") from None
+    n, m = pattern
+    return ArrayConfig.for_capacity(options["rows"], options["cols"], fmt=options["format"],
+                                    nm_n=n, nm_m=m)
+
+
+def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None = None,
+         format: str | None = None, nm: str | tuple[int, int] | None = None,
+         mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
+         port: str | None = None, waves: str | None = None,
+         config: ArrayConfig | None = None) -> tuple[np.ndarray, dict]:
+    """C = A · W (int8 × int8 → int32) on the generated RTL; returns ``(C, report)``.
+
+    Parameters
+    ----------
+    acts, weights : array-like of integers in [-128, 127]
+        A (M × K) and W (K × N).
+    rows, cols, format, nm
+        The array (defaults 8, 8, ``"csc"``, 2:4); ``nm`` as ``"2:4"`` or ``(2, 4)``.
+    mode : ``"skip"``, ``"gate"`` or ``"dense"``
+    sim : ``"verilator"`` or ``"icarus"``
+    board : str, optional
+        Use that board's exact configuration (instead of rows/cols/format/nm): simulated, or
+        on the board itself with ``port``.
+    port : str, optional
+        Serial port of a board programmed with ``zeroskip build --program``.
+    waves : path, optional
+        Write a waveform of the simulation (FST for ``.fst`` names, else VCD).
+    config : ArrayConfig, optional
+        A configuration of your own (instead of rows/cols/format/nm/board).
+
+    Returns
+    -------
+    C : ndarray of int32, M × N
+        Bit-exact ``A @ W``; checked against NumPy before it is returned.
+    report : dict
+        The figures of the run and their sources (``provenance``), as in ``--report``.
+
+    Raises
+    ------
+    ValueError
+        (:class:`zeroskip.sim.loaders.BadInput`) for input the tool rejects, naming it.
+    DeviceFailure
+        When the board's link fails.
+    RuntimeError
+        Internal failures: a decoder fault, RTL cycles the model does not predict, a result
+        that differs from NumPy, a simulator that fails.
+    """
+    from .sim import formats, golden
+    from .sim.compiler import GemmTooLarge, assemble, compile_gemm
+    from .sim.loaders import as_int8_matrix, check_gemm_operands
+    from .sim.report import gemm_report
+    from .sim.runner import SIMULATORS, SimulatorMissing, check_wave_support, run_program
+
+    if port is not None and board is None:
+        raise _bad_input("port needs board (the board programmed at that port)")
+    if port is not None and waves is not None:
+        raise _bad_input("waves need a simulation, not a board at a port")
+    if sim not in SIMULATORS:
+        raise _bad_input(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    try:
+        mode = Mode[mode.upper()] if isinstance(mode, str) else Mode(mode)
+    except (KeyError, ValueError):
+        raise _bad_input(f"mode must be one of {', '.join(m.name.lower() for m in Mode)}, "
+                         f"not {mode!r}") from None
+    if config is None:
+        config = array_config(rows, cols, format, nm, board)
+    elif any(value is not None for value in (rows, cols, format, nm, board)):
+        raise _bad_input("config fixes the array; drop rows, cols, format, nm and board")
+    acts = as_int8_matrix(acts, "acts")
+    weights = as_int8_matrix(weights, "weights")
+    check_gemm_operands(acts, weights, config.max_k, config.acc_width)
+    try:
+        formats.module(config.fmt).check(weights, config)
+    except ValueError as exc:
+        raise _bad_input(f"weights: {exc}") from None
+    if waves is not None:
+        try:
+            check_wave_support(sim, waves)
+        except SimulatorMissing as exc:
+            raise _bad_input(f"waves: {exc}") from None
+    try:
+        program = compile_gemm(acts, weights, config, mode)
+    except GemmTooLarge as exc:
+        raise _bad_input(str(exc)) from None
+
+    if port is not None:
+        from .platforms.runtime import LinkError, run_on_board
+        from .platforms.top import DEFAULT_BAUD
+        try:
+            (rtl,), _ = run_on_board([program], port, config, baud=DEFAULT_BAUD)
+        except LinkError as exc:
+            raise DeviceFailure(f"{port}: {exc}") from None
+        source = f"board {board} at {port}"
+    else:
+        rtl = run_program(program, sim, waves=waves)
+        source = sim
+    rtl.check(program)  # a lane fault or a cycle count the model does not predict
+    result = assemble(program, rtl.results)
+    expected = golden.gemm(acts, weights)
+    if not np.array_equal(result, expected):
+        wrong = int(np.count_nonzero(result != expected))
+        raise RuntimeError(f"the RTL result differs from the golden model in {wrong} of "
+                           f"{expected.size} outputs")
+    report = gemm_report(program, weights, rtl, source)
+    report["matches_golden"] = True
+    report["provenance"]["matches_golden"] = "host"
+    return result, report
