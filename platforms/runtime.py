@@ -144,7 +144,7 @@ class BoardLink:
             if attempt:
                 self.stats.retries += 1
                 await self._drain()
-            outcome, reply = await self._exchange(data, work_seconds)
+            outcome, reply = await self._exchange(data, work_seconds, reply_bytes)
             if outcome == "OK" and reply_bytes is not None and len(reply) != reply_bytes:
                 outcome = "short reply"
             if outcome == "OK":
@@ -162,7 +162,7 @@ class BoardLink:
         while await self.transport.receive(1 << 16, 3 * self.settle):
             pass
 
-    async def _exchange(self, data, work_seconds):
+    async def _exchange(self, data, work_seconds, reply_bytes):
         transport = self.transport
         await transport.send(data)
         # the frame is still on the line while we wait: count its bytes into the timeout
@@ -173,6 +173,11 @@ class BoardLink:
         if head[0] != REPLY_SYNC:
             return "bad reply", None
         length = int.from_bytes(head[2:4], "little")
+        if reply_bytes is not None and length not in (0, reply_bytes):
+            # a damaged length: do not wait for up to 64 KiB that will never come (a rejection
+            # has no payload, an answer exactly the expected one); the retry's drain drops the
+            # rest of this reply
+            return "bad reply length", None
         rest = await transport.receive(length + 2,
                                        self.slack + (length + 2) * transport.byte_seconds)
         if len(rest) < length + 2:
