@@ -10,7 +10,7 @@ import pytest
 from zeroskip.sim import runner
 
 from .rtl import build_component, simulators
-from .test_serial import CONFIG, board_top
+from .test_serial import BUILD_NAME, CONFIG, DIVISOR, board_top
 
 
 def kept_log(message, cache):
@@ -23,10 +23,10 @@ def kept_log(message, cache):
 
 
 def test_a_failed_simulation_keeps_its_log(tmp_path, monkeypatch):
-    build_dir = build_component("verilator", "board-serial", CONFIG, board_top, "board_top")
+    build_dir = build_component("verilator", BUILD_NAME, CONFIG, board_top, "board_top")
     monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path))  # where the log goes, not the build
     job = {"port_file": str(tmp_path / "port"), "stop_file": str(tmp_path / "stop"),
-           "divisor": 8, "wall_limit": 0, "drop": (), "damage": ()}
+           "divisor": DIVISOR, "wall_limit": 0, "drop": (), "damage": ()}
     with pytest.raises(RuntimeError) as error:
         runner.run_cocotb("verilator", build_dir, "board_top", "zeroskip.tb.cocotb_serial", job)
     message = str(error.value)
@@ -39,7 +39,7 @@ def test_a_failed_simulation_keeps_its_log(tmp_path, monkeypatch):
 
 
 def test_a_simulation_that_cannot_start_keeps_its_log(tmp_path, monkeypatch):
-    build_dir = build_component("verilator", "board-serial", CONFIG, board_top, "board_top")
+    build_dir = build_component("verilator", BUILD_NAME, CONFIG, board_top, "board_top")
     monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path))
     with pytest.raises(RuntimeError) as error:
         runner.run_cocotb("verilator", build_dir, "board_top", "zeroskip.tb.no_such_module", {})
