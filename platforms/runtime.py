@@ -14,6 +14,8 @@ nothing partial is ever returned as a result.
 
 import asyncio
 import binascii
+import errno
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -69,7 +71,11 @@ class SerialTransport:
         try:
             self._port = serial.Serial(port, baud, timeout=0.1)
         except self._errors as error:
-            raise LinkError(f"cannot open {port}: {error}") from None
+            # pyserial's message names the port twice and the errno twice; the errno says it
+            reason = os.strerror(error.errno) if getattr(error, "errno", None) else str(error)
+            if getattr(error, "errno", None) == errno.EACCES:
+                reason += " (on Linux, is the user in the dialout group?)"
+            raise LinkError(f"cannot open {port}: {reason}") from None
         self.byte_seconds = 10 / baud
 
     def _failed(self, error):
