@@ -40,7 +40,10 @@ from zeroskip.sim.runner import run_cocotb
 from .rtl import build_component
 from .weights import random_weights
 
-SIM = "verilator"  # see the report of issue 18: Icarus (-g2012) misses a time-0 evaluation in the link
+# Not Icarus: cocotb builds with -g2012, under which the `always @*` blocks of Amaranth's Verilog
+# are not evaluated at time 0, and the link's word-size decoder stays X until the first WRITE
+# header differs from zero (this test's first WRITE is target 0, address 0: BAD_FRAME forever).
+SIM = "verilator"
 BAUD = 300
 DIVISOR = 8
 CLOCK_HZ = BAUD * DIVISOR    # what the board tells the host (INFO), not the simulator's speed
