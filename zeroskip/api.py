@@ -167,7 +167,8 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         try:
             (rtl,), _ = run_on_board([program], port, config, baud=DEFAULT_BAUD)
         except LinkError as exc:
-            raise DeviceFailure(f"{port}: {exc}") from None
+            message = str(exc)
+            raise DeviceFailure(message if port in message else f"{port}: {message}") from None
         source = f"board {board} at {port}"
     else:
         rtl = run_program(program, sim, waves=waves)
