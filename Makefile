@@ -11,6 +11,8 @@ JOBS   ?= auto
 
 .PHONY: setup test formal verilog demo bench regress bitstream flash boards clean
 N      ?= 200
+SEED   ?=
+CASE   ?=
 BOARD  ?= icebreaker
 
 $(STAMP): pyproject.toml
@@ -33,8 +35,10 @@ bench: $(STAMP)
 formal: $(STAMP)
 	$(PY) tb/formal.py
 
+# N random cases; SEED=S repeats a run's cases (a fresh seed otherwise, printed first),
+# CASE=I reruns case I of SEED alone (FAIL lines name both)
 regress: $(STAMP)
-	$(PY) -m zeroskip.sim.regress $(N)
+	@$(PY) -m zeroskip.sim.regress $(if $(CASE),--case $(CASE),$(N)) $(if $(SEED),--seed $(SEED))
 
 verilog: $(STAMP)
 	mkdir -p $(OUT)

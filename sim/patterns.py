@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["PATTERNS", "sparse_weights", "n_of_m_mask"]
+__all__ = ["PATTERNS", "sparse_weights", "n_of_m_mask", "nm_pattern"]
 
 
 def _values(rng, shape):
@@ -57,8 +57,23 @@ PATTERNS = {
 }
 
 
+def nm_pattern(pattern):
+    """``"3:8"`` -> (3, 8) for any N:M pattern name with 1 <= N < M <= 16, else None."""
+    try:
+        keep, group = (int(x) for x in str(pattern).split(":"))
+    except ValueError:
+        return None
+    return (keep, group) if 1 <= keep < group <= 16 else None
+
+
 def sparse_weights(rng, k, n, pattern="uniform", density=0.5):
-    """A K × N int8 weight matrix with the given sparsity pattern."""
+    """A K × N int8 weight matrix with the given sparsity pattern: a name of :data:`PATTERNS`,
+    or any N:M pattern ``"N:M"`` (1 <= N < M <= 16; exactly N nonzeros in every full group of
+    M rows down a column, ``density`` ignored)."""
+    if pattern not in PATTERNS and nm_pattern(pattern):
+        keep, group = nm_pattern(pattern)
+        mask = n_of_m_mask(rng, k, n, keep, group)
+        return (_values(rng, (k, n)) * mask).astype(np.int8)
     _, make_mask, fixed = PATTERNS[pattern]
     mask = make_mask(rng, k, n, fixed if fixed is not None else density)
     return (_values(rng, (k, n)) * mask).astype(np.int8)
