@@ -32,7 +32,9 @@ time, not only some cycles after reset), with any memory contents, at two config
 
 Memory contents are arbitrary (the zero ``$meminit`` that Amaranth writes for ``init=[]`` is
 deleted before the proof) and the write ports are free while the lane is idle, within the
-memories. Invariants of the lane skeleton and of the readers (registers found by name in the
+memories. The run's settings (mode, M-tiles, K, rows, columns) are assumed to fit the memories
+at start only; after start those inputs are free, so the proofs also show that a lane uses the
+settings it latched (an N:M lane that read K unlatched failed property 3). Invariants of the lane skeleton and of the readers (registers found by name in the
 elaborated lane) and of the harness's reference counters make the properties inductive; they
 are proved too, never assumed. Not vacuous: cover traces reach the last token of a two-tile,
 two-column run in skip and in dense mode, a fault, a reset in the middle of a run and (csc) a
@@ -194,23 +196,29 @@ class LaneHarness(Elaboratable):
                          Assume(~write.en | (write.addr < depth))]
 
         # The host's protocol -----------------------------------------------------------------
-        tiles, k, columns = dut.m_tiles, dut.k, dut.columns
-        m.d.comb += [
-            Assume((k >= 1) & (k <= config.max_k)),
-            Assume((dut.rows_last >= 1) & (dut.rows_last <= config.rows)),
-            # a run fits the memories (the compiler sizes runs so: sim/compiler.py)
-            Assume(tiles * k <= config.act_depth),
-            Assume(tiles * columns <= config.out_depth),
-            Assume(columns <= config.pointer_depth - 1),
-            # the accelerator only starts an idle lane (lane.start = start & ~busy)
-            Assume(~(dut.start & dut.busy)),
-        ]
-        prev_settings = [Signal.like(s, name=f"prev_{s.name}") for s in settings]
-        m.d.sync += [p.eq(s) for p, s in zip(prev_settings, settings)]
-        # settings are sampled at start and held until the last token has left
-        with m.If(past_valid & dut.busy):
-            m.d.comb += [Assume(s == p) for s, p in zip(settings, prev_settings)]
-        dense = dut.mode != Mode.SKIP
+        def fits(mode, tiles, k, rows_last, columns):
+            return [
+                (k >= 1) & (k <= config.max_k),
+                (rows_last >= 1) & (rows_last <= config.rows),
+                # a run fits the memories (the compiler sizes runs so: sim/compiler.py)
+                tiles * k <= config.act_depth,
+                tiles * columns <= config.out_depth,
+                columns <= config.pointer_depth - 1,
+            ]
+        with m.If(dut.start):
+            m.d.comb += [Assume(c) for c in fits(*settings)]
+        # the accelerator only starts an idle lane (lane.start = start & ~busy)
+        m.d.comb += Assume(~(dut.start & dut.busy))
+        # The run's settings are the inputs at start. After that the inputs are free: the host
+        # holds them, but the lane must not depend on it (it latches them).
+        run = {name: Signal.like(port, name=f"h_{name}")
+               for name, port in zip(("mode", "m_tiles", "k", "rows_last", "columns"), settings)}
+        with m.If(dut.start):
+            m.d.sync += [run[name].eq(port) for name, port in zip(run, settings)]
+        with m.If(dut.busy):
+            m.d.comb += [Assert(c) for c in fits(*run.values())]
+        tiles, k, columns = run["m_tiles"], run["k"], run["columns"]
+        dense = run["mode"] != Mode.SKIP
         skip = ~dense
 
         # 1. Stream handshake ------------------------------------------------------------------
@@ -232,7 +240,7 @@ class LaneHarness(Elaboratable):
             m.d.comb += [
                 Assert(token.out_addr < tiles * columns),
                 Assert(token.act_addr < tiles * k),
-                Assert((token.rows == dut.rows_last) | (token.rows == config.rows)),
+                Assert((token.rows == run["rows_last"]) | (token.rows == config.rows)),
                 Assert((token.rows >= 1) & (token.rows <= config.rows)),
             ]
 
@@ -389,8 +397,7 @@ class LaneHarness(Elaboratable):
         # Invariants of the skeleton (they make 2. and 5. inductive) ---------------------------
         with m.If(state["running"]):
             m.d.comb += [
-                *(Assert(state[f"{name}_run"] == getattr(dut, name))
-                  for name in ("mode", "m_tiles", "k", "rows_last", "columns")),
+                *(Assert(state[f"{name}_run"] == run[name]) for name in run),
                 Assert(state["tile"] < tiles),
                 Assert(state["tile_last"] == (state["tile"] + 1 == tiles)),
                 Assert(state["column"] < columns),
