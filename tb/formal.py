@@ -19,11 +19,12 @@ time, not only some cycles after reset), with any memory contents, at two config
    activation address in the current M-tile. Skip mode: rows strictly increase down a column,
    and a bubble (weight 0, row 0) only closes a column. Dense and gate modes: a column is rows
    0 .. K - 1 in order, ``last`` exactly on row K - 1;
-6. functional correctness (csc; the other lanes have 5 only): column ``c`` of an M-tile emits
-   exactly entries ``pointers[c] .. pointers[c + 1] - 1`` (``pointers[0]`` is 0) in order, each
-   token carrying its entry's value and row, ``last`` on the column's last entry, a bubble
-   only for an empty column; dense mode puts each entry at its row and zeros elsewhere. A
-   malformed stream may stop the run with a fault (4), never emit anything else;
+6. functional correctness (both csc lanes; bitmap, rle and nm have 5 only, their values are
+   checked in simulation): column ``c`` of an M-tile emits exactly entries ``pointers[c] ..
+   pointers[c + 1] - 1`` (``pointers[0]`` is 0) in order, each token carrying its entry's
+   value and row, ``last`` on the column's last entry, a bubble only for an empty column;
+   dense mode puts each entry at its row and zeros elsewhere. A malformed stream may stop the
+   run with a fault (4), never emit anything else;
 7. every run ends: a lane is busy for at most :func:`run_bound` cycles in which the PE column
    does not hold a token back, ``m_tiles * columns * (k + 1) * (S + 1) + S`` with ``S`` the
    starvation bound (every column has at most k + 1 tokens, by 5);
@@ -70,6 +71,7 @@ except ImportError:  # Amaranth 0.5
 
 from zeroskip.config import LANE_KINDS, ArrayConfig, DecodeStatus, Mode
 from zeroskip.hw.decoders import decoder_for
+from zeroskip.hw.decoders.lane import Prefetch
 from zeroskip.hw.layouts import csc_entry_layout, token_layout
 
 #: Tiny memories keep the solver fast; the properties do not depend on the sizes.
@@ -122,7 +124,8 @@ _ADVANCE_STATE = ("advancing", "advance_restart")
 _AHEAD_STATE = ("entries_valid", "entries_slot0", "at_row", "below_row", "beyond_k",
                 "not_after_previous")
 #: ... and the readers' entry addresses and read data (csc, rle, nm).
-_READER_STATE = ("entry", "entries_data", "pointers_data", "group_base", "slot")
+_READER_STATE = ("entry", "entries_data", "pointers_data", "group_base", "slot", "at_end",
+                 "at_last", "entry_plus_1", "entry_plus_2")
 
 
 def _skeleton_state(fragment):
@@ -138,6 +141,25 @@ def _skeleton_state(fragment):
     missing = set(_SKELETON_STATE) - set(found)
     if missing:
         raise LookupError(f"lane registers not found (renamed in lane.py?): {sorted(missing)}")
+    return found
+
+
+def _prefetch_state(fragment, name):
+    """The registers of the :class:`~zeroskip.hw.decoders.lane.Prefetch` queue ``name``."""
+    depth = Prefetch.LATENCY + 2
+    names = {f"{name}_{suffix}" for suffix in (
+        "count", "address", "valid", "read_data", "data",
+        *(f"issued{i}" for i in range(Prefetch.LATENCY)),
+        *(f"beyond{i}" for i in range(Prefetch.LATENCY)),
+        *(f"slot{i}" for i in range(depth)), *(f"slot{i}_beyond" for i in range(depth)))}
+    found = {}
+    for stmt in fragment.statements.get("sync", []):
+        for signal in stmt._lhs_signals():
+            if signal.name in names:
+                found[signal.name[len(name) + 1:]] = signal
+    missing = {n[len(name) + 1:] for n in names} - set(found)
+    if missing:
+        raise LookupError(f"prefetch registers not found (renamed?): {sorted(missing)}")
     return found
 
 
@@ -164,7 +186,8 @@ class LaneHarness(Elaboratable):
         memories = {name: dut_module.submodules[name] for name in dut.memories(config)}
         # the harness reads the memories too: combinational ports, added before the memories
         # are elaborated, addressed below
-        ports = {name: [memory.read_port(domain="comb") for _ in range(2)]
+        reads = 2 + (Prefetch.LATENCY * 2 + 2 if config.pipelined else 0)
+        ports = {name: [memory.read_port(domain="comb") for _ in range(reads)]
                  for name, memory in memories.items() if name in ("entries", "pointers")}
 
         def read(name, address):
@@ -325,11 +348,11 @@ class LaneHarness(Elaboratable):
                 m.d.comb += [Assert(~token.bubble), Assert(row_of == h_count),
                              Assert(token.last == (h_count + 1 == k))]
 
-        # 6. Functional correctness (csc): the nonzeros of column c are entries
+        # 6. Functional correctness (csc, both lanes): the nonzeros of column c are entries
         # pointers[c] .. pointers[c + 1] - 1 in order (pointers[0] is 0: a tile's first column
         # starts at entry 0, every other where the previous one ended), each token carrying its
         # entry's value and row; dense mode places them at their rows among zeros.
-        functional = config.fmt == "csc" and not config.pipelined
+        functional = config.fmt == "csc"
         if functional:
             h_entry = Signal.like(state["entry"], name="h_entry")
             expected = read("entries", h_entry + (self.mutation == "off_by_one"))
@@ -353,15 +376,54 @@ class LaneHarness(Elaboratable):
                 with m.Else():
                     m.d.comb += Assert(token.weight == Mux(takes, expected.value, 0))
             # invariants: the reader's entry address and its read data against the reference
-            with m.If(state["running"]):
-                m.d.comb += [
-                    Assert(state["entry"] == Mux(tile_closes, 0,
-                                                 h_entry + (dut.tokens.valid & takes))),
-                    Assert(state["entries_data"] ==
-                           Value.cast(read("entries", state["entry"]))),
-                    Assert(state["pointers_data"] ==
-                           read("pointers", state["column"] + 1)),
-                ]
+            entry = state["entry"]
+            if not config.pipelined:
+                with m.If(state["running"]):
+                    m.d.comb += [
+                        Assert(entry == Mux(tile_closes, 0, h_entry + (dut.tokens.valid & takes))),
+                        Assert(state["entries_data"] == Value.cast(read("entries", entry))),
+                        Assert(state["pointers_data"] == read("pointers", state["column"] + 1)),
+                    ]
+            else:
+                # the queues hold the words from the entry (end pointer) in use on, in order,
+                # and the reads in flight the words after them; but not in the cycle that
+                # restarts them for the next M-tile
+                ends = _prefetch_state(fragment, "ends")
+                with m.If(state["running"] & ~(state["advancing"] & state["advance_restart"])):
+                    m.d.comb += [
+                        Assert(entry == Mux(tile_closes, 0, h_entry + (dut.tokens.valid & takes))),
+                        Assert(state["entry_plus_1"] == entry + 1),
+                        Assert(state["entry_plus_2"] == entry + 2),
+                    ]
+                    for queue, memory, base in ((_prefetch_state(fragment, "entries"), "entries",
+                                                 entry),
+                                                (ends, "pointers", state["column"] + 1)):
+                        loaded = state[f"{memory}_loaded"]
+                        count, issued = queue["count"], [queue[f"issued{i}"] for i in (0, 1)]
+                        ahead = count + issued[0] + issued[1]
+                        m.d.comb += [Assert(ahead <= Prefetch.LATENCY + 2),
+                                     Assert(queue["address"] == base + ahead),
+                                     Assert(queue["valid"] == (count != 0))]
+                        for i in range(Prefetch.LATENCY + 2):
+                            with m.If(i < count):
+                                m.d.comb += [
+                                    Assert(queue[f"slot{i}"] ==
+                                           Value.cast(read(memory, base + i))),
+                                    Assert(queue[f"slot{i}_beyond"] == (base + i >= loaded)),
+                                ]
+                        with m.If(issued[1]):
+                            m.d.comb += [
+                                Assert(queue["read_data"] ==
+                                       Value.cast(read(memory, base + count))),
+                                Assert(queue["beyond1"] == (base + count >= loaded))]
+                        with m.If(issued[0]):
+                            m.d.comb += [
+                                Assert(queue["data"] ==
+                                       Value.cast(read(memory, base + count + issued[1]))),
+                                Assert(queue["beyond0"] == (base + count + issued[1] >= loaded))]
+                    with m.If(ends["valid"]):
+                        m.d.comb += [Assert(state["at_end"] == (entry == ends["slot0"])),
+                                     Assert(state["at_last"] == (entry + 1 == ends["slot0"]))]
 
         # 7. Every run ends: busy for at most run_bound() cycles in which the PE column does
         # not hold a token back.
@@ -575,14 +637,15 @@ def main(argv=None):
         # the reference's off-by-one concerns csc's functional proof only
         tasks = [(lane, size, args.mode, args.depth, mutation)
                  for size in sizes for lane in lanes for mutation in MUTATIONS
-                 if mutation != "off_by_one" or LANE_KINDS[lane] == {"fmt": "csc"}]
+                 if mutation != "off_by_one" or LANE_KINDS[lane]["fmt"] == "csc"]
     else:
         tasks = [(lane, size, mode, depth, None) for size in sizes for lane in lanes
                  for mode, depth in [(args.mode, args.depth)] +
                  ([] if args.no_cover else [("cover", args.cover_depth)])]
-    # the long proofs first (larger configuration, pipelined lane), so the runs end together
-    tasks.sort(key=lambda task: (task[2] == "cover", task[1] != "large",
-                                 task[0] not in ("csc-pipelined", "nm")))
+    # the long proofs first, so that the runs end together (relative costs, as measured)
+    cost = {"csc-pipelined": 4, "nm": 3, "rle": 2}
+    tasks.sort(key=lambda task: (task[2] == "cover",
+                                 -cost.get(task[0], 1) * (3 if task[1] == "large" else 1)))
     failed = []
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -592,7 +655,7 @@ def main(argv=None):
             name, ok, seconds, log = run.result()
             expected = not mutation
             verdict = ("PASS" if ok else "FAIL") + ("" if ok == expected else " (unexpected)")
-            print(f"{name:28} {mode:5} depth {depth:3}: {verdict} ({seconds:.1f} s)",
+            print(f"{name:31} {mode:5} depth {depth:3}: {verdict} ({seconds:.1f} s)",
                   flush=True)
             if ok != expected:
                 failed.append(f"{name} {mode}")
