@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ArrayConfig, Mode
-from . import golden
+from . import golden, model
 from .compiler import assemble, compile_gemm
 from .patterns import PATTERNS, sparse_weights
 from .runner import run_programs
@@ -66,7 +66,8 @@ def measure(case, config, shape, seed=0, sim="verilator"):
     nnz = int(np.count_nonzero(weights))
     cycles = skip.total("cycles")
     dense_cycles = dense.total("cycles")
-    ideal = -(-m * nnz // config.pe_count)
+    ideal = model.ideal_cycles(m * nnz, config.pe_count)
+    dense_ideal = model.ideal_cycles(m * k * n, config.pe_count)
     lane_cycles = config.cols * cycles
     busy, decoder, imbalance = (skip.total(x) for x in
                                 ("lane_busy", "stall_decoder", "stall_imbalance"))
@@ -80,11 +81,11 @@ def measure(case, config, shape, seed=0, sim="verilator"):
         "cycles_skip": cycles,
         "cycles_dense": dense_cycles,
         "ideal_cycles": ideal,
-        "dense_ideal_cycles": -(-m * k * n // config.pe_count),
+        "dense_ideal_cycles": dense_ideal,
         "speedup": round(dense_cycles / cycles, 3),
         "ideal_speedup": round(dense_cycles / max(ideal, 1), 3),
         "fraction_of_ideal": round(ideal / cycles, 4),
-        "dense_fraction": round(-(-m * k * n // config.pe_count) / dense_cycles, 4),
+        "dense_fraction": round(dense_ideal / dense_cycles, 4),
         # the gap to ideal, in cycles: lane-cycles lost, averaged over the lanes
         "gap_imbalance": round(imbalance / config.cols, 1),
         "gap_decoder": round(decoder / config.cols, 1),

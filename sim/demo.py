@@ -8,6 +8,7 @@ import numpy as np
 
 from ..config import ArrayConfig, Mode
 from . import formats, golden
+from .model import ideal_cycles
 from .compiler import assemble, compile_gemm
 from .loaders import BadInput, check_int8_matrix
 from .network import (QuantizedLayer, QuantizedMLP, fixed_point, init_mlp, int8_forward,
@@ -140,7 +141,7 @@ class AcceleratorGemm:
             "weight_sparsity": round(1 - nnz / weights.size, 4),
             "cycles_skip": skip.total("cycles"),
             "cycles_dense": dense.total("cycles"),
-            "ideal_cycles": -(-m * nnz // self.config.pe_count),
+            "ideal_cycles": ideal_cycles(m * nnz, self.config.pe_count),
             "macs_executed_skip": skip.total("macs_executed"),
             "macs_gated_skip": skip.total("macs_gated"),
             "macs_executed_dense": dense.total("macs_executed"),

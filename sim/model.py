@@ -13,7 +13,7 @@ A pipelined lane also refills its prefetch queues at the start of every M-tile
 (``config.lane_refill_cycles``); the compiler counts that in the lane's cycles.
 """
 
-__all__ = ["run_cycles", "fill_drain_cycles"]
+__all__ = ["run_cycles", "fill_drain_cycles", "ideal_cycles"]
 
 
 def fill_drain_cycles(config):
@@ -27,3 +27,9 @@ def run_cycles(config, lane_cycles):
     if busiest == 0:
         return fill_drain_cycles(config) - 1
     return busiest + fill_drain_cycles(config)
+
+
+def ideal_cycles(macs, pe_count):
+    """The work-proportional bound: ``macs`` multiply-accumulates spread perfectly over
+    ``pe_count`` PEs, ``ceil(macs / pe_count)`` (Eyexam, Sparseloop)."""
+    return -(-int(macs) // pe_count)

@@ -31,7 +31,7 @@ def gemm_report(program, weights, rtl, simulator):
     nnz = int(np.count_nonzero(weights))
     cycles = rtl.total("cycles")
     macs_effectual = m * nnz
-    ideal = -(-macs_effectual // config.pe_count)
+    ideal = model.ideal_cycles(macs_effectual, config.pe_count)
     compressed = formats.encode_for(config, weights)
     lane_cycles = config.cols * cycles
     busy, decoder, imbalance = (rtl.total(x) for x in ("lane_busy", "stall_decoder",

@@ -4,25 +4,26 @@ decoder lane stores and emits for its columns."""
 from . import bitmap, csc, nm, rle
 from .lane import column_run
 
-__all__ = ["FORMATS", "encode", "decode", "size_bits", "module", "column_run", "encode_for"]
+__all__ = ["MODULES", "encode", "decode", "size_bits", "module", "column_run", "encode_for"]
 
-FORMATS = {"csc": csc, "bitmap": bitmap, "rle": rle, "nm": nm}
+#: The format modules by name (the names are :data:`zeroskip.config.FORMATS`).
+MODULES = {"csc": csc, "bitmap": bitmap, "rle": rle, "nm": nm}
 
 
 def module(fmt):
-    return FORMATS[fmt]
+    return MODULES[fmt]
 
 
 def encode(fmt, weights, **params):
-    return FORMATS[fmt].encode(weights, **params)
+    return MODULES[fmt].encode(weights, **params)
 
 
 def decode(fmt, compressed):
-    return FORMATS[fmt].decode(compressed)
+    return MODULES[fmt].decode(compressed)
 
 
 def size_bits(fmt, compressed):
-    return FORMATS[fmt].size_bits(compressed)
+    return MODULES[fmt].size_bits(compressed)
 
 
 def encode_for(config, weights):
@@ -33,4 +34,4 @@ def encode_for(config, weights):
         return rle.encode(weights, config.rle_run_bits)
     if config.fmt == "bitmap":
         return bitmap.encode(weights, config.bitmap_width)
-    return FORMATS[config.fmt].encode(weights)
+    return MODULES[config.fmt].encode(weights)
