@@ -4,8 +4,8 @@ against the model and its MAC counters against their definitions; a decoder faul
 error (e.g. ``GemmTooLarge`` for a K the configuration accepts) or a simulation failure is a
 failure too.
 
-    python -m zeroskip.sim.regress N [--seed S] [--sim verilator|icarus]
-    python -m zeroskip.sim.regress --seed S --case I [--case J ...]
+    python -m zeroskip.sim.regress N [--seed S] [--sim verilator|icarus]   (make regress N= SEED=)
+    python -m zeroskip.sim.regress --seed S --case I[,J...]   (make regress SEED=S CASE=I)
 
 Every run draws a fresh seed unless one is given and prints it first. The seed fixes a pool of
 configurations (:data:`POOL_SIZE` entries, each one simulator build, drawn from the whole
@@ -20,7 +20,6 @@ import argparse
 import secrets
 import sys
 import time
-import traceback
 from collections import defaultdict
 from dataclasses import dataclass
 
