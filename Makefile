@@ -9,7 +9,7 @@ FORMAT ?= csc
 OUT    ?= build
 JOBS   ?= auto
 
-.PHONY: setup test formal verilog demo bench regress bitstream flash boards clean
+.PHONY: setup test test-fast typecheck formal verilog demo bench regress bitstream flash boards clean
 N      ?= 200
 SEED   ?=
 CASE   ?=
@@ -26,6 +26,14 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) tb
 
+# the edit-test loop: Amaranth-simulator and host tests, no Verilog simulator or bitstream build
+test-fast: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -m "not rtl" tb
+
+# mypy over the whole package from this checkout (zeroskip/hw, sim, ... link to the folders)
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
 demo: $(STAMP)
 	$(VENV)/bin/zeroskip demo --out docs/demo
 
@@ -38,7 +46,7 @@ formal: $(STAMP)
 # N random cases; SEED=S repeats a run's cases (a fresh seed otherwise, printed first),
 # CASE=I reruns case I of SEED alone (FAIL lines name both)
 regress: $(STAMP)
-	@$(PY) -m zeroskip.sim.regress $(if $(CASE),--case $(CASE),$(N)) $(if $(SEED),--seed $(SEED))
+	@$(PY) -m zeroskip.apps.regress $(if $(CASE),--case $(CASE),$(N)) $(if $(SEED),--seed $(SEED))
 
 verilog: $(STAMP)
 	mkdir -p $(OUT)

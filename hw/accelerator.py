@@ -6,10 +6,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .array import PEArray, tree_reduce
-from ..config import DecodeStatus, bits_for
-from .decoders import decoder_class, decoder_for
-from .layouts import counters_layout, job_layout, read_signature, write_signature
+from zeroskip.hw.array import PEArray, tree_reduce
+from zeroskip.config import DecodeStatus, bits_for
+from zeroskip.hw.decoders import decoder_class, decoder_for
+from zeroskip.hw.layouts import counters_layout, job_layout, read_signature, write_signature
 
 __all__ = ["Accelerator"]
 

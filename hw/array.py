@@ -6,8 +6,8 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal,
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import read_signature, token_layout, write_signature
-from .pe import ProcessingElement
+from zeroskip.hw.layouts import read_signature, token_layout, write_signature
+from zeroskip.hw.pe import ProcessingElement
 
 __all__ = ["PEArray"]
 

@@ -37,11 +37,11 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import DecodeStatus
-from .accelerator import Accelerator
-from .decoders import decoder_class
-from .layouts import counters_layout, job_layout, shape_width
-from .memories import read_port
+from zeroskip.config import DecodeStatus
+from zeroskip.hw.accelerator import Accelerator
+from zeroskip.hw.decoders import decoder_class
+from zeroskip.hw.layouts import counters_layout, job_layout, shape_width
+from zeroskip.hw.memories import read_port
 
 __all__ = ["REQUEST_SYNC", "REPLY_SYNC", "Command", "Reply", "HostLink", "write_targets",
            "info_layout", "run_report_layout", "byte_count", "crc16_step"]

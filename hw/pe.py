@@ -5,9 +5,9 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Mode
-from .layouts import read_signature, token_layout, write_signature
-from .memories import read_port
+from zeroskip.config import Mode
+from zeroskip.hw.layouts import read_signature, token_layout, write_signature
+from zeroskip.hw.memories import read_port
 
 __all__ = ["ProcessingElement"]
 

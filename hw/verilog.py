@@ -4,7 +4,7 @@ import re
 
 from amaranth.back import verilog
 
-from .accelerator import Accelerator
+from zeroskip.hw.accelerator import Accelerator
 
 __all__ = ["generate", "convert", "primitive_models", "MULT18X18D_MODEL", "TOP_NAME"]
 

@@ -20,7 +20,7 @@ from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-from ..config import ArrayConfig
+from zeroskip.config import ArrayConfig
 
 __all__ = ["Board", "BOARDS", "BoardWrapper", "ice40_pll", "ecp5_pll", "build", "build_board",
            "program", "ProgrammingFailed", "TimingNotMet"]
@@ -259,8 +259,8 @@ def build(board, core, out_dir):
 def build_board(board, out_dir, *, baud=None, log=print):
     """Build the board top (accelerator, host link, UART) of ``board`` into ``out_dir``,
     unless the report there is of the same board, configuration and gateware."""
-    from ..sim.runner import gateware_digest
-    from .top import DEFAULT_BAUD, BoardTop
+    from zeroskip.sim.rtl.runner import gateware_digest
+    from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop
     board = BOARDS[board] if isinstance(board, str) else board
     out_dir = Path(out_dir)
     baud = baud or DEFAULT_BAUD

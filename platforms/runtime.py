@@ -20,11 +20,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..hw.layouts import job_layout, pack, unpack
-from ..hw.link import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply, byte_count,
+from zeroskip.hw.layouts import job_layout, pack, unpack
+from zeroskip.hw.link import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply, byte_count,
                        info_layout, run_report_layout, write_targets)
-from ..sim import model
-from ..sim.runner import RunResult, act_beats, result_words_to_array, weight_beats
+from zeroskip.sim import model
+from zeroskip.sim.rtl.runner import RunResult, act_beats, result_words_to_array, weight_beats
 
 __all__ = ["LinkError", "LinkStats", "BoardLink", "SerialTransport", "run_on_board", "frame"]
 
@@ -255,7 +255,7 @@ class BoardLink:
 
     async def run_programs(self, programs, *, timeout_factor=4):
         """Run compiled programs (:func:`zeroskip.sim.compiler.compile_gemm`) one after another;
-        one :class:`zeroskip.sim.runner.RunResult` per program, as from the simulator."""
+        one :class:`zeroskip.sim.rtl.runner.RunResult` per program, as from the simulator."""
         config = self.config
         if self.max_payload is None:
             await self.connect()

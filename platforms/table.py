@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Mode
-from ..sim.bench import rewrite_section
-from ..sim.compiler import assemble, compile_gemm
-from ..sim import golden
-from ..sim.patterns import sparse_weights
-from ..sim.runner import run_program
-from .boards import BOARDS, build_board
+from zeroskip.config import Mode
+from zeroskip.apps.bench import rewrite_section
+from zeroskip.sim.compiler import assemble, compile_gemm
+from zeroskip.sim import golden
+from zeroskip.sim.patterns import sparse_weights
+from zeroskip.sim.rtl.runner import run_program
+from zeroskip.platforms.boards import BOARDS, build_board
 
 SHAPE = (64, 256, 64)
 SPARSITIES = (0.5, 0.9)

@@ -8,8 +8,8 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..hw.link import HostLink
-from ..hw.uart import UARTRx, UARTTx
+from zeroskip.hw.link import HostLink
+from zeroskip.hw.uart import UARTRx, UARTTx
 
 __all__ = ["BoardTop", "DEFAULT_BAUD"]
 

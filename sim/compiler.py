@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import Mode
-from . import formats, model
-from .loaders import as_int8_matrix
+from zeroskip.config import Mode
+from zeroskip.sim import formats, model
+from zeroskip.sim.loaders import as_int8_matrix
 
 __all__ = ["Run", "Program", "GemmTooLarge", "compile_gemm", "assign_columns", "column_costs",
            "assemble", "lane_tokens"]
@@ -87,8 +87,8 @@ class Program:
     def weight_bits_loaded(self):
         """Bits written to the decoder lanes' memories over all runs: every word of every lane
         image at its memory's width (a run reloads its column group's images)."""
-        from ..hw.decoders import decoder_class
-        from ..hw.layouts import shape_width
+        from zeroskip.hw.decoders import decoder_class
+        from zeroskip.hw.layouts import shape_width
         memories = decoder_class(self.config).memories(self.config)
         return sum(len(image[name]) * shape_width(shape) for run in self.runs
                    for image in run.lane_images for name, (shape, _) in memories.items())
@@ -122,7 +122,7 @@ def assign_columns(costs, lanes):
 
 def memory_depths(config):
     """Depth of each decoder memory of ``config``'s lanes."""
-    from ..hw.decoders import decoder_class
+    from zeroskip.hw.decoders import decoder_class
     return {name: depth for name, (_, depth) in decoder_class(config).memories(config).items()}
 
 

@@ -5,7 +5,7 @@ import zipfile
 
 import numpy as np
 
-from ..config import INT8_MAX, INT8_MIN
+from zeroskip.config import INT8_MAX, INT8_MIN
 
 __all__ = ["BadInput", "load_int8_matrix", "check_int8_matrix", "as_int8_matrix",
            "check_gemm_operands"]

@@ -3,7 +3,7 @@ its source in ``provenance``."""
 
 import numpy as np
 
-from . import formats, model
+from zeroskip.sim import formats, model
 
 __all__ = ["gemm_report", "RTL", "HOST", "MODEL"]
 
@@ -21,7 +21,7 @@ def gemm_report(program, weights, rtl, simulator):
     program : :class:`zeroskip.sim.compiler.Program`
     weights : ndarray
         W, for the work and storage figures.
-    rtl : :class:`zeroskip.sim.runner.RunResult`
+    rtl : :class:`zeroskip.sim.rtl.runner.RunResult`
         What the RTL counted (checked against the cycle model by ``rtl.check(program)``).
     simulator : str
     """

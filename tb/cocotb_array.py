@@ -9,7 +9,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
-from zeroskip.sim.harness import read_column, write_beats
+from zeroskip.sim.rtl.harness import read_column, write_beats
 
 
 async def drive_column(dut, column, tokens, idle_probability, seed):

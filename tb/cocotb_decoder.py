@@ -9,7 +9,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
-from zeroskip.sim.harness import write_beats
+from zeroskip.sim.rtl.harness import write_beats
 
 
 class DecoderTB:

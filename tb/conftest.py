@@ -26,3 +26,29 @@ def rng(request):
 
     import numpy as np
     return np.random.default_rng(zlib.crc32(request.node.name.encode()))
+
+
+#: Test modules whose every test runs generated Verilog in a simulator (or builds a bitstream);
+#: in other modules such tests carry ``@pytest.mark.rtl`` themselves. ``make test-fast`` runs
+#: the rest: the Amaranth-simulator and host tests.
+RTL_MODULES = ("_rtl", "test_bench_model", "test_boards", "test_serial_sim_logs")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.endswith(RTL_MODULES):
+            item.add_marker(pytest.mark.rtl)
+
+
+@pytest.fixture(autouse=True)
+def _rtl_only_where_marked(request, monkeypatch):
+    """A test not marked ``rtl`` must not build a simulation in this process: it would make
+    ``make test-fast`` slow without anyone noticing."""
+    if request.node.get_closest_marker("rtl"):
+        return
+    from zeroskip.sim.rtl import runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} builds a simulation: mark it "
+                             f"@pytest.mark.rtl")
+    monkeypatch.setattr(runner, "build", refuse)

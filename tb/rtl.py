@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from zeroskip.hw.verilog import convert, primitive_models
-from zeroskip.sim import runner
+from zeroskip.sim.rtl import runner
 
 
 def simulators():

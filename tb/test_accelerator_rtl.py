@@ -7,7 +7,7 @@ import pytest
 from zeroskip.config import ArrayConfig, Mode
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import GemmTooLarge, assemble, compile_gemm, lane_tokens
-from zeroskip.sim.runner import run_programs
+from zeroskip.sim.rtl.runner import run_programs
 
 from .rtl import simulators
 from .weights import fit_n_of_m, random_weights

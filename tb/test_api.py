@@ -13,6 +13,7 @@ from .test_cli import zeroskip as command
 from .weights import random_weights
 
 
+@pytest.mark.rtl
 def test_gemm_from_python_matches_the_command(tmp_path, rng):
     acts = rng.integers(-128, 128, (11, 30)).astype(np.int8)
     weights = random_weights(rng, 30, 9, density=0.3)

@@ -4,7 +4,7 @@
 import pytest
 
 from zeroskip.config import ArrayConfig
-from zeroskip.sim.bench import BenchCase, default_cases, measure, write_outputs
+from zeroskip.apps.bench import BenchCase, default_cases, measure, write_outputs
 
 
 @pytest.mark.parametrize("case", default_cases(), ids=lambda c: f"{c.fmt}-{c.pattern}-{c.density}")

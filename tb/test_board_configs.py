@@ -70,6 +70,7 @@ def test_ulx3s_column_split_respects_the_output_memory():
 
 @pytest.mark.parametrize("board,shape", [("icebreaker", (21, 256, 5)),
                                          ("ulx3s-85f", (20, 256, 150))])
+@pytest.mark.rtl
 def test_gemm_board_simulates_that_boards_configuration(tmp_path, rng, board, shape):
     m, k, n = shape
     acts = rng.integers(-128, 128, (m, k)).astype(np.int8)

@@ -9,7 +9,7 @@ from zeroskip.hw.link import Reply, byte_count, write_targets
 from zeroskip.platforms.top import BoardTop
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
-from zeroskip.sim.runner import run_cocotb
+from zeroskip.sim.rtl.runner import run_cocotb
 
 from .rtl import build_component, simulators
 from .weights import random_weights

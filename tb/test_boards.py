@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from zeroskip.sim import runner
+from zeroskip.sim.rtl import runner
 
 pytest.importorskip("amaranth_boards", reason="pip install zeroskip[boards]")
 

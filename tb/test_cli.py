@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zeroskip.sim import golden
-from zeroskip.sim.runner import verilator_environment
+from zeroskip.sim.rtl.runner import verilator_environment
 
 from .rtl import simulators
 from .weights import fit_n_of_m, random_weights
@@ -32,6 +32,7 @@ def operands(tmp_path, rng):
     return tmp_path, acts, weights
 
 
+@pytest.mark.rtl
 @pytest.mark.parametrize("sim", simulators())
 @pytest.mark.parametrize("mode", ["skip", "gate", "dense"])
 def test_gemm_is_bit_exact_and_reports_counters(operands, sim, mode):
@@ -51,6 +52,7 @@ def test_gemm_is_bit_exact_and_reports_counters(operands, sim, mode):
 
 @pytest.mark.parametrize("sim,name", [("verilator", "trace.vcd"), ("icarus", "trace.fst"),
                                       ("icarus", "trace.vcd")])
+@pytest.mark.rtl
 def test_waves(operands, sim, name):
     path, _, _ = operands
     proc = zeroskip("gemm", "--acts", path / "A.npy", "--weights", path / "W.npy",
@@ -125,6 +127,7 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, rng):
     assert zeroskip().returncode == 2
 
 
+@pytest.mark.rtl
 def test_verilog_lints_clean(tmp_path):
     proc = zeroskip("verilog", "--rows", 8, "--cols", 8, "-o", tmp_path / "accel.v")
     assert proc.returncode == 0, proc.stderr
@@ -146,6 +149,7 @@ def test_nm_violation_names_the_place(tmp_path):
     assert "column 2, rows 4..7" in proc.stderr and "2:4" in proc.stderr
 
 
+@pytest.mark.rtl
 @pytest.mark.parametrize("fmt", ["bitmap", "rle", "nm"])
 def test_gemm_every_format(tmp_path, rng, fmt):
     acts = rng.integers(-128, 128, (9, 24)).astype(np.int8)

@@ -8,7 +8,7 @@ from zeroskip.config import LANE_KINDS, ArrayConfig, Mode
 from zeroskip.hw.decoders import decoder_class, decoder_for
 from zeroskip.hw.layouts import pack, token_layout
 from zeroskip.sim.compiler import compile_gemm, lane_tokens
-from zeroskip.sim.runner import run_cocotb
+from zeroskip.sim.rtl.runner import run_cocotb
 
 from .rtl import build_component, simulators
 from .weights import fit_n_of_m, random_weights

@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from zeroskip.sim.demo import run_demo
+from zeroskip.apps.demo import run_demo
 
 
+@pytest.mark.rtl
 def test_pruned_mlp_end_to_end(tmp_path):
     summary = run_demo(tmp_path, sparsity=0.9, show_progress=False)
     assert summary["logits_match"]
@@ -21,6 +22,7 @@ def test_pruned_mlp_end_to_end(tmp_path):
     assert (tmp_path / "demo.png").stat().st_size > 10_000
 
 
+@pytest.mark.rtl
 def test_user_weights(tmp_path):
     rng = np.random.default_rng(3)
     layers = {"w0": rng.integers(-20, 20, (64, 32)), "w1": rng.integers(-20, 20, (32, 10)),
@@ -53,7 +55,7 @@ def test_bad_user_weights(tmp_path):
 def test_user_biases_outside_int32_are_refused(tmp_path):
     """A bias is added in int32 on the accelerator's results; int64 values beyond that range
     used to be cast (wrapped) silently."""
-    from zeroskip.sim.demo import load_user_model
+    from zeroskip.apps.demo import load_user_model
     from zeroskip.sim.loaders import BadInput
     w0, w1 = np.ones((64, 8), np.int8), np.ones((8, 10), np.int8)
     calibration = np.ones((4, 64), np.int8)

@@ -10,7 +10,7 @@ import pytest
 from zeroskip.config import LANE_KINDS, ArrayConfig, DecodeStatus, Mode
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
-from zeroskip.sim.runner import run_programs
+from zeroskip.sim.rtl.runner import run_programs
 
 from .rtl import simulators
 from .weights import fit_n_of_m, random_weights
@@ -45,12 +45,13 @@ def corrupt(program, fmt, how, lane):
 
 
 #: (lane, malformation, status in skip mode, status in dense mode or None for any)
-CASES = [("csc", "row_out_of_range", DecodeStatus.ROW_OUT_OF_RANGE, None),
-         ("csc", "rows_not_increasing", DecodeStatus.ROWS_NOT_INCREASING, None),
-         ("rle", "run_past_column_end", DecodeStatus.ROW_OUT_OF_RANGE, None),
-         ("nm", "repeated_position", DecodeStatus.ROWS_NOT_INCREASING, None),
-         ("bitmap", "word_beyond_k", DecodeStatus.ROW_OUT_OF_RANGE, None),
-         ("csc-pipelined", "row_out_of_range", DecodeStatus.ROW_OUT_OF_RANGE, None),
+CASES: list[tuple[str, str, DecodeStatus, DecodeStatus | None]] = [
+    ("csc", "row_out_of_range", DecodeStatus.ROW_OUT_OF_RANGE, None),
+    ("csc", "rows_not_increasing", DecodeStatus.ROWS_NOT_INCREASING, None),
+    ("rle", "run_past_column_end", DecodeStatus.ROW_OUT_OF_RANGE, None),
+    ("nm", "repeated_position", DecodeStatus.ROWS_NOT_INCREASING, None),
+    ("bitmap", "word_beyond_k", DecodeStatus.ROW_OUT_OF_RANGE, None),
+    ("csc-pipelined", "row_out_of_range", DecodeStatus.ROW_OUT_OF_RANGE, None),
          ("csc-pipelined", "rows_not_increasing", DecodeStatus.ROWS_NOT_INCREASING, None)]
 CASES += [(lane, "truncated", DecodeStatus.TRUNCATED, DecodeStatus.TRUNCATED)
           for lane in ("csc", "rle", "nm", "bitmap", "csc-pipelined")]

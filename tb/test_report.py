@@ -12,7 +12,7 @@ from zeroskip.hw.decoders import decoder_class
 from zeroskip.hw.layouts import shape_width
 from zeroskip.sim import model
 from zeroskip.sim.compiler import compile_gemm
-from zeroskip.sim.runner import CycleMismatch, RunResult, run_programs, weight_beats
+from zeroskip.sim.rtl.runner import CycleMismatch, RunResult, run_programs, weight_beats
 
 from .weights import random_weights
 
@@ -38,6 +38,7 @@ def _gemm(tmp_path, acts, weights, *options):
                      str(tmp_path / "r.json"), *map(str, options)])
 
 
+@pytest.mark.rtl
 @pytest.mark.parametrize("fmt", ["csc", "bitmap"])
 def test_every_figure_has_a_source_and_loads_are_what_was_written(tmp_path, rng, fmt):
     acts = rng.integers(-128, 128, (20, 48)).astype(np.int8)
@@ -64,6 +65,7 @@ def test_every_figure_has_a_source_and_loads_are_what_was_written(tmp_path, rng,
     assert report["weight_bits_loaded"] > report["weight_bits"]  # pointers, padding, reloads
 
 
+@pytest.mark.rtl
 def test_load_cycles_are_counted_per_gemm(rng):
     """Two GEMMs (of two and one runs) in one simulation: each is charged only its own loads
     (the counter used to run from reset, so the second GEMM also paid for the first)."""
@@ -95,6 +97,7 @@ def test_check_refuses_cycles_the_model_does_not_predict(rng):
               status=[[0, 0]]).check(program)
 
 
+@pytest.mark.rtl
 def test_gemm_exits_1_when_the_rtl_and_the_model_disagree(tmp_path, rng, monkeypatch, capsys):
     """A model that is off by one cycle (as a wrong model or a broken counter would be): the
     CLI must fail with both numbers, not write a report that disagrees with itself."""

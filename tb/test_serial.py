@@ -35,7 +35,7 @@ from zeroskip.platforms.runtime import (BoardLink, LinkError, SerialTransport, f
 from zeroskip.platforms.top import BoardTop
 from zeroskip.sim import golden, model
 from zeroskip.sim.compiler import assemble, compile_gemm
-from zeroskip.sim.runner import run_cocotb
+from zeroskip.sim.rtl.runner import run_cocotb
 
 from .rtl import build_component
 from .weights import random_weights
@@ -103,6 +103,7 @@ class SimulatedBoard:
         return self.out
 
 
+@pytest.mark.rtl
 def test_gemm_through_a_pty_with_pyserial(tmp_path, rng):
     acts = rng.integers(-128, 128, (5, 40)).astype(np.int8)
     acts[:, ::3] = 0

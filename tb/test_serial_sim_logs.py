@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zeroskip.sim import runner
+from zeroskip.sim.rtl import runner
 
 from .rtl import build_component, simulators
 from .test_serial import BUILD_NAME, CONFIG, DIVISOR, board_top

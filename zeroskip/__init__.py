@@ -9,13 +9,13 @@ The public API:
   tests; :class:`Mode`, :data:`FORMATS`;
 - building blocks: :mod:`zeroskip.sim.compiler` (``compile_gemm``), :mod:`zeroskip.sim.formats`
   (the formats' encoders and decoders), :class:`zeroskip.hw.accelerator.Accelerator` (an
-  Amaranth component for a design of your own), :mod:`zeroskip.sim.runner` (simulators).
+  Amaranth component for a design of your own), :mod:`zeroskip.sim.rtl.runner` (simulators).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .api import DeviceFailure, array_config, gemm
-from .config import FORMATS, ArrayConfig, Mode
+from zeroskip.api import DeviceFailure, array_config, gemm
+from zeroskip.config import FORMATS, ArrayConfig, Mode
 
 try:
     __version__ = version("zeroskip")

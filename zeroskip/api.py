@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import FORMATS, ArrayConfig, Mode
+from zeroskip.config import FORMATS, ArrayConfig, Mode
 
 __all__ = ["gemm", "array_config", "DeviceFailure", "ARRAY_DEFAULTS"]
 
@@ -29,7 +29,7 @@ class DeviceFailure(Exception):
 
 
 def _bad_input(message: str) -> Exception:
-    from .sim.loaders import BadInput
+    from zeroskip.sim.loaders import BadInput
     return BadInput(message)
 
 
@@ -49,7 +49,7 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
     """
     given = {"rows": rows, "cols": cols, "format": format, "nm": nm}
     if board is not None:
-        from .platforms.boards import BOARDS
+        from zeroskip.platforms.boards import BOARDS
         if board not in BOARDS:
             raise _bad_input(f"{spell('board')}: unknown board {board!r} (one of "
                              f"{', '.join(BOARDS)})")
@@ -58,7 +58,7 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
             raise _bad_input(f"{spell('board')} {board} fixes the array configuration; drop "
                              f"{', '.join(named)}")
         return BOARDS[board].config
-    options = {name: ARRAY_DEFAULTS[name] if value is None else value
+    options: dict[str, Any] = {name: ARRAY_DEFAULTS[name] if value is None else value
                for name, value in given.items()}
     for side in ("rows", "cols"):
         value = options[side]
@@ -71,7 +71,7 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
                          f"{options['format']!r}")
     pattern = options["nm"]
     if isinstance(pattern, str):
-        from .sim.formats.nm import parse
+        from zeroskip.sim.formats.nm import parse
         try:
             pattern = parse(pattern)
         except ValueError as exc:
@@ -123,11 +123,11 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         Internal failures: a decoder fault, RTL cycles the model does not predict, a result
         that differs from NumPy, a simulator that fails.
     """
-    from .sim import formats, golden
-    from .sim.compiler import GemmTooLarge, assemble, compile_gemm
-    from .sim.loaders import as_int8_matrix, check_gemm_operands
-    from .sim.report import gemm_report
-    from .sim.runner import SIMULATORS, SimulatorMissing, check_wave_support, run_program
+    from zeroskip.sim import formats, golden
+    from zeroskip.sim.compiler import GemmTooLarge, assemble, compile_gemm
+    from zeroskip.sim.loaders import as_int8_matrix, check_gemm_operands
+    from zeroskip.sim.report import gemm_report
+    from zeroskip.sim.rtl.runner import SIMULATORS, SimulatorMissing, check_wave_support, run_program
 
     if port is not None and board is None:
         raise _bad_input("port needs board (the board programmed at that port)")
@@ -162,8 +162,8 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         raise _bad_input(str(exc)) from None
 
     if port is not None:
-        from .platforms.runtime import LinkError, run_on_board
-        from .platforms.top import DEFAULT_BAUD
+        from zeroskip.platforms.runtime import LinkError, run_on_board
+        from zeroskip.platforms.top import DEFAULT_BAUD
         try:
             (rtl,), _ = run_on_board([program], port, config, baud=DEFAULT_BAUD)
         except LinkError as exc:

@@ -13,9 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import __version__
-from .api import MAX_ARRAY_SIDE, DeviceFailure, array_config
-from .config import FORMATS, Mode
+from zeroskip import __version__
+from zeroskip.api import MAX_ARRAY_SIDE, DeviceFailure, array_config
+from zeroskip.config import FORMATS, Mode
 
 __all__ = ["main"]
 
@@ -45,7 +45,7 @@ def _array_side(text):
 
 
 def _n_of_m(text):
-    from .sim.formats.nm import parse
+    from zeroskip.sim.formats.nm import parse
     try:
         return parse(text)
     except ValueError as exc:
@@ -131,12 +131,12 @@ def _parser():
 
 
 def _board_names():
-    from .platforms.boards import BOARDS
+    from zeroskip.platforms.boards import BOARDS
     return list(BOARDS)
 
 
 def _check_writable(path, what):
-    from .sim.loaders import BadInput
+    from zeroskip.sim.loaders import BadInput
     parent = Path(path).resolve().parent
     if not parent.is_dir():
         raise BadInput(f"{what}: directory {parent} does not exist")
@@ -165,8 +165,8 @@ def _write_atomically(path, write):
 def _gemm(args):
     import numpy as np
 
-    from .api import gemm
-    from .sim.loaders import BadInput, load_int8_matrix
+    from zeroskip.api import gemm
+    from zeroskip.sim.loaders import BadInput, load_int8_matrix
 
     for path, what in ((args.out, "--out"), (args.report, "--report"), (args.waves, "--waves")):
         if path is not None:
@@ -197,7 +197,7 @@ def _gemm(args):
 
 
 def _verilog(args):
-    from .hw.verilog import generate
+    from zeroskip.hw.verilog import generate
     _check_writable(args.output, "-o")
     config = _config(args)
     text = generate(config)
@@ -207,8 +207,8 @@ def _verilog(args):
 
 
 def _bench(args):
-    from .sim.bench import run_bench, write_outputs
-    from .sim.loaders import BadInput
+    from zeroskip.apps.bench import run_bench, write_outputs
+    from zeroskip.sim.loaders import BadInput
     if not 1 <= args.size <= 4096:
         raise BadInput(f"--size must be between 1 and 4096, got {args.size}")
     if args.readme and not Path(args.readme).is_file():
@@ -222,8 +222,8 @@ def _bench(args):
 def _demo(args):
     import math
 
-    from .sim.demo import format_summary, run_demo
-    from .sim.loaders import BadInput
+    from zeroskip.apps.demo import format_summary, run_demo
+    from zeroskip.sim.loaders import BadInput
     if not (math.isfinite(args.sparsity) and 0 <= args.sparsity < 1):
         raise BadInput(f"--sparsity must be in [0, 1), got {args.sparsity}")
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -237,17 +237,17 @@ def _demo(args):
 
 
 def _formats(args):
-    from .sim.formats_table import formats_table
-    from .sim.loaders import BadInput
+    from zeroskip.apps.formats_table import formats_table
+    from zeroskip.sim.loaders import BadInput
     if not 1 <= args.size <= 4096:
         raise BadInput(f"--size must be between 1 and 4096, got {args.size}")
     print(formats_table(args.size))
 
 
 def _build(args):
-    from .platforms.boards import (BOARDS, ProgrammingFailed, TimingNotMet, build_board,
+    from zeroskip.platforms.boards import (BOARDS, ProgrammingFailed, TimingNotMet, build_board,
                                    program)
-    from .sim.loaders import BadInput
+    from zeroskip.sim.loaders import BadInput
     board = BOARDS[args.board]
     out = Path(args.out or Path("build") / board.name)
     if out.exists() and not out.is_dir():
@@ -274,7 +274,7 @@ COMMANDS = {"gemm": _gemm, "build": _build, "verilog": _verilog, "bench": _bench
 
 
 def main(argv=None):
-    from .sim.loaders import BadInput
+    from zeroskip.sim.loaders import BadInput
     try:
         args = _parser().parse_args(argv)
         COMMANDS[args.command](args)

@@ -9,6 +9,7 @@ import enum
 import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 __all__ = ["Mode", "DecodeStatus", "FORMATS", "LANE_KINDS", "MULTIPLIERS", "ArrayConfig",
            "INT8_MIN", "INT8_MAX", "bits_for"]
@@ -20,7 +21,7 @@ FORMATS = ("csc", "bitmap", "rle", "nm")
 
 #: The decoder lanes the proofs, the regression and the tests cover, as ArrayConfig
 #: parameters: every format, and the csc lane that reads through prefetch queues.
-LANE_KINDS = {**{fmt: {"fmt": fmt} for fmt in FORMATS},
+LANE_KINDS: dict[str, dict[str, Any]] = {**{fmt: {"fmt": fmt} for fmt in FORMATS},
               "csc-pipelined": {"fmt": "csc", "pipelined": True}}
 
 #: How the PEs multiply (see :attr:`ArrayConfig.multipliers`).

@@ -1,11 +1,11 @@
 """Compressed-weight decoders, one per format. Each turns a lane's compressed columns into the
 token stream a PE column consumes, at one token per cycle."""
 
-from .bitmap import BitmapDecoder
-from .csc import CSCDecoder
-from .lane import Cursor, LaneDecoder
-from .nm import NMDecoder
-from .rle import RLEDecoder
+from zeroskip.hw.decoders.bitmap import BitmapDecoder
+from zeroskip.hw.decoders.csc import CSCDecoder
+from zeroskip.hw.decoders.lane import Cursor, LaneDecoder
+from zeroskip.hw.decoders.nm import NMDecoder
+from zeroskip.hw.decoders.rle import RLEDecoder
 
 __all__ = ["LaneDecoder", "Cursor", "CSCDecoder", "BitmapDecoder", "RLEDecoder", "NMDecoder",
            "decoder_class", "decoder_for"]

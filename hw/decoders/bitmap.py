@@ -2,8 +2,8 @@
 
 from amaranth.hdl import Signal, signed, unsigned
 
-from ..memories import read_port
-from .lane import Cursor, LaneDecoder
+from zeroskip.hw.memories import read_port
+from zeroskip.hw.decoders.lane import Cursor, LaneDecoder
 
 __all__ = ["BitmapDecoder"]
 

@@ -2,9 +2,9 @@
 
 from amaranth.hdl import Cat, Mux, Signal, unsigned
 
-from ..layouts import csc_entry_layout
-from ..memories import read_port
-from .lane import Cursor, LaneDecoder, Prefetch
+from zeroskip.hw.layouts import csc_entry_layout
+from zeroskip.hw.memories import read_port
+from zeroskip.hw.decoders.lane import Cursor, LaneDecoder, Prefetch
 
 __all__ = ["CSCDecoder"]
 

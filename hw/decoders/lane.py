@@ -9,9 +9,9 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...config import DecodeStatus, Mode, bits_for
-from ..layouts import token_layout, write_signature
-from ..memories import read_port
+from zeroskip.config import DecodeStatus, Mode, bits_for
+from zeroskip.hw.layouts import token_layout, write_signature
+from zeroskip.hw.memories import read_port
 
 __all__ = ["LaneDecoder", "Cursor", "LaneView", "Prefetch"]
 

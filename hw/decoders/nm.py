@@ -3,9 +3,9 @@
 from amaranth.hdl import Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
-from ...config import bits_for
-from ..memories import read_port
-from .lane import Cursor, LaneDecoder
+from zeroskip.config import bits_for
+from zeroskip.hw.memories import read_port
+from zeroskip.hw.decoders.lane import Cursor, LaneDecoder
 
 __all__ = ["NMDecoder", "nm_entry_layout"]
 

@@ -3,8 +3,8 @@
 from amaranth.hdl import Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
-from ..memories import read_port
-from .lane import Cursor, LaneDecoder
+from zeroskip.hw.memories import read_port
+from zeroskip.hw.decoders.lane import Cursor, LaneDecoder
 
 __all__ = ["RLEDecoder", "rle_entry_layout"]
 

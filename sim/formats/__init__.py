@@ -1,8 +1,8 @@
 """Compressed-weight formats: NumPy encoders and decoders, exact storage sizes, and what one
 decoder lane stores and emits for its columns."""
 
-from . import bitmap, csc, nm, rle
-from .lane import column_run
+from zeroskip.sim.formats import bitmap, csc, nm, rle
+from zeroskip.sim.formats.lane import column_run
 
 __all__ = ["MODULES", "encode", "decode", "size_bits", "module", "column_run", "encode_for"]
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...config import bits_for
-from ..loaders import as_int8_matrix
-from .lane import Presented
+from zeroskip.config import bits_for
+from zeroskip.sim.loaders import as_int8_matrix
+from zeroskip.sim.formats.lane import Presented
 
 __all__ = ["BitmapMatrix", "encode", "decode", "size_bits", "check"]
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ArrayConfig, Mode
-from . import golden, model
-from .compiler import assemble, compile_gemm
-from .patterns import PATTERNS, sparse_weights
-from .runner import run_programs
+from zeroskip.config import ArrayConfig, Mode
+from zeroskip.sim import golden, model
+from zeroskip.sim.compiler import assemble, compile_gemm
+from zeroskip.sim.patterns import PATTERNS, sparse_weights
+from zeroskip.sim.rtl.runner import run_programs
 
 __all__ = ["BenchCase", "default_cases", "run_bench", "write_outputs"]
 

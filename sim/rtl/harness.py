@@ -1,6 +1,6 @@
 """cocotb harness: runs a compiled program on the accelerator's generated Verilog.
 
-The runner (:mod:`zeroskip.sim.runner`) pickles the memory images as port beats into the file
+The runner (:mod:`zeroskip.sim.rtl.runner`) pickles the memory images as port beats into the file
 named by ``ZEROSKIP_JOB``; this test drives them into the RTL, pulses start, waits for done
 while the RTL runs on its own, reads the counters and result memories and pickles them into
 ``ZEROSKIP_RESULT``. Inputs change only on falling clock edges, so there is no race with the

@@ -4,8 +4,8 @@ against the model and its MAC counters against their definitions; a decoder faul
 error (e.g. ``GemmTooLarge`` for a K the configuration accepts) or a simulation failure is a
 failure too.
 
-    python -m zeroskip.sim.regress N [--seed S] [--sim verilator|icarus]   (make regress N= SEED=)
-    python -m zeroskip.sim.regress --seed S --case I[,J...]   (make regress SEED=S CASE=I)
+    python -m zeroskip.apps.regress N [--seed S] [--sim verilator|icarus]   (make regress N= SEED=)
+    python -m zeroskip.apps.regress --seed S --case I[,J...]   (make regress SEED=S CASE=I)
 
 Every run draws a fresh seed unless one is given and prints it first. The seed fixes a pool of
 configurations (:data:`POOL_SIZE` entries, each one simulator build, drawn from the whole
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import FORMATS, LANE_KINDS, ArrayConfig, Mode
-from . import golden
-from .compiler import assemble, compile_gemm
-from .patterns import n_of_m_mask, sparse_weights
+from zeroskip.config import FORMATS, LANE_KINDS, ArrayConfig, Mode
+from zeroskip.sim import golden
+from zeroskip.sim.compiler import assemble, compile_gemm
+from zeroskip.sim.patterns import n_of_m_mask, sparse_weights
 
 #: configuration entries per run (each one a simulator build: a run's time is mostly these
 #: builds, 15-90 s each for Verilator; the 300 cases of CI simulate in well under a minute)
@@ -123,7 +123,7 @@ def describe(config):
 def make_pool(seed):
     """The configurations of a run: the two boards, a few anchors, the rest random; a share on
     Icarus. Depends on ``seed`` only."""
-    from ..platforms.boards import BOARDS
+    from zeroskip.platforms.boards import BOARDS
     rng = np.random.default_rng([seed, 0x9001])
     pool = [Entry(f"board {name}", board.config, "verilator", small=True)
             for name, board in BOARDS.items()]
@@ -220,7 +220,7 @@ def short(exc):
 
 def run_entry(entry, cases, sim):
     """Run ``cases`` [(index, acts, weights, mode)] of one entry; yields (index, problems)."""
-    from .runner import build_accelerator, run_programs
+    from zeroskip.sim.rtl.runner import build_accelerator, run_programs
     programs = {}
     for index, acts, weights, mode in cases:
         try:
@@ -306,7 +306,7 @@ def case_list(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m zeroskip.sim.regress",
+    parser = argparse.ArgumentParser(prog="python -m zeroskip.apps.regress",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("count", type=int, nargs="?", help="cases 0 .. N-1 of the seed")
     parser.add_argument("--seed", type=int, default=None,

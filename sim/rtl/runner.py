@@ -25,7 +25,7 @@ __all__ = ["SIMULATORS", "SimulatorMissing", "DecoderFault", "CycleMismatch", "R
            "result_words_to_array"]
 
 SIMULATORS = ("verilator", "icarus")
-HARNESS = "zeroskip.sim.harness"
+HARNESS = "zeroskip.sim.rtl.harness"
 TIMESCALE = ("1ns", "1ps")
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN",
                   "--x-assign", "fast", "--x-initial", "fast", "-O3"]
@@ -44,7 +44,7 @@ def gateware_digest():
     cached build is reused only if the configuration and everything that shapes it are
     unchanged."""
     import amaranth
-    from .. import config, hw
+    from zeroskip import config, hw
     digest = hashlib.sha256(amaranth.__version__.encode())
     folder = Path(hw.__file__).parent
     for path in sorted(folder.rglob("*.py")) + [Path(config.__file__), Path(__file__)]:
@@ -177,7 +177,7 @@ def build(sim, name, generate, toplevel, *, waves=False):
 
 def accelerator_verilog(config):
     """The accelerator's Verilog, generated once per configuration and shared by simulators."""
-    from ..hw.verilog import generate, primitive_models
+    from zeroskip.hw.verilog import generate, primitive_models
     folder = cache_root() / "verilog"
     path = folder / f"{config.name()}-{gateware_digest()}.v"
     with _locked(folder):
@@ -190,7 +190,7 @@ def accelerator_verilog(config):
 
 def build_accelerator(config, sim, *, waves=None):
     """Build the accelerator; ``waves`` is None or the trace format, "vcd" or "fst"."""
-    from ..hw.verilog import TOP_NAME
+    from zeroskip.hw.verilog import TOP_NAME
     return build(sim, config.name(), lambda: accelerator_verilog(config), TOP_NAME, waves=waves)
 
 
@@ -265,7 +265,7 @@ class RunResult:
     results: list       # results[i][c]: ndarray (rows, jobs) int32 of run i, PE column c
     counters: list      # counters[i]: dict of the hardware counters of run i
     wall_seconds: float  # simulator wall time spent while the RTL computed (not loading)
-    status: list = None  # status[i][c]: DecodeStatus of lane c in run i
+    status: list | None = None  # status[i][c]: DecodeStatus of lane c in run i
 
     def total(self, name):
         """Counter ``name`` summed over the program's runs."""
@@ -274,7 +274,7 @@ class RunResult:
     @property
     def faults(self):
         """(run, lane, DecodeStatus) of every lane that stopped on malformed input."""
-        from ..config import DecodeStatus
+        from zeroskip.config import DecodeStatus
         return [(i, c, DecodeStatus(code)) for i, lanes in enumerate(self.status or [])
                 for c, code in enumerate(lanes) if code]
 
@@ -286,7 +286,7 @@ class RunResult:
             raise DecoderFault(f"decoder lane {lane} of run {run} stopped: {code.name} "
                                f"({len(self.faults)} lane faults)")
         if program is not None:
-            from . import model
+            from zeroskip.sim import model
             for index, (run, counters) in enumerate(zip(program.runs, self.counters)):
                 predicted = model.run_cycles(program.config, run.tokens)
                 if counters["cycles"] != predicted:
@@ -318,8 +318,8 @@ def _lane_beats(words, width):
 
 def weight_beats(config, run):
     """Write beats of every decoder memory of a run, all lanes in parallel: ``{name: beats}``."""
-    from ..hw.decoders import decoder_class
-    from ..hw.layouts import pack, shape_width
+    from zeroskip.hw.decoders import decoder_class
+    from zeroskip.hw.layouts import pack, shape_width
     beats = {}
     for name, (shape, _) in decoder_class(config).memories(config).items():
         words = [[pack(shape, value) for value in image[name]] for image in run.lane_images]
@@ -332,7 +332,7 @@ def result_words_to_array(config, words):
     from amaranth.hdl import signed
     from amaranth.lib import data
 
-    from ..hw.layouts import unpack
+    from zeroskip.hw.layouts import unpack
     layout = data.ArrayLayout(signed(config.acc_width), config.rows)
     if not words:
         return np.zeros((config.rows, 0), np.int32)
@@ -361,10 +361,10 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
     abort_after = abort_after or [None] * len(programs)
     from amaranth.lib import data
 
-    from ..config import DecodeStatus
-    from ..hw.layouts import counters_layout, job_layout, pack, unpack
-    from ..hw.verilog import TOP_NAME
-    from . import model
+    from zeroskip.config import DecodeStatus
+    from zeroskip.hw.layouts import counters_layout, job_layout, pack, unpack
+    from zeroskip.hw.verilog import TOP_NAME
+    from zeroskip.sim import model
 
     config = programs[0].config
     if any(p.config != config for p in programs):

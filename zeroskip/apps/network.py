@@ -1,11 +1,11 @@
 """A small MLP in NumPy: training, magnitude pruning with fine-tuning, int8 quantization, and
 integer-only inference whose GEMMs can run anywhere (NumPy or the accelerator's RTL)."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import golden
+from zeroskip.sim import golden
 
 __all__ = ["MLP", "QuantizedLayer", "QuantizedMLP", "train", "prune", "quantize",
            "requantize", "fixed_point", "int8_forward"]
@@ -16,7 +16,7 @@ class MLP:
     """Float MLP: ``weights[i]`` is (in, out), ReLU between layers, logits out."""
     weights: list
     biases: list
-    masks: list = field(default=None)
+    masks: list | None = None
 
     def forward(self, x):
         activations = [x]

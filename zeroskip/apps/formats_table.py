@@ -4,8 +4,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import formats
-from .patterns import n_of_m_mask, sparse_weights
+from zeroskip.sim import formats
+from zeroskip.sim.patterns import n_of_m_mask, sparse_weights
 
 __all__ = ["formats_table", "closest_n_of_m"]
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ArrayConfig, Mode
-from . import formats, golden
-from .model import ideal_cycles
-from .compiler import assemble, compile_gemm
-from .loaders import BadInput, check_int8_matrix
-from .network import (QuantizedLayer, QuantizedMLP, fixed_point, init_mlp, int8_forward,
+from zeroskip.config import ArrayConfig, Mode
+from zeroskip.sim import formats, golden
+from zeroskip.sim.model import ideal_cycles
+from zeroskip.sim.compiler import assemble, compile_gemm
+from zeroskip.sim.loaders import BadInput, check_int8_matrix
+from zeroskip.apps.network import (QuantizedLayer, QuantizedMLP, fixed_point, init_mlp, int8_forward,
                       prune, quantize, requantize, train)
-from .runner import build_accelerator, run_programs
+from zeroskip.sim.rtl.runner import build_accelerator, run_programs
 
 __all__ = ["run_demo", "load_user_model"]
 
