@@ -95,37 +95,27 @@ def counters_layout(config):
 
 
 def pack(layout, value):
-    """Pack a nested dict/list/int ``value`` into an int laid out as ``layout`` (a layout or a
-    plain shape)."""
-    if not isinstance(layout, (data.Layout, Shape, int, range)):
-        layout = data.Layout.cast(layout)
-    return _pack_any(layout, value)
-
-
-def _pack_any(shape, value):
-    if isinstance(shape, data.StructLayout):
-        result = 0
-        for name, field in shape:
-            result |= _pack_any(field.shape, value.get(name, 0)) << field.offset
-        return result
-    if isinstance(shape, data.ArrayLayout):
-        stride = shape_width(shape.elem_shape)
-        result = 0
-        for index, elem in enumerate(value):
-            result |= _pack_any(shape.elem_shape, elem) << (index * stride)
-        return result
-    return int(value) & ((1 << Shape.cast(shape).width) - 1)
+    """The bits (an int) of a nested dict/list/int ``value`` laid out as ``layout``: a
+    ``lib.data`` layout (missing fields take their reset value) or a plain shape."""
+    if isinstance(layout, data.Layout):
+        return layout.const(value).as_bits()
+    return int(value) & ((1 << Shape.cast(layout).width) - 1)
 
 
 def unpack(layout, raw):
-    """Inverse of :func:`pack`: an int laid out as ``layout`` to nested dicts/lists/ints."""
+    """Inverse of :func:`pack` for a layout: the int ``raw`` to nested dicts/lists/ints."""
     layout = data.Layout.cast(layout)
+    return _plain(layout.from_bits(raw & ((1 << layout.size) - 1)))
+
+
+def _plain(value):
+    # a data.Const of a struct or array layout, or a field's value (an int or an enum member)
+    if not isinstance(value, data.Const):
+        return int(value)
+    layout = value.shape()
     if isinstance(layout, data.StructLayout):
-        return {name: _unpack_any(field.shape, raw >> field.offset) for name, field in layout}
-    if isinstance(layout, data.ArrayLayout):
-        stride = shape_width(layout.elem_shape)
-        return [_unpack_any(layout.elem_shape, raw >> (i * stride)) for i in range(layout.length)]
-    raise TypeError(f"Cannot unpack {layout!r}")
+        return {name: _plain(value[name]) for name, _ in layout}
+    return [_plain(value[index]) for index in range(layout.length)]
 
 
 def shape_width(shape):
@@ -133,17 +123,6 @@ def shape_width(shape):
     if isinstance(shape, data.Layout):
         return shape.size
     return Shape.cast(shape).width
-
-
-def _unpack_any(shape, raw):
-    if isinstance(shape, data.Layout):
-        return unpack(shape, raw)
-    shape = Shape.cast(shape)
-    width = shape.width
-    raw &= (1 << width) - 1
-    if shape.signed and raw >> (width - 1):
-        raw -= 1 << width
-    return raw
 
 
 def write_signature(addr_bits, shape, *, mask=0):
