@@ -62,5 +62,8 @@ flash: $(STAMP)
 boards: $(STAMP)
 	$(PY) -m zeroskip.platforms.table --out docs --readme README.md
 
+# the simulator builds under $ZEROSKIP_CACHE are the user's, shared by every checkout: kept
 clean:
 	rm -rf $(OUT) .pytest_cache
+	@echo "kept the simulator cache ($${ZEROSKIP_CACHE:-~/.cache/zeroskip}): \
+	$(VENV)/bin/zeroskip cache shows it, 'zeroskip cache clear' empties it"

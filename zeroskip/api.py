@@ -45,7 +45,8 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
     ------
     ValueError
         (:class:`zeroskip.sim.loaders.BadInput`) for an unknown board or format, an array side
-        outside 1..16, a malformed N:M, or array options given together with a board.
+        outside 1..16, a malformed N:M, an N:M pattern without the nm format, or array options
+        given together with a board.
     """
     given = {"rows": rows, "cols": cols, "format": format, "nm": nm}
     if board is not None:
@@ -77,6 +78,10 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
         except ValueError as exc:
             raise _bad_input(f"{spell('nm')}: {exc}") from None
     n, m = pattern
+    if nm is not None and options["format"] != "nm":
+        # an N:M pattern shapes only the nm format's decoders: never drop it silently
+        raise _bad_input(f"{spell('nm')} {n}:{m} applies only to {spell('format')} nm, not "
+                         f"{spell('format')} {options['format']}")
     return ArrayConfig.for_capacity(options["rows"], options["cols"], fmt=options["format"],
                                     nm_n=n, nm_m=m)
 

@@ -4,13 +4,22 @@ Exit status: 0 done; 2 bad input (one line on stderr naming the problem, nothing
 device or link failure (a serial port that cannot be opened, a link that gives up, a programmer
 that fails or finds no board); 1 internal failure (including RTL results or cycles disagreeing
 with the golden and cycle models).
+
+Every output path is checked before any work (bad input), and a command's output files are
+written together or not at all (``zeroskip.apps.outputs``); the one exception is ``gemm
+--waves``, whose trace is kept when the run fails internally (exit 1), for debugging it.
+On a terminal, slow steps (a simulator build, a long simulation) are shown on stderr as they
+happen; through a pipe stderr carries only the error line.
 """
 
 import argparse
 import json
+import logging
 import os
+import shutil
 import sys
-import tempfile
+import threading
+import time
 from pathlib import Path
 
 from zeroskip import __version__
@@ -55,11 +64,23 @@ def _n_of_m(text):
 def _add_array_options(parser):
     # no defaults on the parser: an option that a board's fixed configuration would override
     # must be told apart from one left at its default (zeroskip.api.ARRAY_DEFAULTS)
-    parser.add_argument("--rows", type=_array_side, help="PE rows (default 8)")
-    parser.add_argument("--cols", type=_array_side, help="PE columns (default 8)")
+    parser.add_argument("--rows", type=_array_side, metavar="R",
+                        help=f"PE rows, 1 to {MAX_ARRAY_SIDE} (default 8)")
+    parser.add_argument("--cols", type=_array_side, metavar="C",
+                        help=f"PE columns (decoder lanes), 1 to {MAX_ARRAY_SIDE} (default 8)")
     parser.add_argument("--format", choices=FORMATS, help="compressed-weight format (default csc)")
     parser.add_argument("--nm", type=_n_of_m, metavar="N:M",
-                        help="N:M pattern of the nm format (default 2:4)")
+                        help="N:M pattern of --format nm, 1 <= N < M <= 16 (default 2:4)")
+
+
+def _add_size_options(parser, what):
+    parser.add_argument("--rows", type=_array_side, default=8, metavar="R",
+                        help=f"PE rows of the {what}, 1 to {MAX_ARRAY_SIDE} (default 8)")
+    parser.add_argument("--cols", type=_array_side, default=8, metavar="C",
+                        help=f"PE columns of the {what}, 1 to {MAX_ARRAY_SIDE} (default 8)")
+
+
+SIM_HELP = "Verilog simulator: verilator (default) or icarus"
 
 
 def _config(args):
@@ -80,8 +101,11 @@ def _parser():
     gemm.add_argument("--out", required=True, metavar="C.npy", help="int32 result M×N")
     gemm.add_argument("--report", metavar="report.json", help="write the JSON report here")
     _add_array_options(gemm)
-    gemm.add_argument("--mode", choices=[m.name.lower() for m in Mode], default="skip")
-    gemm.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    gemm.add_argument("--mode", choices=[m.name.lower() for m in Mode], default="skip",
+                      help="skip (default): zero weights cost no cycles; gate: every cycle of "
+                           "dense, multipliers gated on a zero operand; dense: every MAC, the "
+                           "baseline")
+    gemm.add_argument("--sim", choices=("verilator", "icarus"), help=SIM_HELP)
     gemm.add_argument("--waves", metavar="trace.fst",
                       help="dump a waveform of the run (FST for .fst names, else VCD)")
     gemm.add_argument("--board", choices=_board_names(),
@@ -93,9 +117,9 @@ def _parser():
 
     bench = sub.add_parser("bench", help="speedup / fraction-of-ideal sweep over weight "
                            "sparsity and patterns on the RTL (table, CSV, PNG)")
-    bench.add_argument("--out", default="bench", metavar="DIR", help="output folder")
-    bench.add_argument("--rows", type=_array_side, default=8)
-    bench.add_argument("--cols", type=_array_side, default=8)
+    bench.add_argument("--out", default="bench", metavar="DIR",
+                       help="output folder (default bench)")
+    _add_size_options(bench, "array")
     bench.add_argument("--size", type=int, default=256, metavar="S",
                        help="GEMM size S×S×S (default 256)")
     bench.add_argument("--readme", metavar="README.md",
@@ -103,18 +127,22 @@ def _parser():
 
     demo = sub.add_parser("demo", help="a pruned MLP on the digits data set, end to end on "
                           "the simulated accelerator")
-    demo.add_argument("--out", default="demo", metavar="DIR", help="output folder")
-    demo.add_argument("--sparsity", type=float, default=0.9, metavar="S",
-                      help="target weight sparsity, 0 <= S < 1 (default 0.9)")
+    demo.add_argument("--out", default="demo", metavar="DIR",
+                      help="output folder (default demo)")
+    demo.add_argument("--sparsity", type=float, metavar="S",
+                      help="target weight sparsity of the trained model, 0 <= S < 1 (default "
+                           "0.9; not with --weights)")
     demo.add_argument("--weights", metavar="model.npz",
-                      help="your own int8 layers (w0, w1, ... in×out; optional int32 b0, ...)")
-    demo.add_argument("--rows", type=_array_side, default=8)
-    demo.add_argument("--cols", type=_array_side, default=8)
-    demo.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+                      help="your own int8 layers (w0, w1, ... in×out; optional int32 b0, ...) "
+                           "instead of the trained and pruned model")
+    _add_size_options(demo, "array")
+    demo.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
+                      help=SIM_HELP)
 
-    table = sub.add_parser("formats", help="bits per weight of every format against density "
-                           "(Markdown table, measured by the encoders)")
-    table.add_argument("--size", type=int, default=256, metavar="S", help="S×S weights")
+    table = sub.add_parser("formats", help="bits per weight of every format against weight "
+                           "sparsity (Markdown table, measured by the encoders)")
+    table.add_argument("--size", type=int, default=256, metavar="S",
+                       help="S×S weights (default 256)")
 
     build = sub.add_parser("build", help="build a board's bitstream (Yosys, nextpnr) and its "
                            "resource/timing report; optionally program the board")
@@ -126,8 +154,25 @@ def _parser():
 
     verilog = sub.add_parser("verilog", help="write the accelerator's Verilog")
     _add_array_options(verilog)
-    verilog.add_argument("-o", "--output", required=True, metavar="accel.v")
+    verilog.add_argument("-o", "--output", required=True, metavar="accel.v",
+                         help="the Verilog file to write")
+
+    cache = sub.add_parser("cache", help="the simulator builds cached under $ZEROSKIP_CACHE "
+                           "(default ~/.cache/zeroskip): list, limit, clear")
+    cache.add_argument("action", nargs="?", choices=("list", "clear"), default="list",
+                       help="list (default): every entry, least recently used first, and the "
+                            "total; clear: remove them all")
+    cache.add_argument("--limit", metavar="SIZE",
+                       help="remove least recently used entries until the cache holds at most "
+                            "SIZE (e.g. 2G, 500M). After a command that built a simulator the "
+                            f"cache is kept to $ZEROSKIP_CACHE_LIMIT (default "
+                            f"{_default_limit_text()}; 0 turns that off)")
     return parser
+
+
+def _default_limit_text():
+    from zeroskip.apps.cache import DEFAULT_LIMIT, format_size
+    return format_size(DEFAULT_LIMIT).replace(".0 ", " ")
 
 
 def _board_names():
@@ -135,61 +180,170 @@ def _board_names():
     return list(BOARDS)
 
 
-def _check_writable(path, what):
-    from zeroskip.sim.loaders import BadInput
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise BadInput(f"{what}: directory {parent} does not exist")
-    if Path(path).is_dir():
-        raise BadInput(f"{what}: {path} is a directory")
-    if not os.access(parent, os.W_OK):
-        raise BadInput(f"{what}: cannot write to {parent}")
+class _Progress(logging.Handler):
+    """Shows the runner's slow steps (``zeroskip.progress``) on a terminal.
+
+    ``ticker``: one line per step, rewritten in place every second with the seconds spent and
+    closed with the step's total; a step over in less than ``delay`` seconds shows nothing.
+    Otherwise (under the demo's and bench's progress bars) each message is one line, written
+    through tqdm so that the bars stay intact."""
+
+    def __init__(self, stream, *, ticker=True, delay=0.5):
+        super().__init__(logging.INFO)
+        self.stream, self.ticker, self.delay = stream, ticker, delay
+        self.step = None     # (message, start time)
+        self.shown = False
+        self.guard = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._tick, daemon=True)
+        if ticker:
+            self.thread.start()
+
+    def emit(self, record):
+        message = record.getMessage()
+        if not self.ticker:
+            from tqdm import tqdm
+            tqdm.write(f"zeroskip: {message}", file=self.stream)
+            return
+        with self.guard:
+            self._end()
+            if getattr(record, "step", None) == "start":
+                self.step, self.shown = (message, time.monotonic()), False
+
+    def _draw(self, final=False):
+        message, started = self.step
+        elapsed = time.monotonic() - started
+        if not final and elapsed < self.delay:
+            return
+        tail = f" ... done in {elapsed:.0f} s" if final else f" ... {elapsed:.0f} s"
+        # one terminal line, or the carriage return cannot rewrite it
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            columns = shutil.get_terminal_size().columns
+        room = columns - len(tail) - len("zeroskip: ") - 1
+        if len(message) > room:
+            message = message[:max(room - 1, 10)] + "…"
+        self.stream.write(f"\r\x1b[Kzeroskip: {message}{tail}{chr(10) if final else ''}")
+        self.stream.flush()
+        self.shown = True
+
+    def _end(self):
+        if self.step is not None and self.shown:
+            self._draw(final=True)
+        self.step = None
+
+    def _tick(self):
+        while not self.stopping.wait(1.0 if self.shown else max(self.delay, 0.1)):
+            with self.guard:
+                if self.step is not None:
+                    self._draw()
+
+    def close(self):
+        self.stopping.set()
+        with self.guard:
+            self._end()
+        super().close()
 
 
-def _write_atomically(path, write):
-    """Write via a temporary file in the same folder, so a failure leaves no partial output."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; an output file is not
+class _Builds(logging.Handler):
+    """Records the simulator builds a command made (for the cache's automatic limit)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.folders = []
+
+    def emit(self, record):
+        if getattr(record, "build_dir", None):
+            self.folders.append(record.build_dir)
+
+
+def _attach(command):
+    """The progress logger's handlers for this command: the build recorder, and the display
+    when stderr is a terminal."""
+    logger = logging.getLogger("zeroskip.progress")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handlers = [_Builds()]
+    if sys.stderr.isatty():
+        handlers.append(_Progress(sys.stderr, ticker=command not in ("demo", "bench")))
+    for handler in handlers:
+        logger.addHandler(handler)
+    return handlers
+
+
+def _detach(handlers):
+    logger = logging.getLogger("zeroskip.progress")
+    for handler in handlers:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def _limit_cache(built):
+    """After a command that built a simulator: keep the cache to $ZEROSKIP_CACHE_LIMIT (default
+    ``DEFAULT_LIMIT``), least recently used first, never touching what this command built or
+    anything used in the last hour (other processes may be running it)."""
+    from zeroskip.apps.cache import DEFAULT_LIMIT, evict, format_size, parse_size
+    text = os.environ.get("ZEROSKIP_CACHE_LIMIT", "").strip()
+    if text.lower() in ("0", "none", "off"):
+        return
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        limit = parse_size(text) if text else DEFAULT_LIMIT
+    except ValueError:
+        limit = DEFAULT_LIMIT
+    removed = evict(limit, keep=tuple(Path(p) for p in built), min_age=3600)
+    if removed and sys.stderr.isatty():
+        print(f"zeroskip: cache over {format_size(limit)}: removed {len(removed)} least recently "
+              f"used builds ({format_size(sum(e.size for e in removed))}); see `zeroskip cache`",
+              file=sys.stderr)
 
 
 def _gemm(args):
     import numpy as np
 
     from zeroskip.api import gemm
+    from zeroskip.apps.outputs import Outputs, check_file
     from zeroskip.sim.loaders import BadInput, load_int8_matrix
 
-    for path, what in ((args.out, "--out"), (args.report, "--report"), (args.waves, "--waves")):
-        if path is not None:
-            _check_writable(path, what)
+    paths = [(args.out, "--out"), (args.report, "--report"), (args.waves, "--waves")]
+    paths = [(Path(path), what) for path, what in paths if path is not None]
+    for path, what in paths:
+        check_file(path, what)
+    for i, (path, what) in enumerate(paths):
+        for other, other_what in paths[:i]:
+            if path.resolve() == other.resolve():
+                raise BadInput(f"{other_what} and {what} name the same file {path}")
     # the options are checked with the command's spelling before the API checks them again
     if args.port is not None and args.board is None:
         raise BadInput("--port needs --board (the board programmed at that port)")
     if args.port and args.waves:
         raise BadInput("--waves needs a simulation, not --port")
+    if args.port and args.sim:
+        raise BadInput("--sim needs a simulation, not --port (the board runs the GEMM)")
     acts = load_int8_matrix(args.acts, "--acts")
     weights = load_int8_matrix(args.weights, "--weights")
     _config(args)
-    result, report = gemm(acts, weights, rows=args.rows, cols=args.cols, format=args.format,
-                          nm=args.nm, board=args.board, mode=args.mode, sim=args.sim,
-                          port=args.port, waves=args.waves)
+    with Outputs() as outputs:
+        waves = outputs.path(args.waves) if args.waves else None
+        try:
+            result, report = gemm(acts, weights, rows=args.rows, cols=args.cols,
+                                  format=args.format, nm=args.nm, board=args.board,
+                                  mode=args.mode, sim=args.sim or "verilator", port=args.port,
+                                  waves=None if waves is None else str(waves))
+        except (BadInput, DeviceFailure, KeyboardInterrupt):
+            raise
+        except Exception:
+            if waves is not None and waves.stat().st_size:
+                outputs.commit(only=args.waves)  # the trace of a failed run is what debugs it
+            raise
 
-    def save(tmp):
-        with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a name
-            np.save(f, result)
-    _write_atomically(args.out, save)
-    if args.report:
-        _write_atomically(args.report, lambda tmp: Path(tmp).write_text(
-            json.dumps(report, indent=2) + "\n"))
+        def save(tmp):
+            with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a name
+                np.save(f, result)
+        outputs.write(args.out, save)
+        if args.report:
+            outputs.write_text(args.report, json.dumps(report, indent=2) + "\n")
+        outputs.commit()
     print(f"{args.mode}: {report['cycles']} cycles (ideal {report['ideal_cycles']}, "
           f"fraction of ideal {report['fraction_of_ideal']}), "
           f"{report['macs_executed']} MACs executed, {report['macs_gated']} gated; "
@@ -197,25 +351,36 @@ def _gemm(args):
 
 
 def _verilog(args):
+    from zeroskip.apps.outputs import Outputs, check_file
     from zeroskip.hw.verilog import generate
-    _check_writable(args.output, "-o")
+    check_file(args.output, "-o")
     config = _config(args)
     text = generate(config)
-    _write_atomically(args.output, lambda tmp: Path(tmp).write_text(text))
+    with Outputs() as outputs:
+        outputs.write_text(args.output, text)
+        outputs.commit()
     fmt = f"{config.nm_n}:{config.nm_m} nm" if config.fmt == "nm" else config.fmt
     print(f"wrote {args.output}: {config.rows}x{config.cols} PEs, {fmt} decoders")
 
 
-def _bench(args):
+def _bench(args, argv):
+    import shlex
+
     from zeroskip.apps.bench import run_bench, write_outputs
+    from zeroskip.apps.outputs import check_file, check_folder
     from zeroskip.sim.loaders import BadInput
     if not 1 <= args.size <= 4096:
         raise BadInput(f"--size must be between 1 and 4096, got {args.size}")
     if args.readme and not Path(args.readme).is_file():
         raise BadInput(f"--readme: no such file: {args.readme}")
+    if args.readme:
+        check_file(args.readme, "--readme")
+    check_folder(args.out, "--out")
     shape = (args.size, args.size, args.size)
-    config, rows = run_bench(rows=args.rows, cols=args.cols, shape=shape)
-    print(write_outputs(config, rows, args.out, shape, readme=args.readme))
+    config, rows = run_bench(rows=args.rows, cols=args.cols, shape=shape,
+                             progress=sys.stderr.isatty())
+    command = shlex.join(["zeroskip", *argv])
+    print(write_outputs(config, rows, args.out, shape, readme=args.readme, command=command))
     print(f"wrote {args.out}/bench.md, bench.csv, bench.json, bench.png")
 
 
@@ -223,13 +388,17 @@ def _demo(args):
     import math
 
     from zeroskip.apps.demo import format_summary, run_demo
+    from zeroskip.apps.outputs import check_folder
     from zeroskip.sim.loaders import BadInput
-    if not (math.isfinite(args.sparsity) and 0 <= args.sparsity < 1):
-        raise BadInput(f"--sparsity must be in [0, 1), got {args.sparsity}")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise BadInput(f"--out: {args.out} exists and is not a directory")
-    summary = run_demo(args.out, sparsity=args.sparsity, weights=args.weights, rows=args.rows,
-                       cols=args.cols, sim=args.sim)
+    if args.weights is not None and args.sparsity is not None:
+        raise BadInput("--sparsity prunes the demo's own trained model; --weights brings its "
+                       "own sparsity: drop one")
+    sparsity = 0.9 if args.sparsity is None else args.sparsity
+    if not (math.isfinite(sparsity) and 0 <= sparsity < 1):
+        raise BadInput(f"--sparsity must be in [0, 1), got {sparsity}")
+    check_folder(args.out, "--out")
+    summary = run_demo(args.out, sparsity=sparsity, weights=args.weights, rows=args.rows,
+                       cols=args.cols, sim=args.sim, show_progress=sys.stderr.isatty())
     print(format_summary(summary))
     print(f"wrote {args.out}/summary.json and {args.out}/demo.png")
     if not summary["logits_match"]:
@@ -248,10 +417,10 @@ def _build(args):
     from zeroskip.platforms.boards import (BOARDS, ProgrammingFailed, TimingNotMet, build_board,
                                    program)
     from zeroskip.sim.loaders import BadInput
+    from zeroskip.apps.outputs import check_folder
     board = BOARDS[args.board]
     out = Path(args.out or Path("build") / board.name)
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out: {out} exists and is not a directory")
+    check_folder(out, "--out")
     report = build_board(board, out)
     print(f"{board.name}: {report['pe_count']} PEs at {report['clock_mhz']} MHz "
           f"(nextpnr Fmax {report['fmax_mhz']} MHz, timing "
@@ -269,15 +438,59 @@ def _build(args):
         print(f"programmed {board.name}")
 
 
+def _cache(args):
+    from zeroskip.apps.cache import clear, entries, evict, format_size, parse_size
+    from zeroskip.sim.loaders import BadInput
+    from zeroskip.sim.rtl.runner import cache_root
+    root = cache_root()
+    if args.action == "clear" and args.limit is not None:
+        raise BadInput("cache: clear removes everything; --limit keeps the newest entries: "
+                       "give one")
+    if args.action == "clear":
+        removed = clear()
+        print(f"removed {len(removed)} entries ({format_size(sum(e.size for e in removed))}) "
+              f"from {root}")
+        return
+    if args.limit is not None:
+        try:
+            limit = parse_size(args.limit)
+        except ValueError as exc:
+            raise BadInput(f"--limit: {exc}") from None
+        removed = evict(limit)
+        for entry in removed:
+            print(f"removed {entry.name} ({format_size(entry.size)})")
+    found = entries()
+    for entry in found:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+        print(f"{format_size(entry.size):>10}  {used}  {entry.name}")
+    print(f"{format_size(sum(e.size for e in found))} in {len(found)} entries under {root} "
+          f"(least recently used first; `zeroskip cache clear` removes them)")
+
+
 COMMANDS = {"gemm": _gemm, "build": _build, "verilog": _verilog, "bench": _bench, "demo": _demo,
-            "formats": _formats}
+            "formats": _formats, "cache": _cache}
 
 
 def main(argv=None):
     from zeroskip.sim.loaders import BadInput
+    argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+    handlers = []
     try:
+        if not argv:
+            raise BadUsage(f"zeroskip: error: no command given; one of {', '.join(COMMANDS)} "
+                           f"(zeroskip --help says what each does, zeroskip COMMAND --help its "
+                           f"options)")
         args = _parser().parse_args(argv)
-        COMMANDS[args.command](args)
+        handlers = _attach(args.command)
+        if args.command == "bench":
+            _bench(args, argv)
+        else:
+            COMMANDS[args.command](args)
+        built = handlers[0].folders
+        _detach(handlers)
+        handlers = []
+        if built:
+            _limit_cache(built)
     except (BadUsage, BadInput) as exc:
         print(f"zeroskip: error: {str(exc).splitlines()[0]}"
               if not str(exc).startswith("zeroskip") else str(exc).splitlines()[0],
@@ -295,6 +508,8 @@ def main(argv=None):
         print(f"zeroskip: internal error: {type(exc).__name__}: "
               f"{(str(exc).splitlines() or [''])[0]}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        _detach(handlers)
     return EXIT_OK
 
 

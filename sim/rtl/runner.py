@@ -2,7 +2,12 @@
 
 Builds are cached under ``$ZEROSKIP_CACHE`` (default ``~/.cache/zeroskip``), one folder per
 simulator, configuration and wave setting, guarded by a file lock so parallel test workers share
-one build.
+one build; ``zeroskip cache`` lists, limits and clears them.
+
+Slow steps (a build, a simulation) are reported on the ``zeroskip.progress`` logger at INFO
+level, each as a start record and an end record (``record.step`` is ``"start"`` or ``"end"``;
+an end record of a build carries ``record.build_dir``). Nothing is shown unless the caller
+attaches a handler: the command does, on a terminal.
 """
 
 import fcntl
@@ -29,6 +34,10 @@ HARNESS = "zeroskip.sim.rtl.harness"
 TIMESCALE = ("1ns", "1ps")
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN",
                   "--x-assign", "fast", "--x-initial", "fast", "-O3"]
+
+
+#: Progress of the slow steps; silent unless a caller attaches a handler (see the module's doc).
+progress = logging.getLogger("zeroskip.progress")
 
 
 class SimulatorMissing(RuntimeError):
@@ -138,10 +147,19 @@ def _failure(what, exc, log, name):
 
 
 @contextmanager
-def _locked(path):
+def _locked(path, waiting=None):
+    """Hold ``path``/.lock; ``waiting``: what to report while another process holds it."""
     path.mkdir(parents=True, exist_ok=True)
     with open(path / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                progress.info(waiting, extra={"step": "start"})
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if waiting:
+                progress.info("done waiting", extra={"step": "end"})
+        path.mkdir(parents=True, exist_ok=True)  # `zeroskip cache clear` may have removed it
         try:
             yield
         finally:
@@ -155,9 +173,17 @@ def build(sim, name, generate, toplevel, *, waves=False):
     """
     runner = _prepare(sim)
     build_dir = cache_root() / f"{sim}-{name}-{gateware_digest()}{f'-{waves}' if waves else ''}"
-    with _locked(build_dir):
+    what = f"the {sim} simulation of {name}{f' with {waves} traces' if waves else ''}"
+    with _locked(build_dir, f"waiting for another process building {what}"):
         if (build_dir / "complete").exists():
+            try:
+                os.utime(build_dir / "complete")  # the last use, for oldest-first eviction
+            except OSError:
+                pass
             return build_dir
+        started = time.monotonic()
+        progress.info(f"building {what} (once per configuration)",
+                      extra={"step": "start"})
         source = build_dir / f"{toplevel}.v"
         source.write_text(generate())
         args = list(VERILATOR_ARGS) if sim == "verilator" else []
@@ -172,6 +198,8 @@ def build(sim, name, generate, toplevel, *, waves=False):
             raise _failure(f"{sim} build of {name} failed", exc, build_dir / "build.log",
                            f"build-{sim}-{name}") from None
         (build_dir / "complete").write_text("ok\n")
+        progress.info(f"built {what} in {time.monotonic() - started:.0f} s",
+                      extra={"step": "end", "build_dir": str(build_dir)})
     return build_dir
 
 
@@ -373,10 +401,12 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
         check_wave_support(sim, waves)
     build_dir = build_accelerator(config, sim, waves=wave_format(waves) if waves else None)
     runs = []
+    predicted_total = 0
     for program, abort in zip(programs, abort_after):
         _, k, _ = program.shape
         for index, run in enumerate(program.runs):
             predicted = model.run_cycles(config, run.tokens)
+            predicted_total += predicted
             runs.append({
                 "act_beats": act_beats(run), "memory_beats": weight_beats(config, run),
                 "job": pack(job_layout(config), run.job(program.mode, k)),
@@ -384,7 +414,10 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
                 "timeout_cycles": timeout_factor * predicted + 1000,
                 "abort_after": abort if index == 0 else None,
             })
+    progress.info(f"simulating {len(runs)} run{'s' * (len(runs) != 1)} on {sim} "
+                  f"({predicted_total:,} cycles predicted)", extra={"step": "start"})
     out = run_cocotb(sim, build_dir, TOP_NAME, HARNESS, {"runs": runs}, waves=waves)
+    progress.info("simulated", extra={"step": "end"})
 
     layout = counters_layout(config)
     status_layout = data.ArrayLayout(DecodeStatus, config.cols)

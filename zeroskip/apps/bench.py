@@ -150,16 +150,23 @@ def machine_note():
 
 
 def plot(rows, path):
+    """Speedup and fraction of ideal against sparsity into ``path``; returns the legend."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for pattern in dict.fromkeys(r["pattern"] for r in rows if r["format"] == "csc"):
-        pts = sorted((r for r in rows if r["pattern"] == pattern and r["format"] == "csc"),
+    # one series per (format, pattern): csc 2:4 and nm 2:4 are different runs, told apart by
+    # the legend and the marker
+    markers = {}
+    for fmt, pattern in dict.fromkeys((r["format"], r["pattern"]) for r in rows):
+        pts = sorted((r for r in rows if r["pattern"] == pattern and r["format"] == fmt),
                      key=lambda r: r["sparsity"])
         xs = [100 * r["sparsity"] for r in pts]
-        style = dict(marker="o", label=PATTERNS[pattern][0])
+        marker = markers.setdefault(fmt, "osD^v<>"[len(markers) % 7])
+        label = PATTERNS[pattern][0] if pattern in PATTERNS else pattern
+        style = dict(marker=marker, label=f"{label} ({fmt})",
+                     linestyle="-" if fmt == "csc" else "none", markersize=7)
         ax1.plot(xs, [r["speedup"] for r in pts], **style)
         ax2.plot(xs, [r["fraction_of_ideal"] for r in pts], **style)
     xs = np.linspace(0, 96, 100)
@@ -173,48 +180,70 @@ def plot(rows, path):
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
     ax1.legend(fontsize=8)
+    labels = [text.get_text() for text in ax1.get_legend().get_texts()]
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return labels
 
 
-def write_outputs(config, rows, out_dir, shape, readme=None):
-    """Write bench.md, bench.csv, bench.json, bench.png into ``out_dir``; update the marked
-    section of ``readme`` if given."""
+def write_outputs(config, rows, out_dir, shape, readme=None, command=None):
+    """Write bench.md, bench.csv, bench.json, bench.png into ``out_dir`` and update the marked
+    section of ``readme`` if given: all of them or, on a failure, none. ``command``: what was
+    run, for the table's header (default: this function)."""
+    from zeroskip.apps.outputs import Outputs
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "bench.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out_dir / "bench.json").write_text(json.dumps(
+    with Outputs() as outputs:
+        text = _write_outputs(outputs, config, rows, out_dir, shape, readme, command)
+        outputs.commit()
+    return text
+
+
+def _write_outputs(outputs, config, rows, out_dir, shape, readme, command):
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    outputs.write(out_dir / "bench.csv", write_csv)
+    outputs.write_text(out_dir / "bench.json", json.dumps(
         {"config": config.to_dict(), "shape": shape, "rows": rows}, indent=1) + "\n")
-    plot(rows, out_dir / "bench.png")
+    outputs.write(out_dir / "bench.png", lambda tmp: plot(rows, tmp))
     m, k, n = shape
     worst_model = max(r["model_error"] for r in rows)
     throughput = round(np.mean([r["sim_cycles_per_s"] for r in rows]))
     text = (f"{m}×{k}×{n} GEMM on a {config.rows}×{config.cols} array, "
-            f"skip vs dense mode on Verilator; measured {machine_note()} by `make bench`.\n\n"
+            f"skip vs dense mode on Verilator; measured {machine_note()} by "
+            f"`{command or 'zeroskip.apps.bench.write_outputs'}`.\n\n"
             f"{markdown_table(rows)}\n\n"
             f"Gap columns: cycles lost to ideal, per lane on average (imbalance: lanes done "
             f"while others work; decoder: a lane with work but no token; fill/drain: pipeline "
             f"start and end). Cycle model vs RTL: worst error {100 * worst_model:.2f}%. "
             f"Simulation throughput of the {config.rows}×{config.cols} accelerator on "
             f"Verilator: {throughput:,} cycles/s on average.\n")
-    (out_dir / "bench.md").write_text(text)
+    outputs.write_text(out_dir / "bench.md", text)
     if readme is not None:
         image = os.path.relpath(out_dir / "bench.png", Path(readme).parent)
-        rewrite_section(readme, "bench", f"{text}\n![bench]({image})")
+        content = rewritten_section(Path(readme).read_text(), "bench",
+                                    f"{text}\n![bench]({image})")
+        outputs.write_text(readme, content)
     return text
+
+
+def rewritten_section(content, name, text):
+    """``content`` with what lies between ``<!-- name:start -->`` and ``<!-- name:end -->``
+    replaced by ``text`` (unchanged if the markers are missing)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start in content and end in content:
+        before, rest = content.split(start, 1)
+        _, after = rest.split(end, 1)
+        return f"{before}{start}\n{text}\n{end}{after}"
+    return content
 
 
 def rewrite_section(readme, name, text):
     """Replace what lies between ``<!-- name:start -->`` and ``<!-- name:end -->`` in the
     file ``readme`` with ``text`` (nothing happens if the markers are missing)."""
     readme = Path(readme)
-    content = readme.read_text()
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start in content and end in content:
-        before, rest = content.split(start, 1)
-        _, after = rest.split(end, 1)
-        readme.write_text(f"{before}{start}\n{text}\n{end}{after}")
+    readme.write_text(rewritten_section(readme.read_text(), name, text))

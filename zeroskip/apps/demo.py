@@ -11,6 +11,7 @@ from zeroskip.sim import formats, golden
 from zeroskip.sim.model import ideal_cycles
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim.loaders import BadInput, check_int8_matrix
+from zeroskip.apps.outputs import Outputs
 from zeroskip.apps.network import (QuantizedLayer, QuantizedMLP, fixed_point, init_mlp, int8_forward,
                       prune, quantize, requantize, train)
 from zeroskip.sim.rtl.runner import build_accelerator, run_programs
@@ -61,8 +62,12 @@ def load_user_model(path, calibration_q):
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise BadInput(f"--weights: no such file: {path}") from None
-    except Exception as exc:  # any unreadable archive is bad input
-        raise BadInput(f"--weights: {path} is not a readable .npz archive ({exc})") from None
+    except OSError as exc:  # its message repeats the path: say the cause once
+        raise BadInput(f"--weights: cannot read {path}: "
+                       f"{exc.strerror or type(exc).__name__}") from None
+    except Exception:  # any unreadable archive is bad input (numpy guesses "pickled data")
+        raise BadInput(f"--weights: {path} is not an .npz archive (np.savez of int8 arrays "
+                       f"w0, w1, ...)") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise BadInput(f"--weights: {path} is a single array; expected an .npz with w0, w1, ...")
     with archive:
@@ -79,8 +84,13 @@ def load_user_model(path, calibration_q):
                       for i, w in enumerate(weights)]
         except BadInput:
             raise
-        except Exception as exc:
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise BadInput(f"--weights: {path} holds Python objects, which are never "
+                               f"loaded (pickle); save int8 arrays") from None
             raise BadInput(f"--weights: {path}: {exc}") from None
+        except Exception as exc:
+            raise BadInput(f"--weights: {path}: {type(exc).__name__}: {exc}") from None
     if weights[0].shape[0] != calibration_q.shape[1]:
         raise BadInput(f"--weights: w0 takes {weights[0].shape[0]} inputs; the digits images "
                        f"have {calibration_q.shape[1]} pixels")
@@ -145,11 +155,17 @@ class AcceleratorGemm:
             "macs_executed_skip": skip.total("macs_executed"),
             "macs_gated_skip": skip.total("macs_gated"),
             "macs_executed_dense": dense.total("macs_executed"),
-            "weight_bits_dense": 8 * weights.size,
+            "dense_weight_bits": 8 * weights.size,
             "weight_bits_compressed": int(formats.size_bits(self.config.fmt, compressed)),
         })
         self.progress.update(1)
         return results[0]
+
+
+def accuracy_limits(accuracies):
+    """The accuracy axis (%): 80 to 100 for a good model, down to whatever the data needs."""
+    low = min(80.0, 100 * min(accuracies) - 5)
+    return max(low, 0.0), 100.5
 
 
 def plot(summary, curve, path):
@@ -175,7 +191,8 @@ def plot(summary, curve, path):
                  label="float, after prune + fine-tune")
     ax2.plot([100 * summary["weight_sparsity"]], [100 * summary["accelerator_accuracy"]], "r*",
              markersize=14, label="int8 on the accelerator")
-    ax2.set(xlabel="weight sparsity (%)", ylabel="test accuracy (%)", ylim=(80, 100),
+    ax2.set(xlabel="weight sparsity (%)", ylabel="test accuracy (%)",
+            ylim=accuracy_limits([a for _, a in curve] + [summary["accelerator_accuracy"]]),
             title="Accuracy while pruning")
     ax2.grid(True, alpha=0.3)
     ax2.legend(loc="lower left")
@@ -211,8 +228,8 @@ def run_demo(out_dir="demo", *, sparsity=0.9, weights=None, rows=8, cols=8, sim=
     int8_accuracy = float((reference.argmax(axis=1) == y_test).mean())
 
     config = ArrayConfig.for_capacity(rows, cols)
-    if show_progress:
-        tqdm.write(f"building the {rows}x{cols} accelerator for {sim} (once; cached afterwards)")
+    # a build, when one is needed, is reported on the `zeroskip.progress` logger (the command
+    # shows it on a terminal); a cached one is silent
     build_accelerator(config, sim)
     bar = progress(total=len(qmodel.layers), desc="layers on the RTL", unit="layer")
     accelerator = AcceleratorGemm(config, sim, bar)
@@ -233,7 +250,7 @@ def run_demo(out_dir="demo", *, sparsity=0.9, weights=None, rows=8, cols=8, sim=
         "speedup": round(cycles_dense / cycles_skip, 3),
         "ideal_cycles": sum(l["ideal_cycles"] for l in layers),
         "fraction_of_ideal": round(sum(l["ideal_cycles"] for l in layers) / cycles_skip, 4),
-        "weight_bits_dense": sum(l["weight_bits_dense"] for l in layers),
+        "dense_weight_bits": sum(l["dense_weight_bits"] for l in layers),
         "weight_bits_compressed": sum(l["weight_bits_compressed"] for l in layers),
         "test_images": int(len(y_test)),
         "network": [int(qmodel.layers[0].weights.shape[0])] +
@@ -241,8 +258,10 @@ def run_demo(out_dir="demo", *, sparsity=0.9, weights=None, rows=8, cols=8, sim=
         "rows": rows, "cols": cols, "format": config.fmt, "simulator": sim,
         "layers": layers,
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot(summary, curve, out_dir / "demo.png")
+    with Outputs() as outputs:  # both files or neither
+        outputs.write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        outputs.write(out_dir / "demo.png", lambda tmp: plot(summary, curve, tmp))
+        outputs.commit()
     return summary
 
 
@@ -260,7 +279,7 @@ def format_summary(s):
         f"  cycles, dense mode    {s['cycles_dense']:,}",
         f"  cycles, skip mode     {s['cycles_skip']:,}   speedup {s['speedup']:.2f}x, "
         f"fraction of ideal {s['fraction_of_ideal']:.3f}",
-        f"  weight storage        {s['weight_bits_dense'] / 8 / 1024:.1f} KiB dense int8 -> "
+        f"  weight storage        {s['dense_weight_bits'] / 8 / 1024:.1f} KiB dense int8 -> "
         f"{s['weight_bits_compressed'] / 8 / 1024:.1f} KiB {s['format']}",
     ]
     for i, l in enumerate(s["layers"]):

@@ -1,4 +1,5 @@
-"""Bits per weight of every compressed format against weight density, measured by the encoders."""
+"""Bits per weight of every compressed format against weight sparsity (the fraction of zero
+weights, as everywhere else in zeroskip), measured by the encoders."""
 
 from fractions import Fraction
 
@@ -9,7 +10,8 @@ from zeroskip.sim.patterns import n_of_m_mask, sparse_weights
 
 __all__ = ["formats_table", "closest_n_of_m"]
 
-DENSITIES = (0.95, 0.9, 0.75, 0.5, 0.25, 0.1, 0.05)
+#: The table's rows, by weight sparsity (the generator asks for density = 1 - sparsity).
+SPARSITIES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
 
 def closest_n_of_m(density):
@@ -27,12 +29,13 @@ def _n_of_m_weights(rng, k, cols, n, m):
 
 
 def formats_table(size=256, seed=0):
-    """Markdown table: bits per weight (storage / K·N) per format and density."""
+    """Markdown table: bits per weight (storage / K·N) per format and weight sparsity."""
     rng = np.random.default_rng(seed)
     rows = []
-    for density in DENSITIES:
+    for sparsity in SPARSITIES:
+        density = 1 - sparsity
         weights = sparse_weights(rng, size, size, "uniform", density)
-        measured = np.count_nonzero(weights) / weights.size
+        measured = 1 - np.count_nonzero(weights) / weights.size
         cells = {"dense int8": 8.0}
         for fmt, params in (("csc", {}), ("bitmap", {"width": 64}), ("rle", {"run_bits": 4})):
             encoded = formats.module(fmt).encode(weights, **params)
@@ -41,12 +44,12 @@ def formats_table(size=256, seed=0):
         nm_weights = _n_of_m_weights(rng, size, size, n, m)
         encoded = formats.nm.encode(nm_weights, n, m)
         cells["nm"] = formats.size_bits("nm", encoded) / weights.size
-        rows.append((density, measured, cells, f"{n}:{m}"))
-    header = ("| density | dense int8 | csc | bitmap (64-bit words) | rle (4-bit runs) | "
-              "N:M (pattern) |")
+        rows.append((measured, cells, (n, m)))
+    header = ("| weight sparsity | dense int8 | csc | bitmap (64-bit words) | rle (4-bit runs) | "
+              "N:M (pattern, its sparsity) |")
     lines = [header, "|---:|---:|---:|---:|---:|---:|"]
-    for density, measured, cells, pattern in rows:
+    for measured, cells, (n, m) in rows:
         lines.append(f"| {100 * measured:.1f}% | {cells['dense int8']:.2f} | {cells['csc']:.2f} | "
                      f"{cells['bitmap']:.2f} | {cells['rle']:.2f} | {cells['nm']:.2f} "
-                     f"({pattern} = {100 * float(Fraction(*map(int, pattern.split(':')))):.1f}%) |")
+                     f"({n}:{m} = {100 * float(1 - Fraction(n, m)):.1f}%) |")
     return "\n".join(lines)
