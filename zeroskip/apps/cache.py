@@ -1,9 +1,9 @@
 """The simulator cache (``$ZEROSKIP_CACHE``, default ``~/.cache/zeroskip``): list, limit, clear.
 
 An entry is one simulator build (a folder per simulator, configuration, gateware version and
-trace setting, about 130 MB for Verilator), a generated Verilog file, a kept failure log or a
-board build. Its last use is when a run last reused it. Eviction removes the least recently
-used entries first and never one whose build is in progress (its lock is held).
+trace setting: about 140 MB for an 8×8 array on Verilator), a generated Verilog file, a kept
+failure log or a board build. Its last use is when a run last reused it. Eviction removes the
+least recently used entries first and never one whose build is in progress (its lock is held).
 """
 
 from __future__ import annotations
