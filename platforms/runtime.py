@@ -263,7 +263,6 @@ class BoardLink:
         for program in programs:
             if program.config != config:
                 raise ValueError("the program was compiled for another configuration")
-            _, k, _ = program.shape
             outs, counters, status, wall = [], [], [], 0.0
             for run in program.runs:
                 await self.write(0, act_beats(run))
@@ -272,7 +271,7 @@ class BoardLink:
                         await self.write(target, beats)
                 started = time.perf_counter()
                 run_counters, lanes = await self.run(
-                    pack(job_layout(config), run.job(program.mode, k)),
+                    pack(job_layout(config), run.job(program.mode)),
                     timeout_factor * model.run_cycles(config, run.tokens) + 1000)
                 wall += time.perf_counter() - started
                 counters.append(run_counters)

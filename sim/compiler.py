@@ -8,7 +8,10 @@ columns back to back for every M-tile, with no barrier between tiles, so a run c
 its busiest lane plus a fixed fill/drain.
 
 A GEMM larger than the memories of one run is split into several runs (column groups first, then
-M-tiles); their results are stitched together by :func:`assemble`.
+M-tiles); their results are stitched together by :func:`assemble`. A K beyond what the
+accumulators hold (``config.max_k``) is split into K-chunks, each a GEMM of its own on the
+array; :func:`assemble` adds their partial sums exactly, in 64-bit integers on the host, up to
+:data:`MAX_K` (where an int32 result could first overflow).
 """
 
 import heapq
@@ -16,16 +19,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zeroskip.config import Mode
+from zeroskip.config import MAX_K, Mode
 from zeroskip.sim import formats, model
 from zeroskip.sim.loaders import as_int8_matrix
 
-__all__ = ["Run", "Program", "GemmTooLarge", "compile_gemm", "assign_columns", "column_costs",
+__all__ = ["Run", "Program", "GemmTooLarge", "MAX_K", "k_chunks", "compile_gemm",
+           "assign_columns", "column_costs",
            "assemble", "lane_tokens"]
 
 
 class GemmTooLarge(ValueError):
-    """The GEMM cannot run on this configuration at all (K beyond the accumulator limit)."""
+    """The GEMM cannot run on this configuration at all (K beyond :data:`MAX_K`, or a column
+    that does not fit the lane memories)."""
 
 
 @dataclass
@@ -36,6 +41,9 @@ class Run:
     ----------
     m_start : int
         First row of A (and C) of this run.
+    k_start, k : int
+        The K-chunk of this run: rows ``k_start .. k_start + k - 1`` of W (all of K unless K
+        exceeds the accumulators' ``config.max_k``).
     m_tiles, rows_last : int
         M-tiles in the run, valid rows in its last tile.
     lane_columns : list of list of int
@@ -51,6 +59,8 @@ class Run:
         refills).
     """
     m_start: int
+    k_start: int
+    k: int
     m_tiles: int
     rows_last: int
     lane_columns: list
@@ -59,12 +69,12 @@ class Run:
     lane_weights: list
     tokens: list
 
-    def job(self, mode, k):
+    def job(self, mode):
         """The job register contents for this run (see :func:`zeroskip.hw.layouts.job_layout`)."""
         return {
             "mode": int(mode),
             "m_tiles": self.m_tiles,
-            "k": k,
+            "k": self.k,
             "rows_last": self.rows_last,
             "lane_columns": [len(cols) for cols in self.lane_columns],
         }
@@ -77,6 +87,11 @@ class Program:
     mode: Mode
     shape: tuple  # (M, K, N)
     runs: list = field(default_factory=list)
+
+    @property
+    def k_chunks(self):
+        """How many K-chunks the GEMM was split into (1 unless K exceeds ``config.max_k``)."""
+        return len({run.k_start for run in self.runs}) or 1
 
     @property
     def predicted_cycles(self):
@@ -154,14 +169,14 @@ def _column_groups(config, weights, costs, columns):
 def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=True):
     """Compile ``acts @ weights`` for ``config`` in ``mode``.
 
-    In skip mode an all-zero column of W is known offline to give an all-zero column of C, so
-    by default it is not scheduled at all (the decoder could handle it, at one bubble token per
-    column and M-tile) and :func:`assemble` fills it in.
+    In skip mode an all-zero column of W (of a K-chunk) is known offline to give an all-zero
+    column of C, so by default it is not scheduled at all (the decoder could handle it, at one
+    bubble token per column and M-tile) and :func:`assemble` fills it in.
 
     Raises
     ------
     GemmTooLarge
-        If K exceeds ``config.max_k``.
+        If K exceeds :data:`MAX_K`.
     ValueError
         If an operand is not a non-empty 2-D integer matrix with int8 values (naming it; values
         are never wrapped), or W does not fit the format (e.g. breaks the N:M pattern of an
@@ -174,15 +189,36 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
     k_w, n = weights.shape
     if k != k_w:
         raise ValueError(f"inner dimensions differ: A is {m}x{k}, W is {k_w}x{n}")
-    if k > config.max_k:
-        raise GemmTooLarge(f"K = {k} exceeds this configuration's limit of {config.max_k} "
-                           f"({config.acc_width}-bit accumulators, activation memory)")
+    if k > MAX_K:
+        raise GemmTooLarge(f"K = {k} exceeds the accepted limit of {MAX_K} (beyond it an "
+                           f"int32 result of int8 products could overflow)")
     formats.module(config.fmt).check(weights, config)
+    program = Program(config=config, mode=mode, shape=(m, k, n))
+    # an N:M chunk must start on a group boundary, so that its groups are W's groups
+    align = config.nm_m if config.fmt == "nm" else 1
+    for k_start, k_stop in k_chunks(k, config.max_k, align):
+        _compile_chunk(program, acts[:, k_start:k_stop], weights[k_start:k_stop], k_start,
+                       drop_empty_columns)
+    return program
+
+
+def k_chunks(k, max_k, align=1):
+    """Split ``range(k)`` into the fewest chunks of at most ``max_k`` rows, as equal as
+    possible, each starting at a multiple of ``align``: a list of ``(start, stop)``."""
+    limit = max_k // align * align
+    count = -(-k // limit)
+    size = -(-(-(-k // count)) // align) * align
+    return [(start, min(start + size, k)) for start in range(0, k, size)]
+
+
+def _compile_chunk(program, acts, weights, k_start, drop_empty_columns):
+    """Append the runs of ``acts @ weights`` (one K-chunk, K <= ``config.max_k``)."""
+    config, mode = program.config, program.mode
+    m, k = acts.shape
+    n = weights.shape[1]
     rows = config.rows
     costs = column_costs(weights, mode, config)
     nnz = np.count_nonzero(weights, axis=0)
-
-    program = Program(config=config, mode=mode, shape=(m, k, n))
     total_tiles = -(-m // rows)
     columns = np.arange(n)
     if mode == Mode.SKIP and drop_empty_columns:
@@ -202,14 +238,14 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
             # row r of tile t lives in PE row r at address t*K + k
             image = image.reshape(tiles, rows, k).transpose(1, 0, 2).reshape(rows, tiles * k)
             program.runs.append(Run(
-                m_start=m_start, m_tiles=tiles, rows_last=m_rows - (tiles - 1) * rows,
+                m_start=m_start, k_start=k_start, k=k, m_tiles=tiles,
+                rows_last=m_rows - (tiles - 1) * rows,
                 lane_columns=lane_columns, acts=np.ascontiguousarray(image),
                 lane_images=images, lane_weights=[weights[:, cols] for cols in lane_columns],
                 # (the lane's last column needs no advance: the lane stops)
                 tokens=[tiles * (cost + config.lane_refill_cycles) - config.column_advance_cycles
                         if cols else 0
                         for cost, cols in zip(lane_cost, lane_columns)]))
-    return program
 
 
 def assemble(program, results):
@@ -220,7 +256,8 @@ def assemble(program, results):
     """
     m, _, n = program.shape
     rows = program.config.rows
-    out = np.zeros((m, n), dtype=np.int32)
+    # K-chunks add up: exact in 64 bits, and within int32 for any K <= MAX_K
+    out = np.zeros((m, n), dtype=np.int64)
     for run, run_results in zip(program.runs, results):
         for cols, lane_result in zip(run.lane_columns, run_results):
             if not cols:
@@ -230,8 +267,8 @@ def assemble(program, results):
             # (row r, tile t, column j) -> C[m_start + t*rows + r, cols[j]]
             block = lane_result.transpose(1, 0, 2).reshape(run.m_tiles * rows, len(cols))
             valid = min(run.m_tiles * rows, m - run.m_start)
-            out[run.m_start:run.m_start + valid, cols] = block[:valid]
-    return out
+            out[run.m_start:run.m_start + valid, cols] += block[:valid]
+    return out.astype(np.int32)
 
 
 def lane_tokens(program, run, lane):
@@ -240,7 +277,7 @@ def lane_tokens(program, run, lane):
     Returns a list of dicts with the members of :func:`zeroskip.hw.layouts.token_layout`.
     """
     config, mode = program.config, program.mode
-    _, k, _ = program.shape
+    k = run.k
     fmt = formats.module(config.fmt)
     weights = run.lane_weights[lane]
     tokens = []

@@ -5,7 +5,7 @@ import zipfile
 
 import numpy as np
 
-from zeroskip.config import INT8_MAX, INT8_MIN
+from zeroskip.config import INT8_MAX, INT8_MIN, MAX_K
 
 __all__ = ["BadInput", "load_int8_matrix", "check_int8_matrix", "as_int8_matrix",
            "check_gemm_operands"]
@@ -67,13 +67,14 @@ def load_int8_matrix(path, name):
     return check_int8_matrix(array, name)
 
 
-def check_gemm_operands(acts, weights, max_k, acc_width=32):
-    """Check that ``acts @ weights`` is a GEMM the tool accepts."""
+def check_gemm_operands(acts, weights):
+    """Check that ``acts @ weights`` is a GEMM the tool accepts (any configuration: a K beyond
+    a configuration's accumulators is split into K-chunks)."""
     m, k = acts.shape
     k_w, n = weights.shape
     if k != k_w:
         raise BadInput(f"inner dimensions differ: activations are {m}x{k} but weights are "
                        f"{k_w}x{n}")
-    if k > max_k:
-        raise BadInput(f"K = {k} exceeds the accepted limit of {max_k} (the {acc_width}-bit "
-                       f"accumulators and activation buffers are sized for it)")
+    if k > MAX_K:
+        raise BadInput(f"K = {k} exceeds the accepted limit of {MAX_K} (beyond it an int32 "
+                       f"result of int8 products could overflow)")

@@ -51,6 +51,7 @@ def gemm_report(program, weights, rtl, simulator):
         "dense_weight_bits": (8 * k * n, HOST),
         "weight_density": (round(nnz / (k * n), 6), HOST),
         "runs": (len(program.runs), HOST),
+        "k_chunks": (program.k_chunks, HOST),
         "predicted_cycles": (program.predicted_cycles, MODEL),
         # Where the lane-cycles went (each sums over the lanes of every run); fill/drain is
         # what the three counters leave of cols × cycles

@@ -4,7 +4,7 @@ its counters against their definitions and its cycle counter against the analyti
 import numpy as np
 import pytest
 
-from zeroskip.config import ArrayConfig, Mode
+from zeroskip.config import MAX_K, ArrayConfig, Mode
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import GemmTooLarge, assemble, compile_gemm, lane_tokens
 from zeroskip.sim.rtl.runner import run_programs
@@ -108,11 +108,34 @@ def test_k_at_the_accepted_limit(sim, options, rng):
     assert golden.gemm(acts, weights).max() == k * 128 * 128  # no overflow at the limit
 
 
-def test_k_beyond_the_limit_is_rejected():
+def test_k_beyond_the_int32_limit_is_rejected():
     config = ArrayConfig.for_capacity(2, 2)
-    k = config.max_k + 1
-    with pytest.raises(GemmTooLarge):
-        compile_gemm(np.ones((2, k), np.int8), np.ones((k, 2), np.int8), config)
+    k = MAX_K + 1
+    with pytest.raises(GemmTooLarge, match=f"K = {k} exceeds the accepted limit of {MAX_K}"):
+        compile_gemm(np.ones((1, k), np.int8), np.ones((k, 1), np.int8), config)
+
+
+@pytest.mark.parametrize("sim", simulators())
+@pytest.mark.parametrize("fmt", ["csc", "nm"])
+def test_k_beyond_the_accumulators_is_split_into_chunks(sim, fmt, rng):
+    """K = 3.5 × max_k: four K-chunks whose partial sums the host adds. -128 × -128 down one
+    column of W (every other row of it for 2:4) sums beyond what one 21-bit accumulator holds."""
+    config = ArrayConfig(rows=2, cols=2, fmt=fmt, max_k=40, act_depth=160, weight_depth=256,
+                         pointer_depth=9, out_depth=32, acc_width=21, nm_n=2, nm_m=4)
+    k = 140
+    acts = random_acts(rng, 5, k)
+    acts[0] = -128
+    weights = random_weights(rng, k, 6, density=0.4)
+    weights[:, 2] = -128
+    if fmt == "nm":
+        weights = fit_n_of_m(weights, 2, 4)
+    for mode in (Mode.SKIP, Mode.DENSE):
+        program = compile_gemm(acts, weights, config, mode)
+        assert program.k_chunks == 4
+        assert max(run.k for run in program.runs) <= config.max_k
+        assert sum({run.k_start: run.k for run in program.runs}.values()) == k
+    run_cases(config, sim, [(acts, weights, mode) for mode in Mode])
+    assert golden.gemm(acts, weights)[0, 2] > 2 ** 20
 
 
 @pytest.mark.parametrize("sim", simulators())

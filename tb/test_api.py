@@ -37,7 +37,8 @@ def test_gemm_from_python_matches_the_command(tmp_path, rng):
 @pytest.mark.parametrize("kwargs,message", [
     ({"rows": 17}, "rows must be an integer from 1 to 16"),
     ({"format": "zip"}, "format must be one of"),
-    ({"nm": "4:2"}, "nm: "),
+    ({"format": "nm", "nm": "4:2"}, "nm: "),
+    ({"nm": "1:4"}, "nm"),
     ({"mode": "fast"}, "mode must be one of"),
     ({"sim": "xsim"}, "sim must be one of"),
     ({"board": "icebreaker", "cols": 2}, "board icebreaker fixes the array configuration"),

@@ -99,3 +99,19 @@ def test_gemm_board_refuses_array_options(tmp_path):
     assert proc.stderr.strip() == ("zeroskip: error: --board icebreaker fixes the array "
                                    "configuration; drop --rows")
     assert not (tmp_path / "C.npy").exists()
+
+
+@pytest.mark.rtl
+def test_icebreaker_runs_an_mnist_sized_layer(tmp_path, rng):
+    """K = 784 on the iCEBreaker, whose 24-bit accumulators hold K = 256: four K-chunks."""
+    acts = rng.integers(0, 128, (16, 784)).astype(np.int8)
+    weights = sparse_weights(rng, 784, 64, "uniform", 0.1)
+    np.save(tmp_path / "A.npy", acts)
+    np.save(tmp_path / "W.npy", weights)
+    proc = zeroskip("gemm", "--board", "icebreaker", "--acts", tmp_path / "A.npy", "--weights",
+                    tmp_path / "W.npy", "--out", tmp_path / "C.npy", "--report",
+                    tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "C.npy"), golden.gemm(acts, weights))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["k_chunks"] == 4 and report["cycles"] == report["predicted_cycles"]

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from zeroskip.config import MAX_K
 from zeroskip.sim import golden
 from zeroskip.sim.rtl.runner import verilator_environment
 
@@ -75,7 +76,7 @@ def bad_inputs(path, rng):
         "rank3": np.zeros((2, 8, 3), np.int8), "rank1": np.zeros(8, np.int8),
         "k_mismatch": np.zeros((9, 3), np.int8), "empty": np.zeros((8, 0), np.int8),
         "bool": np.ones((8, 3), bool), "complex": np.ones((8, 3), complex),
-        "k_limit": np.zeros((5000, 3), np.int8),
+        "k_limit": np.zeros((MAX_K + 1, 3), np.int8),
     }
     for name, array in files.items():
         np.save(path / f"{name}.npy", array)
@@ -83,7 +84,7 @@ def bad_inputs(path, rng):
     np.savez(path / "archive.npz", W=good_w)
     (path / "garbage.npy").write_bytes(b"not a numpy file at all")
     (path / "truncated.npy").write_bytes((path / "W.npy").read_bytes()[:60])
-    np.save(path / "k_limit_a.npy", np.zeros((4, 5000), np.int8))
+    np.save(path / "k_limit_a.npy", np.zeros((4, MAX_K + 1), np.int8))
     a, w = path / "A.npy", path / "W.npy"
     cases = {name: ["--acts", a, "--weights", path / f"{name}.npy"] for name in files
                  if name not in ("A", "W", "k_limit")}

@@ -151,7 +151,7 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         raise _bad_input("config fixes the array; drop rows, cols, format, nm and board")
     acts = as_int8_matrix(acts, "acts")
     weights = as_int8_matrix(weights, "weights")
-    check_gemm_operands(acts, weights, config.max_k, config.acc_width)
+    check_gemm_operands(acts, weights)
     try:
         formats.module(config.fmt).check(weights, config)
     except ValueError as exc:

@@ -12,9 +12,14 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 __all__ = ["Mode", "DecodeStatus", "FORMATS", "LANE_KINDS", "MULTIPLIERS", "ArrayConfig",
-           "INT8_MIN", "INT8_MAX", "bits_for"]
+           "INT8_MIN", "INT8_MAX", "MAX_K", "bits_for"]
 
 INT8_MIN, INT8_MAX = -128, 127
+
+#: Largest K the tool accepts for any configuration: K products of -128 × -128 (2**14 each)
+#: still fit an int32 result. A K beyond a configuration's ``max_k`` (its accumulators) is split
+#: into K-chunks by the host compiler.
+MAX_K = (2 ** 31 - 1) // 2 ** 14
 
 #: Compressed-weight formats this generator has hardware decoders for.
 FORMATS = ("csc", "bitmap", "rle", "nm")

@@ -403,13 +403,12 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
     runs = []
     predicted_total = 0
     for program, abort in zip(programs, abort_after):
-        _, k, _ = program.shape
         for index, run in enumerate(program.runs):
             predicted = model.run_cycles(config, run.tokens)
             predicted_total += predicted
             runs.append({
                 "act_beats": act_beats(run), "memory_beats": weight_beats(config, run),
-                "job": pack(job_layout(config), run.job(program.mode, k)),
+                "job": pack(job_layout(config), run.job(program.mode)),
                 "jobs": [run.m_tiles * len(cols) for cols in run.lane_columns],
                 "timeout_cycles": timeout_factor * predicted + 1000,
                 "abort_after": abort if index == 0 else None,
