@@ -215,6 +215,19 @@ def test_progress_display_on_a_terminal():
     assert "zeroskip: building the icarus simulation of x ... 1 s" in text
     assert "building the icarus simulation of x ... done in 1 s\n" in text
     assert text.endswith("\n")  # a step over at once shows nothing, or its whole line
+    # under the demo's and bench's progress bars: a build's two lines, nothing of the runs
+    stream = Terminal()
+    handler = _Progress(stream, ticker=False)
+    log.addHandler(handler)
+    try:
+        log.info("building b", extra={"step": "start", "kind": "build"})
+        log.info("built b in 3 s", extra={"step": "end", "kind": "build", "build_dir": "/x"})
+        log.info("simulating 2 runs", extra={"step": "start", "kind": "simulation"})
+        log.info("simulated", extra={"step": "end", "kind": "simulation"})
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert stream.getvalue() == "zeroskip: building b\nzeroskip: built b in 3 s\n"
 
 
 @pytest.mark.rtl
@@ -234,14 +247,27 @@ def test_build_reports_only_a_real_build(tmp_path, monkeypatch):
     runner.progress.setLevel(logging.INFO)
     try:
         def verilog():
-            return "module tiny(input clk, output reg q); always @(posedge clk) q <= ~q; endmodule\n"
+            return ("module tiny(input clk, output reg q);\n"
+                    "  always @(posedge clk) q <= ~q;\nendmodule\n")
         first = runner.build("icarus", "tiny", verilog, "tiny")
-        assert [r.step for r in records] == ["start", "end"]
+        assert [(r.step, r.kind) for r in records] == [("start", "build"), ("end", "build")]
         assert "building the icarus simulation of tiny" in records[0].getMessage()
         assert records[1].build_dir == str(first)
         records.clear()
         assert runner.build("icarus", "tiny", verilog, "tiny") == first
         assert records == []
+        # another process building the same design: this one says it waits
+        import threading
+        with open(first / ".lock") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            waiter = threading.Thread(target=runner.build,
+                                      args=("icarus", "tiny", verilog, "tiny"))
+            waiter.start()
+            time.sleep(0.5)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        waiter.join(30)
+        assert [(r.step, r.kind) for r in records] == [("start", "wait"), ("end", "wait")]
+        assert "waiting for another process building" in records[0].getMessage()
     finally:
         runner.progress.removeHandler(handler)
 

@@ -202,8 +202,11 @@ class _Progress(logging.Handler):
     def emit(self, record):
         message = record.getMessage()
         if not self.ticker:
-            from tqdm import tqdm
-            tqdm.write(f"zeroskip: {message}", file=self.stream)
+            # under progress bars: a build's start and end only (the bars show the runs)
+            if getattr(record, "kind", None) in ("build", "wait") and \
+                    (record.step == "start" or record.kind == "build"):
+                from tqdm import tqdm
+                tqdm.write(f"zeroskip: {message}", file=self.stream)
             return
         with self.guard:
             self._end()

@@ -5,8 +5,9 @@ simulator, configuration and wave setting, guarded by a file lock so parallel te
 one build; ``zeroskip cache`` lists, limits and clears them.
 
 Slow steps (a build, a simulation) are reported on the ``zeroskip.progress`` logger at INFO
-level, each as a start record and an end record (``record.step`` is ``"start"`` or ``"end"``;
-an end record of a build carries ``record.build_dir``). Nothing is shown unless the caller
+level, each as a start record and an end record (``record.step`` is ``"start"`` or ``"end"``,
+``record.kind`` ``"build"``, ``"wait"`` (for another process's build) or ``"simulation"``; a
+build's end record carries ``record.build_dir``). Nothing is shown unless the caller
 attaches a handler: the command does, on a terminal.
 """
 
@@ -155,10 +156,10 @@ def _locked(path, waiting=None):
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if waiting:
-                progress.info(waiting, extra={"step": "start"})
+                progress.info(waiting, extra={"step": "start", "kind": "wait"})
             fcntl.flock(lock, fcntl.LOCK_EX)
             if waiting:
-                progress.info("done waiting", extra={"step": "end"})
+                progress.info("done waiting", extra={"step": "end", "kind": "wait"})
         path.mkdir(parents=True, exist_ok=True)  # `zeroskip cache clear` may have removed it
         try:
             yield
@@ -183,7 +184,7 @@ def build(sim, name, generate, toplevel, *, waves=False):
             return build_dir
         started = time.monotonic()
         progress.info(f"building {what} (once per configuration)",
-                      extra={"step": "start"})
+                      extra={"step": "start", "kind": "build"})
         source = build_dir / f"{toplevel}.v"
         source.write_text(generate())
         args = list(VERILATOR_ARGS) if sim == "verilator" else []
@@ -199,7 +200,7 @@ def build(sim, name, generate, toplevel, *, waves=False):
                            f"build-{sim}-{name}") from None
         (build_dir / "complete").write_text("ok\n")
         progress.info(f"built {what} in {time.monotonic() - started:.0f} s",
-                      extra={"step": "end", "build_dir": str(build_dir)})
+                      extra={"step": "end", "kind": "build", "build_dir": str(build_dir)})
     return build_dir
 
 
@@ -414,9 +415,10 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
                 "abort_after": abort if index == 0 else None,
             })
     progress.info(f"simulating {len(runs)} run{'s' * (len(runs) != 1)} on {sim} "
-                  f"({predicted_total:,} cycles predicted)", extra={"step": "start"})
+                  f"({predicted_total:,} cycles predicted)",
+                  extra={"step": "start", "kind": "simulation"})
     out = run_cocotb(sim, build_dir, TOP_NAME, HARNESS, {"runs": runs}, waves=waves)
-    progress.info("simulated", extra={"step": "end"})
+    progress.info("simulated", extra={"step": "end", "kind": "simulation"})
 
     layout = counters_layout(config)
     status_layout = data.ArrayLayout(DecodeStatus, config.cols)
