@@ -165,8 +165,10 @@ def plot(rows, path):
         xs = [100 * r["sparsity"] for r in pts]
         marker = markers.setdefault(fmt, "osD^v<>"[len(markers) % 7])
         label = PATTERNS[pattern][0] if pattern in PATTERNS else pattern
-        style = dict(marker=marker, label=f"{label} ({fmt})",
-                     linestyle="-" if fmt == "csc" else "none", markersize=7)
+        style = dict(marker=marker, label=f"{label} ({fmt})", markersize=7)
+        if fmt != "csc":  # hollow and larger: visible around a csc point at the same place
+            style.update(linestyle="none", markersize=11, markerfacecolor="none",
+                         markeredgewidth=2)
         ax1.plot(xs, [r["speedup"] for r in pts], **style)
         ax2.plot(xs, [r["fraction_of_ideal"] for r in pts], **style)
     xs = np.linspace(0, 96, 100)
