@@ -13,7 +13,7 @@ A pipelined lane also refills its prefetch queues at the start of every M-tile
 (``config.lane_refill_cycles``); the compiler counts that in the lane's cycles.
 """
 
-__all__ = ["run_cycles", "fill_drain_cycles", "ideal_cycles"]
+__all__ = ["run_cycles", "fill_drain_cycles", "ideal_cycles", "mapped_ideal_cycles"]
 
 
 def fill_drain_cycles(config):
@@ -33,3 +33,20 @@ def ideal_cycles(macs, pe_count):
     """The work-proportional bound: ``macs`` multiply-accumulates spread perfectly over
     ``pe_count`` PEs, ``ceil(macs / pe_count)`` (Eyexam, Sparseloop)."""
     return -(-int(macs) // pe_count)
+
+
+def mapped_ideal_cycles(weights, m, rows, cols):
+    """The bound this array's mapping allows for an ``m``-row GEMM with ``weights``: every
+    nonzero of W costs one cycle of one PE column for each of the ``ceil(m / rows)`` M-tiles
+    (all rows of a tile take it together), the columns of W are spread over at most ``cols``
+    lanes and a column is never split. With ``m < rows`` (a GEMV) PE rows idle, and with fewer
+    nonzero columns than ``cols`` PE columns idle, so this can be far above
+    :func:`ideal_cycles`; the array can reach it."""
+    import numpy as np
+    per_column = np.count_nonzero(weights, axis=0)
+    busy_columns = int(np.count_nonzero(per_column))
+    if not busy_columns:
+        return 0
+    tiles = -(-m // rows)
+    return tiles * max(-(-int(per_column.sum()) // min(cols, busy_columns)),
+                       int(per_column.max()))

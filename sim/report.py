@@ -13,14 +13,14 @@ __all__ = ["gemm_report", "RTL", "HOST", "MODEL"]
 RTL, HOST, MODEL = "rtl", "host", "model"
 
 
-def gemm_report(program, weights, rtl, simulator):
+def gemm_report(program, acts, weights, rtl, simulator):
     """Report of one GEMM run.
 
     Parameters
     ----------
     program : :class:`zeroskip.sim.compiler.Program`
-    weights : ndarray
-        W, for the work and storage figures.
+    acts, weights : ndarray
+        A and W, for the work and storage figures.
     rtl : :class:`zeroskip.sim.rtl.runner.RunResult`
         What the RTL counted (checked against the cycle model by ``rtl.check(program)``).
     simulator : str
@@ -32,6 +32,10 @@ def gemm_report(program, weights, rtl, simulator):
     cycles = rtl.total("cycles")
     macs_effectual = m * nnz
     ideal = model.ideal_cycles(macs_effectual, config.pe_count)
+    mapped = model.mapped_ideal_cycles(weights, m, config.rows, config.cols)
+    # multiply-accumulates whose activation and weight are both nonzero
+    both_nonzero = int((np.count_nonzero(acts, axis=0).astype(np.int64) *
+                        np.count_nonzero(weights, axis=1)).sum())
     compressed = formats.encode_for(config, weights)
     lane_cycles = config.cols * cycles
     busy, decoder, imbalance = (rtl.total(x) for x in ("lane_busy", "stall_decoder",
@@ -42,8 +46,11 @@ def gemm_report(program, weights, rtl, simulator):
         "load_cycles": (rtl.total("load_cycles"), RTL),
         "ideal_cycles": (ideal, HOST),
         "fraction_of_ideal": (round(ideal / cycles, 4) if cycles else None, RTL),
+        "mapped_ideal_cycles": (mapped, HOST),
+        "fraction_of_mapped_ideal": (round(mapped / cycles, 4) if cycles else None, RTL),
         "macs_total": (m * k * n, HOST),
         "macs_effectual": (macs_effectual, HOST),
+        "macs_both_nonzero": (both_nonzero, HOST),
         "macs_executed": (rtl.total("macs_executed"), RTL),
         "macs_gated": (rtl.total("macs_gated"), RTL),
         "weight_bits": (int(formats.size_bits(config.fmt, compressed)), HOST),

@@ -185,7 +185,7 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         wrong = int(np.count_nonzero(result != expected))
         raise RuntimeError(f"the RTL result differs from the golden model in {wrong} of "
                            f"{expected.size} outputs")
-    report = gemm_report(program, weights, rtl, source)
+    report = gemm_report(program, acts, weights, rtl, source)
     report["matches_golden"] = True
     report["provenance"]["matches_golden"] = "host"
     return result, report
