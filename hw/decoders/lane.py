@@ -108,12 +108,13 @@ class Prefetch:
     register, so that logic deciding from the head never starts at a block RAM's clock-to-out
     and the memory's read address never depends on that decision.
 
-    The read data is registered once more before it is queued (in the block RAM's own output
-    register where there is one), so that even the word arriving at an empty queue comes from
-    a flip-flop: a word arrives ``LATENCY`` cycles after its read is issued. A read is issued
-    whenever the queued and in-flight words leave room, whatever is popped this cycle;
-    ``LATENCY + 2`` slots sustain one word per cycle. ``restart`` empties the queue and starts
-    again from ``first``; the head is valid ``LATENCY + 1`` cycles later
+    The read data is registered ``latency - 1`` times before it is queued (the first in the
+    block RAM's own output register where there is one), so that even the word arriving at an
+    empty queue comes from a flip-flop: a word arrives ``latency`` cycles after its read is
+    issued (:attr:`~zeroskip.config.ArrayConfig.prefetch_latency`, at least 2). A read is
+    issued whenever the queued and in-flight words leave room, whatever is popped this cycle;
+    ``latency + 2`` slots sustain one word per cycle. ``restart`` empties the queue and starts
+    again from ``first``; the head is valid ``latency + 1`` cycles later
     (:attr:`~zeroskip.config.ArrayConfig.lane_refill_cycles`).
 
     ``head``, ``head_valid``, ``head_beyond``
@@ -123,19 +124,22 @@ class Prefetch:
         Inputs: take the head; start over from address ``first``.
     """
 
-    LATENCY = 2
-
-    def __init__(self, m, memory, *, first, loaded, name):
+    def __init__(self, m, memory, *, latency, first, loaded, name):
+        if not isinstance(latency, int) or latency < 2:
+            raise ValueError(f"A prefetch queue registers its read data: latency must be an "
+                             f"integer >= 2, not {latency!r}")
         read = read_port(m, memory, name=name)
-        latency = self.LATENCY
         depth = latency + 2
         address = Signal(len(loaded), name=f"{name}_address")
         count = Signal(range(depth + 1), name=f"{name}_count")
         # reads in flight, by age, and whether each was at or beyond `loaded`
         issued = [Signal(name=f"{name}_issued{i}") for i in range(latency)]
         beyond = [Signal(name=f"{name}_beyond{i}") for i in range(latency)]
-        data = Signal(memory.shape, name=f"{name}_read_data")
-        m.d.sync += data.eq(read.data)
+        data = read.data
+        for stage in range(latency - 1):
+            registered = Signal(memory.shape, name=f"{name}_read_data{stage or ''}")
+            m.d.sync += registered.eq(data)
+            data = registered
         slots = [Signal(memory.shape, name=f"{name}_slot{i}") for i in range(depth)]
         slot_beyond = [Signal(name=f"{name}_slot{i}_beyond") for i in range(depth)]
         self.head, self.head_beyond = slots[0], slot_beyond[0]
