@@ -259,7 +259,7 @@ class LaneDecoder(wiring.Component):
             m.d.sync += self.tokens.valid.eq(0)
 
         step = _Step(walk)
-        with m.If(self.start):
+        with m.If(self.start):                              # a new run: the first column
             m.d.comb += cursor.restart.eq(1)
             m.d.sync += [
                 self.status.eq(DecodeStatus.OK),
@@ -270,6 +270,7 @@ class LaneDecoder(wiring.Component):
             ]
             m.d.comb += walk.row_reset.eq(1)
         with m.Elif(walk.running & walk.advancing):
+            # a pipelined lane's move to the next column, a cycle after the last token
             m.d.sync += walk.advancing.eq(0)
             m.d.comb += [cursor.restart.eq(walk.advance_restart),
                          cursor.next_column.eq(~walk.advance_restart)]
