@@ -121,10 +121,10 @@ class Accelerator(wiring.Component):
         m.d.comb += lanes_busy.eq(Cat(*(lane.busy for lane in lanes)))
         busy = Signal()
         done = Signal()
-        drain = Signal(range(array.LATENCY + 2))
+        drain = Signal(range(config.array_latency + 2))
         m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
         with m.If(self.start & ~busy):
-            m.d.sync += [busy.eq(1), done.eq(0), drain.eq(array.LATENCY + 1)]
+            m.d.sync += [busy.eq(1), done.eq(0), drain.eq(config.array_latency + 1)]
         with m.Elif(busy & (lanes_busy == 0)):
             with m.If(drain == 0):
                 m.d.sync += [busy.eq(0), done.eq(1)]

@@ -17,7 +17,9 @@ class PEArray(wiring.Component):
 
     The columns share nothing but the activation load path (every PE of a row holds the same
     activations) and the result read path, so each consumes its token stream at its own pace.
-    Columns are always ready: a PE never stalls.
+    Columns are always ready: a PE never stalls. A token's result is in the output memory of
+    its column's last PE :attr:`~zeroskip.config.ArrayConfig.array_latency` cycles after the
+    token enters the column.
 
     Members
     -------
@@ -31,16 +33,9 @@ class PEArray(wiring.Component):
         Per-PE multiplier activity this cycle.
     """
 
-    @staticmethod
-    def latency(config):
-        """Cycles from a token entering a column to its result being in the output memory of
-        the column's last PE."""
-        return config.array_latency
-
     def __init__(self, config):
         self._config = config
         rows, cols = config.rows, config.cols
-        self.LATENCY = self.latency(config)
         super().__init__({
             "columns": In(stream.Signature(token_layout(config))).array(cols),
             "mode": In(2),

@@ -35,7 +35,7 @@ def test_array_with_idle_columns(sim, mode, idle, rng):
         "columns": [[pack(layout, t) for t in lane_tokens(program, run, c)]
                     for c in range(CONFIG.cols)],
         "idle_probability": idle,
-        "latency": PEArray.latency(CONFIG) + 2,
+        "latency": CONFIG.array_latency + 2,
         "depths": [run.m_tiles * len(cols) for cols in run.lane_columns],
     }
     build = build_component(sim, "array", CONFIG, PEArray, "zeroskip_array")

@@ -226,10 +226,18 @@ class ArrayConfig:
         return self.rows - 1 + self.pe_latency + (1 if self.pipelined else 0)
 
     @property
+    def prefetch_latency(self):
+        """Cycles from a pipelined lane's prefetch read to the word in its queue
+        (:class:`~zeroskip.hw.decoders.lane.Prefetch`): the block RAM's read and the register
+        after it, so that even a word arriving at an empty queue comes from a flip-flop."""
+        return 2
+
+    @property
     def lane_refill_cycles(self):
         """Cycles a decoder lane spends at the start of every M-tile before its first token:
-        a pipelined lane refills its prefetch queues from address 0 (issue, read, register)."""
-        return 3 if self.pipelined else 0
+        a pipelined lane refills its prefetch queues from address 0 (the reads'
+        :attr:`prefetch_latency`, and a cycle to present the queue's head from a register)."""
+        return self.prefetch_latency + 1 if self.pipelined else 0
 
     @property
     def column_advance_cycles(self):

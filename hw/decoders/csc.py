@@ -63,10 +63,11 @@ class CSCDecoder(LaneDecoder):
         registers. The lane waits for the queues to refill at each M-tile."""
         config = self.config
         cursor = Cursor(config)
-        entries = Prefetch(m, memories["entries"], first=0, loaded=lane.loaded["entries"],
-                           name="entries")
-        ends = Prefetch(m, memories["pointers"], first=1, loaded=lane.loaded["pointers"],
-                        name="ends")
+        latency = config.prefetch_latency
+        entries = Prefetch(m, memories["entries"], latency=latency, first=0,
+                           loaded=lane.loaded["entries"], name="entries")
+        ends = Prefetch(m, memories["pointers"], latency=latency, first=1,
+                        loaded=lane.loaded["pointers"], name="ends")
 
         # `entry` indexes entries.head. Whether it is at the end of its column, or one short of
         # it, is kept in registers computed a cycle ahead from every (entry, end) pair the next

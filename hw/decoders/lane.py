@@ -5,6 +5,8 @@ column's nonzeros into tokens for its PE column. What differs between formats is
 next nonzero of a column is found in memory: that is a format's *cursor*.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -106,12 +108,13 @@ class Prefetch:
     register, so that logic deciding from the head never starts at a block RAM's clock-to-out
     and the memory's read address never depends on that decision.
 
-    The read data is registered once more before it is queued (in the block RAM's own output
-    register where there is one), so that even the word arriving at an empty queue comes from
-    a flip-flop: a word arrives ``LATENCY`` cycles after its read is issued. A read is issued
-    whenever the queued and in-flight words leave room, whatever is popped this cycle;
-    ``LATENCY + 2`` slots sustain one word per cycle. ``restart`` empties the queue and starts
-    again from ``first``; the head is valid ``LATENCY + 1`` cycles later
+    The read data is registered ``latency - 1`` times before it is queued (the first in the
+    block RAM's own output register where there is one), so that even the word arriving at an
+    empty queue comes from a flip-flop: a word arrives ``latency`` cycles after its read is
+    issued (:attr:`~zeroskip.config.ArrayConfig.prefetch_latency`, at least 2). A read is
+    issued whenever the queued and in-flight words leave room, whatever is popped this cycle;
+    ``latency + 2`` slots sustain one word per cycle. ``restart`` empties the queue and starts
+    again from ``first``; the head is valid ``latency + 1`` cycles later
     (:attr:`~zeroskip.config.ArrayConfig.lane_refill_cycles`).
 
     ``head``, ``head_valid``, ``head_beyond``
@@ -121,19 +124,22 @@ class Prefetch:
         Inputs: take the head; start over from address ``first``.
     """
 
-    LATENCY = 2
-
-    def __init__(self, m, memory, *, first, loaded, name):
+    def __init__(self, m, memory, *, latency, first, loaded, name):
+        if not isinstance(latency, int) or latency < 2:
+            raise ValueError(f"A prefetch queue registers its read data: latency must be an "
+                             f"integer >= 2, not {latency!r}")
         read = read_port(m, memory, name=name)
-        latency = self.LATENCY
         depth = latency + 2
         address = Signal(len(loaded), name=f"{name}_address")
         count = Signal(range(depth + 1), name=f"{name}_count")
         # reads in flight, by age, and whether each was at or beyond `loaded`
         issued = [Signal(name=f"{name}_issued{i}") for i in range(latency)]
         beyond = [Signal(name=f"{name}_beyond{i}") for i in range(latency)]
-        data = Signal(memory.shape, name=f"{name}_read_data")
-        m.d.sync += data.eq(read.data)
+        data = read.data
+        for stage in range(latency - 1):
+            registered = Signal(memory.shape, name=f"{name}_read_data{stage or ''}")
+            m.d.sync += registered.eq(data)
+            data = registered
         slots = [Signal(memory.shape, name=f"{name}_slot{i}") for i in range(depth)]
         slot_beyond = [Signal(name=f"{name}_slot{i}_beyond") for i in range(depth)]
         self.head, self.head_beyond = slots[0], slot_beyond[0]
@@ -238,12 +244,53 @@ class LaneDecoder(wiring.Component):
         raise NotImplementedError
 
     def elaborate(self, platform):
-        config = self._config
         m = Module()
+        memories, loaded = self._memories_with_marks(m)
+        run = self._latch_run_settings(m)
+        walk = _Walk(self._config, self)
+        cursor = self.cursor(m, memories, LaneView(
+            walk.column, walk.column_next, walk.end_next, walk.row, walk.row_reset,
+            walk.row_advance, loaded, run.k, walk.previous_row))
+        truncated = self._track_row_and_column(m, walk, cursor, memories, loaded, run)
 
-        mems, loaded = {}, {}
-        for name, (shape, depth) in self.memories(config).items():
-            mems[name] = mem = memory.Memory(shape=shape, depth=depth, init=[])
+        can_emit = ~self.tokens.valid | self.tokens.ready
+        m.d.comb += self.busy.eq(walk.running | self.tokens.valid)
+        with m.If(can_emit):
+            m.d.sync += self.tokens.valid.eq(0)
+
+        step = _Step(walk)
+        with m.If(self.start):                              # a new run: the first column
+            m.d.comb += cursor.restart.eq(1)
+            m.d.sync += [
+                self.status.eq(DecodeStatus.OK),
+                walk.running.eq((self.m_tiles != 0) & (self.columns != 0)),
+                walk.tile.eq(0), walk.tile_last.eq(self.m_tiles == 1), walk.tile_base.eq(0),
+                walk.out_addr.eq(0), walk.emitted.eq(0), walk.row_last.eq(self.k == 1),
+                walk.advancing.eq(0),
+            ]
+            m.d.comb += walk.row_reset.eq(1)
+        with m.Elif(walk.running & walk.advancing):
+            # a pipelined lane's move to the next column, a cycle after the last token
+            m.d.sync += walk.advancing.eq(0)
+            m.d.comb += [cursor.restart.eq(walk.advance_restart),
+                         cursor.next_column.eq(~walk.advance_restart)]
+        with m.Elif(walk.running & can_emit):
+            with m.If(run.expand):
+                self._expand_row(m, walk, cursor, run, step)
+            with m.Else():
+                self._next_nonzero(m, walk, cursor, step)
+            fault, code = self._check_stream(m, walk, cursor, run, step, truncated)
+            self._load_token(m, walk, run, step, fault, code)
+            self._finish_column(m, walk, cursor, run, step)
+        return m
+
+    def _memories_with_marks(self, m):
+        """The format's memories with their write ports, and per memory a mark of how many words
+        the host loaded (:attr:`LaneView.loaded`), so that the lane can tell a stream cut short
+        from one that ends. Returns ``(memories, loaded)``, both by memory name."""
+        memories, loaded = {}, {}
+        for name, (shape, depth) in self.memories(self._config).items():
+            memories[name] = mem = memory.Memory(shape=shape, depth=depth, init=[])
             m.submodules[name] = mem
             port = getattr(self, f"{name}_write")
             wr = mem.write_port()
@@ -251,187 +298,216 @@ class LaneDecoder(wiring.Component):
             loaded[name] = Signal(len(port.addr) + 1, name=f"{name}_loaded", reset_less=True)
             with m.If(port.en):
                 m.d.sync += loaded[name].eq(port.addr + 1)
+        return memories, loaded
 
-        # The run's settings, latched at start: they come from the host link's registers,
-        # across the chip, and the lane's decisions would otherwise start there. Only the start
-        # cycle reads the inputs. A lane without columns has no use for them, and latching only
-        # when there are columns keeps each lane's copy its own: with the same enable, Yosys
-        # would merge the lanes' copies of the shared settings into one, across the chip again.
+    def _latch_run_settings(self, m):
+        """The run's settings (``mode``, ``m_tiles``, ``k``, ``rows_last``, ``columns``), latched
+        at start, and ``expand``: whether the run expands its columns (dense and gate modes).
+
+        The settings come from the host link's registers, across the chip, and the lane's
+        decisions would otherwise start there. Only the start cycle reads the inputs. A lane
+        without columns has no use for them, and latching only when there are columns keeps each
+        lane's copy its own: with the same enable, Yosys would merge the lanes' copies of the
+        shared settings into one, across the chip again.
+        """
         latched = {}
         for name in ("mode", "m_tiles", "k", "rows_last", "columns"):
             port = getattr(self, name)
             latched[name] = Signal.like(port, name=f"{name}_run")
             with m.If(self.start & (self.columns != 0)):
                 m.d.sync += latched[name].eq(port)
-        mode, m_tiles, k, rows_last, columns = latched.values()
+        return SimpleNamespace(**latched, expand=latched["mode"] != Mode.SKIP)
 
-        running = Signal()
-        tile = Signal.like(self.m_tiles)
-        tile_base = Signal(unsigned(config.act_addr_bits))  # tile * K
-        column = Signal.like(self.columns)
-        column_next = Signal.like(self.columns)
-        end_next = Signal(len(self.columns) + 1)
-        out_addr = Signal(unsigned(config.out_addr_bits))
-        emitted = Signal()                                  # a token of this column went out
-        row = Signal(unsigned(config.k_bits + 1))           # dense expansion: current k
-        row_last = Signal()                                 # row + 1 == K, kept in a register
-        row_reset, row_advance = Signal(), Signal()         # row in the next cycle: 0, row + 1
-        # column + 1 == columns and tile + 1 == m_tiles, kept in registers: the compares are
-        # carry chains, and both decide the lane's next state
-        column_last = Signal()
-        tile_last = Signal()
-        previous_row = Signal.like(row)                     # of the last nonzero consumed
-
-        cursor = self.cursor(m, mems, LaneView(column, column_next, end_next, row, row_reset,
-                                               row_advance, loaded, k, previous_row))
-        with m.If(row_reset):
-            m.d.sync += row.eq(0)
-        with m.Elif(row_advance):
-            m.d.sync += row.eq(row + 1)
+    def _track_row_and_column(self, m, walk, cursor, memories, loaded, run):
+        """Move the dense-expansion row and the column as the steps below and the cursor ask,
+        keeping the look-ahead registers that let the next cycle's decisions start from
+        flip-flops. Returns what makes the presented stream truncated: the cursor's own
+        finding, or (with a ``pointers`` memory) a current column end pointer the host did not
+        load."""
+        with m.If(walk.row_reset):
+            m.d.sync += walk.row.eq(0)
+        with m.Elif(walk.row_advance):
+            m.d.sync += walk.row.eq(walk.row + 1)
         # The current column's end pointer is always in use: whether the host loaded it
         # (column + 1 < loaded) is kept in a register too. The host writes no memory while
         # the lane runs, nor as it starts.
-        end_unloaded = Signal()
+        pointers = "pointers" in memories
         truncated = cursor.truncated
-        if "pointers" in mems:
-            truncated = truncated | end_unloaded
-        m.d.comb += [column_next.eq(column), end_next.eq(column + 1)]
+        if pointers:
+            truncated = truncated | walk.end_unloaded
+        column = walk.column
+        m.d.comb += [walk.column_next.eq(column), walk.end_next.eq(column + 1)]
         with m.If(cursor.next_column):
-            m.d.comb += [column_next.eq(column + 1), end_next.eq(column + 2)]
-            m.d.sync += column_last.eq(column + 2 == columns)
-            if "pointers" in mems:
-                m.d.sync += end_unloaded.eq(column + 2 >= loaded["pointers"])
+            m.d.comb += [walk.column_next.eq(column + 1), walk.end_next.eq(column + 2)]
+            m.d.sync += walk.column_last.eq(column + 2 == run.columns)
+            if pointers:
+                m.d.sync += walk.end_unloaded.eq(column + 2 >= loaded["pointers"])
         with m.If(cursor.restart):
-            m.d.comb += [column_next.eq(0), end_next.eq(1)]
-            m.d.sync += column_last.eq(Mux(self.start, self.columns, columns) == 1)
-            if "pointers" in mems:
-                m.d.sync += end_unloaded.eq(loaded["pointers"] <= 1)
-        m.d.sync += column.eq(column_next)
-        expand = mode != Mode.SKIP
+            m.d.comb += [walk.column_next.eq(0), walk.end_next.eq(1)]
+            m.d.sync += walk.column_last.eq(Mux(self.start, self.columns, run.columns) == 1)
+            if pointers:
+                m.d.sync += walk.end_unloaded.eq(loaded["pointers"] <= 1)
+        m.d.sync += column.eq(walk.column_next)
+        return truncated
 
-        token = self.tokens.payload
-        can_emit = ~self.tokens.valid | self.tokens.ready
-        m.d.comb += self.busy.eq(running | self.tokens.valid)
-        with m.If(can_emit):
-            m.d.sync += self.tokens.valid.eq(0)
-
-        # A pipelined lane moves its reader to the next column (or back to the first) in the
-        # cycle after the column's last token, from these registers (config.column_advance_cycles)
-        deferred = config.column_advance_cycles != 0
-        advancing = Signal()
-        advance_restart = Signal()
-
-        column_done = Signal()
-        emit = Signal()
-        emit_row = Signal.like(row)
-        with m.If(self.start):
-            m.d.comb += cursor.restart.eq(1)
+    def _expand_row(self, m, walk, cursor, run, step):
+        """Dense and gate modes: a token for every row of the column, carrying the cursor's
+        nonzero where it lies on the row and a zero weight elsewhere."""
+        row, token = walk.row, self.tokens.payload
+        at_row = _flag(cursor.at_row, lambda: cursor.row == row)
+        hit = cursor.valid & at_row
+        # This row's weight is known unless the reader is still looking below it. A presented
+        # nonzero is never below the row (that is a fault, which stops the lane), so no row
+        # comparison decides this: it is on the path from the reader's registers back to its
+        # read addresses.
+        known = cursor.valid | cursor.exhausted | (row < cursor.floor)
+        m.d.comb += [
+            step.emit.eq(known),
+            step.emit_row.eq(row),
+            step.column_done.eq(known & walk.row_last),
+            cursor.consume.eq(hit),
+        ]
+        with m.If(known):
+            m.d.comb += [walk.row_reset.eq(step.column_done),
+                         walk.row_advance.eq(~step.column_done)]
             m.d.sync += [
-                self.status.eq(DecodeStatus.OK),
-                running.eq((self.m_tiles != 0) & (self.columns != 0)),
-                tile.eq(0), tile_last.eq(self.m_tiles == 1), tile_base.eq(0), out_addr.eq(0),
-                emitted.eq(0), row_last.eq(self.k == 1), advancing.eq(0),
+                token.weight.eq(Mux(hit, cursor.value, 0)),
+                token.first.eq(row == 0),
+                token.bubble.eq(0),
+                walk.row_last.eq(Mux(step.column_done, run.k == 1, row + 2 == run.k)),
             ]
-            m.d.comb += row_reset.eq(1)
-        with m.Elif(running & advancing):
-            m.d.sync += advancing.eq(0)
-            m.d.comb += [cursor.restart.eq(advance_restart),
-                         cursor.next_column.eq(~advance_restart)]
-        with m.Elif(running & can_emit):
-            with m.If(expand):
-                at_row = _flag(cursor.at_row, lambda: cursor.row == row)
-                hit = cursor.valid & at_row
-                # This row's weight is known unless the reader is still looking below it. A
-                # presented nonzero is never below the row (that is a fault, which stops the
-                # lane), so no row comparison decides this: it is on the path from the
-                # reader's registers back to its read addresses.
-                known = cursor.valid | cursor.exhausted | (row < cursor.floor)
-                m.d.comb += [
-                    emit.eq(known),
-                    emit_row.eq(row),
-                    column_done.eq(known & row_last),
-                    cursor.consume.eq(hit),
-                ]
-                with m.If(known):
-                    m.d.comb += [row_reset.eq(column_done), row_advance.eq(~column_done)]
-                    m.d.sync += [
-                        token.weight.eq(Mux(hit, cursor.value, 0)),
-                        token.first.eq(row == 0),
-                        token.bubble.eq(0),
-                        row_last.eq(Mux(column_done, k == 1, row + 2 == k)),
-                    ]
-            with m.Else():
-                # An exhausted column closes with a bubble: it writes the zero result of an
-                # empty column, or the result of one whose last entry was not a nonzero.
-                m.d.comb += [
-                    emit.eq(cursor.valid | cursor.exhausted),
-                    emit_row.eq(Mux(cursor.valid, cursor.row, 0)),
-                    column_done.eq((cursor.valid & cursor.last) | cursor.exhausted),
-                    cursor.consume.eq(cursor.valid),
-                ]
-                m.d.sync += [
-                    token.weight.eq(Mux(cursor.valid, cursor.value, 0)),
-                    token.first.eq(~emitted),
-                    token.bubble.eq(~cursor.valid),
-                    emitted.eq(Mux(column_done, 0, emitted | cursor.valid)),
-                ]
 
-            # Malformed memory contents: words the host did not load, a row index at or beyond
-            # K, rows that do not increase down a column, or an entry left over when a dense
-            # column is complete (it lies outside the column or out of order). The lane stops
-            # at once with a status code, so a corrupt stream costs at most K tokens of a
-            # column, never a hang.
-            fault = Signal()
-            code = Signal.like(self.status)
-            with m.If(truncated):
-                m.d.comb += [fault.eq(1), code.eq(DecodeStatus.TRUNCATED)]
-            with m.Elif(expand):
-                with m.If(cursor.valid & _flag(cursor.below_row, lambda: cursor.row < row)):
-                    # the expansion has passed it: an out-of-order entry would stall the lane
-                    m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
-                with m.Elif(column_done & cursor.valid & ~cursor.consume):
-                    m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ENTRY_LEFT_OVER)]
-            with m.Elif(cursor.valid & _flag(cursor.beyond_k, lambda: cursor.row >= k)):
-                m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROW_OUT_OF_RANGE)]
-            with m.Elif(cursor.valid & emitted &
-                        _flag(cursor.not_after_previous, lambda: cursor.row <= previous_row)):
+    def _next_nonzero(self, m, walk, cursor, step):
+        """Skip mode: a token for every stored nonzero. An exhausted column closes with a
+        bubble: it writes the zero result of an empty column, or the result of one whose last
+        entry was not a nonzero."""
+        token = self.tokens.payload
+        m.d.comb += [
+            step.emit.eq(cursor.valid | cursor.exhausted),
+            step.emit_row.eq(Mux(cursor.valid, cursor.row, 0)),
+            step.column_done.eq((cursor.valid & cursor.last) | cursor.exhausted),
+            cursor.consume.eq(cursor.valid),
+        ]
+        m.d.sync += [
+            token.weight.eq(Mux(cursor.valid, cursor.value, 0)),
+            token.first.eq(~walk.emitted),
+            token.bubble.eq(~cursor.valid),
+            walk.emitted.eq(Mux(step.column_done, 0, walk.emitted | cursor.valid)),
+        ]
+
+    def _check_stream(self, m, walk, cursor, run, step, truncated):
+        """Malformed memory contents: words the host did not load, a row index at or beyond K,
+        rows that do not increase down a column, or an entry left over when a dense column is
+        complete (it lies outside the column or out of order). Returns ``(fault, code)``: the
+        lane stops at once with a status code, so a corrupt stream costs at most K tokens of a
+        column, never a hang."""
+        row, k = walk.row, run.k
+        fault = Signal()
+        code = Signal.like(self.status)
+        with m.If(truncated):
+            m.d.comb += [fault.eq(1), code.eq(DecodeStatus.TRUNCATED)]
+        with m.Elif(run.expand):
+            with m.If(cursor.valid & _flag(cursor.below_row, lambda: cursor.row < row)):
+                # the expansion has passed it: an out-of-order entry would stall the lane
                 m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
-            # (only skip mode checks it, where every valid nonzero is consumed)
-            with m.If(cursor.consume):
-                m.d.sync += previous_row.eq(cursor.row)
+            with m.Elif(step.column_done & cursor.valid & ~cursor.consume):
+                m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ENTRY_LEFT_OVER)]
+        with m.Elif(cursor.valid & _flag(cursor.beyond_k, lambda: cursor.row >= k)):
+            m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROW_OUT_OF_RANGE)]
+        with m.Elif(cursor.valid & walk.emitted &
+                    _flag(cursor.not_after_previous, lambda: cursor.row <= walk.previous_row)):
+            m.d.comb += [fault.eq(1), code.eq(DecodeStatus.ROWS_NOT_INCREASING)]
+        # (only skip mode checks it, where every valid nonzero is consumed)
+        with m.If(cursor.consume):
+            m.d.sync += walk.previous_row.eq(cursor.row)
+        return fault, code
 
-            with m.If(fault):
-                m.d.sync += [running.eq(0), self.status.eq(code)]
-            with m.Elif(emit):
-                m.d.sync += self.tokens.valid.eq(1)
-            # the payload is loaded on a fault too (it is not valid then): only `valid` waits
-            # for the fault checks, which are the longest path of the lane
-            with m.If(emit):
-                m.d.sync += [
-                    token.act_addr.eq(tile_base + emit_row),
-                    token.last.eq(column_done),
-                    token.out_addr.eq(out_addr),
-                    token.rows.eq(Mux(tile_last, rows_last, config.rows)),
-                ]
-            # (not gated by `fault`: the lane stops anyway, and the fault checks stay off the
-            # path from the memories' read data back to their read addresses)
-            with m.If(column_done):
-                m.d.sync += out_addr.eq(out_addr + 1)
-                with m.If(column_last):
-                    m.d.sync += [tile.eq(tile + 1), tile_last.eq(tile + 2 == m_tiles),
-                                 tile_base.eq(tile_base + k)]
-                    with m.If(tile_last):
-                        m.d.sync += running.eq(0)
-                    if deferred:
-                        m.d.sync += [advancing.eq(~tile_last), advance_restart.eq(1)]
-                    else:
-                        m.d.comb += cursor.restart.eq(1)
-                with m.Else():
-                    if deferred:
-                        m.d.sync += [advancing.eq(1), advance_restart.eq(0)]
-                    else:
-                        m.d.comb += cursor.next_column.eq(1)
-        return m
+    def _load_token(self, m, walk, run, step, fault, code):
+        """Send the step's token, or stop the lane on a fault. The payload is loaded on a fault
+        too (it is not valid then): only ``valid`` waits for the fault checks, which are the
+        longest path of the lane."""
+        token = self.tokens.payload
+        with m.If(fault):
+            m.d.sync += [walk.running.eq(0), self.status.eq(code)]
+        with m.Elif(step.emit):
+            m.d.sync += self.tokens.valid.eq(1)
+        with m.If(step.emit):
+            m.d.sync += [
+                token.act_addr.eq(walk.tile_base + step.emit_row),
+                token.last.eq(step.column_done),
+                token.out_addr.eq(walk.out_addr),
+                token.rows.eq(Mux(walk.tile_last, run.rows_last, self._config.rows)),
+            ]
+
+    def _finish_column(self, m, walk, cursor, run, step):
+        """After a column's last token: the next output address, the next column, or the first
+        column of the next M-tile (the lane's run ends after its last tile).
+
+        Not gated by a fault: the lane stops anyway, and the fault checks stay off the path
+        from the memories' read data back to their read addresses. A pipelined lane moves its
+        reader in the next cycle, from registers (``config.column_advance_cycles``), so that
+        the decision to emit a token does not also load the reader's flip-flops.
+        """
+        deferred = self._config.column_advance_cycles != 0
+        with m.If(step.column_done):
+            m.d.sync += walk.out_addr.eq(walk.out_addr + 1)
+            with m.If(walk.column_last):
+                m.d.sync += [walk.tile.eq(walk.tile + 1),
+                             walk.tile_last.eq(walk.tile + 2 == run.m_tiles),
+                             walk.tile_base.eq(walk.tile_base + run.k)]
+                with m.If(walk.tile_last):
+                    m.d.sync += walk.running.eq(0)
+                if deferred:
+                    m.d.sync += [walk.advancing.eq(~walk.tile_last), walk.advance_restart.eq(1)]
+                else:
+                    m.d.comb += cursor.restart.eq(1)
+            with m.Else():
+                if deferred:
+                    m.d.sync += [walk.advancing.eq(1), walk.advance_restart.eq(0)]
+                else:
+                    m.d.comb += cursor.next_column.eq(1)
+
+
+class _Walk:
+    """The registers of a lane's walk over its M-tiles and columns, shared by the parts of
+    :meth:`LaneDecoder.elaborate`. Names are given explicitly: they are the generated
+    Verilog's, and a rename would change the netlist."""
+
+    def __init__(self, config, lane):
+        self.running = Signal(name="running")
+        self.tile = Signal.like(lane.m_tiles, name="tile")
+        self.tile_base = Signal(unsigned(config.act_addr_bits), name="tile_base")  # tile * K
+        self.column = Signal.like(lane.columns, name="column")
+        self.column_next = Signal.like(lane.columns, name="column_next")
+        self.end_next = Signal(len(lane.columns) + 1, name="end_next")
+        self.out_addr = Signal(unsigned(config.out_addr_bits), name="out_addr")
+        self.emitted = Signal(name="emitted")          # a token of this column went out
+        self.row = Signal(unsigned(config.k_bits + 1), name="row")  # dense expansion: current k
+        self.row_last = Signal(name="row_last")        # row + 1 == K, kept in a register
+        # row in the next cycle: 0, row + 1. The first of these was created by a tuple
+        # assignment, which Amaranth's tracer cannot name; its Verilog name is kept.
+        self.row_reset = Signal(name="$signal")
+        self.row_advance = Signal(name="row_advance")
+        # column + 1 == columns and tile + 1 == m_tiles, kept in registers: the compares are
+        # carry chains, and both decide the lane's next state
+        self.column_last = Signal(name="column_last")
+        self.tile_last = Signal(name="tile_last")
+        self.previous_row = Signal.like(self.row, name="previous_row")  # of the last nonzero
+        self.end_unloaded = Signal(name="end_unloaded")  # the column's end pointer: not loaded
+        # a pipelined lane's move to the next column (or back to the first), a cycle after
+        # the column's last token
+        self.advancing = Signal(name="advancing")
+        self.advance_restart = Signal(name="advance_restart")
+
+
+class _Step:
+    """What the lane does in a cycle it may emit: whether a token goes out, for which row,
+    and whether it closes its column."""
+
+    def __init__(self, walk):
+        self.column_done = Signal(name="column_done")
+        self.emit = Signal(name="emit")
+        self.emit_row = Signal.like(walk.row, name="emit_row")
 
 
 def _flag(computed, compare):
