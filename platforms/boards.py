@@ -312,9 +312,13 @@ def program(board, report):
     except OSError as error:
         raise ProgrammingFailed(f"cannot run {loader}: {error}") from None
     if result.returncode:
-        lines = (result.stderr + result.stdout).strip().splitlines() or ["(no message)"]
+        output = (result.stderr + result.stdout).strip()
+        lines = output.splitlines() or ["(no message)"]
+        hint = ""
+        if "libusb" in output.lower():
+            hint = " (openFPGALoader needs libusb-1.0: apt-get install libusb-1.0-0)"
         raise ProgrammingFailed(f"programming {board.name} failed ({Path(loader).name} exit "
-                                f"{result.returncode}): {lines[-1].strip()}")
+                                f"{result.returncode}): {lines[-1].strip()}{hint}")
 
 
 def _report(board, out_dir):

@@ -82,3 +82,13 @@ def test_program_with_no_board_attached_is_a_device_failure_exit_3(icebreaker, t
     assert len(result.stderr.strip().splitlines()) == 1
     assert "device not found" in result.stderr
     assert log.exists()
+
+
+def test_program_without_libusb_names_the_package(icebreaker, tmp_path):
+    env, _ = _stand_in(tmp_path, 1, "unable to open ftdi device: LIBUSB_ERROR_NOT_SUPPORTED "
+                                    "(libusb-1.0 missing)")
+    result = zeroskip("build", "--board", "icebreaker", "--out", str(icebreaker), "--program",
+                      env=env)
+    assert result.returncode == 3
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "apt-get install libusb-1.0-0" in result.stderr

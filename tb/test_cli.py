@@ -172,3 +172,19 @@ def test_formats_table():
     proc = zeroskip("formats", "--size", 64)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\n") >= 9 and "| csc |" in proc.stdout
+
+
+def test_a_missing_simulator_names_the_fix(operands):
+    """Icarus comes from the system's packages, not from pip: say how to get it."""
+    import os
+    path, _, _ = operands
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))  # no iverilog on it
+    proc = subprocess.run([sys.executable, "-m", "zeroskip.cli", "gemm", "--acts",
+                           path / "A.npy", "--weights", path / "W.npy", "--out",
+                           path / "C.npy", "--sim", "icarus"], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "zeroskip: error: Icarus Verilog (iverilog, vvp) is not installed; try `apt-get "
+        "install iverilog`"]
+    assert not (path / "C.npy").exists()

@@ -508,6 +508,10 @@ def main(argv=None):
     except Exception as exc:  # an internal failure still gets one line, not a traceback
         if os.environ.get("ZEROSKIP_DEBUG"):
             raise
+        from zeroskip.sim.rtl.runner import SimulatorMissing
+        if isinstance(exc, SimulatorMissing):  # not a bug: a tool to install, and how
+            print(f"zeroskip: error: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
         print(f"zeroskip: internal error: {type(exc).__name__}: "
               f"{(str(exc).splitlines() or [''])[0]}", file=sys.stderr)
         return EXIT_FAILURE
