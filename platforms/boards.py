@@ -4,7 +4,7 @@ A :class:`Board` names an amaranth-boards platform, the array configuration that
 and the PLL clock it closes timing at. :class:`BoardWrapper` puts a board-independent core (a
 component with ``rx``/``tx`` and optionally ``leds``) behind the board's PLL and UART, and
 :func:`build` runs Yosys, nextpnr and the bitstream packer on it and writes ``report.json`` with
-the resource and Fmax figures of DESIGN.md ("Resource figures per board build").
+the resource and Fmax figures of a board build (LUT/LC, FF, DSP, BRAM, Fmax per clock).
 """
 
 import json

@@ -1,5 +1,5 @@
-"""The GEMM report: hardware counters plus the figures DESIGN.md defines from them, each with
-its source in ``provenance``."""
+"""The GEMM report: hardware counters plus the figures defined from them (README, "Use": the
+report's figures), each with its source in ``provenance``."""
 
 import numpy as np
 
