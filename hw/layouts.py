@@ -76,9 +76,9 @@ def job_layout(config):
     })
 
 
-#: Hardware counters, in port order. All count clock cycles or events of one run;
-#: ``load_cycles`` counts the memory write beats between the previous run's start (or reset)
-#: and this run's start: the loads of this run.
+#: Hardware counters, in port order. All count clock cycles or events of one run, except
+#: ``load_cycles``, which counts memory write beats since reset (the host runners turn two
+#: readings into the loads of one run: :class:`zeroskip.sim.rtl.runner.LoadCounter`).
 COUNTERS = (
     "cycles",           # start to done
     "macs_executed",    # multiplier activations (PE-cycles)

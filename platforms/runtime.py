@@ -24,7 +24,8 @@ from zeroskip.hw.layouts import job_layout, pack, unpack
 from zeroskip.hw.link import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply, byte_count,
                        info_layout, run_report_layout, write_targets)
 from zeroskip.sim import model
-from zeroskip.sim.rtl.runner import RunResult, act_beats, result_words_to_array, weight_beats
+from zeroskip.sim.rtl.runner import (LoadCounter, RunResult, act_beats, result_words_to_array,
+                                     weight_beats)
 
 __all__ = ["LinkError", "LinkStats", "BoardLink", "SerialTransport", "run_on_board", "frame"]
 
@@ -136,6 +137,7 @@ class BoardLink:
         self.max_payload = None
         self.clock_hz = None
         self._targets = write_targets(config)
+        self._loads = LoadCounter()  # the board's load counter runs from its last reset
 
     # one request ------------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class BoardLink:
 
     async def reset(self):
         await self.request(Command.RESET, reply_bytes=0)
+        self._loads.reset()
 
     async def write(self, target, beats):
         """Write beats ``(addr, value[, mask])`` (consecutive addresses) into ``target``."""
@@ -274,6 +277,7 @@ class BoardLink:
                     pack(job_layout(config), run.job(program.mode)),
                     timeout_factor * model.run_cycles(config, run.tokens) + 1000)
                 wall += time.perf_counter() - started
+                self._loads.per_run(run_counters)
                 counters.append(run_counters)
                 status.append(lanes)
                 if any(lanes):

@@ -28,6 +28,7 @@ import numpy as np
 __all__ = ["SIMULATORS", "SimulatorMissing", "DecoderFault", "CycleMismatch", "RunResult",
            "build", "build_accelerator", "run_cocotb", "run_program", "run_programs",
            "verilator_environment", "check_wave_support", "act_beats", "weight_beats",
+           "LoadCounter",
            "result_words_to_array"]
 
 SIMULATORS = ("verilator", "icarus")
@@ -422,6 +423,16 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
 
     layout = counters_layout(config)
     status_layout = data.ArrayLayout(DecodeStatus, config.cols)
+    loads = LoadCounter()  # the harness resets the accelerator before the first run
+    for raw in out["runs"]:
+        if raw.get("aborted"):
+            loads.reset()  # the harness reset the accelerator in the middle of that run
+            continue
+        raw["counters"] = unpack(layout, raw["counters"])
+        raw["status"] = unpack(status_layout, raw["status"])
+        loads.per_run(raw["counters"])
+        if any(raw["status"]):
+            loads.reset()  # the harness resets after a faulted run
     raw_runs = iter(out["runs"])
     results = []
     for program in programs:
@@ -431,7 +442,25 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
             continue
         results.append(RunResult(
             results=[[result_words_to_array(config, w) for w in raw["results"]] for raw in raws],
-            counters=[unpack(layout, raw["counters"]) for raw in raws],
+            counters=[raw["counters"] for raw in raws],
             wall_seconds=sum(raw["wall_s"] for raw in raws),
-            status=[unpack(status_layout, raw["status"]) for raw in raws]))
+            status=[raw["status"] for raw in raws]))
     return results
+
+
+class LoadCounter:
+    """Turns the hardware's ``load_cycles`` counter, which counts write beats since the
+    accelerator's reset, into the beats of each run: a run's reading minus the previous one."""
+
+    def __init__(self):
+        self._mark = 0
+
+    def reset(self):
+        """The accelerator was reset: its counter starts again from zero."""
+        self._mark = 0
+
+    def per_run(self, counters):
+        """Replace ``counters["load_cycles"]`` (since reset) by this run's loads."""
+        total = counters["load_cycles"]
+        counters["load_cycles"] = total - self._mark
+        self._mark = total
