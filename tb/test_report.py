@@ -110,3 +110,33 @@ def test_gemm_exits_1_when_the_rtl_and_the_model_disagree(tmp_path, rng, monkeyp
     assert "CycleMismatch" in err and "the cycle model predicts" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "C.npy").exists() and not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.rtl
+def test_speedup_and_bounds_agree_with_the_hardware(rng):
+    """The skip run's `dense_cycles` (from the model) is what a dense run counts; a GEMV's
+    mapped bound is reached although its work bound is not; `macs_executed` in skip mode is
+    `macs_both_nonzero`."""
+    import zeroskip
+    acts = rng.integers(-128, 128, (1, 96)).astype(np.int8)
+    acts[0, ::3] = 0
+    weights = random_weights(rng, 96, 40, density=0.2)
+    _, skip = zeroskip.gemm(acts, weights, rows=4, cols=4)
+    _, dense = zeroskip.gemm(acts, weights, rows=4, cols=4, mode="dense")
+    assert skip["dense_cycles"] == dense["cycles"] == dense["dense_cycles"]
+    assert skip["speedup"] == round(dense["cycles"] / skip["cycles"], 3) > 1
+    assert (skip["provenance"]["dense_cycles"], dense["provenance"]["dense_cycles"]) == (
+        "model", "rtl")
+    assert skip["fraction_of_ideal"] < 0.3 < 0.9 < skip["fraction_of_mapped_ideal"] <= 1
+    assert skip["macs_executed"] == skip["macs_both_nonzero"] < skip["macs_effectual"]
+
+
+def test_mapped_bound():
+    from zeroskip.sim.model import mapped_ideal_cycles
+    weights = np.zeros((10, 5), np.int8)
+    weights[:4, 0] = 1      # a column of 4 nonzeros
+    weights[:2, 1:3] = 1    # two of 2
+    # 8 nonzeros over min(cols=8, 3 busy columns) lanes, but no lane can split the 4
+    assert mapped_ideal_cycles(weights, m=1, rows=8, cols=8) == 4
+    assert mapped_ideal_cycles(weights, m=20, rows=8, cols=2) == 3 * 4  # 3 M-tiles of 8 / 2
+    assert mapped_ideal_cycles(np.zeros((3, 3), np.int8), m=5, rows=2, cols=2) == 0
