@@ -131,8 +131,9 @@ async def exchange(uart, data, timeout):
     return head[1]
 
 
-@cocotb.test()
-async def board_link(dut):
+async def start_board(dut):
+    """Load the job the runner pickled, start the clock and reset the board top (its UART
+    line idle); returns the job."""
     with open(os.environ["ZEROSKIP_JOB"], "rb") as f:
         job = pickle.load(f)
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
@@ -141,6 +142,12 @@ async def board_link(dut):
     await Timer(5 * CLOCK_NS, unit="ns")
     dut.rst.value = 0
     await Timer(5 * CLOCK_NS, unit="ns")
+    return job
+
+
+@cocotb.test()
+async def board_link(dut):
+    job = await start_board(dut)
     uart = SimUart(dut, job["divisor"])
 
     idle = job["idle_timeout"] * CLOCK_NS * 1e-9

@@ -26,10 +26,9 @@ import time
 import tty
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import Timer
 
-from .cocotb_board import CLOCK_NS, SimUart
+from .cocotb_board import CLOCK_NS, SimUart, start_board
 
 POLL_CYCLES = 32      # between looks at the master: well under a byte on the line
 QUIET_CYCLES = 1024   # this long without line activity or a run: wait for the host in select()
@@ -82,14 +81,7 @@ class PtyBridge(SimUart):
 
 @cocotb.test()
 async def serial_bridge(dut):
-    with open(os.environ["ZEROSKIP_JOB"], "rb") as f:
-        job = pickle.load(f)
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-    dut.rx.value = 1
-    dut.rst.value = 1
-    await Timer(5 * CLOCK_NS, unit="ns")
-    dut.rst.value = 0
-    await Timer(5 * CLOCK_NS, unit="ns")
+    job = await start_board(dut)
 
     master, slave = os.openpty()
     tty.setraw(slave)  # no echo, no CR/LF or XON/XOFF processing (pyserial sets this too)
