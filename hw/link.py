@@ -103,7 +103,12 @@ def run_report_layout(config):
 def crc16_step(crc, byte, m=None):
     """CRC-16/CCITT ``crc`` updated with ``byte``: on ints, or on Amaranth values given the
     module ``m`` (each bit step is its own signal; as one expression every step would copy
-    the whole tree below it twice)."""
+    the whole tree below it twice).
+
+    ``amaranth.lib.crc.catalog.CRC16_CCITT_FALSE`` is this same CRC. It is kept by hand here
+    because the link's netlist must not change without a board rebuild: switching to lib.crc
+    restructures the network, and the ULX3S build (100 MHz, 0.3 ns of slack) would have to be
+    rebuilt to show its timing still holds."""
     crc = crc ^ (byte << 8)
     for _ in range(8):
         if isinstance(crc, int):
@@ -184,327 +189,444 @@ class HostLink(wiring.Component):
                 "max_payload": self._max_payload, "clock_hz": self._clock_hz,
                 "idle_timeout": self._idle_timeout}
 
+    # The parts below keep the signal names, and the order in which signals, statements and FSM
+    # states are created, of the single elaborate() they were cut from: the generated Verilog is
+    # byte-identical, so the boards' placed and routed timing still holds.
+
     def elaborate(self, platform):
         config = self._config
         m = Module()
 
-        accel_reset = Signal()
+        accel_reset = Signal(name="accel_reset")
         accel = Accelerator(config)
         m.submodules.accelerator = ResetInserter(accel_reset)(accel)
         m.d.comb += self.busy.eq(accel.busy)
 
-        targets = write_targets(config)
+        sizes = _Sizes(config, self.info(), accel)
         write_ports = [accel.act_write] + [getattr(accel, f"{name}_write")
                                            for name in accel.memory_names]
-        word_bytes = [byte_count(bits + mask) for _, bits, mask, _ in targets]
-        job_bytes = byte_count(job_layout(config).size)
-        result_bytes = byte_count(config.rows * config.acc_width)
-        max_read = min(config.out_depth, 0xFFFF // result_bytes)
-        info = Const(info_layout().const(self.info()).as_value().value, info_layout().size)
-        report = Cat(accel.counters.as_value(), accel.status.as_value())
-        reply_bytes = {"info": byte_count(len(info)), "report": byte_count(len(report))}
-
-        # the frame buffer: one request payload
-        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self._max_payload, init=[])
-        buffer_wr = buffer.write_port()
-        buffer_rd = read_port(m, buffer, name="buffer")
-        # the frame buffer's read data, registered next to the block RAM (its clock-to-out is
-        # 5.8 ns, and `word` sits by the memories it writes, across the chip)
-        buffer_byte = Signal(8)
-        m.d.sync += buffer_byte.eq(buffer_rd.data)
-
-        byte = self.rx.payload
-        command = Signal(8)
-        length = Signal(16)
-        length_last = Signal(16)                  # length - 1, so no adder precedes a compare
-        count = Signal(16)                        # payload bytes received / consumed / sent
-        header = Signal(data.ArrayLayout(8, 5))   # the first payload bytes (target, addr, ...)
-        crc = Signal(16, init=CRC_INIT)
-        idle = Signal(range(self._idle_timeout + 1))
-        status = Signal(Reply)
-
-        target = header[0]
-        address = Cat(header[1], header[2])
-        read_count = Cat(header[3], header[4])
-        target_last = Array(Const(n - 1, 8) for n in word_bytes)[target]
-        # words of a WRITE, counted as they arrive so the range is checked before anything
-        # is written
-        phase = Signal(8)
-        words = Signal(16)
-
-        word = Signal(8 * max(word_bytes + [job_bytes]))
-        longest = max(word_bytes + [job_bytes, result_bytes, *reply_bytes.values()])
-        word_byte = Signal(range(longest + 1))
-        write_addr = Signal(16)
-
-        # the reply: `reply_words` words of `reply_word_last + 1` bytes, from one of the sources
-        # laid out byte by byte: INFO's constant, the run report, the result port. A byte
-        # multiplexer, where `word_select` on a wide vector would build a barrel shifter (over
-        # a thousand iCE40 LUTs).
-        reply_length = Signal(16)
-        reply_last = Signal(16)                   # reply_length - 1
-        reply_word_last = Signal(range(longest + 1))
-        reply_words = Signal(16)
-        read_column = Signal(range(config.cols))
+        buffer = _FrameBuffer(m, self._max_payload)
+        frame = _Frame(self.rx.payload, sizes, self._idle_timeout)
+        word = _Word(sizes)
+        reply = _Reply(config, sizes, frame.status)
         # the job is the word a RUN loaded: nothing writes `word` while the accelerator runs
-        m.d.comb += [accel.result_column.eq(read_column),
-                     accel.job.eq(word[:job_layout(config).size])]
-        result = accel.result_read.data.as_value()
-        if config.pipelined:
-            # registered: the result memories' read data, the column select and the first byte
-            # select step do not fit one 100 MHz cycle together (REPLY_WAIT waits for it)
-            result_word = Signal(len(result))
-            m.d.sync += result_word.eq(result)
-            result = result_word
-        sources = {"info": info, "report": report, "result": result}
-        source_bytes, source_base = [], {}
-        for name, value in sources.items():
-            source_base[name] = len(source_bytes)
-            source_bytes += [value[i:i + 8] for i in range(0, len(value), 8)]
-        byte_index = Signal(range(len(source_bytes) + 1))  # of the next payload byte
-        word_base = Signal.like(byte_index)                # of the current word's first byte
-        # the byte select in two registered steps: a group of 8 bytes, then the byte in it
-        padded = [Cat(b, Const(0, 8 - len(b))) if len(b) < 8 else b for b in source_bytes]
-        groups = [Cat(*padded[i:i + 8]) for i in range(0, len(padded), 8)]
-        group = Signal(64)
-        out_group = _select(groups, byte_index[3:])
-        out_byte = _select([group[i:i + 8] for i in range(0, 64, 8)], byte_index[:3])
-        payload_byte = Signal(8)
-        tx_byte = Signal(8)
-        m.d.comb += self.tx.payload.eq(tx_byte)
+        m.d.comb += [accel.result_column.eq(reply.read_column),
+                     accel.job.eq(word.word[:job_layout(config).size])]
+        reply.lay_out({"info": sizes.info, "report": sizes.report,
+                       "result": self._result_word(m, accel)})
+        m.d.comb += self.tx.payload.eq(reply.tx_byte)
         # one CRC network for both directions: the link never receives while it replies
-        sending = Signal()
-        crc_next = crc16_step(crc, Mux(sending, tx_byte, byte), m)
+        frame.crc_next = crc16_step(frame.crc, Mux(reply.sending, reply.tx_byte, frame.byte), m)
 
         m.d.sync += [accel.start.eq(0), accel_reset.eq(0)]
-        # every write port sees `write_addr` and `word`; WRITE_WORD raises one port's `en`
-        for port, (_, bits, mask, _) in zip(write_ports, targets):
-            m.d.comb += [port.addr.eq(write_addr), port.data.eq(word[:bits])]
-            if mask:
-                m.d.comb += port.mask.eq(word[bits:bits + mask])
+        self._connect_write_ports(m, write_ports, sizes, word)
+        self._count_idle(m, frame)
 
-        def receive(next_state):
-            m.d.sync += crc.eq(crc_next)
+        # HUNT .. CRC_LO -> CHECK -> DISPATCH -> (WRITE_* | JOB_*) -> REPLY_* -> HUNT, and
+        # DISCARD -> REPLY_* for a broken frame. The parts add their states in this order.
+        with m.FSM():
+            self._receive_frame(m, frame, buffer)
+            ok, read_length = self._check_frame(m, frame, sizes)
+            self._dispatch(m, frame, word, reply, ok, read_length, sizes, accel, accel_reset)
+            self._write_words(m, frame, word, reply, buffer, write_ports)
+            self._run_job(m, frame, word, reply, buffer, sizes, accel)
+            self._discard(m, frame, reply)
+            self._serialize_reply(m, frame, word, reply, accel)
+        return m
+
+    def _result_word(self, m, accel):
+        """The result port's read data as the reply reads it: registered on pipelined
+        configurations."""
+        result = accel.result_read.data.as_value()
+        if self._config.pipelined:
+            # registered: the result memories' read data, the column select and the first byte
+            # select step do not fit one 100 MHz cycle together (REPLY_WAIT waits for it)
+            result_word = Signal(len(result), name="result_word")
+            m.d.sync += result_word.eq(result)
+            result = result_word
+        return result
+
+    def _connect_write_ports(self, m, write_ports, sizes, word):
+        """Every write port sees `write_addr` and `word`; WRITE_WORD raises one port's `en`."""
+        for port, (_, bits, mask, _) in zip(write_ports, sizes.targets):
+            m.d.comb += [port.addr.eq(word.write_addr), port.data.eq(word.word[:bits])]
+            if mask:
+                m.d.comb += port.mask.eq(word.word[bits:bits + mask])
+
+    def _count_idle(self, m, frame):
+        """Counts the cycles since the last byte while a frame is being received, so a broken
+        frame ends after ``idle_timeout`` cycles of silence."""
+        frame.receiving = Signal(name="receiving")
+        with m.If(frame.receiving & self.rx.valid):
+            m.d.sync += frame.idle.eq(0)
+        with m.Elif(frame.receiving):
+            m.d.sync += frame.idle.eq(frame.idle + 1)
+
+    def _receive_frame(self, m, frame, buffer):
+        """HUNT .. PAYLOAD: a request frame byte by byte, into the CRC, the header registers
+        and the frame buffer; on to CHECK after its CRC bytes, or to DISCARD on a length beyond
+        ``max_payload`` or a silence of ``idle_timeout`` cycles."""
+        rx, byte, idle = self.rx, frame.byte, frame.idle
+        with m.State("HUNT"):
+            with m.If(rx.valid & (byte == REQUEST_SYNC)):
+                m.d.sync += [frame.crc.eq(CRC_INIT), frame.count.eq(0), frame.phase.eq(0),
+                             frame.words.eq(0), idle.eq(0)]
+                m.next = "COMMAND"
+
+        # the bytes that only go into a register (or only into the CRC)
+        for state, action, following in (
+                ("COMMAND", frame.command.eq(byte), "LENGTH_LO"),
+                ("LENGTH_LO", frame.length[:8].eq(byte), "LENGTH_HI"),
+                ("CRC_HI", None, "CRC_LO"),
+                ("CRC_LO", None, "CHECK")):
+            with m.State(state):
+                m.d.comb += frame.receiving.eq(1)
+                with m.If(idle == self._idle_timeout):
+                    frame.reject(m, Reply.TIMEOUT)
+                with m.Elif(rx.valid):
+                    if action is not None:
+                        m.d.sync += action
+                    frame.receive(m, following)
+
+        length = frame.length
+        with m.State("LENGTH_HI"):
+            m.d.comb += frame.receiving.eq(1)
+            with m.If(idle == self._idle_timeout):
+                frame.reject(m, Reply.TIMEOUT)
+            with m.Elif(rx.valid):
+                m.d.sync += [length[8:].eq(byte),
+                             frame.length_last.eq(Cat(length[:8], byte) - 1)]
+                with m.If(Cat(length[:8], byte) > self._max_payload):
+                    frame.reject(m, Reply.BAD_FRAME)
+                with m.Elif(Cat(length[:8], byte) == 0):
+                    frame.receive(m, "CRC_HI")
+                with m.Else():
+                    frame.receive(m, "PAYLOAD")
+
+        count, phase = frame.count, frame.phase
+        with m.State("PAYLOAD"):
+            m.d.comb += frame.receiving.eq(1)
+            m.d.comb += [buffer.write.addr.eq(count), buffer.write.data.eq(byte)]
+            with m.If(idle == self._idle_timeout):
+                frame.reject(m, Reply.TIMEOUT)
+            with m.Elif(rx.valid):
+                m.d.comb += buffer.write.en.eq(1)
+                m.d.sync += count.eq(count + 1)
+                for i in range(len(frame.header)):
+                    with m.If(count == i):
+                        m.d.sync += frame.header[i].eq(byte)
+                with m.If(count >= 3):
+                    with m.If(phase == frame.target_last):
+                        m.d.sync += [phase.eq(0), frame.words.eq(frame.words + 1)]
+                    with m.Else():
+                        m.d.sync += phase.eq(phase + 1)
+                with m.If(count == frame.length_last):
+                    frame.receive(m, "CRC_HI")
+                with m.Else():
+                    frame.receive(m, "PAYLOAD")
+
+    def _check_frame(self, m, frame, sizes):
+        """CHECK: every test of a complete frame, one flag per command, registered so that
+        DISPATCH only chooses (the comparisons and the decision did not fit one iCE40 cycle).
+
+        Returns the flags ``ok`` and the READ reply's length in bytes."""
+        config = self._config
+        command, length, target = frame.command, frame.length, frame.target
+        ok = Signal(data.StructLayout({name: 1 for name in
+                                       ("crc", "info", "reset", "write", "run", "read")}),
+                    name="ok")
+        read_length = Signal(16, name="read_length")
+        with m.State("CHECK"):
+            depth = Array(Const(d, 17) for *_, d in sizes.targets)[target]
+            m.d.sync += [
+                # the CRC of a frame followed by its own CRC (high byte first) is zero
+                ok.crc.eq(frame.crc == 0),
+                ok.info.eq((command == Command.INFO) & (length == 0)),
+                ok.reset.eq((command == Command.RESET) & (length == 0)),
+                ok.write.eq((command == Command.WRITE) & (target < len(sizes.targets)) &
+                            (length >= 3) & (frame.phase == 0) & (frame.words != 0) &
+                            (frame.address + frame.words <= depth)),
+                ok.run.eq((command == Command.RUN) & (length == sizes.job_bytes)),
+                ok.read.eq((command == Command.READ) & (length == 5) &
+                           (frame.header[0] < config.cols) & (frame.read_count != 0) &
+                           (frame.read_count <= sizes.max_read) &
+                           (frame.address + frame.read_count <= config.out_depth)),
+                read_length.eq(_times_constant(frame.read_count, sizes.result_bytes)),
+            ]
+            m.next = "DISPATCH"
+        return ok, read_length
+
+    def _dispatch(self, m, frame, word, reply, ok, read_length, sizes, accel, accel_reset):
+        """DISPATCH: a damaged or invalid frame is rejected; INFO and RESET reply at once,
+        WRITE and RUN go on to fetch their payload, READ replies from the result port."""
+        with m.State("DISPATCH"):
+            with m.If(~ok.crc):
+                frame.reject(m, Reply.BAD_CRC)
+            with m.Elif(ok.info):
+                reply.start(m, Reply.OK, sizes.reply_bytes["info"], sizes.reply_bytes["info"],
+                            1, "info")
+            with m.Elif(ok.reset):
+                m.d.sync += accel_reset.eq(1)
+                reply.start(m, Reply.OK, 0, 0, 0)
+            with m.Elif(ok.write):
+                m.d.sync += [frame.count.eq(3), word.word_byte.eq(0),
+                             word.write_addr.eq(frame.address)]
+                m.next = "WRITE_FETCH"
+            with m.Elif(ok.run & ~accel.busy):
+                m.d.sync += [frame.count.eq(0), word.word_byte.eq(0)]
+                m.next = "JOB_FETCH"
+            with m.Elif(ok.read):
+                m.d.sync += [reply.read_column.eq(frame.header[0]),
+                             accel.result_read.addr.eq(frame.address)]
+                reply.start(m, Reply.OK, read_length, sizes.result_bytes, frame.read_count,
+                            "result")
+            with m.Else():
+                frame.reject(m, Reply.BAD_FRAME)
+
+    def _write_words(self, m, frame, word, reply, buffer, write_ports):
+        """WRITE_*: bytes from the buffer into `word`; every full word goes to its memory."""
+        count, word_byte = frame.count, word.word_byte
+        with m.State("WRITE_FETCH"):
+            m.d.comb += buffer.read.addr.eq(count)
+            m.next = "WRITE_LATCH"
+        with m.State("WRITE_LATCH"):
+            m.next = "WRITE_BYTE"
+        with m.State("WRITE_BYTE"):
+            m.d.sync += [word.word.word_select(word_byte, 8).eq(buffer.byte),
+                         count.eq(count + 1)]
+            with m.If(word_byte == frame.target_last):
+                m.d.sync += word_byte.eq(0)
+                m.next = "WRITE_WORD"
+            with m.Else():
+                m.d.sync += word_byte.eq(word_byte + 1)
+                m.next = "WRITE_FETCH"
+        with m.State("WRITE_WORD"):
+            m.d.comb += [port.en.eq(frame.target == index)
+                         for index, port in enumerate(write_ports)]
+            m.d.sync += word.write_addr.eq(word.write_addr + 1)
+            with m.If(count == frame.length):
+                reply.start(m, Reply.OK, 0, 0, 0)
+            with m.Else():
+                m.next = "WRITE_FETCH"
+
+    def _run_job(self, m, frame, word, reply, buffer, sizes, accel):
+        """JOB_*: the job from the buffer into `word`, start, wait, reply with the counters and
+        the lane status."""
+        count, word_byte = frame.count, word.word_byte
+        with m.State("JOB_FETCH"):
+            m.d.comb += buffer.read.addr.eq(count)
+            m.next = "JOB_LATCH"
+        with m.State("JOB_LATCH"):
+            m.next = "JOB_BYTE"
+        with m.State("JOB_BYTE"):
+            m.d.sync += [word.word.word_select(word_byte, 8).eq(buffer.byte),
+                         count.eq(count + 1), word_byte.eq(word_byte + 1)]
+            with m.If(count == frame.length_last):
+                m.next = "JOB_START"
+            with m.Else():
+                m.next = "JOB_FETCH"
+        with m.State("JOB_START"):
+            m.d.sync += accel.start.eq(1)
+            m.next = "JOB_WAIT"
+        with m.State("JOB_WAIT"):
+            # `done` rises a cycle after `start` is seen at the earliest; `busy` covers it
+            with m.If(~accel.start & ~accel.busy & accel.done):
+                reply.start(m, Reply.OK, sizes.reply_bytes["report"],
+                            sizes.reply_bytes["report"], 1, "report")
+
+    def _discard(self, m, frame, reply):
+        """DISCARD: drops the rest of a broken frame, and replies with the rejection only once
+        the line has gone quiet, so the host's retry never collides with the frame's tail."""
+        with m.State("DISCARD"):
+            m.d.comb += frame.receiving.eq(1)
+            with m.If(frame.idle == self._idle_timeout):
+                reply.start(m, frame.status, 0, 0, 0)
+
+    def _send(self, m, frame, reply, value, next_state, *, checksummed=True):
+        """Offers ``value`` on `tx`; once taken, into the CRC (if ``checksummed``) and on to
+        ``next_state``."""
+        m.d.comb += [self.tx.valid.eq(1), reply.tx_byte.eq(value), reply.sending.eq(1)]
+        with m.If(self.tx.ready):
+            if checksummed:
+                m.d.sync += frame.crc.eq(frame.crc_next)
             m.next = next_state
 
-        def reject(code):
-            m.d.sync += [status.eq(code), idle.eq(0)]
-            m.next = "DISCARD"
+    def _serialize_reply(self, m, frame, word, reply, accel):
+        """REPLY_*: the reply frame through `tx`: sync, status, length, the payload words
+        picked byte by byte from their source, the CRC; then back to HUNT."""
+        count, word_byte, crc = frame.count, word.word_byte, frame.crc
 
-        def reply(code, length, word_bytes, words, source="info"):
-            m.d.sync += [
-                status.eq(code), reply_length.eq(length), reply_last.eq(length - 1),
-                reply_word_last.eq(word_bytes - 1),
-                reply_words.eq(words), byte_index.eq(source_base[source]),
-                word_base.eq(source_base[source]),
-            ]
-            m.next = "REPLY_SYNC"
+        def send(value, next_state, *, checksummed=True):
+            self._send(m, frame, reply, value, next_state, checksummed=checksummed)
 
-        receiving = Signal()
-        with m.If(receiving & self.rx.valid):
-            m.d.sync += idle.eq(0)
-        with m.Elif(receiving):
-            m.d.sync += idle.eq(idle + 1)
-
-        with m.FSM():
-            with m.State("HUNT"):
-                with m.If(self.rx.valid & (byte == REQUEST_SYNC)):
-                    m.d.sync += [crc.eq(CRC_INIT), count.eq(0), phase.eq(0), words.eq(0),
-                                 idle.eq(0)]
-                    m.next = "COMMAND"
-
-            # the bytes that only go into a register (or only into the CRC)
-            for state, action, following in (
-                    ("COMMAND", command.eq(byte), "LENGTH_LO"),
-                    ("LENGTH_LO", length[:8].eq(byte), "LENGTH_HI"),
-                    ("CRC_HI", None, "CRC_LO"),
-                    ("CRC_LO", None, "CHECK")):
-                with m.State(state):
-                    m.d.comb += receiving.eq(1)
-                    with m.If(idle == self._idle_timeout):
-                        reject(Reply.TIMEOUT)
-                    with m.Elif(self.rx.valid):
-                        if action is not None:
-                            m.d.sync += action
-                        receive(following)
-
-            with m.State("LENGTH_HI"):
-                m.d.comb += receiving.eq(1)
-                with m.If(idle == self._idle_timeout):
-                    reject(Reply.TIMEOUT)
-                with m.Elif(self.rx.valid):
-                    m.d.sync += [length[8:].eq(byte), length_last.eq(Cat(length[:8], byte) - 1)]
-                    with m.If(Cat(length[:8], byte) > self._max_payload):
-                        reject(Reply.BAD_FRAME)
-                    with m.Elif(Cat(length[:8], byte) == 0):
-                        receive("CRC_HI")
-                    with m.Else():
-                        receive("PAYLOAD")
-
-            with m.State("PAYLOAD"):
-                m.d.comb += receiving.eq(1)
-                m.d.comb += [buffer_wr.addr.eq(count), buffer_wr.data.eq(byte)]
-                with m.If(idle == self._idle_timeout):
-                    reject(Reply.TIMEOUT)
-                with m.Elif(self.rx.valid):
-                    m.d.comb += buffer_wr.en.eq(1)
-                    m.d.sync += count.eq(count + 1)
-                    for i in range(len(header)):
-                        with m.If(count == i):
-                            m.d.sync += header[i].eq(byte)
-                    with m.If(count >= 3):
-                        with m.If(phase == target_last):
-                            m.d.sync += [phase.eq(0), words.eq(words + 1)]
-                        with m.Else():
-                            m.d.sync += phase.eq(phase + 1)
-                    with m.If(count == length_last):
-                        receive("CRC_HI")
-                    with m.Else():
-                        receive("PAYLOAD")
-
-            # The checks of a complete frame, registered, then acted on: one cycle for the
-            # comparisons, one for the decision (the two did not fit one iCE40 cycle).
-            ok = Signal(data.StructLayout({name: 1 for name in
-                                           ("crc", "info", "reset", "write", "run", "read")}))
-            read_length = Signal(16)
-            with m.State("CHECK"):
-                depth = Array(Const(d, 17) for *_, d in targets)[target]
-                m.d.sync += [
-                    # the CRC of a frame followed by its own CRC (high byte first) is zero
-                    ok.crc.eq(crc == 0),
-                    ok.info.eq((command == Command.INFO) & (length == 0)),
-                    ok.reset.eq((command == Command.RESET) & (length == 0)),
-                    ok.write.eq((command == Command.WRITE) & (target < len(targets)) &
-                                (length >= 3) & (phase == 0) & (words != 0) &
-                                (address + words <= depth)),
-                    ok.run.eq((command == Command.RUN) & (length == job_bytes)),
-                    ok.read.eq((command == Command.READ) & (length == 5) &
-                               (header[0] < config.cols) & (read_count != 0) &
-                               (read_count <= max_read) &
-                               (address + read_count <= config.out_depth)),
-                    read_length.eq(_times_constant(read_count, result_bytes)),
-                ]
-                m.next = "DISPATCH"
-
-            with m.State("DISPATCH"):
-                with m.If(~ok.crc):
-                    reject(Reply.BAD_CRC)
-                with m.Elif(ok.info):
-                    reply(Reply.OK, reply_bytes["info"], reply_bytes["info"], 1, "info")
-                with m.Elif(ok.reset):
-                    m.d.sync += accel_reset.eq(1)
-                    reply(Reply.OK, 0, 0, 0)
-                with m.Elif(ok.write):
-                    m.d.sync += [count.eq(3), word_byte.eq(0), write_addr.eq(address)]
-                    m.next = "WRITE_FETCH"
-                with m.Elif(ok.run & ~accel.busy):
-                    m.d.sync += [count.eq(0), word_byte.eq(0)]
-                    m.next = "JOB_FETCH"
-                with m.Elif(ok.read):
-                    m.d.sync += [read_column.eq(header[0]), accel.result_read.addr.eq(address)]
-                    reply(Reply.OK, read_length, result_bytes, read_count, "result")
+        with m.State("REPLY_SYNC"):
+            m.d.sync += [count.eq(0), word_byte.eq(0), self.error.eq(frame.status != Reply.OK)]
+            send(REPLY_SYNC, "REPLY_STATUS", checksummed=False)
+            m.d.sync += crc.eq(CRC_INIT)
+        with m.State("REPLY_STATUS"):
+            send(frame.status, "REPLY_LENGTH_LO")
+        with m.State("REPLY_LENGTH_LO"):
+            send(reply.length[:8], "REPLY_LENGTH_HI")
+        with m.State("REPLY_LENGTH_HI"):
+            with m.If(reply.length == 0):
+                send(reply.length[8:], "REPLY_CRC_HI")
+            with m.Else():
+                send(reply.length[8:], "REPLY_FETCH")
+        # each payload byte is picked from its source a cycle before it is sent: the wide
+        # byte select and the CRC would not fit one cycle together on an iCE40
+        with m.State("REPLY_FETCH"):
+            m.d.sync += reply.group.eq(reply.out_group)
+            m.next = "REPLY_SELECT"
+        with m.State("REPLY_SELECT"):
+            m.d.sync += reply.payload_byte.eq(reply.out_byte)
+            m.next = "REPLY_PAYLOAD"
+        with m.State("REPLY_PAYLOAD"):
+            send(reply.payload_byte, "REPLY_FETCH")
+            with m.If(self.tx.ready):
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == reply.last):
+                    m.next = "REPLY_CRC_HI"
+                with m.Elif(word_byte == reply.word_last):
+                    # next result word: its read data is on the port a cycle later
+                    m.d.sync += [word_byte.eq(0), reply.byte_index.eq(reply.word_base),
+                                 accel.result_read.addr.eq(accel.result_read.addr + 1)]
+                    m.next = "REPLY_NEXT_WORD"
                 with m.Else():
-                    reject(Reply.BAD_FRAME)
+                    m.d.sync += [word_byte.eq(word_byte + 1),
+                                 reply.byte_index.eq(reply.byte_index + 1)]
+        with m.State("REPLY_NEXT_WORD"):
+            m.next = "REPLY_WAIT" if self._config.pipelined else "REPLY_FETCH"
+        if self._config.pipelined:
+            with m.State("REPLY_WAIT"):
+                m.next = "REPLY_FETCH"
+        with m.State("REPLY_CRC_HI"):
+            send(crc[8:], "REPLY_CRC_LO", checksummed=False)
+        with m.State("REPLY_CRC_LO"):
+            send(crc[:8], "HUNT", checksummed=False)
 
-            # WRITE: bytes from the buffer into `word`; every full word goes to its memory
-            with m.State("WRITE_FETCH"):
-                m.d.comb += buffer_rd.addr.eq(count)
-                m.next = "WRITE_LATCH"
-            with m.State("WRITE_LATCH"):
-                m.next = "WRITE_BYTE"
-            with m.State("WRITE_BYTE"):
-                m.d.sync += [word.word_select(word_byte, 8).eq(buffer_byte),
-                             count.eq(count + 1)]
-                with m.If(word_byte == target_last):
-                    m.d.sync += word_byte.eq(0)
-                    m.next = "WRITE_WORD"
-                with m.Else():
-                    m.d.sync += word_byte.eq(word_byte + 1)
-                    m.next = "WRITE_FETCH"
-            with m.State("WRITE_WORD"):
-                m.d.comb += [port.en.eq(target == index) for index, port in enumerate(write_ports)]
-                m.d.sync += write_addr.eq(write_addr + 1)
-                with m.If(count == length):
-                    reply(Reply.OK, 0, 0, 0)
-                with m.Else():
-                    m.next = "WRITE_FETCH"
 
-            # RUN: the job from the buffer, start, wait, reply with counters and status
-            with m.State("JOB_FETCH"):
-                m.d.comb += buffer_rd.addr.eq(count)
-                m.next = "JOB_LATCH"
-            with m.State("JOB_LATCH"):
-                m.next = "JOB_BYTE"
-            with m.State("JOB_BYTE"):
-                m.d.sync += [word.word_select(word_byte, 8).eq(buffer_byte),
-                             count.eq(count + 1), word_byte.eq(word_byte + 1)]
-                with m.If(count == length_last):
-                    m.next = "JOB_START"
-                with m.Else():
-                    m.next = "JOB_FETCH"
-            with m.State("JOB_START"):
-                m.d.sync += accel.start.eq(1)
-                m.next = "JOB_WAIT"
-            with m.State("JOB_WAIT"):
-                # `done` rises a cycle after `start` is seen at the earliest; `busy` covers it
-                with m.If(~accel.start & ~accel.busy & accel.done):
-                    reply(Reply.OK, reply_bytes["report"], reply_bytes["report"], 1, "report")
+class _Sizes:
+    """The byte counts of everything the link moves, and the constant INFO payload and the
+    run report it replies with (plain numbers and values, no signals)."""
 
-            with m.State("DISCARD"):
-                # drop the rest of a broken frame: reject only once the line has gone quiet
-                m.d.comb += receiving.eq(1)
-                with m.If(idle == self._idle_timeout):
-                    reply(status, 0, 0, 0)
+    def __init__(self, config, info_fields, accel):
+        self.targets = write_targets(config)
+        self.word_bytes = [byte_count(bits + mask) for _, bits, mask, _ in self.targets]
+        self.job_bytes = byte_count(job_layout(config).size)
+        self.result_bytes = byte_count(config.rows * config.acc_width)
+        self.max_read = min(config.out_depth, 0xFFFF // self.result_bytes)
+        self.info = Const(info_layout().const(info_fields).as_value().value, info_layout().size)
+        self.report = Cat(accel.counters.as_value(), accel.status.as_value())
+        self.reply_bytes = {"info": byte_count(len(self.info)),
+                            "report": byte_count(len(self.report))}
+        # the longest word: a memory word, the job, a result word or a whole INFO/RUN reply
+        self.longest = max(self.word_bytes + [self.job_bytes, self.result_bytes,
+                                              *self.reply_bytes.values()])
 
-            # the reply, sent through `tx`
-            def send(value, next_state, *, checksummed=True):
-                m.d.comb += [self.tx.valid.eq(1), tx_byte.eq(value), sending.eq(1)]
-                with m.If(self.tx.ready):
-                    if checksummed:
-                        m.d.sync += crc.eq(crc_next)
-                    m.next = next_state
 
-            with m.State("REPLY_SYNC"):
-                m.d.sync += [count.eq(0), word_byte.eq(0), self.error.eq(status != Reply.OK)]
-                send(REPLY_SYNC, "REPLY_STATUS", checksummed=False)
-                m.d.sync += crc.eq(CRC_INIT)
-            with m.State("REPLY_STATUS"):
-                send(status, "REPLY_LENGTH_LO")
-            with m.State("REPLY_LENGTH_LO"):
-                send(reply_length[:8], "REPLY_LENGTH_HI")
-            with m.State("REPLY_LENGTH_HI"):
-                with m.If(reply_length == 0):
-                    send(reply_length[8:], "REPLY_CRC_HI")
-                with m.Else():
-                    send(reply_length[8:], "REPLY_FETCH")
-            # each payload byte is picked from its source a cycle before it is sent: the wide
-            # byte select and the CRC would not fit one cycle together on an iCE40
-            with m.State("REPLY_FETCH"):
-                m.d.sync += group.eq(out_group)
-                m.next = "REPLY_SELECT"
-            with m.State("REPLY_SELECT"):
-                m.d.sync += payload_byte.eq(out_byte)
-                m.next = "REPLY_PAYLOAD"
-            with m.State("REPLY_PAYLOAD"):
-                send(payload_byte, "REPLY_FETCH")
-                with m.If(self.tx.ready):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == reply_last):
-                        m.next = "REPLY_CRC_HI"
-                    with m.Elif(word_byte == reply_word_last):
-                        # next result word: its read data is on the port a cycle later
-                        m.d.sync += [word_byte.eq(0), byte_index.eq(word_base),
-                                     accel.result_read.addr.eq(accel.result_read.addr + 1)]
-                        m.next = "REPLY_NEXT_WORD"
-                    with m.Else():
-                        m.d.sync += [word_byte.eq(word_byte + 1), byte_index.eq(byte_index + 1)]
-            with m.State("REPLY_NEXT_WORD"):
-                m.next = "REPLY_WAIT" if config.pipelined else "REPLY_FETCH"
-            if config.pipelined:
-                with m.State("REPLY_WAIT"):
-                    m.next = "REPLY_FETCH"
-            with m.State("REPLY_CRC_HI"):
-                send(crc[8:], "REPLY_CRC_LO", checksummed=False)
-            with m.State("REPLY_CRC_LO"):
-                send(crc[:8], "HUNT", checksummed=False)
-        return m
+class _FrameBuffer:
+    """The frame buffer: one request payload in block RAM, with its read data registered."""
+
+    def __init__(self, m, depth):
+        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=depth, init=[])
+        # the port's signals take their names from this variable (write_port has no name=)
+        buffer_wr = buffer.write_port()
+        self.write = buffer_wr
+        self.read = read_port(m, buffer, name="buffer")
+        # the frame buffer's read data, registered next to the block RAM (its clock-to-out is
+        # 5.8 ns, and `word` sits by the memories it writes, across the chip)
+        self.byte = Signal(8, name="buffer_byte")
+        m.d.sync += self.byte.eq(self.read.data)
+
+
+class _Frame:
+    """The request being received, and the registers the rest of the link shares with it:
+    `count` (payload bytes received, then consumed, then sent), `crc` (one network for both
+    directions) and `status` (of the reply)."""
+
+    def __init__(self, byte, sizes, idle_timeout):
+        self.byte = byte
+        self.command = Signal(8, name="command")
+        self.length = Signal(16, name="length")
+        self.length_last = Signal(16, name="length_last")  # length - 1: no adder before compares
+        self.count = Signal(16, name="count")
+        # the first payload bytes (target, addr, ...)
+        self.header = Signal(data.ArrayLayout(8, 5), name="header")
+        self.crc = Signal(16, init=CRC_INIT, name="crc")
+        self.idle = Signal(range(idle_timeout + 1), name="idle")
+        self.status = Signal(Reply, name="status")
+
+        self.target = self.header[0]
+        self.address = Cat(self.header[1], self.header[2])
+        self.read_count = Cat(self.header[3], self.header[4])
+        self.target_last = Array(Const(n - 1, 8) for n in sizes.word_bytes)[self.target]
+        # words of a WRITE, counted as they arrive so the range is checked before anything
+        # is written
+        self.phase = Signal(8, name="phase")
+        self.words = Signal(16, name="words")
+        self.crc_next = None     # `crc` updated with the byte received or sent (set later)
+        self.receiving = None    # a frame is coming in: the idle counter runs (set later)
+
+    def receive(self, m, next_state):
+        """Takes the byte on `rx` into the CRC and goes to ``next_state``."""
+        m.d.sync += self.crc.eq(self.crc_next)
+        m.next = next_state
+
+    def reject(self, m, code):
+        """Gives up on the frame: DISCARD the rest, then reply ``code``."""
+        m.d.sync += [self.status.eq(code), self.idle.eq(0)]
+        m.next = "DISCARD"
+
+
+class _Word:
+    """A word assembled from the buffer's bytes: a memory word of WRITE, or the job of RUN."""
+
+    def __init__(self, sizes):
+        self.word = Signal(8 * max(sizes.word_bytes + [sizes.job_bytes]), name="word")
+        self.word_byte = Signal(range(sizes.longest + 1), name="word_byte")
+        self.write_addr = Signal(16, name="write_addr")
+
+
+class _Reply:
+    """The reply: `words` words of `word_last + 1` bytes, from one of the sources laid out byte
+    by byte: INFO's constant, the run report, the result port. A byte multiplexer, where
+    `word_select` on a wide vector would build a barrel shifter (over a thousand iCE40 LUTs)."""
+
+    def __init__(self, config, sizes, status):
+        self.status = status
+        self.length = Signal(16, name="reply_length")
+        self.last = Signal(16, name="reply_last")                  # length - 1
+        self.word_last = Signal(range(sizes.longest + 1), name="reply_word_last")
+        self.words = Signal(16, name="reply_words")
+        self.read_column = Signal(range(config.cols), name="read_column")
+
+    def lay_out(self, sources):
+        """Lays ``sources`` (name → value) out byte by byte, and builds the byte select in two
+        registered steps: a group of 8 bytes, then the byte in it."""
+        source_bytes, self.source_base = [], {}
+        for name, value in sources.items():
+            self.source_base[name] = len(source_bytes)
+            source_bytes += [value[i:i + 8] for i in range(0, len(value), 8)]
+        # of the next payload byte
+        self.byte_index = Signal(range(len(source_bytes) + 1), name="byte_index")
+        # of the current word's first byte
+        self.word_base = Signal.like(self.byte_index, name="word_base")
+        padded = [Cat(b, Const(0, 8 - len(b))) if len(b) < 8 else b for b in source_bytes]
+        groups = [Cat(*padded[i:i + 8]) for i in range(0, len(padded), 8)]
+        self.group = Signal(64, name="group")
+        self.out_group = _select(groups, self.byte_index[3:])
+        self.out_byte = _select([self.group[i:i + 8] for i in range(0, 64, 8)],
+                                self.byte_index[:3])
+        self.payload_byte = Signal(8, name="payload_byte")
+        self.tx_byte = Signal(8, name="tx_byte")
+        self.sending = Signal(name="sending")
+
+    def start(self, m, code, length, word_bytes, words, source="info"):
+        """Loads the reply registers and goes to REPLY_SYNC."""
+        m.d.sync += [
+            self.status.eq(code), self.length.eq(length), self.last.eq(length - 1),
+            self.word_last.eq(word_bytes - 1),
+            self.words.eq(words), self.byte_index.eq(self.source_base[source]),
+            self.word_base.eq(self.source_base[source]),
+        ]
+        m.next = "REPLY_SYNC"
