@@ -878,7 +878,7 @@ def run_sby(workdir, env, name):
 
 MUTATIONS = ("off_by_one", "bound", "starve")
 #: The sizes at which a lane's value proof (6) runs, where not all (it costs the time noted).
-VALUE_SIZES = {}
+VALUE_SIZES: dict[str, tuple[str, ...]] = {}
 
 
 def _check(workroot, env, lane, size, mode, depth, mutation):
