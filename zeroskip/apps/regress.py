@@ -203,8 +203,8 @@ def problems(program, acts, weights, rtl):
     if total["cycles"] != program.predicted_cycles:
         found.append(f"cycles {total['cycles']}, model {program.predicted_cycles}")
     m, k, n = program.shape
-    effectual = int(((acts != 0).astype(np.int64) @ (weights != 0).astype(np.int64)).sum())
-    executed = m * k * n if program.mode == Mode.DENSE else effectual
+    executed = (m * k * n if program.mode == Mode.DENSE
+                else golden.macs_both_nonzero(acts, weights))
     if total["macs_executed"] != executed:
         found.append(f"macs_executed {total['macs_executed']}, expected {executed}")
     return found
