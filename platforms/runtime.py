@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from zeroskip.hw.layouts import job_layout, pack, unpack
 from zeroskip.hw.link import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply, byte_count,
-                       info_layout, run_report_layout, write_targets)
+                              info_layout, run_report_layout, write_targets)
 from zeroskip.sim import model
 from zeroskip.sim.rtl.runner import (LoadCounter, RunResult, act_beats, result_words_to_array,
                                      weight_beats)

@@ -24,8 +24,7 @@ from zeroskip.sim import formats, model
 from zeroskip.sim.loaders import as_int8_matrix
 
 __all__ = ["Run", "Program", "GemmTooLarge", "MAX_K", "k_chunks", "compile_gemm",
-           "assign_columns", "column_costs",
-           "assemble", "lane_tokens"]
+           "assign_columns", "column_costs", "assemble", "lane_tokens"]
 
 
 class GemmTooLarge(ValueError):
@@ -207,7 +206,8 @@ def k_chunks(k, max_k, align=1):
     possible, each starting at a multiple of ``align``: a list of ``(start, stop)``."""
     limit = max_k // align * align
     count = -(-k // limit)
-    size = -(-(-(-k // count)) // align) * align
+    per_chunk = -(-k // count)
+    size = -(-per_chunk // align) * align
     return [(start, min(start + size, k)) for start in range(0, k, size)]
 
 

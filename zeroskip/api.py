@@ -60,7 +60,7 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
                              f"{', '.join(named)}")
         return BOARDS[board].config
     options: dict[str, Any] = {name: ARRAY_DEFAULTS[name] if value is None else value
-               for name, value in given.items()}
+                               for name, value in given.items()}
     for side in ("rows", "cols"):
         value = options[side]
         if not isinstance(value, int) or isinstance(value, bool) or \
@@ -132,7 +132,8 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
     from zeroskip.sim.compiler import GemmTooLarge, assemble, compile_gemm
     from zeroskip.sim.loaders import as_int8_matrix, check_gemm_operands
     from zeroskip.sim.report import gemm_report
-    from zeroskip.sim.rtl.runner import SIMULATORS, SimulatorMissing, check_wave_support, run_program
+    from zeroskip.sim.rtl.runner import (SIMULATORS, SimulatorMissing, check_wave_support,
+                                         run_program)
 
     if port is not None and board is None:
         raise _bad_input("port needs board (the board programmed at that port)")

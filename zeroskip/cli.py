@@ -35,8 +35,6 @@ class BadUsage(Exception):
     pass
 
 
-
-
 class _Parser(argparse.ArgumentParser):
     # argparse prints the whole usage before its error; our contract is one clear line.
     def error(self, message):
@@ -366,7 +364,7 @@ def _verilog(args):
     print(f"wrote {args.output}: {config.rows}x{config.cols} PEs, {fmt} decoders")
 
 
-def _bench(args, argv):
+def _bench(args):
     import shlex
 
     from zeroskip.apps.bench import run_bench, write_outputs
@@ -382,7 +380,7 @@ def _bench(args, argv):
     shape = (args.size, args.size, args.size)
     config, rows = run_bench(rows=args.rows, cols=args.cols, shape=shape,
                              progress=sys.stderr.isatty())
-    command = shlex.join(["zeroskip", *argv])
+    command = shlex.join(["zeroskip", *args.argv])
     print(write_outputs(config, rows, args.out, shape, readme=args.readme, command=command))
     print(f"wrote {args.out}/bench.md, bench.csv, bench.json, bench.png")
 
@@ -418,7 +416,7 @@ def _formats(args):
 
 def _build(args):
     from zeroskip.platforms.boards import (BOARDS, ProgrammingFailed, TimingNotMet, build_board,
-                                   program)
+                                           program)
     from zeroskip.sim.loaders import BadInput
     from zeroskip.apps.outputs import check_folder
     board = BOARDS[args.board]
@@ -484,11 +482,9 @@ def main(argv=None):
                            f"(zeroskip --help says what each does, zeroskip COMMAND --help its "
                            f"options)")
         args = _parser().parse_args(argv)
+        args.argv = argv  # bench names the command that made its figures
         handlers = _attach(args.command)
-        if args.command == "bench":
-            _bench(args, argv)
-        else:
-            COMMANDS[args.command](args)
+        COMMANDS[args.command](args)
         built = handlers[0].folders
         _detach(handlers)
         handlers = []

@@ -27,7 +27,7 @@ FORMATS = ("csc", "bitmap", "rle", "nm")
 #: The decoder lanes the proofs, the regression and the tests cover, as ArrayConfig
 #: parameters: every format, and the csc lane that reads through prefetch queues.
 LANE_KINDS: dict[str, dict[str, Any]] = {**{fmt: {"fmt": fmt} for fmt in FORMATS},
-              "csc-pipelined": {"fmt": "csc", "pipelined": True}}
+                                         "csc-pipelined": {"fmt": "csc", "pipelined": True}}
 
 #: How the PEs multiply (see :attr:`ArrayConfig.multipliers`).
 MULTIPLIERS = ("infer", "ice40_pairs", "ecp5_registered")

@@ -28,8 +28,7 @@ import numpy as np
 __all__ = ["SIMULATORS", "SimulatorMissing", "DecoderFault", "CycleMismatch", "RunResult",
            "build", "build_accelerator", "run_cocotb", "run_program", "run_programs",
            "verilator_environment", "check_wave_support", "act_beats", "weight_beats",
-           "LoadCounter",
-           "result_words_to_array"]
+           "result_words_to_array", "LoadCounter"]
 
 SIMULATORS = ("verilator", "icarus")
 HARNESS = "zeroskip.sim.rtl.harness"

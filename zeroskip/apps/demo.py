@@ -13,7 +13,7 @@ from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim.loaders import BadInput, check_int8_matrix
 from zeroskip.apps.outputs import Outputs
 from zeroskip.apps.network import (QuantizedLayer, QuantizedMLP, fixed_point, init_mlp, int8_forward,
-                      prune, quantize, requantize, train)
+                                   prune, quantize, requantize, train)
 from zeroskip.sim.rtl.runner import build_accelerator, run_programs
 
 __all__ = ["run_demo", "load_user_model"]
