@@ -15,7 +15,7 @@ import numpy as np
 
 from zeroskip.config import FORMATS, ArrayConfig, Mode
 
-__all__ = ["gemm", "array_config", "DeviceFailure", "ARRAY_DEFAULTS"]
+__all__ = ["gemm", "Accelerator", "array_config", "DeviceFailure", "ARRAY_DEFAULTS"]
 
 #: The array options and their defaults when no board fixes them.
 ARRAY_DEFAULTS: dict[str, Any] = {"rows": 8, "cols": 8, "format": "csc", "nm": (2, 4)}
@@ -128,61 +128,93 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         Internal failures: a decoder fault, RTL cycles the model does not predict, a result
         that differs from NumPy, a simulator that fails.
     """
-    from zeroskip.sim import formats, golden
-    from zeroskip.sim.compiler import GemmTooLarge, assemble, compile_gemm
-    from zeroskip.sim.loaders import as_int8_matrix, check_gemm_operands
-    from zeroskip.sim.report import gemm_report
-    from zeroskip.sim.rtl.runner import (SIMULATORS, SimulatorMissing, check_wave_support,
-                                         run_program)
-
-    if port is not None and board is None:
-        raise _bad_input("port needs board (the board programmed at that port)")
-    if port is not None and waves is not None:
-        raise _bad_input("waves need a simulation, not a board at a port")
-    if sim not in SIMULATORS:
-        raise _bad_input(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
-    try:
-        mode = Mode[mode.upper()] if isinstance(mode, str) else Mode(mode)
-    except (KeyError, ValueError):
-        raise _bad_input(f"mode must be one of {', '.join(m.name.lower() for m in Mode)}, "
-                         f"not {mode!r}") from None
-    if config is None:
-        config = array_config(rows, cols, format, nm, board)
-    elif any(value is not None for value in (rows, cols, format, nm, board)):
-        raise _bad_input("config fixes the array; drop rows, cols, format, nm and board")
-    acts = as_int8_matrix(acts, "acts")
-    weights = as_int8_matrix(weights, "weights")
-    check_gemm_operands(acts, weights)
-    try:
-        formats.module(config.fmt).check(weights, config)
-    except ValueError as exc:
-        raise _bad_input(f"weights: {exc}") from None
-    if waves is not None:
-        try:
-            check_wave_support(sim, waves)
-        except SimulatorMissing as exc:
-            raise _bad_input(f"waves: {exc}") from None
-    try:
-        program = compile_gemm(acts, weights, config, mode)
-    except GemmTooLarge as exc:
-        raise _bad_input(str(exc)) from None
-
-    if port is not None:
-        from zeroskip.platforms.runtime import LinkError, run_on_board
-        from zeroskip.platforms.top import DEFAULT_BAUD
-        try:
-            (rtl,), _ = run_on_board([program], port, config, baud=DEFAULT_BAUD)
-        except LinkError as exc:
-            message = str(exc)
-            raise DeviceFailure(message if port in message else f"{port}: {message}") from None
-        source = f"board {board} at {port}"
-    else:
-        rtl = run_program(program, sim, waves=waves)
-        source = sim
-    rtl.check(program)  # a lane fault or a cycle count the model does not predict
-    result = assemble(program, rtl.results)
-    golden.check_result(result, acts, weights)
-    report = gemm_report(program, acts, weights, rtl, source)
-    report["matches_golden"] = True
-    report["provenance"]["matches_golden"] = "host"
+    engine = Accelerator(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
+                         board=board, port=port, waves=waves, config=config)
+    (result, report), = engine.run([(acts, weights)])
     return result, report
+
+
+class Accelerator:
+    """The array the options describe, in a simulator or on a board: runs batches of GEMMs,
+    each batch in one simulation (a simulator start costs more than a small GEMM).
+
+    The options are those of :func:`gemm`, validated the same way.
+    """
+
+    def __init__(self, *, rows: int | None = None, cols: int | None = None,
+                 format: str | None = None, nm: str | tuple[int, int] | None = None,
+                 mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
+                 port: str | None = None, waves: str | None = None,
+                 config: ArrayConfig | None = None):
+        from zeroskip.sim.rtl.runner import SIMULATORS, SimulatorMissing, check_wave_support
+        if port is not None and board is None:
+            raise _bad_input("port needs board (the board programmed at that port)")
+        if port is not None and waves is not None:
+            raise _bad_input("waves need a simulation, not a board at a port")
+        if sim not in SIMULATORS:
+            raise _bad_input(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+        try:
+            self.mode = Mode[mode.upper()] if isinstance(mode, str) else Mode(mode)
+        except (KeyError, ValueError):
+            raise _bad_input(f"mode must be one of {', '.join(m.name.lower() for m in Mode)}, "
+                             f"not {mode!r}") from None
+        if config is None:
+            config = array_config(rows, cols, format, nm, board)
+        elif any(value is not None for value in (rows, cols, format, nm, board)):
+            raise _bad_input("config fixes the array; drop rows, cols, format, nm and board")
+        if waves is not None:
+            try:
+                check_wave_support(sim, waves)
+            except SimulatorMissing as exc:
+                raise _bad_input(f"waves: {exc}") from None
+        self.config, self.sim, self.board, self.port, self.waves = config, sim, board, port, waves
+
+    def compile(self, acts: Any, weights: Any):
+        """The checked operands and program of one GEMM; BadInput names what is wrong."""
+        from zeroskip.sim import formats
+        from zeroskip.sim.compiler import GemmTooLarge, compile_gemm
+        from zeroskip.sim.loaders import as_int8_matrix, check_gemm_operands
+        acts = as_int8_matrix(acts, "acts")
+        weights = as_int8_matrix(weights, "weights")
+        check_gemm_operands(acts, weights)
+        try:
+            formats.module(self.config.fmt).check(weights, self.config)
+        except ValueError as exc:
+            raise _bad_input(f"weights: {exc}") from None
+        try:
+            return acts, weights, compile_gemm(acts, weights, self.config, self.mode)
+        except GemmTooLarge as exc:
+            raise _bad_input(str(exc)) from None
+
+    def run(self, pairs: list[tuple[Any, Any]]) -> list[tuple[np.ndarray, dict]]:
+        """``[(C, report), ...]`` for ``[(A, W), ...]``, every C checked against NumPy."""
+        from zeroskip.sim import golden
+        from zeroskip.sim.compiler import assemble
+        from zeroskip.sim.report import gemm_report
+        from zeroskip.sim.rtl.runner import run_programs
+
+        compiled = [self.compile(acts, weights) for acts, weights in pairs]
+        programs = [program for _, _, program in compiled]
+        if self.port is not None:
+            from zeroskip.platforms.runtime import LinkError, run_on_board
+            from zeroskip.platforms.top import DEFAULT_BAUD
+            try:
+                rtls, _ = run_on_board(programs, self.port, self.config, baud=DEFAULT_BAUD)
+            except LinkError as exc:
+                message = str(exc)
+                raise DeviceFailure(message if self.port in message
+                                    else f"{self.port}: {message}") from None
+            source = f"board {self.board} at {self.port}"
+        else:
+            rtls = run_programs(programs, self.sim, waves=self.waves)
+            source = self.sim
+        out = []
+        for (acts, weights, program), rtl in zip(compiled, rtls):
+            rtl.check(program)  # a lane fault or a cycle count the model does not predict
+            result = assemble(program, rtl.results)
+            golden.check_result(result, acts, weights)
+            report = gemm_report(program, acts, weights, rtl, source)
+            report["matches_golden"] = True
+            report["provenance"]["matches_golden"] = "host"
+            out.append((result, report))
+        return out
