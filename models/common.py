@@ -5,6 +5,7 @@ Every model takes ``x``: float32 [N, 64], the raw digits pixels divided by 16 (0
 the split is exactly the one zeroskip's demo uses (``load_digits_split``).
 """
 
+import logging
 import sys
 from pathlib import Path
 
@@ -84,6 +85,15 @@ def make_x_input():
     return onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 64])
 
 
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record):
+        return not any(f in record.getMessage() for f in self.fragments)
+
+
 def quantize(float_path, out_path, calib_x, per_channel, batch=50):
     """Static QDQ quantization: uint8 activations (asymmetric, nonzero zero points), symmetric
     int8 weights (so pruned zeros stay exactly zero), ranges from MinMax over calib_x."""
@@ -97,10 +107,17 @@ def quantize(float_path, out_path, calib_x, per_channel, batch=50):
         def get_next(self):
             return next(self.batches, None)
 
-    quantize_static(str(float_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=per_channel,
-                    # QUInt8 passed explicitly: newer onnxruntimes default to QInt8 activations
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    # No quant_pre_process on purpose: it rewrites the graph (e.g. fuses skl2onnx's MatMul+Add
+    # into Gemm), and these files should show the graph as exported. Its reminder is dropped.
+    reminder = _DropMessages("pre-processing before quantization", "run pre-processing before")
+    logging.getLogger().addFilter(reminder)
+    try:
+        quantize_static(str(float_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel,
+                        # QUInt8 passed explicitly: newer onnxruntimes default to QInt8 activations
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().removeFilter(reminder)
     # quantize_static writes whatever IR version its onnx produces; pin it like the float model
     model = onnx.load(str(out_path))
     save_model(model, out_path)
