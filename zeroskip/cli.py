@@ -113,6 +113,31 @@ def _parser():
                       help="run on a board programmed by `zeroskip build --program` through "
                            "this serial port, instead of in simulation (needs --board)")
 
+    run = sub.add_parser("run", help="an ONNX model on the generated RTL: matrix products on "
+                         "the array, other ops on the host, checked against onnxruntime")
+    run.add_argument("model", metavar="MODEL.onnx")
+    given = run.add_mutually_exclusive_group(required=True)
+    given.add_argument("--input", metavar="X.npy", help="the input of a model with one graph input")
+    given.add_argument("--inputs", metavar="IN.npz", help="inputs keyed by graph input name")
+    run.add_argument("--out", required=True, metavar="DIR",
+                     help="writes outputs.npz, report.json, report.md and layers.png there")
+    _add_array_options(run)
+    run.add_argument("--mode", choices=[m.name.lower() for m in Mode], default="skip",
+                     help="skip (default), gate or dense (as for gemm)")
+    run.add_argument("--sim", choices=("verilator", "icarus"), help=SIM_HELP)
+    run.add_argument("--labels", metavar="y.npy",
+                     help="class labels: the report gives the accuracy of the RTL and of "
+                          "onnxruntime")
+    run.add_argument("--calibrate", metavar="CAL.npy",
+                     help="quantize a float model first (onnxruntime's quantize_static, QDQ) on "
+                          "these inputs")
+    run.add_argument("--prune", type=float, metavar="S",
+                     help="with --calibrate: zero the fraction S of each weight matrix by "
+                          "magnitude first (exploration; no fine-tuning)")
+    run.add_argument("--board", choices=_board_names(),
+                     help="use that board's array configuration (with --port: on the board)")
+    run.add_argument("--port", metavar="/dev/ttyUSB1", help="run on the board at this port")
+
     bench = sub.add_parser("bench", help="speedup / fraction-of-ideal sweep over weight "
                            "sparsity and patterns on the RTL (table, CSV, PNG)")
     bench.add_argument("--out", default="bench", metavar="DIR",
@@ -406,6 +431,21 @@ def _demo(args):
         raise RuntimeError("the accelerator's logits differ from the NumPy int8 reference")
 
 
+def _run(args):
+    from zeroskip.apps.run import format_report, run_model
+    from zeroskip.sim.loaders import BadInput
+    if args.port and args.sim:
+        raise BadInput("--sim needs a simulation, not --port (the board runs the model)")
+    _config(args)
+    report = run_model(args.model, out=args.out, input=args.input, inputs=args.inputs,
+                       labels=args.labels, calibrate_path=args.calibrate, prune=args.prune,
+                       rows=args.rows, cols=args.cols, format=args.format, nm=args.nm,
+                       mode=args.mode, sim=args.sim or "verilator", board=args.board,
+                       port=args.port, progress=sys.stderr.isatty())
+    print(format_report(report))
+    print(f"wrote {args.out}/outputs.npz, report.json, report.md and layers.png")
+
+
 def _formats(args):
     from zeroskip.apps.formats_table import formats_table
     from zeroskip.sim.loaders import BadInput
@@ -468,7 +508,7 @@ def _cache(args):
           f"(least recently used first; `zeroskip cache clear` removes them)")
 
 
-COMMANDS = {"gemm": _gemm, "build": _build, "verilog": _verilog, "bench": _bench, "demo": _demo,
+COMMANDS = {"gemm": _gemm, "run": _run, "build": _build, "verilog": _verilog, "bench": _bench, "demo": _demo,
             "formats": _formats, "cache": _cache}
 
 
