@@ -58,8 +58,9 @@ def export(clf, path):
     from skl2onnx.common.data_types import FloatTensorType
     model = convert_sklearn(clf, initial_types=[("x", FloatTensorType([None, 64]))],
                             options={id(clf): {"zipmap": False}}, target_opset=OPSET)
-    # skl2onnx leaves the batch dimension unnamed; name it like the other models' inputs
-    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    # skl2onnx leaves the batch dimension unnamed (or "unk__0"); name it like the other models
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
     model.graph.name = "digits_mlp"  # skl2onnx names the graph with a random uuid
     save_model(model, path)
 
