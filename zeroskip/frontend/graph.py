@@ -42,6 +42,7 @@ class Step:
     reason: str = ""                # for host nodes: why not the array
     fused_from: int | None = None   # a QuantizeLinear requantizing this step's accumulators
     relu: bool = False              # ... through a Relu between them
+    integer: bool = False           # a host matmul of two dequantized operands: exact integers
 
 
 @dataclass
@@ -101,7 +102,10 @@ def plan(model) -> Plan:
                               if node.op_type == "MatMul" else "weights computed at run time"))
             continue
         if b_dq.input[0] not in consts:
-            steps.append(Step(index, node, "host", "two dynamic operands (attention)"))
+            # exact integers on the host, requantized like the fused QLinearMatMul that
+            # onnxruntime runs for this pattern
+            steps.append(Step(index, node, "host", "two dynamic operands (attention): exact "
+                              "integer product on the host", integer=a_dq is not None))
             continue
         if a_dq is None:
             steps.append(Step(index, node, "host", "activations not quantized"))
@@ -112,7 +116,7 @@ def plan(model) -> Plan:
     # a QuantizeLinear that alone consumes an accelerated float node (maybe through a Relu)
     by_node = {id(step.node): step for step in steps}
     for step in steps:
-        if step.on != "accelerator" or step.node.op_type not in QDQ_OPS:
+        if not (step.on == "accelerator" or step.integer) or step.node.op_type not in QDQ_OPS:
             continue
         name, relu = step.node.output[0], False
         users = consumers.get(name, [])
@@ -155,7 +159,7 @@ class Executor:
         self.on_step = on_step
         # The reference evaluator's per-node kernels (its rt_nodes_, built for the model's
         # opsets): the host ops run exactly as ONNX defines them, one node at a time.
-        self.reference = ReferenceEvaluator(model)
+        self.reference = ReferenceEvaluator(model, new_ops=[_dequantize_linear()])
         self.kernels = self.reference.rt_nodes_
         self.producers = {name: node for node in model.graph.node for name in node.output}
 
@@ -168,8 +172,9 @@ class Executor:
         for step, kernel in zip(self.plan.steps, self.kernels):
             node = step.node
             inputs = [values[name] for name in node.input]
-            if step.on == "accelerator":
-                outputs, record, fused = self._accelerate(node, inputs, values)
+            if step.on == "accelerator" or step.integer:
+                outputs, record, fused = self._accelerate(node, inputs, values,
+                                                          step.on == "accelerator")
                 stash[step.index] = fused
             elif step.fused_from is not None and stash.get(step.fused_from) is not None:
                 outputs = [self._requantize(stash[step.fused_from], inputs, step.relu)]
@@ -192,18 +197,18 @@ class Executor:
 
     # ---- the array ---------------------------------------------------------------------
 
-    def _accelerate(self, node, inputs, values):
+    def _accelerate(self, node, inputs, values, on_array=True):
         """Outputs, the layer record and what a fused QuantizeLinear needs (or None)."""
         op, attrs = node.op_type, _attrs(node)
         if op in ("MatMulInteger", "ConvInteger"):
             a, b = inputs[0], inputs[1]
             za = _optional(inputs, 2, a.dtype)
             zb = _optional(inputs, 3, b.dtype)
-            acc, record = self._integer(node, attrs, a, za, b, zb)
+            acc, record = self._integer(node, attrs, a, za, b, zb, on_array)
             return [acc], record, None
         if op in ("QLinearMatMul", "QLinearConv"):
             x, xs, xz, w, ws, wz, ys, yz = inputs[:8]
-            acc, record = self._integer(node, attrs, x, xz, w, wz)
+            acc, record = self._integer(node, attrs, x, xz, w, wz, on_array)
             if op == "QLinearConv" and len(inputs) > 8 and inputs[8] is not None:
                 acc = acc.astype(np.int64) + _channel(inputs[8], acc.ndim, 1)
             scale = lowering.dequantize_scale(xs, _channel(ws, acc.ndim, 1 if op == "QLinearConv" else -1), ys)
@@ -229,7 +234,7 @@ class Executor:
             raise BadInput(f"{_node_label(node)}: weights quantized along axis {w_axis}; only "
                            f"per-tensor or per-output-channel scales run on the accelerator")
         acc, record = self._integer(node, attrs, x, 0 if xz is None else xz, w,
-                                    0 if wz is None else wz)
+                                    0 if wz is None else wz, on_array)
         acc = acc.astype(np.int64)
         w_scale = _channel(ws, acc.ndim, out_axis)
         bias_float = None
@@ -255,14 +260,20 @@ class Executor:
         out = lowering.requantize(acc, lowering.dequantize_scale(xs, w_scale, ys), zero, dtype)
         return np.maximum(out, np.asarray(zero, dtype=dtype)) if relu else out
 
-    def _integer(self, node, attrs, x, zx, w, zw):
-        """``(x - zx) ⊛ (w - zw)`` as int32 through the array, and the layer's figures."""
+    def _integer(self, node, attrs, x, zx, w, zw, on_array=True):
+        """``(x - zx) ⊛ (w - zw)`` as int32 through the array (or, ``on_array`` false, NumPy
+        on the host), and the layer's figures."""
         zx, zw = np.asarray(zx), np.asarray(zw)
         if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
             jobs, shape, finish = _conv_jobs(node, attrs, x, zx, w, zw)
         else:
             jobs, shape, finish = _matmul_jobs(node, x, zx, w, zw)
         pairs = [(job.acts, part) for job in jobs for part in job.parts]
+        if not on_array:
+            from zeroskip.sim import golden
+            results = [lowering.finish_matmul(job, [golden.gemm(job.acts, p) for p in job.parts])
+                       for job in jobs]
+            return finish(results), {}
         try:
             runs = self.accelerator.run(pairs)
         except BadInput as exc:
@@ -273,6 +284,17 @@ class Executor:
             results.append(lowering.finish_matmul(job, [next(it)[0] for _ in job.parts]))
         reports = [report for _, report in runs]
         return finish(results), _layer_record(jobs, reports, shape, self.accelerator)
+
+
+def _dequantize_linear():
+    """ONNX's reference implements DequantizeLinear only from opset 19; versions 10 and 13
+    (what onnxruntime's quantizer writes at opset 17) are the same computation minus types
+    and attributes added later, so its common kernel runs them."""
+    from onnx.reference.ops.op_dequantize_linear import _CommonDequantizeLinear
+
+    class DequantizeLinear(_CommonDequantizeLinear):
+        op_domain = ""
+    return DequantizeLinear
 
 
 def _padded(names, count):
