@@ -7,6 +7,7 @@ succeeds (``DIR/outputs.npz``, ``report.json``, ``report.md``, ``layers.png``).
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,9 @@ def calibrate(model, calibration: np.ndarray, prune: float | None, workdir: Path
     if len(wanted) != 1:
         raise BadInput(f"--calibrate: the model has {len(wanted)} graph inputs; calibration "
                        f"takes a model with one")
-    _check_value(wanted[0], calibration[:1]) if calibration.ndim else None
+    if calibration.ndim == 0:
+        raise BadInput("--calibrate: expected an array of calibration inputs, not a scalar")
+    _check_value(wanted[0], calibration)
     model = onnx.ModelProto.FromString(model.SerializeToString())
     if prune is not None:
         for init in _weights_to_prune(model):
@@ -157,9 +160,18 @@ def calibrate(model, calibration: np.ndarray, prune: float | None, workdir: Path
 
     source, target = workdir / "float.onnx", workdir / "quantized.onnx"
     onnx.save(model, str(source))
-    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    per_channel=True)
+    # the quantizer logs through the root logger (its first warning would install a handler
+    # that then prints every library's INFO lines): keep the root logger as it was
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.handlers[:] = [logging.NullHandler()]
+    try:
+        quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
     return onnx.load(str(target))
 
 

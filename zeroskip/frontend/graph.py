@@ -67,7 +67,8 @@ def plan(model) -> Plan:
     consts = {init.name for init in graph.initializer}
     consts |= {inp.name for inp in graph.input}  # weights may be graph inputs
     float_consts = {init.name for init in graph.initializer if init.data_type in (1, 10, 11, 16)}
-    producers, consumers = {}, {}
+    producers: dict[str, Any] = {}
+    consumers: dict[str, list] = {}
     for node in graph.node:
         if node.op_type == "Constant":
             consts |= set(node.output)
