@@ -9,7 +9,7 @@ FORMAT ?= csc
 OUT    ?= build
 JOBS   ?= auto
 
-.PHONY: setup test test-fast typecheck formal verilog demo bench regress bitstream flash boards clean
+.PHONY: setup test test-fast typecheck formal verilog demo bench regress bitstream flash boards models clean
 N      ?= 200
 SEED   ?=
 CASE   ?=
@@ -61,6 +61,13 @@ flash: $(STAMP)
 # both boards' builds and simulated throughput: docs/boards.{md,json} and the README table
 boards: $(STAMP)
 	$(PY) -m zeroskip.platforms.table --out docs --readme README.md
+
+# the bundled ONNX networks (models/) through `zeroskip run`: the README's "bring your own
+# model" tables come from docs/models/*/report.md
+models: $(STAMP)
+	for m in digits_cnn digits_mlp encoder; do \
+	  $(VENV)/bin/zeroskip run models/$$m.onnx --input models/digits_test_x.npy \
+	    --labels models/digits_test_y.npy --out docs/models/$$m || exit 1; done
 
 # the simulator builds under $ZEROSKIP_CACHE are the user's, shared by every checkout: kept
 clean:

@@ -32,7 +32,8 @@ class NumpyGemms:
         for acts, weights in pairs:
             assert acts.dtype == np.int8 and weights.dtype == np.int8
             report = {name: 1 for name in ("cycles", "dense_cycles", "ideal_cycles",
-                                           "macs_executed", "load_cycles")}
+                                           "macs_executed", "load_cycles",
+                                           "mapped_ideal_cycles")}
             report["provenance"] = {"dense_cycles": "model", "speedup": "model"}
             out.append((golden.gemm(acts, weights), report))
         return out
