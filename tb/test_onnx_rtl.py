@@ -4,6 +4,7 @@ every output equal to the one the ``onnx`` package's generator expects."""
 import json
 import warnings
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,6 +12,8 @@ import pytest
 
 from .rtl import simulators
 from .test_cli import zeroskip
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
 
 OPS = ("MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv")
 
@@ -70,3 +73,57 @@ def test_conv_with_zero_points_on_both_simulators(tmp_path, sim):
                     "--out", tmp_path / "out", "--sim", sim, "--format", "bitmap")
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "outputs.npz")["y"], expected[0])
+
+
+def _conv_integer(tmp_path, x, w, **attrs):
+    from onnx import TensorProto, helper
+    types = {np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8}
+    zero = np.array(3, dtype=x.dtype)
+    node = helper.make_node("ConvInteger", ["x", "w", "x_zero_point"], ["y"], name="conv",
+                            **attrs)
+    graph = helper.make_graph(
+        [node], "conv", [helper.make_tensor_value_info("x", types[x.dtype.type], x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(zero,
+                                                                           "x_zero_point")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    from onnx.reference import ReferenceEvaluator
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.INT32,
+                                                                 expected.shape))
+    onnx.save(model, tmp_path / "conv.onnx")
+    np.save(tmp_path / "x.npy", x)
+    return expected
+
+
+@pytest.mark.parametrize("shape,kernel,attrs", [
+    # depthwise 2-D with padding
+    ((2, 3, 6, 6), (3, 1, 3, 3), {"group": 3, "pads": [1, 1, 1, 1]}),
+    # 1-D, stride and dilation, two groups of two channels
+    ((2, 4, 11), (6, 2, 3), {"group": 2, "strides": [2], "dilations": [2], "pads": [1, 0]}),
+])
+def test_grouped_and_1d_convolutions_on_the_rtl(tmp_path, rng, shape, kernel, attrs):
+    x = rng.integers(0, 256, shape).astype(np.uint8)
+    w = rng.integers(-128, 128, kernel)
+    w = np.where(rng.random(kernel) < 0.5, 0, w).astype(np.int8)  # half pruned
+    expected = _conv_integer(tmp_path, x, w, **attrs)
+    proc = zeroskip("run", tmp_path / "conv.onnx", "--input", tmp_path / "x.npy",
+                    "--out", tmp_path / "out", "--rows", 4, "--cols", 4, "--format", "rle")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "outputs.npz")["y"], expected)
+    layer, = json.loads((tmp_path / "out" / "report.json").read_text())["layers"]
+    assert layer["gemms"] == attrs["group"]
+
+
+def test_run_on_a_boards_configuration(tmp_path):
+    """``--board`` alone: that board's exact array, simulated."""
+    x = np.load(MODELS / "digits_test_x.npy")[:16]
+    np.save(tmp_path / "x.npy", x)
+    proc = zeroskip("run", MODELS / "digits_mlp.onnx", "--input", tmp_path / "x.npy",
+                    "--out", tmp_path / "out", "--board", "icebreaker")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["reference"]["bit_exact"]
+    from zeroskip.platforms.boards import BOARDS
+    config = BOARDS["icebreaker"].config
+    assert (report["array"]["rows"], report["array"]["cols"]) == (config.rows, config.cols)
