@@ -179,8 +179,9 @@ class Executor:
                 stash[step.index] = fused
             elif step.fused_from is not None and stash.get(step.fused_from) is not None:
                 outputs = [self._requantize(stash[step.fused_from], inputs, step.relu)]
-                record = {"fused": f"requantizes {self.plan.steps[step.fused_from].node.name or step.fused_from}'s "
-                                    "accumulators"}
+                source = self.plan.steps[step.fused_from].node
+                record = {"fused": f"requantizes {source.name or source.output[0]}'s exact "
+                                   f"accumulators"}
             else:
                 if kernel.need_context():
                     outputs = kernel.run(*inputs, context=values)
@@ -212,7 +213,8 @@ class Executor:
             acc, record = self._integer(node, attrs, x, xz, w, wz, on_array)
             if op == "QLinearConv" and len(inputs) > 8 and inputs[8] is not None:
                 acc = acc.astype(np.int64) + _channel(inputs[8], acc.ndim, 1)
-            scale = lowering.dequantize_scale(xs, _channel(ws, acc.ndim, 1 if op == "QLinearConv" else -1), ys)
+            channel_axis = 1 if op == "QLinearConv" else -1
+            scale = lowering.dequantize_scale(xs, _channel(ws, acc.ndim, channel_axis), ys)
             dtype = yz.dtype if yz is not None else np.uint8
             return [lowering.requantize(acc, scale, 0 if yz is None else yz, dtype)], record, None
         # QDQ: integers and scales behind the DequantizeLinear nodes
