@@ -18,7 +18,7 @@ BOARD  ?= icebreaker
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,demo,onnx,formal,boards]"
+	$(PY) -m pip install --quiet -e ".[test,demo,onnx,formal,boards,sweep]"
 	touch $@
 
 setup: $(STAMP)

@@ -2,8 +2,9 @@
 
 Exit status: 0 done; 2 bad input (one line on stderr naming the problem, nothing written); 3 a
 device or link failure (a serial port that cannot be opened, a link that gives up, a programmer
-that fails or finds no board); 1 internal failure (including RTL results or cycles disagreeing
-with the golden and cycle models).
+that fails or finds no board, a Dask scheduler that cannot be reached); 1 internal failure
+(including RTL results or cycles disagreeing with the golden and cycle models, and sweep points
+that failed).
 
 Every output path is checked before any work (bad input), and a command's output files are
 written together or not at all (``zeroskip.apps.outputs``); the one exception is ``gemm
@@ -147,6 +148,39 @@ def _parser():
                        help="GEMM size S×S×S (default 256)")
     bench.add_argument("--readme", metavar="README.md",
                        help="also rewrite the marked results section of this file")
+
+    sweep = sub.add_parser("sweep", help="design-space sweep on a Dask cluster: every "
+                           "combination of array sides, formats, sparsities and patterns run "
+                           "on the RTL (results.csv, pareto.png)")
+    sweep.add_argument("--rows", default="8", metavar="R,...",
+                       help=f"PE rows to sweep, each 1 to {MAX_ARRAY_SIDE} (default 8)")
+    sweep.add_argument("--cols", default="8", metavar="C,...",
+                       help=f"PE columns to sweep, each 1 to {MAX_ARRAY_SIDE} (default 8)")
+    sweep.add_argument("--format", default="csc", metavar="F,...",
+                       help=f"compressed-weight formats, of {', '.join(FORMATS)} (default csc); "
+                            f"nm arrays get the N:M of the pattern or of the sparsity "
+                            f"(0.5 -> 2:4, 0.75 -> 1:4, 0.9 -> 1:10)")
+    sweep.add_argument("--sparsity", default="0.5", metavar="S,...",
+                       help="weight sparsities, each in [0, 1) (default 0.5)")
+    sweep.add_argument("--pattern", default="uniform", metavar="P,...",
+                       help="weight patterns: uniform (default), block4x4, heavy_tailed or N:M "
+                            "such as 2:4 (which fixes the sparsity)")
+    sweep.add_argument("--shape", default="64x64x64", metavar="MxKxN",
+                       help="the GEMM of every point (default 64x64x64)")
+    sweep.add_argument("--seed", type=int, default=0, metavar="S",
+                       help="seed of the operands (default 0): a workload is the same on "
+                            "every array")
+    sweep.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
+                       help=SIM_HELP)
+    sweep.add_argument("--out", required=True, metavar="DIR",
+                       help="writes results.csv (after every point) and pareto.png there; "
+                            "again with the same DIR, points already done are skipped")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="an existing Dask scheduler (its workers need this zeroskip "
+                            "installed); default: a local cluster, one worker per core")
+    sweep.add_argument("--workers", type=int, metavar="N",
+                       help="workers of the local cluster (default: one per core; not with "
+                            "--scheduler)")
 
     demo = sub.add_parser("demo", help="a pruned MLP on the digits data set, end to end on "
                           "the simulated accelerator")
@@ -410,6 +444,39 @@ def _bench(args):
     print(f"wrote {args.out}/bench.md, bench.csv, bench.json, bench.png")
 
 
+def _sweep(args):
+    from zeroskip.apps import sweep
+    from zeroskip.apps.outputs import check_folder
+    from zeroskip.sim.loaders import BadInput
+    if args.scheduler is not None and args.workers is not None:
+        raise BadInput("--workers sizes the local cluster; --scheduler's cluster has its own "
+                       "workers: drop one")
+    if args.workers is not None and not 1 <= args.workers <= 256:
+        raise BadInput(f"--workers must be between 1 and 256, got {args.workers}")
+    points = sweep.plan(
+        rows=sweep.parse_list(args.rows, "--rows", sweep.array_side),
+        cols=sweep.parse_list(args.cols, "--cols", sweep.array_side),
+        formats=sweep.parse_list(args.format, "--format", sweep.format_name),
+        sparsities=sweep.parse_list(args.sparsity, "--sparsity", sweep.sparsity_value),
+        patterns=sweep.parse_list(args.pattern, "--pattern", sweep.pattern_name),
+        shape=sweep.parse_shape(args.shape), seed=args.seed, sim=args.sim)
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        from zeroskip.sim.rtl.runner import SimulatorMissing
+        raise SimulatorMissing("zeroskip sweep runs on Dask, which is not installed: "
+                               "pip install 'zeroskip[sweep]' (or dask[distributed])") from None
+    check_folder(args.out, "--out")
+    summary = sweep.run_sweep(points, args.out, scheduler=args.scheduler, workers=args.workers,
+                              progress=sys.stderr.isatty())
+    print(f"{summary['points']} points: {summary['ran']} run on {summary['workers']} Dask "
+          f"workers in {summary['seconds']} s ({summary['failed']} failed), "
+          f"{summary['skipped']} already done -> {args.out}/results.csv, pareto.png")
+    if summary["failed"]:
+        raise RuntimeError(f"{summary['failed']} of {summary['ran']} points failed (their "
+                           f"error is in results.csv); first: {summary['errors'][0]}")
+
+
 def _demo(args):
     import math
 
@@ -509,7 +576,7 @@ def _cache(args):
 
 
 COMMANDS = {"gemm": _gemm, "run": _run, "build": _build, "verilog": _verilog, "bench": _bench, "demo": _demo,
-            "formats": _formats, "cache": _cache}
+            "formats": _formats, "cache": _cache, "sweep": _sweep}
 
 
 def main(argv=None):

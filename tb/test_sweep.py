@@ -1,0 +1,254 @@
+"""`zeroskip sweep`: design-space sweeps on Dask, on a LocalCluster and on a real `dask
+scheduler` with `dask worker` processes (one killed mid-sweep); bad input; resuming."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from zeroskip.apps import sweep
+from zeroskip.cli import main
+
+SHAPE = "16x32x8"  # the RTL tests' GEMM: about a second a point once the simulator is built
+
+
+def zeroskip(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "zeroskip.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, **kw)
+
+
+def results(folder):
+    with open(folder / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def keys(rows):
+    return [sweep.key_of(row) for row in rows]
+
+
+# --- planning (host only) --------------------------------------------------------------------
+
+def test_plan_is_the_cartesian_product_interleaved_by_configuration():
+    points = sweep.plan([4, 8], [4, 8], ["csc", "bitmap", "rle", "nm"], [0.5, 0.75, 0.9])
+    assert len(points) == 2 * 2 * 4 * 3
+    assert len(set(keys(p.params() for p in points))) == len(points)
+    # every configuration's first point comes before any configuration's second
+    configs = [p.config_key() for p in points]
+    distinct = len(set(configs))
+    assert len(set(configs[:distinct])) == distinct
+    nm = {(p.sparsity, p.nm, p.pattern) for p in points if p.format == "nm"}
+    assert nm == {(0.5, "2:4", "2:4"), (0.75, "1:4", "1:4"), (0.9, "1:10", "1:10")}
+
+
+def test_fixed_density_patterns_take_their_own_sparsity_once():
+    points = sweep.plan([4], [4], ["csc", "nm"], [0.5, 0.9], ["uniform", "2:4"])
+    shown = sorted((p.format, p.pattern, p.sparsity, p.nm) for p in points)
+    assert shown == [("csc", "2:4", 0.5, ""), ("csc", "uniform", 0.5, ""),
+                     ("csc", "uniform", 0.9, ""), ("nm", "1:10", 0.9, "1:10"),
+                     ("nm", "2:4", 0.5, "2:4")]
+
+
+@pytest.mark.parametrize("sparsity, nm", [(0.5, (2, 4)), (0.75, (1, 4)), (0.9, (1, 10)),
+                                          (0.875, (1, 8)), (0.0, (15, 16)), (0.6, (2, 5))])
+def test_nm_for_sparsity(sparsity, nm):
+    assert sweep.nm_for_sparsity(sparsity) == nm
+
+
+def test_a_workload_is_the_same_on_every_array():
+    a = sweep.Point(4, 4, "csc", "", "uniform", 0.75, 16, 32, 8, 3)
+    b = sweep.Point(8, 2, "bitmap", "", "uniform", 0.75, 16, 32, 8, 3)
+    for x, y in zip(sweep.operands(a), sweep.operands(b)):
+        assert (x == y).all()
+    other = sweep.Point(4, 4, "csc", "", "uniform", 0.75, 16, 32, 8, 4)
+    assert not (sweep.operands(other)[1] == sweep.operands(a)[1]).all()
+
+
+def test_pareto_flags_per_workload():
+    def row(pes, cycles, sparsity="0.5", error=""):
+        return {"pe_count": pes, "cycles": cycles, "error": error, "pattern": "uniform",
+                "sparsity": sparsity, "m": 1, "k": 1, "n": 1, "seed": 0, "sim": "verilator"}
+    rows = [row(16, 100), row(32, 60), row(32, 80), row(64, 60), row(64, 10, "0.9"),
+            row(16, "", error="boom")]
+    assert sweep.pareto_flags(rows) == [True, True, False, False, True, None]
+
+
+def test_a_failing_point_is_a_row_with_its_error():
+    # 2:4 hardware cannot take unstructured weights: the point fails before any simulation
+    point = sweep.Point(4, 4, "nm", "2:4", "uniform", 0.5, 16, 32, 8, 0)
+    row = sweep.run_point(point.params())
+    assert row["error"].startswith("BadInput: weights:")
+    assert row["cycles"] == "" and row["bit_exact"] == ""
+    assert row["worker"] == "local" and row["seconds"] >= 0
+
+
+# --- bad input: exit 2, one line, nothing written --------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--rows", "4,"], "--rows: empty item"),
+    (["--cols", ""], "--cols: empty item"),
+    (["--format", "csc,,nm"], "--format: empty item"),
+    (["--format", "csc,coo"], "--format: unknown format 'coo'"),
+    (["--sparsity", "0.5,1"], "--sparsity: must be in [0, 1), got 1"),
+    (["--sparsity", "-0.1"], "--sparsity: must be in [0, 1)"),
+    (["--sparsity", "nan"], "--sparsity: must be in [0, 1)"),
+    (["--sparsity", "half"], "--sparsity: expected a number"),
+    (["--rows", "0"], "--rows: must be between 1 and 16, got 0"),
+    (["--cols", "4,17"], "--cols: must be between 1 and 16, got 17"),
+    (["--pattern", "zigzag"], "--pattern: unknown pattern 'zigzag'"),
+    (["--shape", "16x32"], "--shape must look like MxKxN"),
+    (["--shape", "16x0x8"], "--shape: each of M, K, N"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "--workers sizes"),
+    (["--workers", "0"], "--workers must be between 1 and 256"),
+    (["--scheduler", "nowhere"], "--scheduler: ValueError"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "sweep"
+    assert main(["sweep", *args, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_or_not_a_sweep_is_bad_input(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["sweep", "--out", tmp_path / "file" / "sweep"]) == 2
+    assert "--out" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.csv").write_text("a,b\n1,2\n")
+    assert main(["sweep", "--out", other]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a sweep's results.csv" in err
+    assert sorted(os.listdir(other)) == ["results.csv"]
+
+
+def test_an_unreachable_scheduler_is_a_cluster_failure(tmp_path):
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "sweep"
+    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")
+    done = zeroskip("sweep", "--scheduler", f"tcp://127.0.0.1:{port}", "--out", out, env=env)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1 and "cannot reach the Dask scheduler" in done.stderr
+    assert not out.exists()
+
+
+# --- on the RTL ------------------------------------------------------------------------------
+
+@pytest.mark.rtl
+def test_sweep_on_a_local_cluster_then_resumed(tmp_path):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--rows", "4", "--cols", "4", "--format", "csc,bitmap", "--shape", SHAPE,
+            "--workers", "2", "--out", out]
+    done = zeroskip(*args, "--sparsity", "0.5,0.9")
+    assert done.returncode == 0, done.stderr
+    assert "4 points: 4 run on 2 Dask workers" in done.stdout
+    rows = results(out)
+    assert sorted((r["format"], r["sparsity"]) for r in rows) == [
+        ("bitmap", "0.5"), ("bitmap", "0.9"), ("csc", "0.5"), ("csc", "0.9")]
+    for row in rows:
+        assert row["error"] == "" and row["bit_exact"] == "True"
+        assert row["worker"].startswith("tcp://") and float(row["seconds"]) > 0
+        cycles, dense = int(row["cycles"]), int(row["dense_cycles"])
+        assert 0 < cycles < dense and row["dense_cycles_source"] == "model"
+        assert float(row["speedup"]) == pytest.approx(dense / cycles, abs=1e-3)
+        assert 0 < float(row["fraction_of_ideal"]) <= 1
+        assert row["pe_count"] == "16" and row["pareto"] == "True"
+    # the same workload on both formats: the same measured sparsity
+    by_sparsity = {r["sparsity"]: r["sparsity_measured"] for r in rows if r["format"] == "csc"}
+    assert all(by_sparsity[r["sparsity"]] == r["sparsity_measured"] for r in rows)
+    assert (out / "pareto.png").stat().st_size > 0
+
+    # again with one more sparsity: the four points done are kept as they were
+    done = zeroskip(*args, "--sparsity", "0.5,0.75,0.9")
+    assert done.returncode == 0, done.stderr
+    assert "6 points: 2 run" in done.stdout and "4 already done" in done.stdout
+    again = results(out)
+    assert len(again) == 6 and len(set(keys(again))) == 6
+    assert [r for r in again if r["sparsity"] != "0.75"] == rows
+
+
+@pytest.mark.rtl
+def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
+    good = sweep.Point(4, 4, "nm", "2:4", "2:4", 0.5, 16, 32, 8, 0)
+    bad = sweep.Point(4, 4, "nm", "2:4", "uniform", 0.5, 16, 32, 8, 0)  # not 2:4 weights
+    summary = sweep.run_sweep([good, bad], tmp_path, workers=1)
+    assert (summary["ran"], summary["failed"]) == (2, 1)
+    rows = {r["pattern"]: r for r in results(tmp_path)}
+    assert rows["2:4"]["error"] == "" and rows["2:4"]["bit_exact"] == "True"
+    assert rows["uniform"]["error"].startswith("BadInput: weights:")
+    # a failed point runs again; a done one does not
+    summary = sweep.run_sweep([good, bad], tmp_path, workers=1)
+    assert (summary["skipped"], summary["ran"], summary["failed"]) == (1, 1, 1)
+    assert len(results(tmp_path)) == 2
+
+
+def _start(args, log):
+    # its own process group: the worker and its nanny die together
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.rtl
+def test_a_real_cluster_loses_no_point_when_a_worker_dies(tmp_path):
+    from distributed import Client
+
+    scheduler_file = tmp_path / "scheduler.json"
+    log = open(tmp_path / "cluster.log", "w")
+    processes = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                         "--no-dashboard", "--scheduler-file", scheduler_file], log)]
+    try:
+        for _ in range(300):
+            if scheduler_file.exists() and scheduler_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        workers = {name: _start(["distributed.cli.dask_worker", address, "--nthreads", "1",
+                                 "--nworkers", "1", "--no-dashboard", "--name", name], log)
+                   for name in ("survivor", "victim")}
+        processes += workers.values()
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+            names = {info["name"]: addr
+                     for addr, info in client.scheduler_info()["workers"].items()}
+            out = tmp_path / "sweep"
+            run = subprocess.Popen(
+                [sys.executable, "-m", "zeroskip.cli", "sweep", "--rows", "4", "--cols", "4",
+                 "--format", "csc,bitmap", "--sparsity", "0.5,0.75,0.9", "--shape", "32x64x16",
+                 "--scheduler", address, "--out", out],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # kill the victim while it runs a point, once the sweep has results
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and run.poll() is None:
+                busy = client.processing().get(names["victim"], [])
+                if busy and (out / "results.csv").exists() and len(results(out)) >= 1:
+                    _stop(workers["victim"])
+                    break
+                time.sleep(0.05)
+            killed = workers["victim"].poll() is not None
+            stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr
+        rows = results(out)
+        assert len(rows) == 6 and len(set(keys(rows))) == 6, rows
+        assert all(r["error"] == "" and r["bit_exact"] == "True" for r in rows)
+        if killed:  # the victim's unfinished point ran on the survivor
+            assert any(r["worker"] == names["survivor"] for r in rows)
+        else:
+            pytest.skip("the sweep ended before the victim could be killed mid-point")
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+        log.close()
