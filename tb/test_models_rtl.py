@@ -86,3 +86,21 @@ def test_cnn_on_icarus(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["reference"]["bit_exact"]
+
+
+def test_run_from_python_matches_the_command(tmp_path):
+    import zeroskip as package
+    x = np.load(MODELS / "digits_test_x.npy")[:32]
+    y = np.load(MODELS / "digits_test_y.npy")[:32]
+    outputs, report = package.run(MODELS / "digits_cnn.onnx", x, labels=y, rows=4, cols=4)
+    assert report["reference"]["bit_exact"]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    proc = zeroskip("run", MODELS / "digits_cnn.onnx", "--input", tmp_path / "x.npy",
+                    "--labels", tmp_path / "y.npy", "--out", tmp_path / "out", "--rows", 4,
+                    "--cols", 4)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "outputs.npz")["logits"],
+                                  outputs["logits"])
+    from_command = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert from_command["layers"] == json.loads(json.dumps(report["layers"]))

@@ -81,3 +81,16 @@ def test_labels_and_options(tmp_path):
     _refused(tmp_path, CNN, "--input", x, "--labels", y, match="--labels: expected 3 integer")
     _refused(tmp_path, CNN, "--input", x, "--prune", "0.5", match="--prune applies to a float")
     _refused(tmp_path, CNN, "--input", x, "--rows", "40", match="--rows")
+
+
+def test_run_from_python_refuses_the_same_input():
+    import zeroskip
+    from zeroskip.sim.loaders import BadInput
+    with pytest.raises(BadInput, match="dtype float64, the model wants float32"):
+        zeroskip.run(CNN, np.zeros((2, 64)))
+    with pytest.raises(BadInput, match="missing graph input 'x'"):
+        zeroskip.run(CNN, {"y": np.zeros((2, 64), np.float32)})
+    with pytest.raises(BadInput, match="prune applies to a float model"):
+        zeroskip.run(CNN, np.zeros((2, 64), np.float32), prune=0.5)
+    with pytest.raises(BadInput, match="weight 'conv1.W' is float"):
+        zeroskip.run(onnx.load(MODELS / "digits_cnn_float.onnx"), np.zeros((2, 64), np.float32))

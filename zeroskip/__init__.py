@@ -5,6 +5,8 @@ The public API:
 - :func:`gemm`: ``C, report = zeroskip.gemm(A, W, rows=8, cols=8, format="csc", mode="skip")``
   runs one GEMM on the generated RTL in a simulator (or on a board) and returns the result and
   the report of the ``zeroskip gemm`` command;
+- :func:`run`: ``outputs, report = zeroskip.run("model.onnx", x)`` runs an ONNX model with its
+  matrix products on the RTL, as ``zeroskip run`` does, checked against onnxruntime;
 - :class:`ArrayConfig`: the one configuration object of the hardware, the host compiler and the
   tests; :class:`Mode`, :data:`FORMATS`;
 - building blocks: :mod:`zeroskip.sim.compiler` (``compile_gemm``), :mod:`zeroskip.sim.formats`
@@ -14,7 +16,7 @@ The public API:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from zeroskip.api import DeviceFailure, array_config, gemm
+from zeroskip.api import DeviceFailure, array_config, gemm, run
 from zeroskip.config import FORMATS, ArrayConfig, Mode
 
 try:
@@ -22,5 +24,5 @@ try:
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "gemm", "array_config", "ArrayConfig", "Mode", "FORMATS",
+__all__ = ["__version__", "gemm", "run", "array_config", "ArrayConfig", "Mode", "FORMATS",
            "DeviceFailure"]

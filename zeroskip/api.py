@@ -15,7 +15,7 @@ import numpy as np
 
 from zeroskip.config import FORMATS, ArrayConfig, Mode
 
-__all__ = ["gemm", "Accelerator", "array_config", "DeviceFailure", "ARRAY_DEFAULTS"]
+__all__ = ["gemm", "run", "Accelerator", "array_config", "DeviceFailure", "ARRAY_DEFAULTS"]
 
 #: The array options and their defaults when no board fixes them.
 ARRAY_DEFAULTS: dict[str, Any] = {"rows": 8, "cols": 8, "format": "csc", "nm": (2, 4)}
@@ -132,6 +132,65 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
                          board=board, port=port, waves=waves, config=config)
     (result, report), = engine.run([(acts, weights)])
     return result, report
+
+
+def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
+        prune: float | None = None, rows: int | None = None, cols: int | None = None,
+        format: str | None = None, nm: str | tuple[int, int] | None = None,
+        mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
+        port: str | None = None, progress: bool = False) -> tuple[dict, dict]:
+    """An ONNX model on the generated RTL, as ``zeroskip run`` does; returns
+    ``(outputs, report)``.
+
+    Parameters
+    ----------
+    model : path or ``onnx.ModelProto``
+    inputs : ndarray (a model with one graph input) or dict of arrays keyed by input name
+    labels : 1-D integer array, optional
+        Class labels: the report gives the accuracy of the RTL and of onnxruntime.
+    calibrate : ndarray, optional
+        Quantize a float model first on these inputs (onnxruntime's ``quantize_static``, QDQ);
+        ``prune`` zeroes that fraction of each weight matrix by magnitude before.
+    rows, cols, format, nm, mode, sim, board, port
+        The array, as for :func:`gemm`.
+
+    Returns
+    -------
+    outputs : dict of ndarray
+        Every graph output, in the dtype the graph declares.
+    report : dict
+        ``layers`` (one entry per node: where it ran and, for the array, its RTL figures),
+        ``total`` and ``reference`` (onnxruntime on the same inputs), as in ``report.json``.
+
+    Raises
+    ------
+    ValueError
+        (:class:`zeroskip.sim.loaders.BadInput`) for a model, input or option the command
+        would refuse (exit 2), naming the node or input.
+    """
+    from zeroskip.apps import run as runner
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        name, model = str(model), runner.load_model(model)
+    else:
+        name = model.graph.name or "model"
+        runner.check_model(model, name)
+    runner.check_prune(prune, calibrate is not None)
+    engine = Accelerator(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
+                         board=board, port=port)
+    if isinstance(inputs, dict):
+        feeds = dict(inputs)
+    else:
+        wanted = runner.graph_inputs(model)
+        if len(wanted) != 1:
+            raise _bad_input(f"inputs: the model has {len(wanted)} graph inputs; pass a dict "
+                             f"keyed by name")
+        feeds = {wanted[0].name: inputs}
+    runner.check_feeds(model, feeds)
+    if labels is not None:
+        labels = runner.check_labels(np.asarray(labels), feeds)
+    if calibrate is not None:
+        model = runner.calibrate(model, np.asarray(calibrate), prune)
+    return runner.infer(model, feeds, engine, labels=labels, progress=progress, name=name)
 
 
 class Accelerator:

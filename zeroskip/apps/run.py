@@ -16,7 +16,8 @@ import numpy as np
 
 from zeroskip.sim.loaders import BadInput
 
-__all__ = ["run_model", "load_model", "bind_inputs", "format_report"]
+__all__ = ["run_model", "infer", "load_model", "bind_inputs", "check_feeds", "check_labels",
+           "calibrate", "check_model", "format_report"]
 
 #: numpy dtypes of ONNX tensor element types (the ones a graph input of ours may declare)
 _DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
@@ -35,12 +36,18 @@ def load_model(path: str | Path):
         model = onnx.load(str(path))
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
         raise BadInput(f"{path} is not an ONNX model ({type(exc).__name__})") from None
-    if not model.graph.node:
-        raise BadInput(f"{path} is not an ONNX model (no graph nodes)")
+    return check_model(model, path)
+
+
+def check_model(model, name):
+    """``model`` if ONNX's checker accepts it; BadInput naming ``name`` otherwise."""
+    import onnx
+    if not isinstance(model, onnx.ModelProto) or not model.graph.node:
+        raise BadInput(f"{name} is not an ONNX model (no graph nodes)")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx.checker.ValidationError and friends
-        raise BadInput(f"{path}: invalid ONNX model: {str(exc).splitlines()[0]}") from None
+        raise BadInput(f"{name}: invalid ONNX model: {str(exc).splitlines()[0]}") from None
     return model
 
 
@@ -73,7 +80,7 @@ def bind_inputs(model, input_path=None, inputs_path=None) -> dict:
         array = _load_array(input_path, "--input")
         if not isinstance(array, np.ndarray):
             raise BadInput(f"--input: {input_path} is an .npz archive; use --inputs")
-        feeds = {wanted[0].name: array}
+        return check_feeds(model, {wanted[0].name: array}, "--input")
     else:
         archive = _load_array(inputs_path, "--inputs")
         if isinstance(archive, np.ndarray):
@@ -81,16 +88,33 @@ def bind_inputs(model, input_path=None, inputs_path=None) -> dict:
                            f"by input name")
         with archive:
             feeds = {name: archive[name] for name in archive.files}
-        missing = [i.name for i in wanted if i.name not in feeds]
-        if missing:
-            raise BadInput(f"--inputs: missing graph input {missing[0]!r} (the model takes "
-                           f"{', '.join(i.name for i in wanted)})")
-        extra = sorted(set(feeds) - {i.name for i in wanted})
-        if extra:
-            raise BadInput(f"--inputs: {extra[0]!r} is not a graph input of the model")
+    return check_feeds(model, feeds, "--inputs")
+
+
+def check_feeds(model, feeds: dict, what: str = "inputs") -> dict:
+    """``feeds`` if it names every graph input and nothing else, each of the declared dtype
+    and shape; BadInput naming ``what`` otherwise."""
+    wanted = graph_inputs(model)
+    missing = [i.name for i in wanted if i.name not in feeds]
+    if missing:
+        raise BadInput(f"{what}: missing graph input {missing[0]!r} (the model takes "
+                       f"{', '.join(i.name for i in wanted)})")
+    extra = sorted(set(feeds) - {i.name for i in wanted})
+    if extra:
+        raise BadInput(f"{what}: {extra[0]!r} is not a graph input of the model")
     for info in wanted:
+        if not isinstance(feeds[info.name], np.ndarray):
+            raise BadInput(f"input {info.name!r}: not a NumPy array")
         _check_value(info, feeds[info.name])
     return feeds
+
+
+def check_labels(labels, feeds: dict, what: str = "labels") -> np.ndarray:
+    batch = next(iter(feeds.values())).shape[0]
+    if not isinstance(labels, np.ndarray) or labels.ndim != 1 or \
+            labels.dtype.kind not in "iu" or len(labels) != batch:
+        raise BadInput(f"{what}: expected {batch} integer class labels (1-D)")
+    return labels
 
 
 def _check_value(info, value):
@@ -125,7 +149,7 @@ def _weights_to_prune(model):
             init.data_type == 1]
 
 
-def calibrate(model, calibration: np.ndarray, prune: float | None, workdir: Path):
+def calibrate(model, calibration: np.ndarray, prune: float | None):
     """Quantize a float model with onnxruntime's own static quantizer (QDQ, uint8
     activations, int8 weights per channel) on ``calibration``; ``prune`` zeroes that fraction
     of each weight matrix by magnitude first."""
@@ -158,21 +182,22 @@ def calibrate(model, calibration: np.ndarray, prune: float | None, workdir: Path
         def get_next(self):
             return next(self.batches, None)
 
-    source, target = workdir / "float.onnx", workdir / "quantized.onnx"
-    onnx.save(model, str(source))
     # the quantizer logs through the root logger (its first warning would install a handler
     # that then prints every library's INFO lines): keep the root logger as it was
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     root.handlers[:] = [logging.NullHandler()]
     try:
-        quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=True)
+        with tempfile.TemporaryDirectory() as workdir:
+            source, target = Path(workdir) / "float.onnx", Path(workdir) / "quantized.onnx"
+            onnx.save(model, str(source))
+            quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            per_channel=True)
+            return onnx.load(str(target))
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
-    return onnx.load(str(target))
 
 
 def reference_outputs(model, feeds, optimized=True) -> tuple[dict, dict]:
@@ -238,32 +263,55 @@ def compare(ours: dict, theirs: dict, runtime: dict, labels=None) -> dict:
 def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrate_path=None,
               prune=None, rows=None, cols=None, format=None, nm=None, mode="skip",
               sim="verilator", board=None, port=None, progress=False) -> dict:
-    """Run the model; returns the report (also written to ``out``)."""
+    """The command: every input checked, the model run (:func:`infer`), the files written
+    together; returns the report."""
     from zeroskip.api import Accelerator
     from zeroskip.apps.outputs import Outputs, check_folder
-    from zeroskip.frontend.graph import Executor
 
     check_folder(out, "--out")
     model = load_model(model_path)
-    if prune is not None and calibrate_path is None:
-        raise BadInput("--prune applies to a float model quantized with --calibrate")
-    if prune is not None and not 0 <= prune < 1:
-        raise BadInput(f"--prune must be in [0, 1), not {prune}")
+    check_prune(prune, calibrate_path is not None, "--prune")
     accelerator = Accelerator(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
                               board=board, port=port)
     feeds = bind_inputs(model, input, inputs)
     if labels is not None:
-        labels = _load_array(labels, "--labels")
-        batch = next(iter(feeds.values())).shape[0]
-        if not isinstance(labels, np.ndarray) or labels.ndim != 1 or \
-                labels.dtype.kind not in "iu" or len(labels) != batch:
-            raise BadInput(f"--labels: expected {batch} integer class labels (1-D)")
-    with tempfile.TemporaryDirectory() as tmp:
+        labels = check_labels(_load_array(labels, "--labels"), feeds, "--labels")
+    if calibrate_path is not None:
+        data = _load_array(calibrate_path, "--calibrate")
+        if not isinstance(data, np.ndarray):
+            raise BadInput("--calibrate: expected a single .npy array")
+        model = calibrate(model, data, prune)
+    ours, report = infer(model, feeds, accelerator, labels=labels, progress=progress,
+                         name=str(model_path))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with Outputs() as files:
+        files.write(out / "outputs.npz", lambda tmp: _savez(tmp, ours))
+        files.write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
+        files.write_text(out / "report.md", format_report(report))
+        files.write(out / "layers.png", lambda tmp: plot_layers(report["layers"], tmp))
         if calibrate_path is not None:
-            data = _load_array(calibrate_path, "--calibrate")
-            if not isinstance(data, np.ndarray):
-                raise BadInput("--calibrate: expected a single .npy array")
-            model = calibrate(model, data, prune, Path(tmp))
+            import onnx
+            files.write(out / "quantized.onnx", lambda tmp: onnx.save(model, str(tmp)))
+        files.commit()
+    return report
+
+
+def check_prune(prune, calibrating: bool, what: str = "prune"):
+    if prune is not None and not calibrating:
+        raise BadInput(f"{what} applies to a float model quantized with "
+                       f"{'--' if what.startswith('--') else ''}calibrate")
+    if prune is not None and not 0 <= prune < 1:
+        raise BadInput(f"{what} must be in [0, 1), not {prune}")
+
+
+def infer(model, feeds: dict, accelerator, *, labels=None, progress=False,
+          name="model") -> tuple[dict, dict]:
+    """The model's outputs (in the dtypes the graph declares) and the report: the graph run
+    node by node (:class:`zeroskip.frontend.graph.Executor`) and compared with onnxruntime.
+    ``feeds`` and ``labels`` are checked already (:func:`check_feeds`, :func:`check_labels`)."""
+    from zeroskip.frontend.graph import Executor
+
     executor = Executor(model, accelerator)  # plans every node: bad input before any run
     bar = None
     if progress:
@@ -286,28 +334,17 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
         literal, _ = reference_outputs(model, feeds, optimized=False)
         reference["unoptimized"] = {"graph_optimization": "ORT_DISABLE_ALL",
                                     **_difference(ours, literal)}
+    config = accelerator.config
     report = {
-        "model": str(model_path), "array": {"rows": accelerator.config.rows,
-                                            "cols": accelerator.config.cols,
-                                            "format": accelerator.config.fmt,
-                                            "mode": accelerator.mode.name.lower(),
-                                            "simulator": sim if port is None else
-                                            f"board {board} at {port}"},
+        "model": name,
+        "array": {"rows": config.rows, "cols": config.cols, "format": config.fmt,
+                  "mode": accelerator.mode.name.lower(),
+                  "simulator": accelerator.sim if accelerator.port is None else
+                  f"board {accelerator.board} at {accelerator.port}"},
         "inputs": {name: list(value.shape) for name, value in feeds.items()},
         "reference": reference, "layers": layers, "total": _total(layers),
     }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with Outputs() as files:
-        files.write(out / "outputs.npz", lambda tmp: _savez(tmp, ours))
-        files.write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
-        files.write_text(out / "report.md", format_report(report))
-        files.write(out / "layers.png", lambda tmp: plot_layers(layers, tmp))
-        if calibrate_path is not None:
-            import onnx
-            files.write(out / "quantized.onnx", lambda tmp: onnx.save(model, str(tmp)))
-        files.commit()
-    return report
+    return ours, report
 
 
 def _savez(path, arrays):
