@@ -87,6 +87,12 @@ def test_a_failing_point_is_a_row_with_its_error():
     assert row["worker"] == "local" and row["seconds"] >= 0
 
 
+def test_a_worker_on_other_gateware_runs_nothing():
+    point = sweep.Point(4, 4, "csc", "", "uniform", 0.5, 16, 32, 8, 0)
+    row = sweep.run_point(point.params(), gateware="0000000000")
+    assert "not the sweep's (0000000000)" in row["error"] and row["cycles"] == ""
+
+
 # --- bad input: exit 2, one line, nothing written --------------------------------------------
 
 @pytest.mark.parametrize("args, message", [
@@ -113,6 +119,13 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, messag
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not out.exists()
+
+
+def test_the_command_is_listed(capsys):
+    assert main([]) == 2
+    assert "sweep" in capsys.readouterr().err
+    assert main(["sweep", "--rows", "4,8"]) == 2  # --out is required
+    assert "--out" in capsys.readouterr().err
 
 
 def test_out_that_is_a_file_or_not_a_sweep_is_bad_input(tmp_path, capsys):

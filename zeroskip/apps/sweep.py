@@ -13,7 +13,8 @@ seconds it took, and an error (empty when fine). A point that fails is recorded 
 and the sweep goes on; a worker that dies loses no point (Dask runs its tasks again elsewhere).
 ``results.csv`` is rewritten (atomically) after every point, so an interrupted sweep keeps what
 it did: run again with the same ``out``, it skips the points already done (key: the point's
-parameters) and runs the failed ones again. ``pareto.png``: cycles against PE count, one panel
+parameters) and runs again the failed ones and those done on other gateware sources (the
+``gateware`` column: the digest that also names the simulator builds). ``pareto.png``: cycles against PE count, one panel
 per workload, the Pareto front marked.
 """
 
@@ -258,10 +259,13 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_point(params: dict[str, Any]) -> dict[str, Any]:
+def run_point(params: dict[str, Any], gateware: str | None = None) -> dict[str, Any]:
     """One point on the RTL (a Dask task; also callable directly): its row of results.csv.
 
-    Never raises for a failure of the point itself: the row's ``error`` says what failed."""
+    ``gateware``: the digest of the gateware sources the sweep runs (``gateware_digest()``);
+    a worker whose sources differ (another zeroskip, or a checkout edited during the sweep)
+    runs nothing and says so in ``error``. Never raises for a failure of the point itself:
+    the row's ``error`` says what failed."""
     from zeroskip.sim.rtl.runner import gateware_digest
     started = time.perf_counter()
     row: dict[str, Any] = {name: "" for name in COLUMNS}
@@ -278,6 +282,10 @@ def run_point(params: dict[str, Any]) -> dict[str, Any]:
         row["worker"] = "local"
     try:
         row["gateware"] = gateware_digest()
+        if gateware is not None and row["gateware"] != gateware:
+            raise RuntimeError(f"this worker's gateware sources (digest {row['gateware']}) "
+                               f"are not the sweep's ({gateware}): the same zeroskip on every "
+                               f"worker, unchanged during the sweep")
         acts, weights = operands(point)
         (result, report), = _accelerator(point).run([(acts, weights)])
         exact = bool(np.array_equal(result, acts.astype(np.int64) @ weights.astype(np.int64)))
@@ -336,8 +344,10 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
-def _done(row: dict[str, Any]) -> bool:
-    return not row.get("error") and str(row.get("bit_exact")) == "True"
+def _done(row: dict[str, Any], gateware: str) -> bool:
+    """A row that needs no new run: no error, bit-exact, and from these gateware sources."""
+    return not row.get("error") and str(row.get("bit_exact")) == "True" and \
+        row.get("gateware") == gateware
 
 
 def _number(value: Any) -> float:
@@ -353,26 +363,31 @@ def _workload(row: dict[str, Any]) -> tuple[str, ...]:
 
 
 def pareto_flags(rows: Sequence[dict[str, Any]]) -> list[bool | None]:
-    """For every row: on the Pareto front of its workload (fewest PEs, fewest cycles), or None
-    for a row without cycles."""
-    flags: list[bool | None] = []
-    for row in rows:
+    """For every row: on the Pareto front of its workload (no other point of that workload has
+    as few PEs and as few cycles, and fewer of one), or None for a row without cycles."""
+    flags: list[bool | None] = [None] * len(rows)
+    groups: dict[tuple[str, ...], list[tuple[float, float, int]]] = {}
+    for index, row in enumerate(rows):
         pes, cycles = _number(row["pe_count"]), _number(row["cycles"])
-        if math.isnan(cycles) or row.get("error"):
-            flags.append(None)
-            continue
-        dominated = any(
-            other is not row and not other.get("error") and
-            _workload(other) == _workload(row) and
-            _number(other["pe_count"]) <= pes and _number(other["cycles"]) <= cycles and
-            (_number(other["pe_count"]) < pes or _number(other["cycles"]) < cycles)
-            for other in rows)
-        flags.append(not dominated)
+        if not (row.get("error") or math.isnan(cycles) or math.isnan(pes)):
+            groups.setdefault(_workload(row), []).append((pes, cycles, index))
+    for points in groups.values():
+        points.sort()
+        best = math.inf  # fewest cycles of any point with fewer PEs
+        for _, same_pes in itertools.groupby(points, key=lambda p: p[0]):
+            members = list(same_pes)
+            fewest = members[0][1]
+            for _, cycles, index in members:
+                flags[index] = cycles == fewest and fewest < best
+            best = min(best, fewest)
     return flags
 
 
 def _sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple((_number(row[name]), str(row[name])) for name in PARAMS)
+    def part(value: Any) -> tuple[int, float, str]:
+        number = _number(value)
+        return (1, 0.0, str(value)) if math.isnan(number) else (0, number, "")
+    return tuple(part(row[name]) for name in PARAMS)
 
 
 def write_results(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> list[dict]:
@@ -539,20 +554,22 @@ def run_sweep(points: Sequence[Point], out: str | os.PathLike, *, scheduler: str
     csv_path = out / "results.csv"
     previous = read_results(csv_path)
     check_points(points)
+    gateware = _worker_info()[1]
     wanted = {point.key() for point in points}
-    done = {key_of(row) for row in previous if _done(row)}
+    done = {key_of(row) for row in previous if _done(row, gateware)}
     # rows of other points are kept; a failed row of a point that runs again is replaced
     kept = [row for row in previous if key_of(row) not in wanted or key_of(row) in done]
     todo = [point for point in points if point.key() not in done]
     started = time.perf_counter()
     summary: dict[str, Any] = {"points": len(points), "skipped": len(points) - len(todo),
-                               "ran": 0, "failed": 0, "workers": 0, "errors": []}
+                               "ran": 0, "failed": 0, "workers": 0, "errors": [],
+                               "gateware": gateware}
     rows = list(kept)
     with connect(scheduler, workers, timeout) as client:
         summary["workers"] = len(client.scheduler_info().get("workers", {}))
         out.mkdir(parents=True, exist_ok=True)
         rows = write_results(csv_path, rows)
-        futures = {client.submit(run_point, point.params(), pure=False): point
+        futures = {client.submit(run_point, point.params(), gateware, pure=False): point
                    for point in todo}
         bar = None
         if progress:
