@@ -174,6 +174,7 @@ def test_sweep_on_a_local_cluster_then_resumed(tmp_path):
         assert float(row["speedup"]) == pytest.approx(dense / cycles, abs=1e-3)
         assert 0 < float(row["fraction_of_ideal"]) <= 1
         assert row["pe_count"] == "16" and row["pareto"] == "True"
+        assert 0 < int(row["weight_bits"]) and int(row["dense_weight_bits"]) == 32 * 8 * 8
     # the same workload on both formats: the same measured sparsity
     by_sparsity = {r["sparsity"]: r["sparsity_measured"] for r in rows if r["format"] == "csc"}
     assert all(by_sparsity[r["sparsity"]] == r["sparsity_measured"] for r in rows)

@@ -14,8 +14,8 @@ and the sweep goes on; a worker that dies loses no point (Dask runs its tasks ag
 ``results.csv`` is rewritten (atomically) after every point, so an interrupted sweep keeps what
 it did: run again with the same ``out``, it skips the points already done (key: the point's
 parameters) and runs again the failed ones and those done on other gateware sources (the
-``gateware`` column: the digest that also names the simulator builds). ``pareto.png``: cycles against PE count, one panel
-per workload, the Pareto front marked.
+``gateware`` column: the digest that also names the simulator builds). ``pareto.png``: cycles
+against PE count, one panel per sparsity (and shape), the Pareto front marked.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ __all__ = ["Point", "plan", "parse_list", "parse_shape", "nm_for_sparsity", "run
 PARAMS = ["rows", "cols", "format", "nm", "pattern", "sparsity", "m", "k", "n", "seed", "sim"]
 #: What a run adds.
 FIGURES = ["pe_count", "sparsity_measured", "cycles", "dense_cycles", "dense_cycles_source",
-           "ideal_cycles", "fraction_of_ideal", "speedup", "bit_exact", "pareto", "worker",
+           "ideal_cycles", "fraction_of_ideal", "speedup", "weight_bits", "dense_weight_bits",
+           "bit_exact", "pareto", "worker",
            "seconds", "gateware", "error"]
 COLUMNS = PARAMS + FIGURES
 
@@ -297,6 +298,9 @@ def run_point(params: dict[str, Any], gateware: str | None = None) -> dict[str, 
             "ideal_cycles": report["ideal_cycles"],
             "fraction_of_ideal": report["fraction_of_ideal"],
             "speedup": report["speedup"],
+            # the format's cost: bits of the compressed weights (int8 dense: 8 per weight)
+            "weight_bits": report["weight_bits"],
+            "dense_weight_bits": report["dense_weight_bits"],
             "bit_exact": exact,
             "error": "" if exact else "the result differs from NumPy's",
         })
@@ -358,13 +362,17 @@ def _number(value: Any) -> float:
 
 
 def _workload(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row[name]) for name in ("pattern", "sparsity", "m", "k", "n", "seed",
-                                             "sim"))
+    """What a Pareto front compares designs on: the GEMM's shape and operands' seed and the
+    weights' sparsity (of whatever pattern: the nm format runs N:M-pruned weights of that
+    sparsity, the others the pattern asked for)."""
+    return tuple(str(_canonical(name, row[name])) for name in ("sparsity", "m", "k", "n",
+                                                                "seed", "sim"))
 
 
 def pareto_flags(rows: Sequence[dict[str, Any]]) -> list[bool | None]:
-    """For every row: on the Pareto front of its workload (no other point of that workload has
-    as few PEs and as few cycles, and fewer of one), or None for a row without cycles."""
+    """For every row: on the Pareto front of its workload (:func:`_workload`: no other point
+    of that shape and sparsity has as few PEs and as few cycles, and fewer of one), or None
+    for a row without cycles."""
     flags: list[bool | None] = [None] * len(rows)
     groups: dict[tuple[str, ...], list[tuple[float, float, int]]] = {}
     for index, row in enumerate(rows):
@@ -409,15 +417,15 @@ def write_results(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> li
 # --- the plot ------------------------------------------------------------------------------
 
 def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
-    """Cycles against PE count, one panel per workload, a colour per format; the Pareto front
-    (fewest PEs for fewest cycles) joined and ringed."""
+    """Cycles against PE count, one panel per sparsity (and shape), a colour per format; the
+    Pareto front (fewest PEs for fewest cycles) joined and ringed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     good = [row for row in rows if not row.get("error") and row.get("cycles") not in ("", None)]
     workloads = sorted({_workload(row) for row in good},
-                       key=lambda w: (w[0], float(w[1])) + w[2:])
+                       key=lambda w: tuple(_number(x) for x in w[:5]) + (w[5],))
     panels = max(len(workloads), 1)
     across = min(panels, 3)
     down = -(-panels // across)
@@ -444,9 +452,9 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
                     label="Pareto front")
             ax.scatter(xs, ys, s=200, facecolors="none", edgecolors="k", linewidths=1.2,
                        zorder=4)
-        pattern, sparsity, m, k, n, seed, sim = workload
+        sparsity, m, k, n, seed, sim = workload
         ax.set(xscale="log", yscale="log", xlabel="PEs (rows × cols)", ylabel="cycles (RTL)",
-               title=f"{pattern}, sparsity {float(sparsity):g}, {m}×{k}×{n}")
+               title=f"sparsity {float(sparsity):g}, {m}×{k}×{n}")
         pes = sorted({_number(r["pe_count"]) for r, _ in mine})
         ax.set_xticks(pes, [f"{p:g}" for p in pes])
         ax.minorticks_off()
@@ -462,7 +470,7 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
 
 
 def _format_label(row: dict[str, Any]) -> str:
-    return f"nm {row['nm']}" if row["format"] == "nm" else str(row["format"])
+    return f"nm {row['nm']}" if row["format"] == "nm" else f"{row['format']} ({row['pattern']})"
 
 
 # --- the cluster ---------------------------------------------------------------------------
