@@ -469,9 +469,10 @@ def _sweep(args):
     check_folder(args.out, "--out")
     summary = sweep.run_sweep(points, args.out, scheduler=args.scheduler, workers=args.workers,
                               progress=sys.stderr.isatty())
-    print(f"{summary['points']} points: {summary['ran']} run on {summary['workers']} Dask "
-          f"workers in {summary['seconds']} s ({summary['failed']} failed), "
-          f"{summary['skipped']} already done -> {args.out}/results.csv, pareto.png")
+    workers = f"{summary['workers']} Dask worker{'s' * (summary['workers'] != 1)}"
+    print(f"{summary['points']} points: {summary['ran']} run on {workers} in "
+          f"{summary['seconds']} s ({summary['failed']} failed), {summary['skipped']} already "
+          f"done -> {args.out}/results.csv, pareto.png")
     if summary["failed"]:
         raise RuntimeError(f"{summary['failed']} of {summary['ran']} points failed (their "
                            f"error is in results.csv); first: {summary['errors'][0]}")
