@@ -190,6 +190,26 @@ def test_sweep_on_a_local_cluster_then_resumed(tmp_path):
 
 
 @pytest.mark.rtl
+def test_workers_share_one_build_of_a_configuration(tmp_path):
+    # two workers start two points of one configuration at once in an empty cache: one
+    # builds, the other waits for the build's lock and reuses it
+    cache = tmp_path / "cache"
+    env = dict(os.environ, ZEROSKIP_CACHE=str(cache))
+    out = tmp_path / "sweep"
+    done = zeroskip("sweep", "--rows", "2", "--cols", "2", "--sparsity", "0.5,0.9",
+                    "--shape", SHAPE, "--workers", "2", "--out", out, env=env)
+    assert done.returncode == 0, done.stderr
+    rows = results(out)
+    assert len(rows) == 2 and all(r["error"] == "" and r["bit_exact"] == "True" for r in rows)
+    builds = [d.name for d in cache.iterdir() if d.name.startswith("verilator-")]
+    assert len(builds) == 1 and (cache / builds[0] / "complete").exists()
+    points = sweep.plan([2], [2], ["csc"], [0.5])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZEROSKIP_CACHE", str(cache))
+        assert [d.name for d in sweep.build_dirs(points)] == builds
+
+
+@pytest.mark.rtl
 def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
     good = sweep.Point(4, 4, "nm", "2:4", "2:4", 0.5, 16, 32, 8, 0)
     bad = sweep.Point(4, 4, "nm", "2:4", "uniform", 0.5, 16, 32, 8, 0)  # not 2:4 weights

@@ -467,12 +467,17 @@ def _sweep(args):
         raise SimulatorMissing("zeroskip sweep runs on Dask, which is not installed: "
                                "pip install 'zeroskip[sweep]' (or dask[distributed])") from None
     check_folder(args.out, "--out")
+    cached = sweep.build_dirs(points) if args.scheduler is None else []
     summary = sweep.run_sweep(points, args.out, scheduler=args.scheduler, workers=args.workers,
                               progress=sys.stderr.isatty())
     workers = f"{summary['workers']} Dask worker{'s' * (summary['workers'] != 1)}"
     print(f"{summary['points']} points: {summary['ran']} run on {workers} in "
           f"{summary['seconds']} s ({summary['failed']} failed), {summary['skipped']} already "
           f"done -> {args.out}/results.csv, pareto.png")
+    if args.scheduler is None:  # the local workers built: the cache's limit, as after any build
+        used = sweep.build_dirs(points)
+        if set(used) - set(cached):
+            _limit_cache([str(folder) for folder in used])
     if summary["failed"]:
         raise RuntimeError(f"{summary['failed']} of {summary['ran']} points failed (their "
                            f"error is in results.csv); first: {summary['errors'][0]}")

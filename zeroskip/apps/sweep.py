@@ -255,6 +255,18 @@ def check_points(points: Sequence[Point]) -> None:
         _accelerator(point).compile(acts, weights)
 
 
+def build_dirs(points: Sequence[Point]) -> list[Path]:
+    """The simulator builds of these points under this machine's ``$ZEROSKIP_CACHE`` that
+    exist (those a local cluster made or reused: kept when the cache is trimmed)."""
+    from zeroskip.sim.rtl.runner import cache_root, gateware_digest
+    digest = gateware_digest()
+    folders: dict[Path, None] = {}
+    for point in points:
+        config = _accelerator(point).config
+        folders[cache_root() / f"{point.sim}-{config.name()}-{digest}"] = None
+    return [folder for folder in folders if folder.is_dir()]
+
+
 def _first_line(exc: BaseException) -> str:
     text = (str(exc).splitlines() or [""])[0]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
