@@ -15,7 +15,7 @@ import numpy as np
 
 from zeroskip.config import FORMATS, ArrayConfig, Mode
 
-__all__ = ["gemm", "run", "Accelerator", "array_config", "DeviceFailure", "ARRAY_DEFAULTS"]
+__all__ = ["gemm", "run", "GemmRunner", "array_config", "DeviceFailure", "ARRAY_DEFAULTS"]
 
 #: The array options and their defaults when no board fixes them.
 ARRAY_DEFAULTS: dict[str, Any] = {"rows": 8, "cols": 8, "format": "csc", "nm": (2, 4)}
@@ -128,8 +128,8 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         Internal failures: a decoder fault, RTL cycles the model does not predict, a result
         that differs from NumPy, a simulator that fails.
     """
-    engine = Accelerator(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
-                         board=board, port=port, waves=waves, config=config)
+    engine = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
+                       board=board, port=port, waves=waves, config=config)
     (result, report), = engine.run([(acts, weights)])
     return result, report
 
@@ -175,8 +175,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         name = model.graph.name or "model"
         runner.check_model(model, name)
     runner.check_prune(prune, calibrate is not None)
-    engine = Accelerator(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
-                         board=board, port=port)
+    engine = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
+                       board=board, port=port)
     if isinstance(inputs, dict):
         feeds = dict(inputs)
     else:
@@ -193,7 +193,7 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
     return runner.infer(model, feeds, engine, labels=labels, progress=progress, name=name)
 
 
-class Accelerator:
+class GemmRunner:
     """The array the options describe, in a simulator or on a board: runs batches of GEMMs,
     each batch in one simulation (a simulator start costs more than a small GEMM).
 

@@ -265,14 +265,14 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
               sim="verilator", board=None, port=None, progress=False) -> dict:
     """The command: every input checked, the model run (:func:`infer`), the files written
     together; returns the report."""
-    from zeroskip.api import Accelerator
+    from zeroskip.api import GemmRunner
     from zeroskip.apps.outputs import Outputs, check_folder
 
     check_folder(out, "--out")
     model = load_model(model_path)
     check_prune(prune, calibrate_path is not None, "--prune")
-    accelerator = Accelerator(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
-                              board=board, port=port)
+    accelerator = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
+                             board=board, port=port)
     feeds = bind_inputs(model, input, inputs)
     if labels is not None:
         labels = check_labels(_load_array(labels, "--labels"), feeds, "--labels")

@@ -238,9 +238,9 @@ def operands(point: Point) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _accelerator(point: Point):
-    from zeroskip.api import Accelerator
-    return Accelerator(rows=point.rows, cols=point.cols, format=point.format,
-                       nm=point.nm or None, mode="skip", sim=point.sim)
+    from zeroskip.api import GemmRunner
+    return GemmRunner(rows=point.rows, cols=point.cols, format=point.format,
+                      nm=point.nm or None, mode="skip", sim=point.sim)
 
 
 def check_points(points: Sequence[Point]) -> None:

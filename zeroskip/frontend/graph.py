@@ -149,7 +149,7 @@ def _check_qdq_attrs(node):
 
 
 class Executor:
-    """Runs a planned graph. ``accelerator`` is a :class:`zeroskip.api.Accelerator`;
+    """Runs a planned graph. ``accelerator`` is a :class:`zeroskip.api.GemmRunner`;
     ``on_step(step, record)`` is told after every node."""
 
     def __init__(self, model, accelerator, *, on_step: Callable | None = None):
