@@ -126,7 +126,11 @@ def shape_width(shape):
 
 
 def write_signature(addr_bits, shape, *, mask=0):
-    """A memory write port as seen by the writer: ``en``, ``addr``, ``data`` (+ lane ``mask``)."""
+    """A memory write port as seen by the writer: ``en``, ``addr``, ``data`` (+ lane ``mask``).
+
+    Not lib.memory's ``WritePort.Signature`` (a per-lane ``en`` by granularity would replace
+    ``mask``): tried, and the ULX3S then missed 100 MHz (measured, see
+    :func:`zeroskip.hw.link.crc16_step`)."""
     members = {"en": Out(1), "addr": Out(unsigned(addr_bits)), "data": Out(shape)}
     if mask:
         members["mask"] = Out(mask)

@@ -105,10 +105,12 @@ def crc16_step(crc, byte, m=None):
     module ``m`` (each bit step is its own signal; as one expression every step would copy
     the whole tree below it twice).
 
-    ``amaranth.lib.crc.catalog.CRC16_CCITT_FALSE`` is this same CRC. It is kept by hand here
-    because the link's netlist must not change without a board rebuild: switching to lib.crc
-    restructures the network, and the ULX3S build (100 MHz, 0.3 ns of slack) would have to be
-    rebuilt to show its timing still holds."""
+    ``amaranth.lib.crc.catalog.CRC16_CCITT_FALSE`` is this same CRC (``tb/test_host.py`` checks
+    the host's against it). It is kept by hand because of measured timing: lib.crc's
+    ``Processor`` here, together with lib.memory's write-port signature (per-lane ``en``, see
+    :func:`zeroskip.hw.layouts.write_signature`), left the ULX3S below 100 MHz on all five
+    nextpnr seeds (95.8, 93.3, 98.8, 99.2, 93.5 MHz, against 103.2 with this network); the
+    failing paths ran through the decoder lanes and the load counter's enable."""
     crc = crc ^ (byte << 8)
     for _ in range(8):
         if isinstance(crc, int):

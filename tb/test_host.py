@@ -142,3 +142,12 @@ def test_compiler_rejects_operands_it_would_wrap_or_divide_by(acts, weights, nam
 def test_encoders_reject_values_outside_int8(encode):
     with pytest.raises(ValueError, match="weights: value 200 .* outside int8"):
         encode(np.array([[200, 0], [0, 1]], np.int16))
+
+
+def test_host_crc_is_the_links_crc():
+    """The runtime's binascii CRC is the catalog CRC the link's gateware instantiates."""
+    from amaranth.lib.crc.catalog import CRC16_CCITT_FALSE
+
+    from zeroskip.platforms.runtime import crc16
+    for data in (b"", b"123456789", bytes(range(256)), b"\x5a\x02\x00\x01\xff"):
+        assert crc16(data) == CRC16_CCITT_FALSE(data_width=8).compute(data)
