@@ -18,7 +18,7 @@ report says so. A float weight without quantization is bad input (``--calibrate`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -48,7 +48,6 @@ class Step:
 @dataclass
 class Plan:
     steps: list
-    consts: set = field(default_factory=set)
 
 
 def _node_label(node):
@@ -127,7 +126,7 @@ def plan(model) -> Plan:
         if len(users) == 1 and users[0].op_type == "QuantizeLinear" and name not in outputs:
             quantize = by_node[id(users[0])]
             quantize.fused_from, quantize.relu = step.index, relu
-    return Plan(steps, consts)
+    return Plan(steps)
 
 
 def _check_integer_attrs(node):

@@ -18,7 +18,7 @@ group of a node in one simulation.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,7 +35,6 @@ class GemmJob:
     correction: np.ndarray        # int64, broadcastable to M × N: -(za - c) · colsum(w - zw)
     weight_zeros: int = 0         # zeros of w - zw (the model's sparsity, not the parts')
     weight_size: int = 0
-    results: list = field(default_factory=list)
 
 
 def _fits_int8(values):
