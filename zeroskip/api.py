@@ -15,7 +15,7 @@ import numpy as np
 
 from zeroskip.config import FORMATS, ArrayConfig, Mode
 
-__all__ = ["gemm", "run", "GemmRunner", "array_config", "DeviceFailure", "ARRAY_DEFAULTS"]
+__all__ = ["gemm", "run", "GemmRunner", "array_config", "array_side", "DeviceFailure", "ARRAY_DEFAULTS"]
 
 #: The array options and their defaults when no board fixes them.
 ARRAY_DEFAULTS: dict[str, Any] = {"rows": 8, "cols": 8, "format": "csc", "nm": (2, 4)}
@@ -31,6 +31,18 @@ class DeviceFailure(Exception):
 def _bad_input(message: str) -> Exception:
     from zeroskip.sim.loaders import BadInput
     return BadInput(message)
+
+
+def array_side(text: str) -> int:
+    """An array side given as text (a command-line option): an integer from 1 to
+    :data:`MAX_ARRAY_SIDE`, else ValueError saying why."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= MAX_ARRAY_SIDE:
+        raise ValueError(f"must be between 1 and {MAX_ARRAY_SIDE}, got {value}")
+    return value
 
 
 def array_config(rows: int | None = None, cols: int | None = None, format: str | None = None,

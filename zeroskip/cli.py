@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from zeroskip import __version__
-from zeroskip.api import MAX_ARRAY_SIDE, DeviceFailure, array_config
+from zeroskip.api import MAX_ARRAY_SIDE, DeviceFailure, array_config, array_side
 from zeroskip.config import FORMATS, Mode
 
 __all__ = ["main"]
@@ -44,12 +44,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _array_side(text):
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_ARRAY_SIDE:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_ARRAY_SIDE}, got {value}")
-    return value
+        return array_side(text)
+    except ValueError as exc:  # argparse prints an ArgumentTypeError's message as it is
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _n_of_m(text):
@@ -454,8 +451,8 @@ def _sweep(args):
     if args.workers is not None and not 1 <= args.workers <= 256:
         raise BadInput(f"--workers must be between 1 and 256, got {args.workers}")
     points = sweep.plan(
-        rows=sweep.parse_list(args.rows, "--rows", sweep.array_side),
-        cols=sweep.parse_list(args.cols, "--cols", sweep.array_side),
+        rows=sweep.parse_list(args.rows, "--rows", array_side),
+        cols=sweep.parse_list(args.cols, "--cols", array_side),
         formats=sweep.parse_list(args.format, "--format", sweep.format_name),
         sparsities=sweep.parse_list(args.sparsity, "--sparsity", sweep.sparsity_value),
         patterns=sweep.parse_list(args.pattern, "--pattern", sweep.pattern_name),

@@ -113,17 +113,6 @@ def parse_list(text: str, option: str, convert: Callable[[str], T]) -> list[T]:
     return values
 
 
-def array_side(text: str) -> int:
-    from zeroskip.api import MAX_ARRAY_SIDE
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_ARRAY_SIDE:
-        raise ValueError(f"must be between 1 and {MAX_ARRAY_SIDE}, got {value}")
-    return value
-
-
 def format_name(text: str) -> str:
     from zeroskip.config import FORMATS
     if text not in FORMATS:
