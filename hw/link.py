@@ -388,11 +388,7 @@ class HostLink(wiring.Component):
     def _write_words(self, m, frame, word, reply, buffer, write_ports):
         """WRITE_*: bytes from the buffer into `word`; every full word goes to its memory."""
         count, word_byte = frame.count, word.word_byte
-        with m.State("WRITE_FETCH"):
-            m.d.comb += buffer.read.addr.eq(count)
-            m.next = "WRITE_LATCH"
-        with m.State("WRITE_LATCH"):
-            m.next = "WRITE_BYTE"
+        _fetch_byte(m, buffer, count, "WRITE")
         with m.State("WRITE_BYTE"):
             m.d.sync += [word.word.word_select(word_byte, 8).eq(buffer.byte),
                          count.eq(count + 1)]
@@ -415,11 +411,7 @@ class HostLink(wiring.Component):
         """JOB_*: the job from the buffer into `word`, start, wait, reply with the counters and
         the lane status."""
         count, word_byte = frame.count, word.word_byte
-        with m.State("JOB_FETCH"):
-            m.d.comb += buffer.read.addr.eq(count)
-            m.next = "JOB_LATCH"
-        with m.State("JOB_LATCH"):
-            m.next = "JOB_BYTE"
+        _fetch_byte(m, buffer, count, "JOB")
         with m.State("JOB_BYTE"):
             m.d.sync += [word.word.word_select(word_byte, 8).eq(buffer.byte),
                          count.eq(count + 1), word_byte.eq(word_byte + 1)]
@@ -505,6 +497,16 @@ class HostLink(wiring.Component):
             send(crc[8:], "REPLY_CRC_LO", checksummed=False)
         with m.State("REPLY_CRC_LO"):
             send(crc[:8], "HUNT", checksummed=False)
+
+
+def _fetch_byte(m, buffer, count, prefix):
+    """``prefix``_FETCH, ``prefix``_LATCH: the frame buffer's byte at ``count`` (its read data
+    registered once more, :class:`_FrameBuffer`), then on to ``prefix``_BYTE."""
+    with m.State(f"{prefix}_FETCH"):
+        m.d.comb += buffer.read.addr.eq(count)
+        m.next = f"{prefix}_LATCH"
+    with m.State(f"{prefix}_LATCH"):
+        m.next = f"{prefix}_BYTE"
 
 
 class _Sizes:
