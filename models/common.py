@@ -166,6 +166,22 @@ def report_int8(path, float_weights=None):
     return total
 
 
+def quantize_and_report(float_path, int8_path, calib_x, x_test, y_test, float_weights,
+                        per_channel=True):
+    """Quantize (:func:`quantize`), print the float and onnxruntime-int8 test accuracies, check
+    that the pruned zeros of ``float_weights`` ({float initializer name: array}) stay zero, and
+    print the quantized graph."""
+    quantize(float_path, int8_path, calib_x, per_channel=per_channel)
+    float_acc = accuracy_onnxruntime(float_path, x_test, y_test)
+    int8_acc = accuracy_onnxruntime(int8_path, x_test, y_test)
+    print(f"float ONNX test accuracy {float_acc:.4f}, onnxruntime int8 {int8_acc:.4f}")
+    quantized = int8_weights(int8_path)
+    # quantize_static names a quantized weight W as W_quantized
+    report_int8(int8_path, {f"{k}_quantized": w for k, w in float_weights.items()
+                            if f"{k}_quantized" in quantized})
+    print(describe_graph(int8_path))
+
+
 def describe_graph(path):
     """Op types in order, the dtypes of Q/DQ zero points, and per-channel (axis) flags."""
     from onnx import numpy_helper

@@ -32,9 +32,9 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.linear_model import LogisticRegression
 
-from models.common import (MODELS_DIR, OPSET, accuracy_onnxruntime, calib_data, describe_graph,
-                           global_prune_masks, int8_weights, load_data, make_x_input, quantize,
-                           report_int8, run_onnxruntime, save_model, sparsity, write_data_files)
+from models.common import (MODELS_DIR, OPSET, calib_data, global_prune_masks, load_data,
+                           make_x_input, quantize_and_report, run_onnxruntime, save_model, sparsity,
+                           write_data_files)
 
 SEED = 0
 SEQ, TOKEN, HIDDEN, FF, CLASSES = 8, 8, 32, 64, 10
@@ -184,14 +184,8 @@ def main():
     export(p, FLOAT_PATH)
     np.testing.assert_allclose(run_onnxruntime(FLOAT_PATH, x_test)[0],
                                features(p, x_test) @ w.T + b, rtol=1e-4, atol=1e-4)
-    quantize(FLOAT_PATH, INT8_PATH, calib_data(x_train), per_channel=True)
-
-    float_acc = accuracy_onnxruntime(FLOAT_PATH, x_test, y_test)
-    int8_acc = accuracy_onnxruntime(INT8_PATH, x_test, y_test)
-    print(f"float ONNX test accuracy {float_acc:.4f}, onnxruntime int8 {int8_acc:.4f}")
-    quantized = int8_weights(INT8_PATH)
-    report_int8(INT8_PATH, {f"{k}_quantized": p[k] for k in pruned if f"{k}_quantized" in quantized})
-    print(describe_graph(INT8_PATH))
+    quantize_and_report(FLOAT_PATH, INT8_PATH, calib_data(x_train), x_test, y_test,
+                        {k: p[k] for k in pruned})
 
 
 if __name__ == "__main__":
