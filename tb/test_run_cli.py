@@ -79,7 +79,7 @@ def test_labels_and_options(tmp_path):
     x = _images(tmp_path, np.zeros((3, 64), np.float32))
     y = _images(tmp_path, np.zeros(4, np.int64), "y.npy")
     _refused(tmp_path, CNN, "--input", x, "--labels", y, match="--labels: expected 3 integer")
-    _refused(tmp_path, CNN, "--input", x, "--prune", "0.5", match="--prune applies to a float")
+    _refused(tmp_path, CNN, "--input", x, "--prune", "1.5", match="--prune must be in [0, 1)")
     _refused(tmp_path, CNN, "--input", x, "--rows", "40", match="--rows")
 
 
@@ -90,7 +90,7 @@ def test_run_from_python_refuses_the_same_input():
         zeroskip.run(CNN, np.zeros((2, 64)))
     with pytest.raises(BadInput, match="missing graph input 'x'"):
         zeroskip.run(CNN, {"y": np.zeros((2, 64), np.float32)})
-    with pytest.raises(BadInput, match="prune applies to a float model"):
-        zeroskip.run(CNN, np.zeros((2, 64), np.float32), prune=0.5)
+    with pytest.raises(BadInput, match=r"prune must be in \[0, 1\)"):
+        zeroskip.run(CNN, np.zeros((2, 64), np.float32), prune=-0.5)
     with pytest.raises(BadInput, match="weight 'conv1.W' is float"):
         zeroskip.run(onnx.load(MODELS / "digits_cnn_float.onnx"), np.zeros((2, 64), np.float32))

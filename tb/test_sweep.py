@@ -9,13 +9,16 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from zeroskip.apps import sweep
 from zeroskip.cli import main
 
 SHAPE = "16x32x8"  # the RTL tests' GEMM: about a second a point once the simulator is built
+MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def zeroskip(*args, env=None, **kw):
@@ -112,6 +115,14 @@ def test_a_worker_on_other_gateware_runs_nothing():
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "--workers sizes"),
     (["--workers", "0"], "--workers must be between 1 and 256"),
     (["--scheduler", "nowhere"], "--scheduler: ValueError"),
+    (["--input", "x.npy"], "--input goes with --model"),
+    (["--model", MODELS / "digits_mlp.onnx", "--shape", "8x8x8"], "--shape or --model"),
+    (["--model", MODELS / "digits_mlp.onnx", "--pattern", "heavy_tailed"],
+     "--pattern heavy_tailed with --model"),
+    (["--model", MODELS / "digits_cnn_float.onnx"], "is float; run a quantized model"),
+    (["--model", "nothing.onnx"], "nothing.onnx: no such file"),
+    (["--builds", "ulx3s-85f", "--format", "bitmap"], "--builds ulx3s-85f: a 8x8 bitmap array"),
+    (["--builds", "nowhere"], "--builds: invalid choice"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "sweep"
@@ -222,6 +233,60 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
     summary = sweep.run_sweep([good, bad], tmp_path, workers=1)
     assert (summary["skipped"], summary["ran"], summary["failed"]) == (1, 1, 1)
     assert len(results(tmp_path)) == 2
+
+
+@pytest.mark.rtl
+def test_a_model_sweep_prunes_the_model_at_every_point(tmp_path):
+    x = tmp_path / "x.npy"
+    y = tmp_path / "y.npy"
+    np.save(x, np.load(MODELS / "digits_test_x.npy")[:8])
+    np.save(y, np.load(MODELS / "digits_test_y.npy")[:8])
+    out = tmp_path / "sweep"
+    args = ["sweep", "--model", MODELS / "digits_mlp.onnx", "--input", x, "--labels", y,
+            "--rows", "4", "--cols", "4", "--format", "csc,nm", "--workers", "2", "--out", out]
+    done = zeroskip(*args, "--sparsity", "0.5,0.9375")
+    assert done.returncode == 0, done.stderr
+    rows = {(r["format"], r["sparsity"]): r for r in results(out)}
+    assert sorted(rows) == [("csc", "0.5"), ("csc", "0.9375"), ("nm", "0.5"), ("nm", "0.9375")]
+    for row in rows.values():
+        assert row["error"] == "" and row["bit_exact"] == "True", row
+        assert row["model"] == "digits_mlp.onnx" and row["m"] == row["k"] == row["n"] == ""
+        assert int(row["cycles"]) < int(row["dense_cycles"])
+        assert int(row["dense_macs"]) == 8 * (64 * 128 + 128 * 64 + 64 * 10)
+        assert 0 <= float(row["accuracy"]) <= 1
+        assert row["accuracy"] == row["reference_accuracy"]  # bit-exact outputs
+    # the bundled MLP is 90% sparse: 0.5 leaves it as it is, 0.9375 prunes more and runs faster
+    assert float(rows["csc", "0.5"]["sparsity_measured"]) == pytest.approx(0.9, abs=0.005)
+    assert float(rows["csc", "0.9375"]["sparsity_measured"]) == pytest.approx(0.9375, abs=0.005)
+    assert int(rows["csc", "0.9375"]["cycles"]) < int(rows["csc", "0.5"]["cycles"])
+    assert rows["nm", "0.5"]["pattern"] == "2:4" and rows["nm", "0.9375"]["pattern"] == "1:16"
+    again = zeroskip(*args, "--sparsity", "0.5,0.9375")
+    assert again.returncode == 0 and "4 already done" in again.stdout, again.stderr
+
+
+@pytest.mark.rtl
+def test_builds_add_a_board_build_per_configuration(tmp_path):
+    """The iCEBreaker builds in seconds (Yosys and nextpnr from YoWASP): the rows of one
+    configuration share its build; resources, Fmax and GMAC/s join them."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, ZEROSKIP_CACHE=str(cache))
+    out = tmp_path / "sweep"
+    args = ["sweep", "--builds", "icebreaker", "--rows", "2", "--cols", "1", "--shape", SHAPE,
+            "--workers", "2", "--out", out]
+    done = zeroskip(*args, "--sparsity", "0.5,0.9", env=env)
+    assert done.returncode == 0, done.stderr
+    rows = results(out)
+    assert len(rows) == 2
+    for row in rows:
+        assert row["error"] == "" and row["bit_exact"] == "True" and row["board"] == "icebreaker"
+        assert int(row["luts"]) > 0 and int(row["dsps"]) == 1 and int(row["brams"]) > 0
+        assert float(row["fmax_mhz"]) > 0 and row["timing_met"] in ("True", "False")
+        macs = 16 * 32 * 8
+        assert float(row["gmacs"]) == pytest.approx(
+            macs / int(row["cycles"]) * float(row["fmax_mhz"]) / 1000, rel=1e-3)
+    assert rows[0]["luts"] == rows[1]["luts"]  # one build
+    assert len(list((cache / "builds").iterdir())) == 1
+    assert (out / "pareto.png").stat().st_size > 0
 
 
 def _start(args, log):

@@ -163,6 +163,10 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
     calibrate : ndarray, optional
         Quantize a float model first on these inputs (onnxruntime's ``quantize_static``, QDQ);
         ``prune`` zeroes that fraction of each weight matrix by magnitude before.
+    prune : float in [0, 1), optional
+        With ``calibrate``: prune the float weights before quantization. Without: prune a
+        quantized model's array weights to their zero points (each tensor's smallest
+        ``|w - zero point|``).
     rows, cols, format, nm, mode, sim, board, port
         The array, as for :func:`gemm`.
 
@@ -186,7 +190,7 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
     else:
         name = model.graph.name or "model"
         runner.check_model(model, name)
-    runner.check_prune(prune, calibrate is not None)
+    runner.check_prune(prune)
     engine = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
                        board=board, port=port)
     if isinstance(inputs, dict):
@@ -202,6 +206,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         labels = runner.check_labels(np.asarray(labels), feeds)
     if calibrate is not None:
         model = runner.calibrate(model, np.asarray(calibrate), prune)
+    elif prune is not None:
+        model = runner.prune_quantized(model, prune)
     return runner.infer(model, feeds, engine, labels=labels, progress=progress, name=name)
 
 

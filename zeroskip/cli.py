@@ -130,8 +130,10 @@ def _parser():
                      help="quantize a float model first (onnxruntime's quantize_static, QDQ) on "
                           "these inputs")
     run.add_argument("--prune", type=float, metavar="S",
-                     help="with --calibrate: zero the fraction S of each weight matrix by "
-                          "magnitude first (exploration; no fine-tuning)")
+                     help="zero the fraction S of each weight matrix by magnitude "
+                          "(exploration; no fine-tuning): with --calibrate the float weights "
+                          "before quantization, else a quantized model's array weights (set "
+                          "to their zero points)")
     run.add_argument("--board", choices=_board_names(),
                      help="use that board's array configuration (with --port: on the board)")
     run.add_argument("--port", metavar="/dev/ttyUSB1", help="run on the board at this port")
@@ -162,8 +164,25 @@ def _parser():
     sweep.add_argument("--pattern", default="uniform", metavar="P,...",
                        help="weight patterns: uniform (default), block4x4, heavy_tailed or N:M "
                             "such as 2:4 (which fixes the sparsity)")
-    sweep.add_argument("--shape", default="64x64x64", metavar="MxKxN",
+    sweep.add_argument("--shape", metavar="MxKxN",
                        help="the GEMM of every point (default 64x64x64)")
+    sweep.add_argument("--model", metavar="MODEL.onnx",
+                       help="an ONNX model instead of a GEMM: each point runs it with its "
+                            "array weights pruned by magnitude to the point's sparsity (uniform) "
+                            "or N:M pattern, checked against onnxruntime")
+    sweep.add_argument("--input", metavar="X.npy",
+                       help="--model's input (default: random inputs of the declared shapes, "
+                            "from --seed)")
+    sweep.add_argument("--labels", metavar="y.npy",
+                       help="--model's class labels: an accuracy column")
+    sweep.add_argument("--calibrate", metavar="CAL.npy",
+                       help="a float --model: quantized on these inputs at every point, its "
+                            "weights pruned before quantization")
+    sweep.add_argument("--builds", metavar="BOARD", choices=_board_names(),
+                       help="every array takes this board's design (memories, pipelining, "
+                            "multipliers) and is built for it (Yosys, nextpnr, one placement "
+                            "seed; minutes per configuration): LUT/FF/DSP/BRAM, Fmax and "
+                            "GMAC/s columns")
     sweep.add_argument("--seed", type=int, default=0, metavar="S",
                        help="seed of the operands (default 0): a workload is the same on "
                             "every array")
@@ -450,13 +469,22 @@ def _sweep(args):
                        "workers: drop one")
     if args.workers is not None and not 1 <= args.workers <= 256:
         raise BadInput(f"--workers must be between 1 and 256, got {args.workers}")
+    given = [name for name in ("input", "labels", "calibrate") if getattr(args, name)]
+    if args.model is None and given:
+        raise BadInput(f"--{given[0]} goes with --model MODEL.onnx")
+    if args.model is not None and args.shape is not None:
+        raise BadInput("--shape or --model: a point runs a GEMM or a model, not both")
+    workload = None if args.model is None else sweep.ModelWorkload.load(
+        args.model, args.input, args.labels, args.calibrate, args.seed)
     points = sweep.plan(
         rows=sweep.parse_list(args.rows, "--rows", array_side),
         cols=sweep.parse_list(args.cols, "--cols", array_side),
         formats=sweep.parse_list(args.format, "--format", sweep.format_name),
         sparsities=sweep.parse_list(args.sparsity, "--sparsity", sweep.sparsity_value),
         patterns=sweep.parse_list(args.pattern, "--pattern", sweep.pattern_name),
-        shape=sweep.parse_shape(args.shape), seed=args.seed, sim=args.sim)
+        shape=sweep.parse_shape(args.shape or "64x64x64"), seed=args.seed, sim=args.sim,
+        board=args.builds or "", model=None if workload is None else
+        (workload.name, workload.digest()))
     try:
         import distributed  # noqa: F401
     except ImportError:
@@ -466,7 +494,7 @@ def _sweep(args):
     check_folder(args.out, "--out")
     cached = sweep.build_dirs(points) if args.scheduler is None else []
     summary = sweep.run_sweep(points, args.out, scheduler=args.scheduler, workers=args.workers,
-                              progress=sys.stderr.isatty())
+                              progress=sys.stderr.isatty(), workload=workload)
     workers = f"{summary['workers']} Dask worker{'s' * (summary['workers'] != 1)}"
     print(f"{summary['points']} points: {summary['ran']} run on {workers} in "
           f"{summary['seconds']} s ({summary['failed']} failed), {summary['skipped']} already "

@@ -270,7 +270,7 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
 
     check_folder(out, "--out")
     model = load_model(model_path)
-    check_prune(prune, calibrate_path is not None, "--prune")
+    check_prune(prune, "--prune")
     accelerator = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
                              board=board, port=port)
     feeds = bind_inputs(model, input, inputs)
@@ -281,6 +281,8 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
         if not isinstance(data, np.ndarray):
             raise BadInput("--calibrate: expected a single .npy array")
         model = calibrate(model, data, prune)
+    elif prune is not None:
+        model = prune_quantized(model, prune)
     ours, report = infer(model, feeds, accelerator, labels=labels, progress=progress,
                          name=str(model_path))
     out = Path(out)
@@ -297,12 +299,17 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     return report
 
 
-def check_prune(prune, calibrating: bool, what: str = "prune"):
-    if prune is not None and not calibrating:
-        raise BadInput(f"{what} applies to a float model quantized with "
-                       f"{'--' if what.startswith('--') else ''}calibrate")
-    if prune is not None and not 0 <= prune < 1:
+def check_prune(prune, what: str = "prune"):
+    if prune is not None and not (isinstance(prune, (int, float)) and 0 <= prune < 1):
         raise BadInput(f"{what} must be in [0, 1), not {prune}")
+
+
+def prune_quantized(model, sparsity):
+    """A quantized model's array weights pruned by magnitude: each weight tensor's
+    ``sparsity`` fraction with the smallest ``|w - zero point|`` set to its zero point
+    (:mod:`zeroskip.frontend.prune`)."""
+    from zeroskip.frontend import prune
+    return prune.prune_quantized(model, sparsity)
 
 
 def infer(model, feeds: dict, accelerator, *, labels=None, progress=False,

@@ -1,5 +1,7 @@
 """Design-space sweeps: the Cartesian product of array shapes, formats, weight sparsities and
-patterns, each point one GEMM on the generated RTL, run as tasks on a Dask cluster.
+patterns, each point one GEMM (or an ONNX model, pruned to the point's sparsity) on the
+generated RTL, run as tasks on a Dask cluster; with a board, each configuration also built for
+it (Yosys, nextpnr) for its resources and Fmax.
 
 By default the cluster is a ``LocalCluster`` on this machine (one single-threaded worker process
 per core); with ``scheduler`` an existing Dask cluster, whose workers have the same zeroskip
@@ -15,7 +17,7 @@ and the sweep goes on; a worker that dies loses no point (Dask runs its tasks ag
 it did: run again with the same ``out``, it skips the points already done (key: the point's
 parameters) and runs again the failed ones and those done on other gateware sources (the
 ``gateware`` column: the digest that also names the simulator builds). ``pareto.png``: cycles
-against PE count, one panel per sparsity (and shape), the Pareto front marked.
+against PE count (built: GMAC/s against LUTs), one panel per workload, the Pareto front marked.
 """
 
 from __future__ import annotations
@@ -34,18 +36,28 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-__all__ = ["Point", "plan", "parse_list", "parse_shape", "nm_for_sparsity", "run_point",
-           "read_results", "write_results", "pareto_flags", "plot", "connect", "run_sweep",
-           "PARAMS", "COLUMNS"]
+__all__ = ["Point", "ModelWorkload", "plan", "parse_list", "parse_shape", "nm_for_sparsity",
+           "run_point", "build_figures", "read_results", "write_results", "pareto_flags",
+           "plot", "connect", "run_sweep", "PARAMS", "COLUMNS"]
 
-#: The columns that identify a point (a re-run skips a row whose values are all equal).
-PARAMS = ["rows", "cols", "format", "nm", "pattern", "sparsity", "m", "k", "n", "seed", "sim"]
-#: What a run adds.
+#: The columns that identify a point (a re-run skips a row whose values are all equal). A
+#: GEMM point has ``m``, ``k``, ``n``; a model point ``model`` (its file name) and
+#: ``model_digest`` (of the model, its inputs, labels and calibration data) instead. ``board``:
+#: the board whose configuration the array takes (``--builds``), empty for none.
+PARAMS = ["board", "rows", "cols", "format", "nm", "pattern", "sparsity", "m", "k", "n",
+          "model", "model_digest", "seed", "sim"]
+#: The columns a results.csv must have (older sweeps lack ``board`` and the model's).
+REQUIRED = ["rows", "cols", "format", "nm", "pattern", "sparsity", "m", "k", "n", "seed", "sim"]
+#: What a run adds. ``dense_macs``: the multiply-accumulates of the workload's GEMMs counted
+#: densely (M·K·N summed); ``gmacs``: dense-equivalent GMAC/s at the build's achieved Fmax.
 FIGURES = ["pe_count", "sparsity_measured", "cycles", "dense_cycles", "dense_cycles_source",
            "ideal_cycles", "fraction_of_ideal", "speedup", "weight_bits", "dense_weight_bits",
-           "bit_exact", "pareto", "worker",
-           "seconds", "gateware", "error"]
+           "dense_macs", "bit_exact", "accuracy", "reference_accuracy",
+           "luts", "ffs", "dsps", "brams", "fmax_mhz", "timing_met", "gmacs",
+           "pareto", "worker", "seconds", "gateware", "error"]
 COLUMNS = PARAMS + FIGURES
+#: What a board build adds to the rows of its configuration.
+BUILD_FIGURES = ["luts", "ffs", "dsps", "brams", "fmax_mhz", "timing_met"]
 
 T = TypeVar("T")
 
@@ -64,11 +76,23 @@ class Point:
     nm: str          # "N:M" for format nm, else ""
     pattern: str     # a name of zeroskip.sim.patterns.PATTERNS or "N:M"
     sparsity: float  # requested (an N:M pattern fixes it); the measured one is reported
-    m: int
+    m: int           # 0 for a model point
     k: int
     n: int
     seed: int
     sim: str = "verilator"
+    board: str = ""  # build for (and take the configuration of) this board
+    model: str = ""  # a model point: the model's file name
+    model_digest: str = ""
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "Point":
+        values = {name: params.get(name, "") for name in PARAMS}
+        return cls(int(values["rows"]), int(values["cols"]), str(values["format"]),
+                   str(values["nm"]), str(values["pattern"]), float(values["sparsity"]),
+                   int(values["m"] or 0), int(values["k"] or 0), int(values["n"] or 0),
+                   int(values["seed"]), str(values["sim"]), str(values["board"]),
+                   str(values["model"]), str(values["model_digest"]))
 
     def params(self) -> dict[str, Any]:
         return {name: _canonical(name, value) for name, value in asdict(self).items()}
@@ -77,21 +101,24 @@ class Point:
         return key_of(self.params())
 
     def config_key(self) -> tuple[Any, ...]:
-        return (self.rows, self.cols, self.format, self.nm, self.sim)
+        return (self.board, self.rows, self.cols, self.format, self.nm, self.sim)
 
 
 def _canonical(name: str, value: Any) -> Any:
-    """A parameter as written to and read from results.csv: a float's repr round-trips."""
+    """A parameter as written to and read from results.csv: a float's repr round-trips; a
+    model point's m, k, n are empty."""
     if name == "sparsity":
         return repr(float(value))
+    if name in ("m", "k", "n") and value in ("", None, 0, "0"):
+        return ""
     if name in ("rows", "cols", "m", "k", "n", "seed"):
         return int(value)
-    return str(value)
+    return "" if value is None else str(value)
 
 
 def key_of(row: dict[str, Any]) -> tuple[str, ...]:
     """The point's identity in a row of results.csv (or of :meth:`Point.params`)."""
-    return tuple(str(_canonical(name, row[name])) for name in PARAMS)
+    return tuple(str(_canonical(name, row.get(name, ""))) for name in PARAMS)
 
 
 # --- parsing the command's lists ------------------------------------------------------------
@@ -179,8 +206,14 @@ def _fixed_density(pattern: str) -> float | None:
 def plan(rows: Sequence[int], cols: Sequence[int], formats: Sequence[str],
          sparsities: Sequence[float], patterns: Sequence[str] = ("uniform",),
          shape: tuple[int, int, int] = (64, 64, 64), seed: int = 0,
-         sim: str = "verilator") -> list[Point]:
+         sim: str = "verilator", board: str = "",
+         model: tuple[str, str] | None = None) -> list[Point]:
     """The sweep's points: the Cartesian product, without duplicates.
+
+    ``model``: (file name, digest) of a model workload (:class:`ModelWorkload`) instead of
+    the GEMM ``shape``; its weights are pruned by magnitude, so its patterns are ``uniform``
+    and N:M only. ``board``: every array takes that board's configuration (its memories,
+    pipelining, multipliers) with the point's rows, columns and format, to be built for it.
 
     A pattern of fixed density (2:4, 1:4, any N:M) takes its own sparsity, whatever the
     sparsity list says. The nm format decodes N:M-structured weights only: its array gets the
@@ -191,7 +224,13 @@ def plan(rows: Sequence[int], cols: Sequence[int], formats: Sequence[str],
     build different simulators instead of waiting for one build.
     """
     from zeroskip.sim.patterns import nm_pattern
-    m, k, n = shape
+    m, k, n = (0, 0, 0) if model else shape
+    name, digest = model or ("", "")
+    if model:
+        unstructured = [p for p in patterns if p != "uniform" and not nm_pattern(p)]
+        if unstructured:
+            raise _bad_input(f"--pattern {unstructured[0]} with --model: a model's weights are "
+                             f"pruned by magnitude, uniform or N:M (such as 2:4)")
     points: dict[tuple[str, ...], Point] = {}
     for r, c, fmt, pattern, sparsity in itertools.product(rows, cols, formats, patterns,
                                                           sparsities):
@@ -204,7 +243,8 @@ def plan(rows: Sequence[int], cols: Sequence[int], formats: Sequence[str],
             fixed = keep / group
         if fixed is not None:
             sparsity = round(1 - fixed, 6)
-        point = Point(r, c, fmt, nm, pattern, float(sparsity), m, k, n, seed, sim)
+        point = Point(r, c, fmt, nm, pattern, float(sparsity), m, k, n, seed, sim, board,
+                      name, digest)
         points.setdefault(point.key(), point)
     groups: dict[tuple[Any, ...], list[Point]] = {}
     for point in points.values():
@@ -226,22 +266,109 @@ def operands(point: Point) -> tuple[np.ndarray, np.ndarray]:
     return acts, weights
 
 
+@dataclass
+class ModelWorkload:
+    """An ONNX model as a sweep's workload: the model's bytes and its inputs (and labels,
+    and calibration data for a float model), sent once to every worker."""
+    name: str
+    model: bytes
+    feeds: dict[str, np.ndarray]
+    labels: np.ndarray | None = None
+    calibration: np.ndarray | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, input: str | None = None,
+             labels: str | None = None, calibrate: str | None = None,
+             seed: int = 0) -> "ModelWorkload":
+        """Everything checked as ``zeroskip run`` checks it; without ``input``, random inputs
+        of the declared shapes (dynamic dimensions 1) from ``seed``."""
+        from zeroskip.apps import run as runner
+        from zeroskip.frontend.graph import plan as graph_plan
+        model = runner.load_model(Path(path))
+        feeds = runner.bind_inputs(model, input) if input is not None else \
+            random_feeds(model, seed)
+        label_values = None
+        if labels is not None:
+            label_values = runner.check_labels(runner._load_array(labels, "--labels"), feeds,
+                                               "--labels")
+        calibration = None
+        if calibrate is not None:
+            calibration = runner._load_array(calibrate, "--calibrate")
+            if not isinstance(calibration, np.ndarray):
+                raise _bad_input("--calibrate: expected a single .npy array")
+            graph_plan(runner.calibrate(model, calibration, None))  # it quantizes, and runs
+        else:
+            graph_plan(model)  # a float weight: bad input naming --calibrate
+        return cls(Path(path).name, model.SerializeToString(), feeds, label_values,
+                   calibration)
+
+    def digest(self) -> str:
+        import hashlib
+        digest = hashlib.sha256(self.model)
+        arrays = [*(self.feeds[name] for name in sorted(self.feeds)), self.labels,
+                  self.calibration]
+        for name, value in zip([*sorted(self.feeds), "labels", "calibration"], arrays):
+            if value is not None:
+                digest.update(f"{name}{value.dtype}{value.shape}".encode())
+                digest.update(np.ascontiguousarray(value).tobytes())
+        return digest.hexdigest()[:12]
+
+
+def random_feeds(model, seed: int) -> dict[str, np.ndarray]:
+    """Inputs of the model's declared dtypes and shapes (dynamic dimensions 1): integers over
+    their whole range, floats standard normal."""
+    from zeroskip.apps.run import _DTYPES, graph_inputs
+    rng = np.random.default_rng([seed, 0x5EED])
+    feeds = {}
+    for info in graph_inputs(model):
+        tensor = info.type.tensor_type
+        dtype = np.dtype(_DTYPES.get(tensor.elem_type, np.float32))
+        shape = [d.dim_value if d.HasField("dim_value") else 1 for d in tensor.shape.dim]
+        if dtype.kind in "iu":
+            limits = np.iinfo(dtype)  # type: ignore[type-var]
+            feeds[info.name] = rng.integers(int(limits.min), int(limits.max) + 1, shape,
+                                            dtype=dtype)
+        else:
+            feeds[info.name] = rng.standard_normal(shape).astype(dtype)
+    return feeds
+
+
+def board_config(point: Point):
+    """The point's ArrayConfig for its board: the board's own (memories, pipelining,
+    multipliers) with the point's rows, columns, format and N:M; bad input if that board's
+    design cannot take them."""
+    from zeroskip.platforms.boards import BOARDS
+    from zeroskip.sim.patterns import nm_pattern
+    n, m = nm_pattern(point.nm) or (BOARDS[point.board].config.nm_n,
+                                    BOARDS[point.board].config.nm_m)
+    try:
+        return BOARDS[point.board].config.with_(rows=point.rows, cols=point.cols,
+                                                fmt=point.format, nm_n=n, nm_m=m)
+    except ValueError as exc:
+        raise _bad_input(f"--builds {point.board}: a {point.rows}x{point.cols} {point.format} "
+                         f"array: {exc}") from None
+
+
 def _accelerator(point: Point):
     from zeroskip.api import GemmRunner
+    if point.board:
+        return GemmRunner(config=board_config(point), mode="skip", sim=point.sim)
     return GemmRunner(rows=point.rows, cols=point.cols, format=point.format,
                       nm=point.nm or None, mode="skip", sim=point.sim)
 
 
 def check_points(points: Sequence[Point]) -> None:
-    """Compile one point of every configuration on the host (no simulation): a shape the
-    array's memories cannot take is bad input before any work."""
+    """Compile one GEMM point of every configuration on the host (no simulation): a shape
+    the array's memories cannot take, or a configuration a board cannot take, is bad input
+    before any work."""
     seen: set[tuple[Any, ...]] = set()
     for point in points:
         if point.config_key() in seen:
             continue
         seen.add(point.config_key())
-        acts, weights = operands(point)
-        _accelerator(point).compile(acts, weights)
+        accelerator = _accelerator(point)
+        if not point.model:
+            accelerator.compile(*operands(point))
 
 
 def build_dirs(points: Sequence[Point]) -> list[Path]:
@@ -261,7 +388,8 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_point(params: dict[str, Any], gateware: str | None = None) -> dict[str, Any]:
+def run_point(params: dict[str, Any], gateware: str | None = None,
+              workload: ModelWorkload | None = None) -> dict[str, Any]:
     """One point on the RTL (a Dask task; also callable directly): its row of results.csv.
 
     ``gateware``: the digest of the gateware sources the sweep runs (``gateware_digest()``);
@@ -272,10 +400,7 @@ def run_point(params: dict[str, Any], gateware: str | None = None) -> dict[str, 
     started = time.perf_counter()
     row: dict[str, Any] = {name: "" for name in COLUMNS}
     row.update(params)
-    point = Point(int(params["rows"]), int(params["cols"]), str(params["format"]),
-                  str(params["nm"]), str(params["pattern"]), float(params["sparsity"]),
-                  int(params["m"]), int(params["k"]), int(params["n"]), int(params["seed"]),
-                  str(params["sim"]))
+    point = Point.from_params(params)
     row["pe_count"] = point.rows * point.cols
     try:
         from distributed import get_worker
@@ -288,6 +413,12 @@ def run_point(params: dict[str, Any], gateware: str | None = None) -> dict[str, 
             raise RuntimeError(f"this worker's gateware sources (digest {row['gateware']}) "
                                f"are not the sweep's ({gateware}): the same zeroskip on every "
                                f"worker, unchanged during the sweep")
+        if point.model:
+            if workload is None:
+                raise RuntimeError("a model point needs its workload (the model and inputs)")
+            row.update(_run_model(point, workload))
+            row["seconds"] = round(time.perf_counter() - started, 2)
+            return row
         acts, weights = operands(point)
         (result, report), = _accelerator(point).run([(acts, weights)])
         exact = bool(np.array_equal(result, acts.astype(np.int64) @ weights.astype(np.int64)))
@@ -302,6 +433,7 @@ def run_point(params: dict[str, Any], gateware: str | None = None) -> dict[str, 
             # the format's cost: bits of the compressed weights (int8 dense: 8 per weight)
             "weight_bits": report["weight_bits"],
             "dense_weight_bits": report["dense_weight_bits"],
+            "dense_macs": point.m * point.k * point.n,
             "bit_exact": exact,
             "error": "" if exact else "the result differs from NumPy's",
         })
@@ -310,6 +442,97 @@ def run_point(params: dict[str, Any], gateware: str | None = None) -> dict[str, 
         if "differs from the golden model" in str(exc):
             row["bit_exact"] = False
     row["seconds"] = round(time.perf_counter() - started, 2)
+    return row
+
+
+def _run_model(point: Point, workload: ModelWorkload) -> dict[str, Any]:
+    """A model point's figures: the model pruned to the point's sparsity or N:M pattern (a
+    float model pruned before its quantization on the calibration data, as ``zeroskip run
+    --calibrate --prune`` does), run on the array and compared with onnxruntime."""
+    import onnx
+
+    from zeroskip.apps.run import calibrate, infer
+    from zeroskip.frontend.prune import prune_quantized, weight_sparsity
+    from zeroskip.sim.patterns import nm_pattern
+    model = onnx.ModelProto.FromString(workload.model)
+    nm = nm_pattern(point.pattern)
+    if workload.calibration is not None:
+        model = calibrate(model, workload.calibration, None if nm else point.sparsity)
+        if nm:
+            model = prune_quantized(model, nm=nm)
+    else:
+        model = prune_quantized(model, 0.0 if nm else point.sparsity, nm)
+    _, report = infer(model, workload.feeds, _accelerator(point), labels=workload.labels,
+                      name=workload.name)
+    total, reference = report["total"], report["reference"]
+    # bit-exact against the graph's own arithmetic: onnxruntime's default fuses some QDQ
+    # patterns into kernels that round differently (the report keeps both comparisons)
+    exact = bool(reference["bit_exact"] or reference.get("unoptimized", {}).get("bit_exact"))
+    accel = [layer for layer in report["layers"] if layer["on"] == "accelerator"]
+    return {
+        "sparsity_measured": round(weight_sparsity(model), 4),
+        "cycles": total["cycles"], "dense_cycles": total["dense_cycles"],
+        "dense_cycles_source": total.get("provenance", {}).get("dense_cycles", ""),
+        "ideal_cycles": total["ideal_cycles"], "fraction_of_ideal": total["fraction_of_ideal"],
+        "speedup": total["speedup"],
+        "dense_macs": sum(layer["m"] * layer["k"] * layer["n"] * layer["gemms"]
+                          for layer in accel),
+        "bit_exact": exact,
+        "accuracy": reference.get("accuracy", ""),
+        "reference_accuracy": reference.get("reference_accuracy", ""),
+        "error": "" if exact else f"outputs differ from {reference['runtime']}'s "
+                                  f"(max |diff| {reference['max_abs_diff']:g})",
+    }
+
+
+def build_figures(board: str, config: dict[str, Any], gateware: str) -> dict[str, Any]:
+    """A board build of one configuration (a Dask task): its board top (accelerator, host
+    link, UART at the board's clock) through Yosys and nextpnr, one placement seed; the
+    resources and the achieved Fmax, or ``error``. Kept under the worker's
+    ``$ZEROSKIP_CACHE/builds``, so a configuration is built once per worker and sources."""
+    import json
+    from dataclasses import replace
+
+    from zeroskip.config import ArrayConfig
+    from zeroskip.platforms.boards import BOARDS, _platforms_digest, build
+    from zeroskip.platforms.top import BoardTop
+    from zeroskip.sim.rtl.runner import cache_root, gateware_digest
+    started = time.perf_counter()
+    figures: dict[str, Any] = {"error": ""}
+    try:
+        if gateware_digest() != gateware:
+            raise RuntimeError(f"this worker's gateware sources (digest {gateware_digest()}) "
+                               f"are not the sweep's ({gateware})")
+        array = ArrayConfig.from_dict(config)
+        target = replace(BOARDS[board], config=array)
+        folder = cache_root() / "builds" / f"{board}-{array.name()}-{gateware}" \
+            f"{_platforms_digest()}"
+        saved = folder / "report.json"
+        if saved.exists():
+            report = json.loads(saved.read_text())
+        else:
+            core = BoardTop(array, clock_hz=int(target.clock_mhz * 1e6))
+            report = build(target, core, folder, seeds=(1,))
+        figures.update({"luts": report["luts_used"], "ffs": report["ffs_used"],
+                        "dsps": report["dsps_used"], "brams": report["brams_used"],
+                        "fmax_mhz": report["fmax_mhz"], "timing_met": report["timing_met"]})
+    except Exception as exc:  # recorded in the rows of this configuration
+        figures["error"] = f"build for {board}: {_first_line(exc)}"
+    figures["build_seconds"] = round(time.perf_counter() - started, 1)
+    return figures
+
+
+def with_build(row: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its configuration's build figures, and its throughput at that Fmax."""
+    row = dict(row)
+    for name in BUILD_FIGURES:
+        row[name] = figures.get(name, "")
+    if figures.get("error") and not row.get("error"):
+        row["error"] = figures["error"]
+    cycles, macs, fmax = (_number(row.get(name)) for name in ("cycles", "dense_macs",
+                                                              "fmax_mhz"))
+    if cycles > 0 and macs > 0 and fmax > 0:
+        row["gmacs"] = round(macs / cycles * fmax / 1000, 4)
     return row
 
 
@@ -334,7 +557,7 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
-            missing = [name for name in PARAMS if name not in (reader.fieldnames or [])]
+            missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
             if missing:
                 raise _bad_input(f"--out: {path} is not a sweep's results.csv (no "
                                  f"{', '.join(missing)} column); choose another --out")
@@ -350,9 +573,11 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _done(row: dict[str, Any], gateware: str) -> bool:
-    """A row that needs no new run: no error, bit-exact, and from these gateware sources."""
+    """A row that needs no new run: no error, bit-exact, from these gateware sources, and
+    with its build's figures if it has a board."""
     return not row.get("error") and str(row.get("bit_exact")) == "True" and \
-        row.get("gateware") == gateware
+        row.get("gateware") == gateware and not (row.get("board") and row.get("luts") in
+                                                 ("", None))
 
 
 def _number(value: Any) -> float:
@@ -362,32 +587,47 @@ def _number(value: Any) -> float:
         return math.nan
 
 
+_WORKLOAD = ("board", "sparsity", "m", "k", "n", "model", "model_digest", "seed", "sim")
+
+
 def _workload(row: dict[str, Any]) -> tuple[str, ...]:
-    """What a Pareto front compares designs on: the GEMM's shape and operands' seed and the
-    weights' sparsity (of whatever pattern: the nm format runs N:M-pruned weights of that
-    sparsity, the others the pattern asked for)."""
-    return tuple(str(_canonical(name, row[name])) for name in ("sparsity", "m", "k", "n",
-                                                                "seed", "sim"))
+    """What a Pareto front compares designs on: the board built for, the GEMM's shape (or the
+    model) and operands' seed and the weights' sparsity (of whatever pattern: the nm format
+    runs N:M-pruned weights of that sparsity, the others the pattern asked for)."""
+    return tuple(str(_canonical(name, row.get(name, ""))) for name in _WORKLOAD)
+
+
+def _tradeoff(row: dict[str, Any]) -> tuple[float, float] | None:
+    """What a Pareto front minimises: (LUTs, microseconds at the achieved Fmax) for a point
+    built for a board, (PEs, cycles) otherwise; None for a row without those figures."""
+    if row.get("error"):
+        return None
+    cycles = _number(row.get("cycles"))
+    if row.get("board"):
+        pair = (_number(row.get("luts")), cycles / _number(row.get("fmax_mhz")))
+    else:
+        pair = (_number(row.get("pe_count")), cycles)
+    return None if any(math.isnan(value) for value in pair) else pair
 
 
 def pareto_flags(rows: Sequence[dict[str, Any]]) -> list[bool | None]:
     """For every row: on the Pareto front of its workload (:func:`_workload`: no other point
-    of that shape and sparsity has as few PEs and as few cycles, and fewer of one), or None
-    for a row without cycles."""
+    of that workload is as cheap and as fast, and better in one of them (:func:`_tradeoff`),
+    or None for a row without the figures."""
     flags: list[bool | None] = [None] * len(rows)
     groups: dict[tuple[str, ...], list[tuple[float, float, int]]] = {}
     for index, row in enumerate(rows):
-        pes, cycles = _number(row["pe_count"]), _number(row["cycles"])
-        if not (row.get("error") or math.isnan(cycles) or math.isnan(pes)):
-            groups.setdefault(_workload(row), []).append((pes, cycles, index))
+        pair = _tradeoff(row)
+        if pair is not None:
+            groups.setdefault(_workload(row), []).append((*pair, index))
     for points in groups.values():
         points.sort()
-        best = math.inf  # fewest cycles of any point with fewer PEs
-        for _, same_pes in itertools.groupby(points, key=lambda p: p[0]):
-            members = list(same_pes)
+        best = math.inf  # the least time of any cheaper point
+        for _, same_cost in itertools.groupby(points, key=lambda p: p[0]):
+            members = list(same_cost)
             fewest = members[0][1]
-            for _, cycles, index in members:
-                flags[index] = cycles == fewest and fewest < best
+            for _, time_, index in members:
+                flags[index] = time_ == fewest and fewest < best
             best = min(best, fewest)
     return flags
 
@@ -396,7 +636,7 @@ def _sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
     def part(value: Any) -> tuple[int, float, str]:
         number = _number(value)
         return (1, 0.0, str(value)) if math.isnan(number) else (0, number, "")
-    return tuple(part(row[name]) for name in PARAMS)
+    return tuple(part(row.get(name, "")) for name in PARAMS)
 
 
 def write_results(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> list[dict]:
@@ -418,15 +658,16 @@ def write_results(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> li
 # --- the plot ------------------------------------------------------------------------------
 
 def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
-    """Cycles against PE count, one panel per sparsity (and shape), a colour per format; the
-    Pareto front (fewest PEs for fewest cycles) joined and ringed."""
+    """One panel per workload (sparsity and shape or model, board), a colour per format: cycles
+    against PE count, or for points built for a board dense-equivalent GMAC/s at the achieved
+    Fmax against LUTs; the Pareto front joined and ringed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    good = [row for row in rows if not row.get("error") and row.get("cycles") not in ("", None)]
+    good = [row for row in rows if _tradeoff(row) is not None]
     workloads = sorted({_workload(row) for row in good},
-                       key=lambda w: tuple(_number(x) for x in w[:5]) + (w[5],))
+                       key=lambda w: tuple((_number(x), x) for x in w))
     panels = max(len(workloads), 1)
     across = min(panels, 3)
     down = -(-panels // across)
@@ -438,27 +679,34 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
     markers = {label: ("o", "s", "D", "^", "v", "P")[i % 6] for i, label in enumerate(labels)}
     sizes = {label: max(90 - 22 * i, 14) for i, label in enumerate(labels)}
     for ax, workload in zip(axes.flat, workloads):
+        board, sparsity, m, k, n, model = workload[:6]
+        if board:
+            def xy(row):
+                return _number(row["luts"]), _number(row["gmacs"])
+            xlabel, ylabel = f"LUTs ({board})", "dense-equivalent GMAC/s at Fmax"
+        else:
+            def xy(row):
+                return _number(row["pe_count"]), _number(row["cycles"])
+            xlabel, ylabel = "PEs (rows × cols)", "cycles (RTL)"
         mine = [(row, flag) for row, flag in zip(good, flags) if _workload(row) == workload]
         for label in labels:
-            pts = [row for row, _ in mine if _format_label(row) == label]
+            pts = [xy(row) for row, _ in mine if _format_label(row) == label]
             if pts:
-                ax.scatter([_number(r["pe_count"]) for r in pts],
-                           [_number(r["cycles"]) for r in pts], color=colours[label],
-                           marker=markers[label], label=label, s=sizes[label], zorder=3)
-        front = sorted(((_number(r["pe_count"]), _number(r["cycles"])) for r, flag in mine
-                        if flag), key=lambda p: p)
+                ax.scatter(*zip(*pts), color=colours[label], marker=markers[label],
+                           label=label, s=sizes[label], zorder=3)
+        front = sorted(xy(row) for row, flag in mine if flag)
         if front:
             xs, ys = zip(*front)
             ax.step(xs, ys, where="post", color="k", linewidth=1, zorder=2,
                     label="Pareto front")
             ax.scatter(xs, ys, s=200, facecolors="none", edgecolors="k", linewidths=1.2,
                        zorder=4)
-        sparsity, m, k, n, seed, sim = workload
-        ax.set(xscale="log", yscale="log", xlabel="PEs (rows × cols)", ylabel="cycles (RTL)",
-               title=f"sparsity {float(sparsity):g}, {m}×{k}×{n}")
-        pes = sorted({_number(r["pe_count"]) for r, _ in mine})
-        ax.set_xticks(pes, [f"{p:g}" for p in pes])
-        ax.minorticks_off()
+        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel,
+               title=f"sparsity {float(sparsity):g}, {model or f'{m}×{k}×{n}'}")
+        ticks = sorted({xy(row)[0] for row, _ in mine})
+        if len(ticks) <= 8:
+            ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
+            ax.minorticks_off()
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(workloads):]:
@@ -551,9 +799,14 @@ def connect(scheduler: str | None = None, workers: int | None = None,
 
 def run_sweep(points: Sequence[Point], out: str | os.PathLike, *, scheduler: str | None = None,
               workers: int | None = None, progress: bool = False,
-              timeout: float | None = None) -> dict[str, Any]:
+              timeout: float | None = None,
+              workload: ModelWorkload | None = None) -> dict[str, Any]:
     """Run the points not already done in ``out``/results.csv on the cluster; write
     results.csv (after every point) and pareto.png. Returns a summary.
+
+    ``workload``: the model of model points, sent once to every worker. Points with a board
+    also get a build of their configuration (one task per configuration, started first: a
+    place-and-route takes minutes), whose figures join their rows as it finishes.
 
     Bad input (an unreadable results.csv, a shape the arrays cannot take) and an unreachable
     cluster are raised before anything is written."""
@@ -578,30 +831,60 @@ def run_sweep(points: Sequence[Point], out: str | os.PathLike, *, scheduler: str
         summary["workers"] = len(client.scheduler_info().get("workers", {}))
         out.mkdir(parents=True, exist_ok=True)
         rows = write_results(csv_path, rows)
-        futures = {client.submit(run_point, point.params(), gateware, pure=False): point
-                   for point in todo}
+        shared = client.scatter(workload, broadcast=True) if workload is not None else None
+        # builds first: the longest tasks, and the rows of their configuration wait for them
+        configs = {point.config_key(): point for point in todo if point.board}
+        futures: dict[Any, tuple[str, Any]] = {
+            client.submit(build_figures, point.board, board_config(point).to_dict(), gateware,
+                          pure=False, priority=1): ("build", key)
+            for key, point in configs.items()}
+        futures.update({client.submit(run_point, point.params(), gateware, shared,
+                                      pure=False): ("point", point) for point in todo})
+        builds: dict[tuple[Any, ...], dict[str, Any]] = {}
+        waiting: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         bar = None
         if progress:
             from tqdm import tqdm
-            bar = tqdm(total=len(todo), desc="sweep", unit="point")
+            bar = tqdm(total=len(futures), desc="sweep", unit="task")
         try:
             for future in as_completed(futures):
-                point = futures[future]
-                try:
-                    row = future.result()
-                except Exception as exc:  # the task itself failed: its worker died too often
-                    row = failed_row(point, exc)
-                summary["ran"] += 1
-                if row["error"]:
-                    summary["failed"] += 1
-                    summary["errors"].append(
-                        f"{point.rows}x{point.cols} {point.format} {point.pattern} "
-                        f"{point.sparsity:g}: {row['error']}")
-                rows = write_results(csv_path, [*rows, row])
+                kind, what = futures[future]
+                if kind == "build":
+                    try:
+                        builds[what] = future.result()
+                    except Exception as exc:  # its worker died too often
+                        builds[what] = {"error": f"build: {_first_line(exc)}"}
+                    final = [with_build(row, builds[what]) for row in waiting.pop(what, [])]
+                    new = final
+                else:
+                    point = what
+                    try:
+                        row = future.result()
+                    except Exception as exc:  # the task itself failed: its worker died too often
+                        row = failed_row(point, exc)
+                    summary["ran"] += 1
+                    if point.board and point.config_key() not in builds:
+                        # written now without resources (a re-run does it again), and
+                        # completed when its build is done
+                        waiting.setdefault(point.config_key(), []).append(row)
+                        final, new = [], [row]
+                    else:
+                        if point.board:
+                            row = with_build(row, builds[point.config_key()])
+                        final = new = [row]
+                for row in final:
+                    if row["error"]:
+                        summary["failed"] += 1
+                        summary["errors"].append(
+                            f"{row['rows']}x{row['cols']} {row['format']} {row['pattern']} "
+                            f"{float(row['sparsity']):g}: {row['error']}")
+                replaced = {key_of(row) for row in new}
+                rows = write_results(csv_path, [*(row for row in rows
+                                                  if key_of(row) not in replaced), *new])
                 if bar is not None:
                     bar.update()
                     bar.set_postfix_str(f"{summary['failed']} failed" if summary["failed"]
-                                        else f"{row['worker'] or ''}")
+                                        else kind)
         finally:
             if bar is not None:
                 bar.close()
