@@ -23,7 +23,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 from zeroskip.config import ArrayConfig
 
 __all__ = ["Board", "BOARDS", "BoardWrapper", "ice40_pll", "ecp5_pll", "build", "build_board",
-           "program", "ProgrammingFailed", "TimingNotMet"]
+           "program", "ProgrammingFailed", "TimingNotMet", "BuildFailed"]
 
 
 @dataclass(frozen=True)
@@ -219,9 +219,10 @@ NEXTPNR_OPTS = "--report top_report.json --timing-allow-fail"
 SEEDS = (1, 2, 3, 4, 5)
 
 
-def build(board, core, out_dir):
+def build(board, core, out_dir, seeds=SEEDS):
     """Build ``core`` for ``board`` (a name in :data:`BOARDS`, or a :class:`Board`) into
-    ``out_dir``; return (and write) the report.
+    ``out_dir``; return (and write) the report. ``seeds``: the nextpnr placement seeds to try
+    in turn until one meets timing.
 
     Timing failure does not stop the build (nextpnr's ``--timing-allow-fail``), so the report
     always carries the achieved Fmax; :func:`program` refuses a bitstream that misses timing.
@@ -242,11 +243,11 @@ def build(board, core, out_dir):
     started = time.monotonic()
     # nextpnr's placement depends on its seed; a design that misses timing with one may meet
     # it with another, so try a few before giving up
-    for seed in SEEDS:
+    for seed in seeds:
         platform = board.make_platform()  # a platform builds once
-        platform.build(BoardWrapper(board, core), name="top", build_dir=str(out_dir),
-                       do_program=False, **options,
-                       nextpnr_opts=f"{NEXTPNR_OPTS} --seed {seed}")
+        plan = platform.build(BoardWrapper(board, core), name="top", do_build=False, **options,
+                              nextpnr_opts=f"{NEXTPNR_OPTS} --seed {seed}")
+        _run_flow(plan, out_dir)
         report = _report(board, out_dir)
         if report["timing_met"]:
             break
@@ -254,6 +255,34 @@ def build(board, core, out_dir):
     report["build_seconds"] = round(time.monotonic() - started, 1)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+class BuildFailed(RuntimeError):
+    """A tool of the flow failed; the message is its first error line. ``does_not_fit``: the
+    design needs more of a resource than the device has."""
+
+    def __init__(self, message, does_not_fit=False):
+        super().__init__(message)
+        self.does_not_fit = does_not_fit
+
+
+def _run_flow(plan, out_dir):
+    """Amaranth's build script (Yosys, nextpnr, the packer) in ``out_dir``, its output kept in
+    ``build.log`` (the tools run quiet: only warnings and errors) and a failure raised as
+    :class:`BuildFailed` with the tool's own error line."""
+    plan.extract(str(out_dir))
+    log_path = Path(out_dir) / "build.log"
+    with open(log_path, "w") as log:
+        done = subprocess.run(["sh", f"{plan.script}.sh"], cwd=out_dir, stdout=log,
+                              stderr=subprocess.STDOUT)
+    if done.returncode:
+        lines = log_path.read_text(errors="replace").splitlines()
+        errors = [line.strip() for line in lines if line.strip().startswith("ERROR")]
+        first = errors[0] if errors else (lines[-1].strip() if lines else "no output")
+        # nextpnr's placer, out of sites for a cell type (DSP, block RAM, LUTs)
+        full = any("no BELs remaining" in line for line in errors)
+        raise BuildFailed(f"{'does not fit the device: ' if full else ''}{first} "
+                          f"(exit {done.returncode}; {log_path})", does_not_fit=full)
 
 
 def build_board(board, out_dir, *, baud=None, log=print):

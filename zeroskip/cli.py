@@ -497,7 +497,9 @@ def _sweep(args):
                               progress=sys.stderr.isatty(), workload=workload)
     workers = f"{summary['workers']} Dask worker{'s' * (summary['workers'] != 1)}"
     print(f"{summary['points']} points: {summary['ran']} run on {workers} in "
-          f"{summary['seconds']} s ({summary['failed']} failed), {summary['skipped']} already "
+          f"{summary['seconds']} s ({summary['failed']} failed"
+          f"{', %d too large for the board' % summary['unfit'] if summary['unfit'] else ''}), "
+          f"{summary['skipped']} already "
           f"done -> {args.out}/results.csv, pareto.png")
     if args.scheduler is None:  # the local workers built: the cache's limit, as after any build
         used = sweep.build_dirs(points)

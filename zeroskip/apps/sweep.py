@@ -56,6 +56,9 @@ FIGURES = ["pe_count", "sparsity_measured", "cycles", "dense_cycles", "dense_cyc
            "luts", "ffs", "dsps", "brams", "fmax_mhz", "timing_met", "gmacs",
            "pareto", "worker", "seconds", "gateware", "error"]
 COLUMNS = PARAMS + FIGURES
+#: How ``error`` begins for a configuration too large for the board: a result (such a row
+#: is done, and does not fail the sweep), not a failure.
+UNFIT = "does not fit the board:"
 #: What a board build adds to the rows of its configuration.
 BUILD_FIGURES = ["luts", "ffs", "dsps", "brams", "fmax_mhz", "timing_met"]
 
@@ -494,7 +497,7 @@ def build_figures(board: str, config: dict[str, Any], gateware: str) -> dict[str
     from dataclasses import replace
 
     from zeroskip.config import ArrayConfig
-    from zeroskip.platforms.boards import BOARDS, _platforms_digest, build
+    from zeroskip.platforms.boards import BOARDS, BuildFailed, _platforms_digest, build
     from zeroskip.platforms.top import BoardTop
     from zeroskip.sim.rtl.runner import cache_root, gateware_digest
     started = time.perf_counter()
@@ -516,6 +519,10 @@ def build_figures(board: str, config: dict[str, Any], gateware: str) -> dict[str
         figures.update({"luts": report["luts_used"], "ffs": report["ffs_used"],
                         "dsps": report["dsps_used"], "brams": report["brams_used"],
                         "fmax_mhz": report["fmax_mhz"], "timing_met": report["timing_met"]})
+    except BuildFailed as exc:  # a design too large for the device is a result, not a fault
+        message = str(exc).splitlines()[0].removeprefix("does not fit the device: ") \
+            .removeprefix("ERROR: ").split(" (exit ")[0]  # the log is the worker's
+        figures["error"] = f"{UNFIT if exc.does_not_fit else f'build for {board}:'} {message}"
     except Exception as exc:  # recorded in the rows of this configuration
         figures["error"] = f"build for {board}: {_first_line(exc)}"
     figures["build_seconds"] = round(time.perf_counter() - started, 1)
@@ -573,11 +580,13 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _done(row: dict[str, Any], gateware: str) -> bool:
-    """A row that needs no new run: no error, bit-exact, from these gateware sources, and
-    with its build's figures if it has a board."""
-    return not row.get("error") and str(row.get("bit_exact")) == "True" and \
-        row.get("gateware") == gateware and not (row.get("board") and row.get("luts") in
-                                                 ("", None))
+    """A row that needs no new run: from these gateware sources, bit-exact, and with its
+    build's figures if it has a board (or built, and too large for the board)."""
+    if row.get("gateware") != gateware or str(row.get("bit_exact")) != "True":
+        return False
+    if str(row.get("error") or "").startswith(UNFIT):
+        return True
+    return not row.get("error") and not (row.get("board") and row.get("luts") in ("", None))
 
 
 def _number(value: Any) -> float:
@@ -701,10 +710,15 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
                     label="Pareto front")
             ax.scatter(xs, ys, s=200, facecolors="none", edgecolors="k", linewidths=1.2,
                        zorder=4)
-        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel,
+        ax.set(xlabel=xlabel, ylabel=ylabel,
                title=f"sparsity {float(sparsity):g}, {model or f'{m}×{k}×{n}'}")
-        ticks = sorted({xy(row)[0] for row, _ in mine})
-        if len(ticks) <= 8:
+        if board:  # which array each point is
+            for row, _ in mine:
+                ax.annotate(f"{row['rows']}×{row['cols']}", xy(row), fontsize=7,
+                            xytext=(4, -10), textcoords="offset points")
+        else:
+            ax.set(xscale="log", yscale="log")
+            ticks = sorted({xy(row)[0] for row, _ in mine})
             ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
             ax.minorticks_off()
         ax.grid(True, alpha=0.3)
@@ -716,6 +730,51 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """``results.md``: one line per array configuration and workload, one column per
+    sparsity: RTL cycles and fraction of ideal (built: dense-equivalent GMAC/s at Fmax;
+    with labels: accuracy), and the build's resources."""
+    sparsities = sorted({float(row["sparsity"]) for row in rows})
+    built = any(row.get("board") for row in rows)
+    labelled = any(row.get("accuracy") not in ("", None) for row in rows)
+    head = ["workload", "array", "format"]
+    if built:
+        head += ["LUT", "FF", "DSP", "BRAM", "Fmax MHz"]
+    head += [f"{s:g}" for s in sparsities]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
+    groups: dict[tuple[Any, ...], dict[float, dict[str, Any]]] = {}
+    for row in sorted(rows, key=_sort_key):
+        workload = row.get("model") or f"{row['m']}×{row['k']}×{row['n']}"
+        fmt = "nm" if row["format"] == "nm" else _format_label(row).replace(" (uniform)", "")
+        config = (workload, f"{row['rows']}×{row['cols']}", fmt)
+        groups.setdefault(config, {})[float(row["sparsity"])] = row
+    for (workload, array, fmt), by_sparsity in groups.items():
+        first = next(iter(by_sparsity.values()))
+        cells = [workload, array, fmt]
+        if built:
+            unfit = str(first.get("error") or "").startswith(UNFIT)
+            cells += ["does not fit", "", "", "", ""] if unfit else \
+                [str(first.get(name, "")) for name in ("luts", "ffs", "dsps", "brams",
+                                                        "fmax_mhz")]
+        for sparsity in sparsities:
+            row = by_sparsity.get(sparsity)
+            if row is None or row.get("cycles") in ("", None):
+                cells.append("" if row is None else "failed")
+                continue
+            cell = f"{int(row['cycles']):,} ({row['fraction_of_ideal']})"
+            if row["format"] == "nm":
+                cell = f"{row['nm']}: {cell}"
+            if row.get("gmacs") not in ("", None):
+                cell += f", {float(row['gmacs']):.2f} GMAC/s"
+            if labelled and row.get("accuracy") not in ("", None):
+                cell += f", acc {float(row['accuracy']):.3f}"
+            if row.get("error") and not str(row["error"]).startswith(UNFIT):
+                cell += " (error)"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _format_label(row: dict[str, Any]) -> str:
@@ -824,7 +883,7 @@ def run_sweep(points: Sequence[Point], out: str | os.PathLike, *, scheduler: str
     todo = [point for point in points if point.key() not in done]
     started = time.perf_counter()
     summary: dict[str, Any] = {"points": len(points), "skipped": len(points) - len(todo),
-                               "ran": 0, "failed": 0, "workers": 0, "errors": [],
+                               "ran": 0, "failed": 0, "unfit": 0, "workers": 0, "errors": [],
                                "gateware": gateware}
     rows = list(kept)
     with connect(scheduler, workers, timeout) as client:
@@ -873,7 +932,9 @@ def run_sweep(points: Sequence[Point], out: str | os.PathLike, *, scheduler: str
                             row = with_build(row, builds[point.config_key()])
                         final = new = [row]
                 for row in final:
-                    if row["error"]:
+                    if str(row["error"]).startswith(UNFIT):
+                        summary["unfit"] += 1
+                    elif row["error"]:
                         summary["failed"] += 1
                         summary["errors"].append(
                             f"{row['rows']}x{row['cols']} {row['format']} {row['pattern']} "
@@ -894,6 +955,9 @@ def run_sweep(points: Sequence[Point], out: str | os.PathLike, *, scheduler: str
     tmp = out / f".pareto.{os.getpid()}.png"
     plot(rows, tmp)
     os.replace(tmp, out / "pareto.png")
+    (out / "results.md").write_text(
+        "Cycles are RTL counters (fraction of ideal in brackets); each column a weight "
+        "sparsity.\n\n" + markdown(rows))
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["rows"] = rows
     return summary
