@@ -287,6 +287,22 @@ def test_builds_add_a_board_build_per_configuration(tmp_path):
     assert rows[0]["luts"] == rows[1]["luts"]  # one build
     assert len(list((cache / "builds").iterdir())) == 1
     assert (out / "pareto.png").stat().st_size > 0
+    assert "| 16×32×8 | 2×1 | csc | " in (out / "results.md").read_text()
+
+
+@pytest.mark.rtl
+def test_a_configuration_too_large_for_the_board_is_a_result(tmp_path, monkeypatch):
+    """16×2 needs 16 SB_MAC16 of the UP5K's 8: nextpnr's own message, marked as unfit."""
+    from zeroskip.sim.rtl.runner import gateware_digest
+    monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path))
+    point = sweep.Point(16, 2, "csc", "", "uniform", 0.5, 16, 32, 8, 0, board="icebreaker")
+    figures = sweep.build_figures("icebreaker", sweep.board_config(point).to_dict(),
+                                  gateware_digest())
+    assert figures["error"].startswith(sweep.UNFIT), figures
+    assert "ICESTORM_DSP" in figures["error"]
+    row = sweep.with_build({**point.params(), "error": "", "bit_exact": True,
+                            "gateware": gateware_digest()}, figures)
+    assert sweep._done(row, gateware_digest()) and sweep.pareto_flags([row]) == [None]
 
 
 def _start(args, log):

@@ -37,8 +37,9 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 import numpy as np
 
 __all__ = ["Point", "ModelWorkload", "plan", "parse_list", "parse_shape", "nm_for_sparsity",
-           "run_point", "build_figures", "read_results", "write_results", "pareto_flags",
-           "plot", "connect", "run_sweep", "PARAMS", "COLUMNS"]
+           "run_point", "board_config", "build_figures", "with_build", "read_results",
+           "write_results", "pareto_flags", "plot", "markdown", "connect", "run_sweep",
+           "PARAMS", "COLUMNS", "UNFIT"]
 
 #: The columns that identify a point (a re-run skips a row whose values are all equal). A
 #: GEMM point has ``m``, ``k``, ``n``; a model point ``model`` (its file name) and
