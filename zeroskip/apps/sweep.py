@@ -760,9 +760,12 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
                 [str(first.get(name, "")) for name in ("luts", "ffs", "dsps", "brams",
                                                         "fmax_mhz")]
         for sparsity in sparsities:
-            row = by_sparsity.get(sparsity)
-            if row is None or row.get("cycles") in ("", None):
-                cells.append("" if row is None else "failed")
+            if sparsity not in by_sparsity:
+                cells.append("")
+                continue
+            row = by_sparsity[sparsity]
+            if row.get("cycles") in ("", None):
+                cells.append("failed")
                 continue
             cell = f"{int(row['cycles']):,} ({row['fraction_of_ideal']})"
             if row["format"] == "nm":
@@ -776,6 +779,17 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_summaries(out: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """``pareto.png`` and ``results.md`` of a sweep's rows."""
+    tmp = out / f".pareto.{os.getpid()}.png"
+    plot(rows, tmp)
+    os.replace(tmp, out / "pareto.png")
+    (out / "results.md").write_text(
+        "Cells: RTL cycles (fraction of ideal); built, dense-equivalent GMAC/s at the achieved "
+        "Fmax; with labels, the accuracy of the RTL's outputs. Columns: weight sparsity.\n\n"
+        + markdown(rows))
 
 
 def _format_label(row: dict[str, Any]) -> str:
@@ -953,12 +967,7 @@ def run_sweep(points: Sequence[Point], out: str | os.PathLike, *, scheduler: str
             pending = [future for future in futures if not future.done()]
             if pending:  # interrupted: what ran is in results.csv already
                 client.cancel(pending)
-    tmp = out / f".pareto.{os.getpid()}.png"
-    plot(rows, tmp)
-    os.replace(tmp, out / "pareto.png")
-    (out / "results.md").write_text(
-        "Cycles are RTL counters (fraction of ideal in brackets); each column a weight "
-        "sparsity.\n\n" + markdown(rows))
+    write_summaries(out, rows)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["rows"] = rows
     return summary
