@@ -16,12 +16,12 @@ from .weights import fit_n_of_m, random_weights
 #: The lanes under test (every lane kind), with their format parameters.
 FORMAT_PARAMS = {"bitmap": dict(bitmap_width=64), "rle": dict(rle_run_bits=4),
                  "nm": dict(nm_n=2, nm_m=4)}
-FORMATS = {lane: dict(params, **FORMAT_PARAMS.get(lane, {}))
+LANES = {lane: dict(params, **FORMAT_PARAMS.get(lane, {}))
            for lane, params in LANE_KINDS.items()}
 
 
 def lane_config(lane, **extra):
-    params = dict(FORMATS[lane], **extra)
+    params = dict(LANES[lane], **extra)
     return ArrayConfig(rows=4, cols=1, max_k=256, act_depth=2048, weight_depth=4096,
                        pointer_depth=33, out_depth=256, mask_depth=256, **params)
 
@@ -48,7 +48,7 @@ def lane_job(config, weights, m, modes, drop_empty_columns=False):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", LANES)
 @pytest.mark.parametrize("case", ["random50", "random90", "all_zero", "single", "long_runs"])
 def test_decoder_stream_under_backpressure(sim, fmt, case, rng):
     config = lane_config(fmt)
@@ -80,7 +80,7 @@ def long_zero_runs(fmt, rng):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", LANES)
 def test_decoder_sustains_one_nonzero_per_cycle_on_long_zero_runs(sim, fmt, rng, capsys):
     config = lane_config(fmt, **({"nm_n": 1, "nm_m": 16} if fmt == "nm" else {}))
     weights = long_zero_runs(fmt, rng)

@@ -204,10 +204,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
     runner.check_feeds(model, feeds)
     if labels is not None:
         labels = runner.check_labels(np.asarray(labels), feeds)
-    if calibrate is not None:
-        model = runner.calibrate(model, np.asarray(calibrate), prune)
-    elif prune is not None:
-        model = runner.prune_quantized(model, prune)
+    model = runner.prepare_model(model, None if calibrate is None else np.asarray(calibrate),
+                                 prune)
     return runner.infer(model, feeds, engine, labels=labels, progress=progress, name=name)
 
 

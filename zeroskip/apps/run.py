@@ -276,13 +276,8 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     feeds = bind_inputs(model, input, inputs)
     if labels is not None:
         labels = check_labels(_load_array(labels, "--labels"), feeds, "--labels")
-    if calibrate_path is not None:
-        data = _load_array(calibrate_path, "--calibrate")
-        if not isinstance(data, np.ndarray):
-            raise BadInput("--calibrate: expected a single .npy array")
-        model = calibrate(model, data, prune)
-    elif prune is not None:
-        model = prune_quantized(model, prune)
+    calibration = None if calibrate_path is None else load_calibration(calibrate_path)
+    model = prepare_model(model, calibration, prune)
     ours, report = infer(model, feeds, accelerator, labels=labels, progress=progress,
                          name=str(model_path))
     out = Path(out)
@@ -302,6 +297,24 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
 def check_prune(prune, what: str = "prune"):
     if prune is not None and not (isinstance(prune, (int, float)) and 0 <= prune < 1):
         raise BadInput(f"{what} must be in [0, 1), not {prune}")
+
+
+def load_calibration(path) -> np.ndarray:
+    """``--calibrate CAL.npy``: one array of calibration inputs."""
+    data = _load_array(path, "--calibrate")
+    if not isinstance(data, np.ndarray):
+        raise BadInput("--calibrate: expected a single .npy array")
+    return data
+
+
+def prepare_model(model, calibration: np.ndarray | None, prune: float | None):
+    """The model that runs: a float model quantized on ``calibration`` (its weights pruned
+    first by ``prune``), or a quantized model with its array weights pruned by ``prune``."""
+    if calibration is not None:
+        return calibrate(model, calibration, prune)
+    if prune is not None:
+        return prune_quantized(model, prune)
+    return model
 
 
 def prune_quantized(model, sparsity):

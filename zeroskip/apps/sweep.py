@@ -295,14 +295,9 @@ class ModelWorkload:
         if labels is not None:
             label_values = runner.check_labels(runner._load_array(labels, "--labels"), feeds,
                                                "--labels")
-        calibration = None
-        if calibrate is not None:
-            calibration = runner._load_array(calibrate, "--calibrate")
-            if not isinstance(calibration, np.ndarray):
-                raise _bad_input("--calibrate: expected a single .npy array")
-            graph_plan(runner.calibrate(model, calibration, None))  # it quantizes, and runs
-        else:
-            graph_plan(model)  # a float weight: bad input naming --calibrate
+        calibration = None if calibrate is None else runner.load_calibration(calibrate)
+        # it quantizes and it runs: a float weight without --calibrate is bad input, named
+        graph_plan(runner.prepare_model(model, calibration, None))
         return cls(Path(path).name, model.SerializeToString(), feeds, label_values,
                    calibration)
 
@@ -455,17 +450,14 @@ def _run_model(point: Point, workload: ModelWorkload) -> dict[str, Any]:
     --calibrate --prune`` does), run on the array and compared with onnxruntime."""
     import onnx
 
-    from zeroskip.apps.run import calibrate, infer
+    from zeroskip.apps.run import infer, prepare_model
     from zeroskip.frontend.prune import prune_quantized, weight_sparsity
     from zeroskip.sim.patterns import nm_pattern
-    model = onnx.ModelProto.FromString(workload.model)
     nm = nm_pattern(point.pattern)
-    if workload.calibration is not None:
-        model = calibrate(model, workload.calibration, None if nm else point.sparsity)
-        if nm:
-            model = prune_quantized(model, nm=nm)
-    else:
-        model = prune_quantized(model, 0.0 if nm else point.sparsity, nm)
+    model = prepare_model(onnx.ModelProto.FromString(workload.model), workload.calibration,
+                          None if nm else point.sparsity)
+    if nm:  # after quantization: the pattern holds on the integers the array gets
+        model = prune_quantized(model, nm=nm)
     _, report = infer(model, workload.feeds, _accelerator(point), labels=workload.labels,
                       name=workload.name)
     total, reference = report["total"], report["reference"]

@@ -48,6 +48,7 @@ class Step:
 @dataclass
 class Plan:
     steps: list
+    producers: dict  # output name -> the node that computes it
 
 
 def _node_label(node):
@@ -126,7 +127,7 @@ def plan(model) -> Plan:
         if len(users) == 1 and users[0].op_type == "QuantizeLinear" and name not in outputs:
             quantize = by_node[id(users[0])]
             quantize.fused_from, quantize.relu = step.index, relu
-    return Plan(steps)
+    return Plan(steps, producers)
 
 
 def _check_integer_attrs(node):
@@ -161,7 +162,6 @@ class Executor:
         # opsets): the host ops run exactly as ONNX defines them, one node at a time.
         self.reference = ReferenceEvaluator(model, new_ops=[_dequantize_linear()])
         self.kernels = self.reference.rt_nodes_
-        self.producers = {name: node for node in model.graph.node for name in node.output}
 
     def run(self, feeds: dict) -> tuple[dict, list]:
         values: dict[str, Any] = {"": None}
@@ -217,7 +217,7 @@ class Executor:
             dtype = yz.dtype if yz is not None else np.uint8
             return [lowering.requantize(acc, scale, 0 if yz is None else yz, dtype)], record, None
         # QDQ: integers and scales behind the DequantizeLinear nodes
-        a_dq, b_dq = self.producers[node.input[0]], self.producers[node.input[1]]
+        a_dq, b_dq = self.plan.producers[node.input[0]], self.plan.producers[node.input[1]]
         x, xs, xz = (values[n] if n else None for n in _padded(a_dq.input, 3))
         w, ws, wz = (values[n] if n else None for n in _padded(b_dq.input, 3))
         w_axis = _attrs(b_dq).get("axis", 1)
@@ -241,7 +241,7 @@ class Executor:
         w_scale = _channel(ws, acc.ndim, out_axis)
         bias_float = None
         if len(node.input) > 2 and node.input[2]:
-            b_dq = self.producers.get(node.input[2])
+            b_dq = self.plan.producers.get(node.input[2])
             if b_dq is not None and b_dq.op_type == "DequantizeLinear" and \
                     values[b_dq.input[0]].dtype == np.int32:
                 acc = acc + _channel(values[b_dq.input[0]], acc.ndim, out_axis)

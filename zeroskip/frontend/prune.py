@@ -47,9 +47,10 @@ def array_weights(model) -> list[WeightView]:
     """The constant weights of the nodes the graph plan puts on the array (each once)."""
     from zeroskip.frontend.graph import plan
     initializers = {init.name for init in model.graph.initializer}
-    producers = {name: node for node in model.graph.node for name in node.output}
+    graph_plan = plan(model)
+    producers = graph_plan.producers
     views: dict[str, WeightView] = {}
-    for step in plan(model).steps:
+    for step in graph_plan.steps:
         if step.on != "accelerator":
             continue
         node, op = step.node, step.node.op_type
