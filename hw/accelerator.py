@@ -186,4 +186,32 @@ class Accelerator(wiring.Component):
             loading = loading | getattr(self, f"{name}_write").en
         with m.If(loading):
             m.d.sync += counters.load_cycles.eq(counters.load_cycles + 1)
+        if config.energy_counters:
+            self._count_energy_events(m, lanes, busy, counting)
         return m
+
+    def _count_energy_events(self, m, lanes, busy, counting):
+        """The counters of :data:`zeroskip.hw.layouts.ENERGY_COUNTERS`: per run, the words the
+        lanes read and the results closed (both registered, like the lanes' other counts);
+        since reset, like ``load_cycles``, the bytes and words written by the loads."""
+        config, counters = self._config, self.counters
+        rows, cols = config.rows, config.cols
+        reads = Signal(range(15 * cols + 1))
+        closed = Signal(range(cols + 1))
+        m.d.sync += [
+            reads.eq(sum(lane.reads for lane in lanes)),
+            closed.eq(_popcount(Cat(*(lane.tokens.valid & lane.tokens.ready &
+                                      lane.tokens.payload.last for lane in lanes)))),
+        ]
+        with m.If(self.start & ~busy):
+            m.d.sync += [counters.lane_reads.eq(0), counters.outputs.eq(0)]
+        with m.Elif(counting):
+            m.d.sync += [counters.lane_reads.eq(counters.lane_reads + reads),
+                         counters.outputs.eq(counters.outputs + closed)]
+        # an activation beat writes one byte into every PE of its row: rows × cols copies
+        with m.If(self.act_write.en):
+            m.d.sync += counters.act_writes.eq(counters.act_writes + rows * cols)
+        written = [Mux(getattr(self, f"{name}_write").en,
+                       _popcount(getattr(self, f"{name}_write").mask), 0)
+                   for name in self.memory_names]
+        m.d.sync += counters.lane_writes.eq(counters.lane_writes + sum(written))

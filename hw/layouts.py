@@ -9,6 +9,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["token_layout", "csc_entry_layout", "job_layout", "counters_layout", "COUNTERS",
+           "ENERGY_COUNTERS", "SINCE_RESET", "counter_names",
            "pack", "unpack", "shape_width", "write_signature", "read_signature"]
 
 
@@ -90,8 +91,28 @@ COUNTERS = (
 )
 
 
+#: The counters of :attr:`ArrayConfig.energy_counters`: the events the energy model prices
+#: that the base counters do not give (:mod:`zeroskip.sim.energy`).
+ENERGY_COUNTERS = (
+    "lane_reads",       # words the decoder lanes read from their memories (a new address)
+    "outputs",          # results closed (a last token): each writes one word in every PE of
+                        # its column's result memories
+    "act_writes",       # activation-buffer bytes written, every PE's copy counted (since reset)
+    "lane_writes",      # lane-memory words written, each lane's counted (since reset)
+)
+
+#: Counters that count since reset, not per run (the host takes differences).
+SINCE_RESET = ("load_cycles", "act_writes", "lane_writes")
+
+
+def counter_names(config):
+    """The hardware counters of ``config``, in port order."""
+    return COUNTERS + (ENERGY_COUNTERS if config.energy_counters else ())
+
+
 def counters_layout(config):
-    return data.StructLayout({name: unsigned(config.counter_width) for name in COUNTERS})
+    return data.StructLayout({name: unsigned(config.counter_width)
+                              for name in counter_names(config)})
 
 
 def pack(layout, value):

@@ -63,7 +63,8 @@ BOARDS = {
         device="iCE40UP5K-SG48",
         config=ArrayConfig(rows=16, cols=1, fmt="csc", max_k=256, act_depth=256,
                            weight_depth=256, pointer_depth=2, out_depth=1, acc_width=24,
-                           counter_width=32, multipliers="ice40_pairs"),
+                           counter_width=32, multipliers="ice40_pairs",
+                           energy_counters=False),
         clock_mhz=30, bitstream_suffix=".bin", luts_total=5280, dsps_total=8, brams_total=30,
         # the iCEBreaker's FT2232H flash interface is openFPGALoader's generic iCE40 pinout
         program_argv=("openFPGALoader", "-b", "ice40_generic", "{bitstream}")),
@@ -78,7 +79,7 @@ BOARDS = {
         device="LFE5U-85F-6BG381",
         config=ArrayConfig(rows=8, cols=8, fmt="csc", max_k=256, act_depth=512,
                            weight_depth=1023, pointer_depth=32, out_depth=16, pipelined=True,
-                           multipliers="ecp5_registered"),
+                           multipliers="ecp5_registered", energy_counters=False),
         clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
         program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}")),

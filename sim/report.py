@@ -4,18 +4,20 @@ report's figures), each with its source in ``provenance``."""
 import numpy as np
 
 from zeroskip.config import Mode
-from zeroskip.sim import formats, golden, model
+from zeroskip.sim import energy, formats, golden, model
 from zeroskip.sim.compiler import compile_gemm
 
-__all__ = ["gemm_report", "RTL", "HOST", "MODEL"]
+__all__ = ["gemm_report", "RTL", "HOST", "MODEL", "ESTIMATE"]
 
 #: Where a figure came from: a hardware counter of the RTL (or a figure derived only from such
 #: counters and exact host figures, e.g. ``fraction_of_ideal``), a computation on the host from
 #: the inputs, or the analytical cycle model.
 RTL, HOST, MODEL = "rtl", "host", "model"
+#: An energy figure: event counts priced by an energy table (:mod:`zeroskip.sim.energy`).
+ESTIMATE = "estimate (energy table)"
 
 
-def gemm_report(program, acts, weights, rtl, simulator):
+def gemm_report(program, acts, weights, rtl, simulator, table=None):
     """Report of one GEMM run.
 
     Parameters
@@ -26,6 +28,8 @@ def gemm_report(program, acts, weights, rtl, simulator):
     rtl : :class:`zeroskip.sim.rtl.runner.RunResult`
         What the RTL counted (checked against the cycle model by ``rtl.check(program)``).
     simulator : str
+    table : :class:`zeroskip.sim.energy.EnergyTable`, optional
+        Prices the events (default: the bundled table).
     """
     config = program.config
     m, k, n = program.shape
@@ -38,10 +42,10 @@ def gemm_report(program, acts, weights, rtl, simulator):
     # the same GEMM in dense mode on the same array: from the exact cycle model (which every
     # run's counter is checked against), unless this run was dense mode itself
     if program.mode == Mode.DENSE:
-        dense_cycles, dense_source = cycles, RTL
+        dense_program, dense_cycles, dense_source = program, cycles, RTL
     else:
-        dense_cycles = compile_gemm(acts, weights, config, Mode.DENSE).predicted_cycles
-        dense_source = MODEL
+        dense_program = compile_gemm(acts, weights, config, Mode.DENSE)
+        dense_cycles, dense_source = dense_program.predicted_cycles, MODEL
     compressed = formats.encode_for(config, weights)
     lane_cycles = config.cols * cycles
     busy, decoder, imbalance = (rtl.total(x) for x in ("lane_busy", "stall_decoder",
@@ -81,6 +85,24 @@ def gemm_report(program, acts, weights, rtl, simulator):
         "sim_cycles_per_second": (round(cycles / rtl.wall_seconds) if rtl.wall_seconds
                                   else None, HOST),
     }
+    table = table or energy.EnergyTable.default()
+    events = energy.events(program, rtl)
+    estimated = energy.estimate(events, cycles, table)
+    dense_events = None if events is None else energy.dense_events(dense_program, events)
+    dense_estimated = energy.estimate(dense_events, dense_cycles, table)
+    dense_energy_source = ESTIMATE if program.mode == Mode.DENSE else f"{ESTIMATE}, {MODEL}"
+    figures.update({
+        # counts from the RTL's counters (result reads and host words: counted by the host)
+        "events": (events, RTL),
+        **{name: (value, ESTIMATE) for name, value in estimated.items()},
+        "dense_energy_pj": (dense_estimated["energy_pj"], dense_energy_source),
+        "dense_edp_pj_cycles": (dense_estimated["edp_pj_cycles"], dense_energy_source),
+        # skip (or gate) against dense mode, energy × cycles without off-chip movement
+        "onchip_edp_ratio_vs_dense": (
+            round(dense_estimated["onchip_edp_pj_cycles"] / estimated["onchip_edp_pj_cycles"], 3)
+            if events is not None and estimated["onchip_edp_pj_cycles"] else None,
+            dense_energy_source),
+    })
     report = {name: value for name, (value, _) in figures.items()}
     report.update({
         "pe_count": config.pe_count,

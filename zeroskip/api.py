@@ -102,7 +102,8 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
          format: str | None = None, nm: str | tuple[int, int] | None = None,
          mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
          port: str | None = None, waves: str | None = None,
-         config: ArrayConfig | None = None) -> tuple[np.ndarray, dict]:
+         config: ArrayConfig | None = None,
+         energy_table: Any = None) -> tuple[np.ndarray, dict]:
     """C = A · W (int8 × int8 → int32) on the generated RTL; returns ``(C, report)``.
 
     Parameters
@@ -122,6 +123,8 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         Write a waveform of the simulation (FST for ``.fst`` names, else VCD).
     config : ArrayConfig, optional
         A configuration of your own (instead of rows/cols/format/nm/board).
+    energy_table : path or :class:`zeroskip.sim.energy.EnergyTable`, optional
+        Picojoules per event replacing the bundled table's (``--energy-table``).
 
     Returns
     -------
@@ -141,7 +144,8 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         that differs from NumPy, a simulator that fails.
     """
     engine = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
-                       board=board, port=port, waves=waves, config=config)
+                       board=board, port=port, waves=waves, config=config,
+                       energy_table=energy_table)
     (result, report), = engine.run([(acts, weights)])
     return result, report
 
@@ -150,7 +154,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         prune: float | None = None, rows: int | None = None, cols: int | None = None,
         format: str | None = None, nm: str | tuple[int, int] | None = None,
         mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
-        port: str | None = None, progress: bool = False) -> tuple[dict, dict]:
+        port: str | None = None, progress: bool = False,
+        energy_table: Any = None) -> tuple[dict, dict]:
     """An ONNX model on the generated RTL, as ``zeroskip run`` does; returns
     ``(outputs, report)``.
 
@@ -167,8 +172,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         With ``calibrate``: prune the float weights before quantization. Without: prune a
         quantized model's array weights to their zero points (each tensor's smallest
         ``|w - zero point|``).
-    rows, cols, format, nm, mode, sim, board, port
-        The array, as for :func:`gemm`.
+    rows, cols, format, nm, mode, sim, board, port, energy_table
+        The array and the energy table, as for :func:`gemm`.
 
     Returns
     -------
@@ -192,7 +197,7 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         runner.check_model(model, name)
     runner.check_prune(prune)
     engine = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
-                       board=board, port=port)
+                       board=board, port=port, energy_table=energy_table)
     if isinstance(inputs, dict):
         feeds = dict(inputs)
     else:
@@ -220,7 +225,8 @@ class GemmRunner:
                  format: str | None = None, nm: str | tuple[int, int] | None = None,
                  mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
                  port: str | None = None, waves: str | None = None,
-                 config: ArrayConfig | None = None):
+                 config: ArrayConfig | None = None, energy_table: Any = None):
+        from zeroskip.sim.energy import EnergyTable
         from zeroskip.sim.rtl.runner import SIMULATORS, SimulatorMissing, check_wave_support
         if port is not None and board is None:
             raise _bad_input("port needs board (the board programmed at that port)")
@@ -243,6 +249,8 @@ class GemmRunner:
             except SimulatorMissing as exc:
                 raise _bad_input(f"waves: {exc}") from None
         self.config, self.sim, self.board, self.port, self.waves = config, sim, board, port, waves
+        self.energy_table = energy_table if isinstance(energy_table, EnergyTable) else \
+            EnergyTable.load(energy_table)
 
     def compile(self, acts: Any, weights: Any):
         """The checked operands and program of one GEMM; BadInput names what is wrong."""
@@ -288,7 +296,7 @@ class GemmRunner:
             rtl.check(program)  # a lane fault or a cycle count the model does not predict
             result = assemble(program, rtl.results)
             golden.check_result(result, acts, weights)
-            report = gemm_report(program, acts, weights, rtl, source)
+            report = gemm_report(program, acts, weights, rtl, source, self.energy_table)
             report["matches_golden"] = True
             report["provenance"]["matches_golden"] = "host"
             out.append((result, report))

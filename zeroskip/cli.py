@@ -110,6 +110,7 @@ def _parser():
     gemm.add_argument("--port", metavar="/dev/ttyUSB1",
                       help="run on a board programmed by `zeroskip build --program` through "
                            "this serial port, instead of in simulation (needs --board)")
+    _add_energy_option(gemm)
 
     run = sub.add_parser("run", help="an ONNX model on the generated RTL: matrix products on "
                          "the array, other ops on the host, checked against onnxruntime")
@@ -137,6 +138,7 @@ def _parser():
     run.add_argument("--board", choices=_board_names(),
                      help="use that board's array configuration (with --port: on the board)")
     run.add_argument("--port", metavar="/dev/ttyUSB1", help="run on the board at this port")
+    _add_energy_option(run)
 
     bench = sub.add_parser("bench", help="speedup / fraction-of-ideal sweep over weight "
                            "sparsity and patterns on the RTL (table, CSV, PNG)")
@@ -374,6 +376,27 @@ def _limit_cache(built):
               file=sys.stderr)
 
 
+def _add_energy_option(parser):
+    parser.add_argument("--energy-table", metavar="FILE.json",
+                        help="picojoules per event (a JSON object of event names, and "
+                             "static_pj_per_cycle) replacing the bundled table's "
+                             "(Horowitz, ISSCC 2014, 45 nm)")
+
+
+def _energy_line(report) -> str:
+    """The energy figures of a report, in one line (an estimate: the table is named)."""
+    if report.get("energy_pj") is None:
+        return "energy: this configuration has no energy counters"
+    parts = report["energy_breakdown_pj"]
+    table = report["energy_table"]["name"]
+    line = (f"energy {report['energy_pj'] / 1e6:.4g} µJ estimated ({table}: compute {parts['compute'] / 1e6:.3g}, on-chip memory "
+            f"{parts['onchip_memory'] / 1e6:.3g}, off-chip {parts['offchip'] / 1e6:.3g}, static "
+            f"{parts['static'] / 1e6:.3g} µJ)")
+    if report.get("onchip_edp_ratio_vs_dense"):
+        line += f"; on-chip EDP {report['onchip_edp_ratio_vs_dense']}× better than dense mode"
+    return line
+
+
 def _gemm(args):
     import numpy as np
 
@@ -405,7 +428,8 @@ def _gemm(args):
             result, report = gemm(acts, weights, rows=args.rows, cols=args.cols,
                                   format=args.format, nm=args.nm, board=args.board,
                                   mode=args.mode, sim=args.sim or "verilator", port=args.port,
-                                  waves=None if waves is None else str(waves))
+                                  waves=None if waves is None else str(waves),
+                                  energy_table=args.energy_table)
         except (BadInput, DeviceFailure, KeyboardInterrupt):
             raise
         except Exception:
@@ -424,6 +448,7 @@ def _gemm(args):
           f"fraction of ideal {report['fraction_of_ideal']}), "
           f"{report['macs_executed']} MACs executed, {report['macs_gated']} gated; "
           f"result matches NumPy -> {args.out}")
+    print(_energy_line(report))
 
 
 def _verilog(args):
@@ -541,7 +566,8 @@ def _run(args):
                        labels=args.labels, calibrate_path=args.calibrate, prune=args.prune,
                        rows=args.rows, cols=args.cols, format=args.format, nm=args.nm,
                        mode=args.mode, sim=args.sim or "verilator", board=args.board,
-                       port=args.port, progress=sys.stderr.isatty())
+                       port=args.port, progress=sys.stderr.isatty(),
+                       energy_table=args.energy_table)
     print(format_report(report))
     print(f"wrote {args.out}/outputs.npz, report.json, report.md and layers.png")
 

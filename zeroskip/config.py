@@ -116,6 +116,12 @@ class ArrayConfig:
         the result memory. Costs :attr:`lane_refill_cycles` per M-tile per lane,
         :attr:`column_advance_cycles` per column and five more cycles of PE latency.
         ``csc`` only.
+    energy_counters : bool
+        Hardware counters for the energy model's events besides the base ones (lane-memory
+        reads and writes, activation-buffer writes, results closed:
+        :data:`zeroskip.hw.layouts.ENERGY_COUNTERS`). Off for the boards' builds, whose
+        figures were measured without them (a counter costs flip-flops, scarce on the iCE40,
+        and the ULX3S meets its clock with little slack).
     """
     rows: int = 8
     cols: int = 8
@@ -135,6 +141,7 @@ class ArrayConfig:
     multipliers: str = "infer"
     logic_multipliers: int = 0
     pipelined: bool = False
+    energy_counters: bool = True
 
     act_width = 8     # int8 activations
     weight_width = 8  # int8 weights
@@ -164,6 +171,8 @@ class ArrayConfig:
         if self.logic_multipliers and self.multipliers != "infer":
             raise ValueError("logic_multipliers replace inferred multipliers; they cannot be "
                              f"mixed with multipliers={self.multipliers!r}")
+        if self.energy_counters not in (False, True):
+            raise TypeError(f"energy_counters must be a bool, not {self.energy_counters!r}")
         if self.pipelined not in (False, True):
             raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
         if self.pipelined and self.fmt != "csc":
@@ -289,7 +298,12 @@ class ArrayConfig:
     # Identity -------------------------------------------------------------------------------
 
     def to_dict(self):
-        return asdict(self)
+        # energy_counters appears only when on, so that a configuration without them keeps
+        # the digest it had before they existed (the boards' gateware embeds its digest)
+        d = asdict(self)
+        if not self.energy_counters:
+            del d["energy_counters"]
+        return d
 
     @classmethod
     def from_dict(cls, d):

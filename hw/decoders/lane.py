@@ -206,6 +206,9 @@ class LaneDecoder(wiring.Component):
         Between ``start`` and the last token leaving.
     status : Out(DecodeStatus)
         OK, or why the lane stopped on malformed memory contents (held until the next start).
+    reads : Out(4)
+        With ``energy_counters``: how many of the lane's memory read ports fetched a word
+        (read a new address) in the previous cycle.
     """
 
     def __init__(self, config):
@@ -223,6 +226,8 @@ class LaneDecoder(wiring.Component):
         }
         for name, (shape, depth) in self.memories(config).items():
             members[f"{name}_write"] = In(write_signature(bits_for(depth), shape))
+        if config.energy_counters:
+            members["reads"] = Out(4)
         super().__init__(members)
 
     @property
@@ -282,7 +287,23 @@ class LaneDecoder(wiring.Component):
             fault, code = self._check_stream(m, walk, cursor, run, step, truncated)
             self._load_token(m, walk, run, step, fault, code)
             self._finish_column(m, walk, cursor, run, step)
+        if self._config.energy_counters:
+            self._count_reads(m, memories)
         return m
+
+    def _count_reads(self, m, memories):
+        """``reads``: the read ports (of whatever the format's cursor built) whose address
+        changed, one cycle late. An asynchronous read port followed by a register reads every
+        cycle on an FPGA; a word read again at the same address is not counted, as a memory
+        with a read enable would not read it again."""
+        fetched = []
+        for memory_ in memories.values():
+            for port in memory_.read_ports:
+                previous = Signal.like(port.addr, name=f"read_addr_previous{len(fetched)}")
+                m.d.sync += previous.eq(port.addr)
+                fetched.append(port.addr != previous)
+        assert len(fetched) < 2 ** len(self.reads), "more read ports than reads can count"
+        m.d.sync += self.reads.eq(sum(fetched[1:], fetched[0]) if fetched else 0)
 
     def _memories_with_marks(self, m):
         """The format's memories with their write ports, and per memory a mark of how many words

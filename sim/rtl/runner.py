@@ -448,18 +448,22 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
 
 
 class LoadCounter:
-    """Turns the hardware's ``load_cycles`` counter, which counts write beats since the
-    accelerator's reset, into the beats of each run: a run's reading minus the previous one."""
+    """Turns the hardware counters that count since the accelerator's reset (``load_cycles``
+    and, with energy counters, the loads' writes: :data:`zeroskip.hw.layouts.SINCE_RESET`)
+    into the counts of each run: a run's reading minus the previous one."""
 
     def __init__(self):
-        self._mark = 0
+        self._marks = {}
 
     def reset(self):
-        """The accelerator was reset: its counter starts again from zero."""
-        self._mark = 0
+        """The accelerator was reset: its counters start again from zero."""
+        self._marks = {}
 
     def per_run(self, counters):
-        """Replace ``counters["load_cycles"]`` (since reset) by this run's loads."""
-        total = counters["load_cycles"]
-        counters["load_cycles"] = total - self._mark
-        self._mark = total
+        """Replace each since-reset counter in ``counters`` by this run's count."""
+        from zeroskip.hw.layouts import SINCE_RESET
+        for name in SINCE_RESET:
+            if name in counters:
+                total = counters[name]
+                counters[name] = total - self._marks.get(name, 0)
+                self._marks[name] = total

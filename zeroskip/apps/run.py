@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from zeroskip.sim import energy
 from zeroskip.sim.loaders import BadInput
 
 __all__ = ["run_model", "infer", "load_model", "bind_inputs", "check_feeds", "check_labels",
@@ -262,7 +263,8 @@ def compare(ours: dict, theirs: dict, runtime: dict, labels=None) -> dict:
 
 def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrate_path=None,
               prune=None, rows=None, cols=None, format=None, nm=None, mode="skip",
-              sim="verilator", board=None, port=None, progress=False) -> dict:
+              sim="verilator", board=None, port=None, progress=False,
+              energy_table=None) -> dict:
     """The command: every input checked, the model run (:func:`infer`), the files written
     together; returns the report."""
     from zeroskip.api import GemmRunner
@@ -272,7 +274,7 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     model = load_model(model_path)
     check_prune(prune, "--prune")
     accelerator = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
-                             board=board, port=port)
+                             board=board, port=port, energy_table=energy_table)
     feeds = bind_inputs(model, input, inputs)
     if labels is not None:
         labels = check_labels(_load_array(labels, "--labels"), feeds, "--labels")
@@ -364,6 +366,13 @@ def infer(model, feeds: dict, accelerator, *, labels=None, progress=False,
         "inputs": {name: list(value.shape) for name, value in feeds.items()},
         "reference": reference, "layers": layers, "total": _total(layers),
     }
+    first = next(iter(feeds.values()))
+    batch = first.shape[0] if first.ndim else 1
+    if report["total"].get("energy_pj") is not None and batch:
+        report["total"]["energy_per_inference_pj"] = round(report["total"]["energy_pj"] / batch,
+                                                           3)
+        report["total"]["provenance"]["energy_per_inference_pj"] = \
+            report["total"]["provenance"]["energy_pj"]
     return ours, report
 
 
@@ -390,11 +399,14 @@ def _total(layers) -> dict:
     total["fraction_of_ideal"] = round(total["ideal_cycles"] / cycles, 4) if cycles else None
     total["speedup"] = round(total["dense_cycles"] / cycles, 3) if cycles else None
     if accel:
+        total.update(energy.combine(accel))
         total["provenance"] = {"cycles": "rtl", "load_cycles": "rtl", "macs_executed": "rtl",
                                "ideal_cycles": "host", "fraction_of_ideal": "rtl",
                                "mapped_ideal_cycles": "host",
                                "dense_cycles": accel[0]["provenance"]["dense_cycles"],
-                               "speedup": accel[0]["provenance"]["speedup"]}
+                               "speedup": accel[0]["provenance"]["speedup"],
+                               **{name: accel[0]["provenance"].get(name)
+                                  for name in energy.FIGURES}}
     return total
 
 
@@ -441,6 +453,16 @@ def format_report(report) -> str:
               "(checked against the RTL on every run) unless the run was in dense mode; ideal "
               "cycles = M × nonzero weights / PEs and mapped ideal = the bound of this array's "
               "mapping (a weight column never split over lanes), both computed on the host.", ""]
+    if total.get("energy_pj") is not None:
+        parts, table = total["energy_breakdown_pj"], total["energy_table"]
+        lines += [f"Energy (an estimate: RTL event counts × the {table['name']} table, "
+                  f"{table['source']}): {total['energy_pj'] / 1e6:.4g} µJ in all, "
+                  f"{total['energy_per_inference_pj'] / 1e6:.4g} µJ per inference (compute "
+                  f"{parts['compute'] / 1e6:.3g}, on-chip memory "
+                  f"{parts['onchip_memory'] / 1e6:.3g}, off-chip {parts['offchip'] / 1e6:.3g}, "
+                  f"static {parts['static'] / 1e6:.3g} µJ); dense mode "
+                  f"{total['dense_energy_pj'] / 1e6:.4g} µJ (model); on-chip EDP "
+                  f"{total['onchip_edp_ratio_vs_dense']}× better than dense mode.", ""]
     return "\n".join(lines)
 
 

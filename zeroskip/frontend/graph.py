@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from zeroskip.frontend import lowering
+from zeroskip.sim import energy
 from zeroskip.sim.loaders import BadInput
 
 __all__ = ["Plan", "plan", "Executor", "INTEGER_OPS", "QDQ_OPS"]
@@ -401,6 +402,7 @@ def _layer_record(jobs, reports, shape, accelerator):
         "speedup": round(dense / cycles, 3) if cycles else None,
         "macs_executed": total("macs_executed"),
         "load_cycles": total("load_cycles"),
+        **energy.combine(reports),
     }
     record["provenance"] = {
         "m": "host", "k": "host", "n": "host", "gemms": "host", "weight_sparsity": "host",
@@ -408,5 +410,6 @@ def _layer_record(jobs, reports, shape, accelerator):
         "ideal_cycles": "host", "fraction_of_ideal": "rtl", "mapped_ideal_cycles": "host",
         "speedup": reports[0]["provenance"]["speedup"], "macs_executed": "rtl",
         "load_cycles": "rtl",
+        **{name: reports[0]["provenance"].get(name) for name in energy.FIGURES},
     }
     return record
