@@ -18,6 +18,9 @@ def test_pruned_mlp_end_to_end(tmp_path):
     assert abs(summary["int8_accuracy"] - summary["float_accuracy"]) <= 0.01
     assert summary["weight_sparsity"] >= 0.85
     assert summary["speedup"] >= 4
+    # energy per image (an estimate) in both modes, measured from each mode's RTL events
+    assert 0 < summary["energy_per_inference_skip_pj"] < summary["energy_per_inference_dense_pj"]
+    assert summary["onchip_edp_ratio_dense_vs_skip"] > summary["edp_ratio_dense_vs_skip"] > 1
     assert json.loads((tmp_path / "summary.json").read_text())["cycles_skip"] > 0
     assert (tmp_path / "demo.png").stat().st_size > 10_000
 

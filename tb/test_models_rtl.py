@@ -33,6 +33,13 @@ def test_cnn_accuracy_equals_onnxruntime_int8(tmp_path):
     # the pruned layers really skip: RTL cycles below the dense mode's
     assert all(layer["cycles"] < layer["dense_cycles"] for layer in convs + [fc])
     assert report["total"]["speedup"] > 2
+    # energy: the layers' estimates add up; skipping saves on chip, DRAM traffic is its own line
+    total = report["total"]
+    assert total["energy_pj"] == pytest.approx(sum(layer["energy_pj"] for layer in convs + [fc]))
+    assert total["energy_pj"] == pytest.approx(sum(total["energy_breakdown_pj"].values()))
+    assert total["energy_per_inference_pj"] == pytest.approx(total["energy_pj"] / 450)
+    assert total["onchip_edp_ratio_vs_dense"] > 2 and total["dense_energy_pj"] > total["energy_pj"]
+    assert total["provenance"]["energy_pj"].startswith("estimate")
     assert (out / "layers.png").stat().st_size > 0
     logits = np.load(out / "outputs.npz")["logits"]
     assert logits.shape == (450, 10) and logits.dtype == np.float32

@@ -149,6 +149,7 @@ def _parser():
                        help="GEMM size S×S×S (default 256)")
     bench.add_argument("--readme", metavar="README.md",
                        help="also rewrite the marked results section of this file")
+    _add_energy_option(bench)
 
     sweep = sub.add_parser("sweep", help="design-space sweep on a Dask cluster: every "
                            "combination of array sides, formats, sparsities and patterns run "
@@ -213,6 +214,7 @@ def _parser():
     _add_size_options(demo, "array")
     demo.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                       help=SIM_HELP)
+    _add_energy_option(demo)
 
     table = sub.add_parser("formats", help="bits per weight of every format against weight "
                            "sparsity (Markdown table, measured by the encoders)")
@@ -478,11 +480,13 @@ def _bench(args):
         check_file(args.readme, "--readme")
     check_folder(args.out, "--out")
     shape = (args.size, args.size, args.size)
+    from zeroskip.sim.energy import EnergyTable
+    table = EnergyTable.load(args.energy_table)
     config, rows = run_bench(rows=args.rows, cols=args.cols, shape=shape,
-                             progress=sys.stderr.isatty())
+                             progress=sys.stderr.isatty(), table=table)
     command = shlex.join(["zeroskip", *args.argv])
     print(write_outputs(config, rows, args.out, shape, readme=args.readme, command=command))
-    print(f"wrote {args.out}/bench.md, bench.csv, bench.json, bench.png")
+    print(f"wrote {args.out}/bench.md, bench.csv, bench.json, bench.png, bench_energy.png")
 
 
 def _sweep(args):
@@ -548,8 +552,11 @@ def _demo(args):
     if not (math.isfinite(sparsity) and 0 <= sparsity < 1):
         raise BadInput(f"--sparsity must be in [0, 1), got {sparsity}")
     check_folder(args.out, "--out")
+    from zeroskip.sim.energy import EnergyTable
+    table = EnergyTable.load(args.energy_table)
     summary = run_demo(args.out, sparsity=sparsity, weights=args.weights, rows=args.rows,
-                       cols=args.cols, sim=args.sim, show_progress=sys.stderr.isatty())
+                       cols=args.cols, sim=args.sim, show_progress=sys.stderr.isatty(),
+                       table=table)
     print(format_summary(summary))
     print(f"wrote {args.out}/summary.json and {args.out}/demo.png")
     if not summary["logits_match"]:

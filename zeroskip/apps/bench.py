@@ -1,7 +1,11 @@
-"""The sparsity benchmark: speedup and fraction of ideal against weight sparsity, on the RTL.
+"""The sparsity benchmark: speedup and fraction of ideal against weight sparsity, on the RTL;
+energy and energy-delay product of skip, gate and dense mode; the same GEMMs on this machine's
+CPU.
 
-Every figure comes from the hardware counters of a Verilator run; the analytical model's
-prediction is printed next to it.
+Every cycle figure comes from the hardware counters of a Verilator run; the analytical model's
+prediction is printed next to it. Energies are estimates: the RTL's event counts priced by the
+energy table (:mod:`zeroskip.sim.energy`). CPU times are wall-clock times of NumPy (dense) and
+scipy.sparse (CSR) on the same operands, best of several runs; no CPU power is assumed.
 """
 
 import csv
@@ -17,12 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from zeroskip.config import ArrayConfig, Mode
-from zeroskip.sim import golden, model
+from zeroskip.sim import energy, golden, model
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim.patterns import PATTERNS, sparse_weights
 from zeroskip.sim.rtl.runner import run_programs
 
-__all__ = ["BenchCase", "default_cases", "run_bench", "write_outputs"]
+__all__ = ["BenchCase", "default_cases", "run_bench", "write_outputs", "cpu_times"]
+
+#: The clock the accelerator's time is given at: the ULX3S build's (platforms/boards.py).
+ULX3S_MHZ = 100
+MODES = (Mode.SKIP, Mode.GATE, Mode.DENSE)
 
 
 @dataclass(frozen=True)
@@ -47,17 +55,40 @@ def default_cases():
     return cases
 
 
-def measure(case, config, shape, seed=0, sim="verilator"):
-    """Run one case in skip and dense mode; returns a flat dict of figures."""
+def cpu_times(acts, weights, repeats=5):
+    """Seconds (best of ``repeats``) of A·W on this machine's CPU: NumPy on dense int32
+    matrices, and scipy.sparse with W in CSR (both give the exact int32 result)."""
+    import scipy.sparse
+
+    a, w = acts.astype(np.int32), weights.astype(np.int32)
+    csr = scipy.sparse.csr_matrix(w)
+
+    def best(function):
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - started)
+        return min(times)
+    assert np.array_equal(a @ csr, a @ w)  # the sparse product is the same GEMM
+    return {"cpu_numpy_s": best(lambda: a @ w), "cpu_scipy_csr_s": best(lambda: a @ csr)}
+
+
+def measure(case, config, shape, seed=0, sim="verilator", table=None):
+    """Run one case in skip, gate and dense mode; returns a flat dict of figures."""
     m, k, n = shape
+    table = table or energy.EnergyTable.default()
     rng = np.random.default_rng(seed)
     acts = rng.integers(-128, 128, (m, k)).astype(np.int8)
     weights = sparse_weights(rng, k, n, case.pattern, case.density)
-    programs = [compile_gemm(acts, weights, config, mode) for mode in (Mode.SKIP, Mode.DENSE)]
+    programs = [compile_gemm(acts, weights, config, mode) for mode in MODES]
     started = time.perf_counter()
-    skip, dense = (r.check(p) for r, p in zip(run_programs(programs, sim), programs))
+    skip, gate, dense = (r.check(p) for r, p in zip(run_programs(programs, sim), programs))
     wall = time.perf_counter() - started
-    for program, rtl in zip(programs, (skip, dense)):
+    energies = {mode.name.lower(): energy.estimate(energy.events(program, rtl),
+                                                   rtl.total("cycles"), table)
+                for mode, program, rtl in zip(MODES, programs, (skip, gate, dense))}
+    for program, rtl in zip(programs, (skip, gate, dense)):
         golden.check_result(assemble(program, rtl.results), acts, weights,
                             f"bench {case}: the RTL result in {program.mode.name.lower()} mode")
 
@@ -70,8 +101,8 @@ def measure(case, config, shape, seed=0, sim="verilator"):
     busy, decoder, imbalance = (skip.total(x) for x in
                                 ("lane_busy", "stall_decoder", "stall_imbalance"))
     fill_drain = lane_cycles - busy - decoder - imbalance
-    simulated = cycles + dense_cycles
-    return {
+    simulated = cycles + dense_cycles + gate.total("cycles")
+    figures = {
         "format": f"nm {config.nm_n}:{config.nm_m}" if config.fmt == "nm" else config.fmt,
         "pattern": case.pattern,
         "density": round(nnz / weights.size, 4),
@@ -90,12 +121,27 @@ def measure(case, config, shape, seed=0, sim="verilator"):
         "gap_fill_drain": round(fill_drain / config.cols, 1),
         "predicted_cycles": programs[0].predicted_cycles,
         "model_error": round(abs(programs[0].predicted_cycles - cycles) / cycles, 5),
-        "sim_cycles_per_s": round(simulated / (skip.wall_seconds + dense.wall_seconds)),
+        "sim_cycles_per_s": round(simulated / (skip.wall_seconds + dense.wall_seconds +
+                                               gate.wall_seconds)),
         "wall_s": round(wall, 2),
+        "cycles_gate": gate.total("cycles"),
     }
+    for mode, figures_ in energies.items():
+        figures[f"energy_{mode}_pj"] = figures_["energy_pj"]
+        figures[f"onchip_energy_{mode}_pj"] = figures_["energy_pj"] - \
+            figures_["energy_breakdown_pj"]["offchip"]
+        figures[f"onchip_edp_{mode}"] = figures_["onchip_edp_pj_cycles"]
+    figures["offchip_energy_pj"] = energies["skip"]["energy_breakdown_pj"]["offchip"]
+    figures["onchip_edp_ratio"] = round(figures["onchip_edp_dense"] /
+                                        figures["onchip_edp_skip"], 2)
+    figures["energy_table"] = table.name
+    figures.update(cpu_times(acts, weights))
+    figures["accelerator_s"] = cycles / (ULX3S_MHZ * 1e6)
+    return figures
 
 
-def run_bench(cases=None, *, rows=8, cols=8, shape=(256, 256, 256), progress=True):
+def run_bench(cases=None, *, rows=8, cols=8, shape=(256, 256, 256), progress=True,
+              table=None):
     cases = default_cases() if cases is None else cases
     config = cases[0].config(rows, cols, shape)
     rows_out = []
@@ -106,7 +152,7 @@ def run_bench(cases=None, *, rows=8, cols=8, shape=(256, 256, 256), progress=Tru
     for case in iterator:
         if progress:
             iterator.set_postfix_str(f"{case.pattern} d={case.density}")
-        rows_out.append(measure(case, case.config(rows, cols, shape), shape))
+        rows_out.append(measure(case, case.config(rows, cols, shape), shape, table=table))
     return config, rows_out
 
 
@@ -134,6 +180,57 @@ def markdown_table(rows):
             cells.append(str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def energy_markdown(rows, shape):
+    """Energy per MAC (on chip, per dense-equivalent MAC of the GEMM) of the three modes, the
+    off-chip energy they share, on-chip EDP dense/skip, and the CPU against the accelerator."""
+    macs = int(np.prod(shape))
+    head = ["format", "pattern", "sparsity", "on-chip pJ/MAC dense", "gate", "skip",
+            "off-chip µJ (all modes)", "energy µJ dense / gate / skip", "on-chip EDP dense/skip",
+            "CPU NumPy ms", "CPU scipy CSR ms", f"accelerator ms at {ULX3S_MHZ} MHz"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for row in rows:
+        per_mac = [f"{row[f'onchip_energy_{mode}_pj'] / macs:.3f}"
+                   for mode in ("dense", "gate", "skip")]
+        total = " / ".join(f"{row[f'energy_{mode}_pj'] / 1e6:.2f}"
+                           for mode in ("dense", "gate", "skip"))
+        lines.append("| " + " | ".join([
+            row["format"], row["pattern"], f"{100 * row['sparsity']:.1f}%", *per_mac,
+            f"{row['offchip_energy_pj'] / 1e6:.2f}", total, f"{row['onchip_edp_ratio']:.1f}×",
+            f"{1e3 * row['cpu_numpy_s']:.2f}", f"{1e3 * row['cpu_scipy_csr_s']:.2f}",
+            f"{1e3 * row['accelerator_s']:.3f}"]) + " |")
+    return "\n".join(lines)
+
+
+def plot_energy(rows, shape, path):
+    """Energy per dense-equivalent MAC and on-chip EDP against sparsity, the three modes, for
+    the unstructured (uniform) csc cases."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    macs = int(np.prod(shape))
+    pts = sorted((r for r in rows if r["pattern"] == "uniform" and r["format"] == "csc"),
+                 key=lambda r: r["sparsity"])
+    xs = [100 * r["sparsity"] for r in pts]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for mode, marker in (("dense", "s"), ("gate", "^"), ("skip", "o")):
+        ax1.plot(xs, [r[f"energy_{mode}_pj"] / macs for r in pts], marker=marker,
+                 label=f"{mode} (total)")
+        ax1.plot(xs, [r[f"onchip_energy_{mode}_pj"] / macs for r in pts], marker=marker,
+                 linestyle="--", label=f"{mode} (on chip)")
+        ax2.plot(xs, [r[f"onchip_edp_{mode}"] for r in pts], marker=marker, label=mode)
+    ax1.set(xlabel="weight sparsity (%)", ylabel="pJ per dense-equivalent MAC", yscale="log",
+            title="Energy per MAC (estimate: RTL events × table)")
+    ax2.set(xlabel="weight sparsity (%)", ylabel="on-chip energy × cycles (pJ·cycles)",
+            yscale="log", title="On-chip energy-delay product")
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def machine_note():
@@ -210,6 +307,7 @@ def _write_outputs(outputs, config, rows, out_dir, shape, readme, command):
     outputs.write_text(out_dir / "bench.json", json.dumps(
         {"config": config.to_dict(), "shape": shape, "rows": rows}, indent=1) + "\n")
     outputs.write(out_dir / "bench.png", lambda tmp: plot(rows, tmp))
+    outputs.write(out_dir / "bench_energy.png", lambda tmp: plot_energy(rows, shape, tmp))
     m, k, n = shape
     worst_model = max(r["model_error"] for r in rows)
     throughput = round(np.mean([r["sim_cycles_per_s"] for r in rows]))
@@ -221,12 +319,21 @@ def _write_outputs(outputs, config, rows, out_dir, shape, readme, command):
             f"while others work; decoder: a lane with work but no token; fill/drain: pipeline "
             f"start and end). Cycle model vs RTL: worst error {100 * worst_model:.2f}%. "
             f"Simulation throughput of the {config.rows}×{config.cols} accelerator on "
-            f"Verilator: {throughput:,} cycles/s on average.\n")
+            f"Verilator: {throughput:,} cycles/s on average.\n\n"
+            f"Energy, an estimate: the RTL's event counters of each mode priced by the "
+            f"{rows[0]['energy_table']} table (`sim/energy_table.json`: Horowitz, ISSCC 2014, "
+            f"45 nm, and the assumptions it names); off-chip is the operands and results moved "
+            f"to and from the host's DRAM, the same in every mode. CPU: the same GEMM on this "
+            f"machine, int32 NumPy and scipy.sparse CSR, best of 5; the accelerator's time is "
+            f"its skip-mode RTL cycles at the ULX3S clock.\n\n"
+            f"{energy_markdown(rows, shape)}\n")
     outputs.write_text(out_dir / "bench.md", text)
     if readme is not None:
         image = os.path.relpath(out_dir / "bench.png", Path(readme).parent)
+        energy_image = os.path.relpath(out_dir / "bench_energy.png", Path(readme).parent)
         content = rewritten_section(Path(readme).read_text(), "bench",
-                                    f"{text}\n![bench]({image})")
+                                    f"{text}\n![bench]({image})\n\n"
+                                    f"![energy]({energy_image})")
         outputs.write_text(readme, content)
     return text
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from zeroskip.config import ArrayConfig, Mode
-from zeroskip.sim import formats, golden
+from zeroskip.sim import energy, formats, golden
 from zeroskip.sim.model import ideal_cycles
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim.loaders import BadInput, check_int8_matrix
@@ -131,8 +131,9 @@ class AcceleratorGemm:
     """A gemm(acts, weights) that runs each layer on the RTL in skip and in dense mode and
     records what the hardware counted."""
 
-    def __init__(self, config, sim, progress):
+    def __init__(self, config, sim, progress, table=None):
         self.config, self.sim, self.progress = config, sim, progress
+        self.table = table or energy.EnergyTable.default()
         self.layers = []
 
     def __call__(self, acts, weights):
@@ -146,6 +147,10 @@ class AcceleratorGemm:
         nnz = int(np.count_nonzero(weights))
 
         compressed = formats.encode_for(self.config, weights)
+        # energy (an estimate: the RTL's event counts × the table) of both modes
+        energies = {mode: energy.estimate(energy.events(program, rtl), rtl.total("cycles"),
+                                          self.table)
+                    for mode, program, rtl in zip(("skip", "dense"), programs, (skip, dense))}
         self.layers.append({
             "shape": [m, k, n],
             "weight_sparsity": round(1 - nnz / weights.size, 4),
@@ -157,6 +162,9 @@ class AcceleratorGemm:
             "macs_executed_dense": dense.total("macs_executed"),
             "dense_weight_bits": 8 * weights.size,
             "weight_bits_compressed": int(formats.size_bits(self.config.fmt, compressed)),
+            **{f"energy_{mode}_pj": figures["energy_pj"] for mode, figures in energies.items()},
+            **{f"onchip_energy_{mode}_pj": figures["energy_pj"] -
+               figures["energy_breakdown_pj"]["offchip"] for mode, figures in energies.items()},
         })
         self.progress.update(1)
         return results[0]
@@ -202,7 +210,7 @@ def plot(summary, curve, path):
 
 
 def run_demo(out_dir="demo", *, sparsity=0.9, weights=None, rows=8, cols=8, sim="verilator",
-             seed=0, show_progress=True):
+             seed=0, show_progress=True, table=None):
     """Run the demo; writes ``out_dir``/summary.json and demo.png and returns the summary."""
     from tqdm import tqdm
 
@@ -232,7 +240,7 @@ def run_demo(out_dir="demo", *, sparsity=0.9, weights=None, rows=8, cols=8, sim=
     # shows it on a terminal); a cached one is silent
     build_accelerator(config, sim)
     bar = progress(total=len(qmodel.layers), desc="layers on the RTL", unit="layer")
-    accelerator = AcceleratorGemm(config, sim, bar)
+    accelerator = AcceleratorGemm(config, sim, bar, table)
     logits = int8_forward(qmodel, x_q, gemm=accelerator)
     bar.close()
 
@@ -256,6 +264,8 @@ def run_demo(out_dir="demo", *, sparsity=0.9, weights=None, rows=8, cols=8, sim=
         "network": [int(qmodel.layers[0].weights.shape[0])] +
                    [int(l.weights.shape[1]) for l in qmodel.layers],
         "rows": rows, "cols": cols, "format": config.fmt, "simulator": sim,
+        **_energy_summary(layers, len(y_test), cycles_skip, cycles_dense,
+                          accelerator.table),
         "layers": layers,
     }
     with Outputs() as outputs:  # both files or neither
@@ -263,6 +273,23 @@ def run_demo(out_dir="demo", *, sparsity=0.9, weights=None, rows=8, cols=8, sim=
         outputs.write(out_dir / "demo.png", lambda tmp: plot(summary, curve, tmp))
         outputs.commit()
     return summary
+
+
+def _energy_summary(layers, images, cycles_skip, cycles_dense, table):
+    """Energy per inference in both modes and the EDP ratios, from the layers' estimates."""
+    total = {name: sum(layer[name] for layer in layers) for name in
+             ("energy_skip_pj", "energy_dense_pj", "onchip_energy_skip_pj",
+              "onchip_energy_dense_pj")}
+    return {
+        "energy_per_inference_skip_pj": round(total["energy_skip_pj"] / images, 3),
+        "energy_per_inference_dense_pj": round(total["energy_dense_pj"] / images, 3),
+        "edp_ratio_dense_vs_skip": round(total["energy_dense_pj"] * cycles_dense /
+                                         (total["energy_skip_pj"] * cycles_skip), 3),
+        "onchip_edp_ratio_dense_vs_skip": round(
+            total["onchip_energy_dense_pj"] * cycles_dense /
+            (total["onchip_energy_skip_pj"] * cycles_skip), 3),
+        "energy_table": {"name": table.name, "source": table.source},
+    }
 
 
 def format_summary(s):
@@ -281,6 +308,10 @@ def format_summary(s):
         f"fraction of ideal {s['fraction_of_ideal']:.3f}",
         f"  weight storage        {s['dense_weight_bits'] / 8 / 1024:.1f} KiB dense int8 -> "
         f"{s['weight_bits_compressed'] / 8 / 1024:.1f} KiB {s['format']}",
+        f"  energy per image      {s['energy_per_inference_dense_pj'] / 1e3:,.1f} nJ dense -> "
+        f"{s['energy_per_inference_skip_pj'] / 1e3:,.1f} nJ skip (estimate, "
+        f"{s['energy_table']['name']} table); EDP {s['edp_ratio_dense_vs_skip']:.1f}x better, "
+        f"on chip {s['onchip_edp_ratio_dense_vs_skip']:.1f}x",
     ]
     for i, l in enumerate(s["layers"]):
         m, k, n = l["shape"]
