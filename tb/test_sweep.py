@@ -186,6 +186,7 @@ def test_sweep_on_a_local_cluster_then_resumed(tmp_path):
         assert 0 < float(row["fraction_of_ideal"]) <= 1
         assert row["pe_count"] == "16" and row["pareto"] == "True"
         assert 0 < int(row["weight_bits"]) and int(row["dense_weight_bits"]) == 32 * 8 * 8
+        assert float(row["energy_pj"]) > 0 and float(row["onchip_edp_ratio_vs_dense"]) > 1
     # the same workload on both formats: the same measured sparsity
     by_sparsity = {r["sparsity"]: r["sparsity_measured"] for r in rows if r["format"] == "csc"}
     assert all(by_sparsity[r["sparsity"]] == r["sparsity_measured"] for r in rows)

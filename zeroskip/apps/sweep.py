@@ -50,10 +50,13 @@ PARAMS = ["board", "rows", "cols", "format", "nm", "pattern", "sparsity", "m", "
 #: The columns a results.csv must have (older sweeps lack ``board`` and the model's).
 REQUIRED = ["rows", "cols", "format", "nm", "pattern", "sparsity", "m", "k", "n", "seed", "sim"]
 #: What a run adds. ``dense_macs``: the multiply-accumulates of the workload's GEMMs counted
-#: densely (M·K·N summed); ``gmacs``: dense-equivalent GMAC/s at the build's achieved Fmax.
+#: densely (M·K·N summed); ``gmacs``: dense-equivalent GMAC/s at the build's achieved Fmax;
+#: ``energy_pj`` and ``onchip_edp_ratio_vs_dense``: the report's energy estimate (empty for a
+#: board's configuration, built without energy counters).
 FIGURES = ["pe_count", "sparsity_measured", "cycles", "dense_cycles", "dense_cycles_source",
            "ideal_cycles", "fraction_of_ideal", "speedup", "weight_bits", "dense_weight_bits",
-           "dense_macs", "bit_exact", "accuracy", "reference_accuracy",
+           "dense_macs", "bit_exact", "accuracy", "reference_accuracy", "energy_pj",
+           "onchip_edp_ratio_vs_dense",
            "luts", "ffs", "dsps", "brams", "fmax_mhz", "timing_met", "gmacs",
            "pareto", "worker", "seconds", "gateware", "error"]
 COLUMNS = PARAMS + FIGURES
@@ -433,6 +436,8 @@ def run_point(params: dict[str, Any], gateware: str | None = None,
             "weight_bits": report["weight_bits"],
             "dense_weight_bits": report["dense_weight_bits"],
             "dense_macs": point.m * point.k * point.n,
+            "energy_pj": _blank(report["energy_pj"]),
+            "onchip_edp_ratio_vs_dense": _blank(report["onchip_edp_ratio_vs_dense"]),
             "bit_exact": exact,
             "error": "" if exact else "the result differs from NumPy's",
         })
@@ -474,6 +479,8 @@ def _run_model(point: Point, workload: ModelWorkload) -> dict[str, Any]:
         "dense_macs": sum(layer["m"] * layer["k"] * layer["n"] * layer["gemms"]
                           for layer in accel),
         "bit_exact": exact,
+        "energy_pj": _blank(total.get("energy_pj")),
+        "onchip_edp_ratio_vs_dense": _blank(total.get("onchip_edp_ratio_vs_dense")),
         "accuracy": reference.get("accuracy", ""),
         "reference_accuracy": reference.get("reference_accuracy", ""),
         "error": "" if exact else f"outputs differ from {reference['runtime']}'s "
@@ -534,6 +541,10 @@ def with_build(row: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
     if cycles > 0 and macs > 0 and fmax > 0:
         row["gmacs"] = round(macs / cycles * fmax / 1000, 4)
     return row
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def failed_row(point: Point, exc: BaseException) -> dict[str, Any]:
