@@ -307,7 +307,8 @@ class ArrayConfig:
 
     @classmethod
     def from_dict(cls, d):
-        return cls(**d)
+        # a dict without energy_counters is of a configuration without them (see to_dict)
+        return cls(**{"energy_counters": False, **d})
 
     def digest(self):
         """A short stable hash naming this configuration (build caches key on it)."""
