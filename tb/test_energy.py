@@ -118,8 +118,9 @@ def _lane_words(program):
 @pytest.mark.parametrize("sim", simulators())
 @pytest.mark.parametrize("fmt", ["csc", "bitmap", "rle", "nm"])
 def test_events_match_counts_derived_from_the_operands(sim, fmt):
-    """M = 13 (not a multiple of the rows), one run per mode; every count by hand."""
-    config = ArrayConfig.for_capacity(4, 3, fmt=fmt)
+    """M = 13 (not a multiple of the rows), one run per mode; every count by hand. The 4×4
+    arrays the other RTL tests build (nm: 2:4)."""
+    config = ArrayConfig.for_capacity(4, 4, fmt=fmt)
     m, k, n = 13, 24, 7
     acts, weights = _operands(m, k, n, 0.6)
     if fmt == "nm":  # 2:4: keep the two largest of every group of four down K

@@ -432,13 +432,14 @@ def test_one_name_for_the_dense_weight_bits():
 
 
 def fake_bench_rows():
-    from zeroskip.apps.bench import COLUMNS
+    from zeroskip.apps.bench import COLUMNS, ENERGY_FIELDS
     rows = []
     for fmt, pattern, sparsity in (("csc", "uniform", 0.0), ("csc", "uniform", 0.5),
                                    ("csc", "2:4", 0.5), ("nm 2:4", "2:4", 0.5)):
         row = {key: 1 for key, _ in COLUMNS}
         row.update(format=fmt, pattern=pattern, sparsity=sparsity, speedup=1 / (1 - sparsity),
-                   fraction_of_ideal=0.99, model_error=0.0, sim_cycles_per_s=1000)
+                   fraction_of_ideal=0.99, model_error=0.0, sim_cycles_per_s=1000,
+                   energy_table="t", **{name: 1.0 for name in ENERGY_FIELDS})
         rows.append(row)
     return rows
 

@@ -446,11 +446,11 @@ def _gemm(args):
         if args.report:
             outputs.write_text(args.report, json.dumps(report, indent=2) + "\n")
         outputs.commit()
+    # one line (a script reads it): the figures, the energy estimate, where C went
     print(f"{args.mode}: {report['cycles']} cycles (ideal {report['ideal_cycles']}, "
           f"fraction of ideal {report['fraction_of_ideal']}), "
           f"{report['macs_executed']} MACs executed, {report['macs_gated']} gated; "
-          f"result matches NumPy -> {args.out}")
-    print(_energy_line(report))
+          f"{_energy_line(report)}; result matches NumPy -> {args.out}")
 
 
 def _verilog(args):

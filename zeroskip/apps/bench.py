@@ -182,6 +182,14 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+#: The energy and CPU figures of a bench row (besides :data:`COLUMNS`).
+ENERGY_FIELDS = [f"{kind}_{mode}{unit}" for mode in ("skip", "gate", "dense")
+                 for kind, unit in (("energy", "_pj"), ("onchip_energy", "_pj"),
+                                    ("onchip_edp", ""))] + [
+    "offchip_energy_pj", "onchip_edp_ratio", "cpu_numpy_s", "cpu_scipy_csr_s",
+    "accelerator_s"]
+
+
 def energy_markdown(rows, shape):
     """Energy per MAC (on chip, per dense-equivalent MAC of the GEMM) of the three modes, the
     off-chip energy they share, on-chip EDP dense/skip, and the CPU against the accelerator."""
