@@ -259,11 +259,13 @@ def build(board, core, out_dir, seeds=SEEDS):
 
 
 class BuildFailed(RuntimeError):
-    """A tool of the flow failed; the message is its first error line. ``does_not_fit``: the
-    design needs more of a resource than the device has."""
+    """A tool of the flow failed. ``tool_error``: the tool's own first error line (without
+    its ``ERROR:``); ``does_not_fit``: the design needs more of a resource than the device
+    has."""
 
-    def __init__(self, message, does_not_fit=False):
+    def __init__(self, message, tool_error="", does_not_fit=False):
         super().__init__(message)
+        self.tool_error = tool_error
         self.does_not_fit = does_not_fit
 
 
@@ -283,7 +285,8 @@ def _run_flow(plan, out_dir):
         # nextpnr's placer, out of sites for a cell type (DSP, block RAM, LUTs)
         full = any("no BELs remaining" in line for line in errors)
         raise BuildFailed(f"{'does not fit the device: ' if full else ''}{first} "
-                          f"(exit {done.returncode}; {log_path})", does_not_fit=full)
+                          f"(exit {done.returncode}; {log_path})",
+                          tool_error=first.removeprefix("ERROR:").strip(), does_not_fit=full)
 
 
 def build_board(board, out_dir, *, baud=None, log=print):

@@ -58,10 +58,6 @@ CATEGORIES = {
 EVENTS = tuple(name for names in CATEGORIES.values() for name in names)
 STATIC = "static_pj_per_cycle"
 
-#: Where each event's count comes from (see the module's table).
-SOURCES = {name: "rtl" for name in EVENTS} | {"result_reads": "host", "host_words_in": "host",
-                                              "host_words_out": "host"}
-
 
 @dataclass(frozen=True)
 class EnergyTable:

@@ -277,7 +277,7 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
                              board=board, port=port, energy_table=energy_table)
     feeds = bind_inputs(model, input, inputs)
     if labels is not None:
-        labels = check_labels(_load_array(labels, "--labels"), feeds, "--labels")
+        labels = load_labels(labels, feeds)
     calibration = None if calibrate_path is None else load_calibration(calibrate_path)
     model = prepare_model(model, calibration, prune)
     ours, report = infer(model, feeds, accelerator, labels=labels, progress=progress,
@@ -301,6 +301,11 @@ def check_prune(prune, what: str = "prune"):
         raise BadInput(f"{what} must be in [0, 1), not {prune}")
 
 
+def load_labels(path, feeds: dict) -> np.ndarray:
+    """``--labels y.npy``: one integer class label per input of the batch in ``feeds``."""
+    return check_labels(_load_array(path, "--labels"), feeds, "--labels")
+
+
 def load_calibration(path) -> np.ndarray:
     """``--calibrate CAL.npy``: one array of calibration inputs."""
     data = _load_array(path, "--calibrate")
@@ -315,16 +320,9 @@ def prepare_model(model, calibration: np.ndarray | None, prune: float | None):
     if calibration is not None:
         return calibrate(model, calibration, prune)
     if prune is not None:
+        from zeroskip.frontend.prune import prune_quantized
         return prune_quantized(model, prune)
     return model
-
-
-def prune_quantized(model, sparsity):
-    """A quantized model's array weights pruned by magnitude: each weight tensor's
-    ``sparsity`` fraction with the smallest ``|w - zero point|`` set to its zero point
-    (:mod:`zeroskip.frontend.prune`)."""
-    from zeroskip.frontend import prune
-    return prune.prune_quantized(model, sparsity)
 
 
 def infer(model, feeds: dict, accelerator, *, labels=None, progress=False,

@@ -294,10 +294,7 @@ class ModelWorkload:
         model = runner.load_model(Path(path))
         feeds = runner.bind_inputs(model, input) if input is not None else \
             random_feeds(model, seed)
-        label_values = None
-        if labels is not None:
-            label_values = runner.check_labels(runner._load_array(labels, "--labels"), feeds,
-                                               "--labels")
+        label_values = None if labels is None else runner.load_labels(labels, feeds)
         calibration = None if calibrate is None else runner.load_calibration(calibrate)
         # it quantizes and it runs: a float weight without --calibrate is bad input, named
         graph_plan(runner.prepare_model(model, calibration, None))
@@ -500,7 +497,6 @@ def build_figures(board: str, config: dict[str, Any], gateware: str) -> dict[str
     from zeroskip.platforms.boards import BOARDS, BuildFailed, _platforms_digest, build
     from zeroskip.platforms.top import BoardTop
     from zeroskip.sim.rtl.runner import cache_root, gateware_digest
-    started = time.perf_counter()
     figures: dict[str, Any] = {"error": ""}
     try:
         if gateware_digest() != gateware:
@@ -520,12 +516,11 @@ def build_figures(board: str, config: dict[str, Any], gateware: str) -> dict[str
                         "dsps": report["dsps_used"], "brams": report["brams_used"],
                         "fmax_mhz": report["fmax_mhz"], "timing_met": report["timing_met"]})
     except BuildFailed as exc:  # a design too large for the device is a result, not a fault
-        message = str(exc).splitlines()[0].removeprefix("does not fit the device: ") \
-            .removeprefix("ERROR: ").split(" (exit ")[0]  # the log is the worker's
-        figures["error"] = f"{UNFIT if exc.does_not_fit else f'build for {board}:'} {message}"
+        # the tool's own line: the log it names is on the worker
+        figures["error"] = (f"{UNFIT if exc.does_not_fit else f'build for {board}:'} "
+                            f"{exc.tool_error}")
     except Exception as exc:  # recorded in the rows of this configuration
         figures["error"] = f"build for {board}: {_first_line(exc)}"
-    figures["build_seconds"] = round(time.perf_counter() - started, 1)
     return figures
 
 
