@@ -33,7 +33,7 @@ RESET
 
 import enum
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, ResetSignal, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -151,6 +151,10 @@ class HostLink(wiring.Component):
         Largest request payload in bytes (the frame buffer's depth).
     idle_timeout : int
         Cycles of silence that end a broken frame.
+    bus : bool
+        For an SoC bus (:mod:`zeroskip.hw.bus`): ``rx`` gets a ``ready`` (a UART cannot wait,
+        an AXI4-Stream master can), and the ``ext_*`` members below let a register block start
+        runs and reset the accelerator. Off for the boards, whose Verilog it leaves unchanged.
 
     Members
     -------
@@ -160,10 +164,22 @@ class HostLink(wiring.Component):
         The accelerator is running.
     error : Out(1)
         The last reply was a rejection.
+
+    With ``bus``:
+
+    ext_start, ext_reset : In(1)
+        Held by the register block until ``ext_accepted``: run ``ext_job`` (no reply frame is
+        sent), or reset the accelerator. Taken only between frames.
+    ext_job : In(job_layout)
+    ext_accepted : Out(1)
+    done : Out(1)
+    counters, status : Out
+        The accelerator's, of its last run.
     """
 
-    def __init__(self, config, *, clock_hz, max_payload=512, idle_timeout=1 << 16):
+    def __init__(self, config, *, clock_hz, max_payload=512, idle_timeout=1 << 16, bus=False):
         self._config = config
+        self._bus = bus
         self._clock_hz = clock_hz
         self._max_payload = max_payload
         self._idle_timeout = idle_timeout
@@ -174,12 +190,20 @@ class HostLink(wiring.Component):
             if depth > 1 << 16 or byte_count(bits + mask) + 3 > max_payload:
                 raise ValueError(f"memory {name!r} cannot be written through a "
                                  f"{max_payload}-byte frame with 16-bit addresses")
-        super().__init__({
-            "rx": In(stream.Signature(8, always_ready=True)),
+        members = {
+            "rx": In(stream.Signature(8, always_ready=not bus)),
             "tx": Out(stream.Signature(8)),
             "busy": Out(1),
             "error": Out(1),
-        })
+        }
+        if bus:
+            members.update({
+                "ext_start": In(1), "ext_reset": In(1), "ext_job": In(job_layout(config)),
+                "ext_accepted": Out(1), "done": Out(1),
+                "counters": Out(counters_layout(config)),
+                "status": Out(data.ArrayLayout(DecodeStatus, config.cols)),
+            })
+        super().__init__(members)
 
     @property
     def config(self):
@@ -211,6 +235,9 @@ class HostLink(wiring.Component):
         frame = _Frame(self.rx.payload, sizes, self._idle_timeout)
         word = _Word(sizes)
         reply = _Reply(config, sizes, frame.status)
+        if self._bus:
+            frame.accel_reset, frame.job_word = accel_reset, word.word
+            frame.external = Signal(name="external")   # the running job came from ext_start
         # the job is the word a RUN loaded: nothing writes `word` while the accelerator runs
         m.d.comb += [accel.result_column.eq(reply.read_column),
                      accel.job.eq(word.word[:job_layout(config).size])]
@@ -226,7 +253,7 @@ class HostLink(wiring.Component):
 
         # HUNT .. CRC_LO -> CHECK -> DISPATCH -> (WRITE_* | JOB_*) -> REPLY_* -> HUNT, and
         # DISCARD -> REPLY_* for a broken frame. The parts add their states in this order.
-        with m.FSM():
+        with m.FSM() as fsm:
             self._receive_frame(m, frame, buffer)
             ok, read_length = self._check_frame(m, frame, sizes)
             self._dispatch(m, frame, word, reply, ok, read_length, sizes, accel, accel_reset)
@@ -234,6 +261,15 @@ class HostLink(wiring.Component):
             self._run_job(m, frame, word, reply, buffer, sizes, accel)
             self._discard(m, frame, reply)
             self._serialize_reply(m, frame, word, reply, accel)
+        if self._bus:
+            # an AXI4-Stream peer samples these from time zero; reading the reset puts it in
+            # their `always @*` blocks, which Icarus evaluates only when something they read
+            # changes (the FSM state does not, until the first frame)
+            with m.If(ResetSignal()):
+                m.d.comb += [self.tx.valid.eq(0), frame.receiving.eq(0)]
+            m.d.comb += [self.rx.ready.eq(fsm.ongoing("HUNT") | frame.receiving),
+                         self.done.eq(accel.done), self.counters.eq(accel.counters),
+                         self.status.eq(accel.status)]
         return m
 
     def _result_word(self, m, accel):
@@ -274,6 +310,16 @@ class HostLink(wiring.Component):
                 m.d.sync += [frame.crc.eq(CRC_INIT), frame.count.eq(0), frame.phase.eq(0),
                              frame.words.eq(0), idle.eq(0)]
                 m.next = "COMMAND"
+            if self._bus:
+                # the register block's requests, between frames
+                with m.Elif(self.ext_reset):
+                    m.d.comb += self.ext_accepted.eq(1)
+                    m.d.sync += frame.accel_reset.eq(1)
+                with m.Elif(self.ext_start):
+                    m.d.comb += self.ext_accepted.eq(1)
+                    m.d.sync += [frame.external.eq(1),
+                                 frame.job_word.eq(self.ext_job.as_value())]
+                    m.next = "JOB_START"
 
         # the bytes that only go into a register (or only into the CRC)
         for state, action, following in (
@@ -425,8 +471,17 @@ class HostLink(wiring.Component):
         with m.State("JOB_WAIT"):
             # `done` rises a cycle after `start` is seen at the earliest; `busy` covers it
             with m.If(~accel.start & ~accel.busy & accel.done):
-                reply.start(m, Reply.OK, sizes.reply_bytes["report"],
-                            sizes.reply_bytes["report"], 1, "report")
+                if self._bus:
+                    with m.If(frame.external):
+                        # started by the register block: it reads the counters itself
+                        m.d.sync += frame.external.eq(0)
+                        m.next = "HUNT"
+                    with m.Else():
+                        reply.start(m, Reply.OK, sizes.reply_bytes["report"],
+                                    sizes.reply_bytes["report"], 1, "report")
+                else:
+                    reply.start(m, Reply.OK, sizes.reply_bytes["report"],
+                                sizes.reply_bytes["report"], 1, "report")
 
     def _discard(self, m, frame, reply):
         """DISCARD: drops the rest of a broken frame, and replies with the rejection only once

@@ -27,7 +27,8 @@ from zeroskip.sim import model
 from zeroskip.sim.rtl.runner import (LoadCounter, RunResult, act_beats, result_words_to_array,
                                      weight_beats)
 
-__all__ = ["LinkError", "LinkStats", "BoardLink", "SerialTransport", "run_on_board", "frame"]
+__all__ = ["LinkError", "LinkStats", "Driver", "BoardLink", "RegisterDriver", "BusRegisters",
+           "SerialTransport", "run_on_board", "frame"]
 
 
 class LinkError(RuntimeError):
@@ -112,7 +113,51 @@ class SerialTransport:
             pass  # already failed, and reported
 
 
-class BoardLink:
+class Driver:
+    """Runs compiled programs on a device; a subclass moves the data (``connect``, ``reset``,
+    ``write``, ``run``, ``read``, ``connected``) and sets ``config``."""
+
+    def __init__(self):
+        self._loads = LoadCounter()  # the device's load counter runs from its last reset
+
+    async def run_programs(self, programs, *, timeout_factor=4):
+        """Run compiled programs (:func:`zeroskip.sim.compiler.compile_gemm`) one after another;
+        one :class:`zeroskip.sim.rtl.runner.RunResult` per program, as from the simulator."""
+        config = self.config
+        if not self.connected:
+            await self.connect()
+        results = []
+        for program in programs:
+            if program.config != config:
+                raise ValueError("the program was compiled for another configuration")
+            outs, counters, status, wall = [], [], [], 0.0
+            for run in program.runs:
+                await self.write(0, act_beats(run))
+                for target, beats in enumerate(weight_beats(config, run).values(), start=1):
+                    if beats:
+                        await self.write(target, beats)
+                started = time.perf_counter()
+                run_counters, lanes = await self.run(
+                    pack(job_layout(config), run.job(program.mode)),
+                    timeout_factor * model.run_cycles(config, run.tokens) + 1000)
+                wall += time.perf_counter() - started
+                self._loads.per_run(run_counters)
+                counters.append(run_counters)
+                status.append(lanes)
+                if any(lanes):
+                    # a lane stopped on malformed memory: its results are not read
+                    outs.append([])
+                    await self.reset()
+                    continue
+                outs.append([result_words_to_array(config, await self.read(c, run.m_tiles *
+                                                                              len(cols)))
+                             for c, cols in enumerate(run.lane_columns)])
+            results.append(RunResult(results=outs, counters=counters, wall_seconds=wall,
+                                     status=status))
+        return results
+
+
+class BoardLink(Driver):
     """The protocol driver for one board of configuration ``config``.
 
     Parameters
@@ -137,7 +182,11 @@ class BoardLink:
         self.max_payload = None
         self.clock_hz = None
         self._targets = write_targets(config)
-        self._loads = LoadCounter()  # the board's load counter runs from its last reset
+        super().__init__()
+
+    @property
+    def connected(self):
+        return self.max_payload is not None
 
     # one request ------------------------------------------------------------------------
 
@@ -256,43 +305,6 @@ class BoardLink:
             words += [int.from_bytes(raw[i:i + size], "little") for i in range(0, len(raw), size)]
         return words
 
-    async def run_programs(self, programs, *, timeout_factor=4):
-        """Run compiled programs (:func:`zeroskip.sim.compiler.compile_gemm`) one after another;
-        one :class:`zeroskip.sim.rtl.runner.RunResult` per program, as from the simulator."""
-        config = self.config
-        if self.max_payload is None:
-            await self.connect()
-        results = []
-        for program in programs:
-            if program.config != config:
-                raise ValueError("the program was compiled for another configuration")
-            outs, counters, status, wall = [], [], [], 0.0
-            for run in program.runs:
-                await self.write(0, act_beats(run))
-                for target, beats in enumerate(weight_beats(config, run).values(), start=1):
-                    if beats:
-                        await self.write(target, beats)
-                started = time.perf_counter()
-                run_counters, lanes = await self.run(
-                    pack(job_layout(config), run.job(program.mode)),
-                    timeout_factor * model.run_cycles(config, run.tokens) + 1000)
-                wall += time.perf_counter() - started
-                self._loads.per_run(run_counters)
-                counters.append(run_counters)
-                status.append(lanes)
-                if any(lanes):
-                    # a lane stopped on malformed memory: its results are not read
-                    outs.append([])
-                    await self.reset()
-                    continue
-                outs.append([result_words_to_array(config, await self.read(c, run.m_tiles *
-                                                                              len(cols)))
-                             for c, cols in enumerate(run.lane_columns)])
-            results.append(RunResult(results=outs, counters=counters, wall_seconds=wall,
-                                     status=status))
-        return results
-
-
 def run_on_board(programs, port, config, *, baud, retries=8):
     """Run programs on the board at serial ``port``; returns their RunResults and the link
     statistics. ``retries``: attempts per request beyond the first (:class:`BoardLink`)."""
@@ -303,3 +315,121 @@ def run_on_board(programs, port, config, *, baud, retries=8):
         return results, link.stats
     finally:
         transport.close()
+
+
+class BusRegisters:
+    """The registers of a bus top (:class:`zeroskip.hw.bus.regmap.RegisterMap`) through a
+    host's ``read32(offset)`` and ``write32(offset, value)`` coroutines (an SoC driver, or a
+    testbench's bus master)."""
+
+    def __init__(self, regmap, read32, write32):
+        self.map, self.read32, self.write32 = regmap, read32, write32
+
+    async def read(self, name):
+        return await self.read32(self.map[name].offset)
+
+    async def write(self, name, value):
+        await self.write32(self.map[name].offset, value)
+
+    async def status(self):
+        """STATUS as ``{field: 0/1}``."""
+        value = await self.read("STATUS")
+        return {name: value >> bit & 1 for name, bit, _ in self.map["STATUS"].fields}
+
+    async def control(self, *names):
+        bits = {name: bit for name, bit, _ in self.map["CONTROL"].fields}
+        await self.write("CONTROL", sum(1 << bits[name] for name in names))
+
+    async def check_identity(self, config):
+        """Raises :class:`LinkError` unless the core is a zeroskip of ``config``."""
+        from zeroskip.hw.bus.regmap import ID_VALUE
+        ident = await self.read("ID")
+        digest = await self.read("DIGEST_LO") | await self.read("DIGEST_HI") << 32
+        if ident != ID_VALUE:
+            raise LinkError(f"no zeroskip core there (ID 0x{ident:08X})")
+        if digest.to_bytes(6, "little").hex() != config.digest()[:12]:
+            raise LinkError(f"the core runs configuration {digest.to_bytes(6, 'little').hex()}, "
+                            f"not {config.digest()[:12]} ({config.name()})")
+
+    async def wait_idle(self, polls):
+        """Polls STATUS until nothing is pending or running; the last STATUS."""
+        for _ in range(polls):
+            status = await self.status()
+            if not (status["BUSY"] or status["PENDING"]):
+                return status
+        raise LinkError(f"the core is still busy after {polls} polls of STATUS")
+
+    async def reset(self, polls=100):
+        await self.control("RESET")
+        await self.wait_idle(polls)
+
+    async def run(self, job, polls):
+        """Runs ``job`` (packed): JOB_*, CONTROL.START, STATUS until done; returns
+        ``(counters, lane status)`` read from the registers."""
+        config = self.map.config
+        for i in range(-(-self.map.job_bits // 32)):
+            await self.write(f"JOB_{i}", job >> 32 * i & 0xFFFFFFFF)
+        await self.control("START")
+        status = await self.wait_idle(polls)
+        if not status["DONE"]:
+            raise LinkError("the run ended without DONE")
+        return await self.counters(), await self.lanes()
+
+    async def counters(self):
+        counters = {}
+        for reg, name, half in self.map.counter_regs:
+            counters[name] = counters.get(name, 0) | await self.read32(reg.offset) << 32 * half
+        return counters
+
+    async def lanes(self):
+        lanes = []
+        for reg in self.map.lane_regs:
+            value = await self.read32(reg.offset)
+            lanes += [value >> 4 * i & 0xF for i in range(8)]
+        return lanes[:self.map.config.cols]
+
+
+class RegisterDriver(Driver):
+    """Runs programs on a Wishbone top with loads and stores alone: operands into the
+    memory windows, a run through the registers, results out of the RESULTS window."""
+
+    def __init__(self, registers, *, polls_per_cycle=0.1):
+        self.registers = registers
+        self.map = registers.map
+        self.config = self.map.config
+        self.connected = False
+        self._polls_per_cycle = polls_per_cycle
+        super().__init__()
+
+    async def connect(self):
+        await self.registers.check_identity(self.config)
+        await self.reset()
+        self.connected = True
+
+    async def reset(self):
+        await self.registers.reset()
+        self._loads.reset()
+
+    async def write(self, target, beats):
+        (window,) = [w for w in self.map.windows if w.target == target]
+        _, bits, mask_bits, _ = write_targets(self.config)[target]
+        for beat in beats:
+            value = beat[1] | (beat[2] << bits if mask_bits else 0)
+            for slot in range(window.slots):
+                await self.registers.write32(window.base + beat[0] * window.stride + 4 * slot,
+                                             value >> 32 * slot & 0xFFFFFFFF)
+
+    async def run(self, job, cycles_bound):
+        return await self.registers.run(job, int(cycles_bound * self._polls_per_cycle) + 100)
+
+    async def read(self, column, count):
+        window = self.map["RESULTS"]
+        words = []
+        for addr in range(count):
+            word = 0
+            for slot in range(window.slots):
+                word |= await self.registers.read32(
+                    window.base + column * window.column_stride + addr * window.stride +
+                    4 * slot) << 32 * slot
+            words.append(word)
+        return words

@@ -241,9 +241,9 @@ def check_wave_support(sim, path):
                                    "--sim icarus")
 
 
-def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None):
+def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None, testcase=None):
     """Run cocotb ``test_module`` on a build, handing it ``job`` (pickled, ``ZEROSKIP_JOB``);
-    returns what it pickled to ``ZEROSKIP_RESULT``. A failing test raises RuntimeError naming, in
+    returns what it pickled to ``ZEROSKIP_RESULT``. ``testcase``: one test of the module. A failing test raises RuntimeError naming, in
     its first line, where the whole simulator log is kept (:func:`_keep_log`), and ending with
     the log's tail."""
     runner = _prepare(sim)
@@ -264,6 +264,7 @@ def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None):
         try:
             results_xml = runner.test(
                 test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                testcase=testcase,
                 build_dir=build_dir, test_dir=tmp, extra_env=env, timescale=TIMESCALE,
                 waves=waves is not None, test_args=test_args,
                 plusargs=plusargs, log_file=log, results_xml=str(tmp / "results.xml"))
