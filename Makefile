@@ -9,7 +9,7 @@ FORMAT ?= csc
 OUT    ?= build
 JOBS   ?= auto
 
-.PHONY: setup test test-fast typecheck formal verilog demo bench regress bitstream flash boards models clean
+.PHONY: setup test test-fast typecheck formal verilog demo bench regress bitstream flash boards soc models clean
 N      ?= 200
 SEED   ?=
 CASE   ?=
@@ -61,6 +61,15 @@ flash: $(STAMP)
 # both boards' builds and simulated throughput: docs/boards.{md,json} and the README table
 boards: $(STAMP)
 	$(PY) -m zeroskip.platforms.table --out docs --readme README.md
+
+# the README's "use it in your SoC": the register maps of the default 8x8 core, what the AXI and
+# Wishbone wrappers cost on the ULX3S (synthesis only) and a simulated job's timing diagram
+soc: $(STAMP)
+	mkdir -p docs/soc $(OUT)/soc
+	for bus in axi wishbone; do $(VENV)/bin/zeroskip verilog --bus $$bus -o $(OUT)/soc/$$bus.v \
+	  --header docs/soc/regs_$$bus.h --regmap docs/soc/regmap_$$bus.md || exit 1; done
+	$(PY) -m zeroskip.platforms.bus_cost --out docs/soc
+	$(PY) -m zeroskip.apps.soc_waves --out docs/soc
 
 # the bundled ONNX networks (models/) through `zeroskip run`: the README's "bring your own
 # model" tables come from docs/models/*/report.md

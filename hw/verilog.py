@@ -22,9 +22,14 @@ def convert(component, name):
     return _MEMORY_INIT.sub("", verilog.convert(component, name=name, emit_src=False))
 
 
-def generate(config):
-    """Verilog text of the accelerator for ``config``; the top module is ``zeroskip_accel``."""
-    return convert(Accelerator(config), TOP_NAME)
+def generate(config, bus="native", *, clock_hz=100_000_000):
+    """Verilog text of the accelerator for ``config``: its native ports (the top module is
+    ``zeroskip_accel``), or behind an SoC bus, ``axi`` or ``wishbone`` (``zeroskip_axi``,
+    ``zeroskip_wishbone``: :mod:`zeroskip.hw.bus.tops`; ``clock_hz`` is what they report)."""
+    if bus == "native":
+        return convert(Accelerator(config), TOP_NAME)
+    from zeroskip.hw.bus.tops import bus_top
+    return convert(bus_top(config, bus, clock_hz=clock_hz), f"zeroskip_{bus}")
 
 
 def primitive_models(config):

@@ -233,6 +233,18 @@ def _parser():
     _add_array_options(verilog)
     verilog.add_argument("-o", "--output", required=True, metavar="accel.v",
                          help="the Verilog file to write")
+    verilog.add_argument("--bus", choices=("native", "axi", "wishbone"), default="native",
+                         help="native (default): the accelerator's own ports; axi: AXI4-Lite "
+                              "registers (s_axil_*) and AXI4-Stream frames (s_axis_*, m_axis_*); "
+                              "wishbone: a Wishbone B4 pipelined slave (wb_*) mapping registers "
+                              "and memories")
+    verilog.add_argument("--header", metavar="regs.h",
+                         help="with --bus axi|wishbone: write the register map as a C header")
+    verilog.add_argument("--regmap", metavar="regs.md",
+                         help="with --bus axi|wishbone: write the register map as Markdown")
+    verilog.add_argument("--clock-mhz", type=float, default=100.0, metavar="MHZ",
+                         help="with --bus axi|wishbone: the clock the core reports (CLOCK_HZ "
+                              "register, INFO), default 100")
 
     cache = sub.add_parser("cache", help="the simulator builds cached under $ZEROSKIP_CACHE "
                            "(default ~/.cache/zeroskip): list, limit, clear")
@@ -456,14 +468,33 @@ def _gemm(args):
 def _verilog(args):
     from zeroskip.apps.outputs import Outputs, check_file
     from zeroskip.hw.verilog import generate
+    from zeroskip.sim.loaders import BadInput
     check_file(args.output, "-o")
+    for option, path in (("--header", args.header), ("--regmap", args.regmap)):
+        if path and args.bus == "native":
+            raise BadInput(f"{option} needs --bus axi or --bus wishbone (the native ports "
+                           "have no register map)")
+        if path:
+            check_file(path, option)
+    if not 1 <= args.clock_mhz <= 1000:
+        raise BadInput(f"--clock-mhz must be between 1 and 1000, got {args.clock_mhz:g}")
     config = _config(args)
-    text = generate(config)
+    clock_hz = round(args.clock_mhz * 1e6)
+    text = generate(config, args.bus, clock_hz=clock_hz)
+    written = [args.output]
     with Outputs() as outputs:
         outputs.write_text(args.output, text)
+        if args.bus != "native":
+            from zeroskip.hw.bus.regmap import RegisterMap
+            regmap = RegisterMap(config, args.bus, clock_hz=clock_hz)
+            for path, document in ((args.header, regmap.header), (args.regmap, regmap.markdown)):
+                if path:
+                    outputs.write_text(path, document())
+                    written.append(path)
         outputs.commit()
     fmt = f"{config.nm_n}:{config.nm_m} nm" if config.fmt == "nm" else config.fmt
-    print(f"wrote {args.output}: {config.rows}x{config.cols} PEs, {fmt} decoders")
+    bus = "" if args.bus == "native" else f", {args.bus} bus"
+    print(f"wrote {', '.join(written)}: {config.rows}x{config.cols} PEs, {fmt} decoders{bus}")
 
 
 def _bench(args):

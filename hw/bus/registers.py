@@ -37,6 +37,8 @@ class Registers(wiring.Component):
     accepted : In(1)
     busy, done, counters, lanes : In
         The accelerator's.
+    irq : Out(1)
+        STATUS.DONE.
     reply_valid, reply_code, tlast_error : In  (``axi``)
         A reply frame's status went out; TLAST was misplaced in a request frame.
     <memory>_write, result_read, result_column : Out  (``wishbone``)
@@ -52,6 +54,7 @@ class Registers(wiring.Component):
             "accepted": In(1), "busy": In(1), "done": In(1),
             "counters": In(counters_layout(config)),
             "lanes": In(data.ArrayLayout(DecodeStatus, config.cols)),
+            "irq": Out(1),
         }
         if regmap.bus == "axi":
             members.update({"reply_valid": In(1), "reply_code": In(8), "tlast_error": In(1)})
@@ -152,6 +155,7 @@ class Registers(wiring.Component):
         status = {"BUSY": self.busy | launched,
                   "DONE": self.done & ~self.busy & ~start & ~reset & ~launched,
                   "LANE_FAULT": lane_fault, "PENDING": start | reset}
+        m.d.comb += self.irq.eq(status["DONE"])
         flags = {"job": job, "STATUS": status}
         if regmap.bus == "axi":
             frame_error, tlast_error = Signal(), Signal()

@@ -133,8 +133,9 @@ class RegisterMap:
         for i, name in enumerate(counter_names(config)):
             for h in range(halves):
                 suffix = ("_LO", "_HI")[h] if halves > 1 else ""
+                top = min(32 * h + 31, config.counter_width - 1)
                 reg = Register(f"{name.upper()}{suffix}", 0x100 + 8 * i + 4 * h, "R",
-                               f"counter {name}, bits {32 * h + 31}:{32 * h}, of the last run")
+                               f"counter {name}, bits {top}:{32 * h}, of the last run")
                 regs.append(reg)
                 self.counter_regs.append((reg, name, h))
         self.lane_regs = []
@@ -249,6 +250,7 @@ class RegisterMap:
             if reg.fields:
                 doc += "; bits: " + ", ".join(f"{bit} {name} ({d})" for name, bit, d in
                                               reg.fields)
+            doc = doc.replace("|", "\\|")
             out.append(f"| 0x{reg.offset:03X} | {reg.name} | {reg.access} | {doc} |")
         for w in self.windows:
             cols = (f", column c at +c×0x{w.column_stride:X}" if w.columns > 1 else "")

@@ -10,7 +10,9 @@
     Wishbone B4 pipelined slave (``wb_*``, LiteX's bus) mapping the registers and every memory,
     for a soft CPU's loads and stores.
 
-Both run on one clock, ``clk``, with an active-high synchronous ``rst``.
+Both run on one clock, ``clk``, with an active-high synchronous ``rst``, and raise ``irq`` while
+the last run is done (STATUS.DONE: it falls when a run starts, by frame or register, and rises when
+it ends).
 """
 
 from amaranth.hdl import Module, ResetInserter, Signal
@@ -111,7 +113,7 @@ class AxiTop(wiring.Component):
         self.regmap = RegisterMap(config, "axi", clock_hz=clock_hz)
         super().__init__({**_flat("s_axil", _axil_signature(self.regmap.addr_bits)),
                           **_flat("s_axis", _axis_signature()),
-                          **_flat("m_axis", _axis_signature().flip())})
+                          **_flat("m_axis", _axis_signature().flip()), "irq": Out(1)})
 
     @property
     def config(self):
@@ -127,6 +129,7 @@ class AxiTop(wiring.Component):
                      link.ext_reset.eq(regs.reset), regs.accepted.eq(link.ext_accepted),
                      regs.busy.eq(link.busy), regs.done.eq(link.done),
                      regs.counters.eq(link.counters), regs.lanes.eq(link.status)]
+        m.d.comb += self.irq.eq(regs.irq)
         self._axil_bridge(m, regs.bus)
 
         # requests: TLAST is checked against each frame's own length
@@ -191,7 +194,8 @@ class WishboneTop(wiring.Component):
     def __init__(self, config, *, clock_hz=0):
         self._config = config
         self.regmap = RegisterMap(config, "wishbone", clock_hz=clock_hz)
-        super().__init__(_flat("wb", wishbone_signature(self.regmap.addr_bits - 2)))
+        super().__init__({**_flat("wb", wishbone_signature(self.regmap.addr_bits - 2)),
+                          "irq": Out(1)})
 
     @property
     def config(self):
@@ -204,6 +208,7 @@ class WishboneTop(wiring.Component):
         m.submodules.accelerator = accel = ResetInserter(accel_reset)(
             Accelerator(self._config))
         _connect_flat(m, self, "wb", regs.bus)
+        m.d.comb += self.irq.eq(regs.irq)
         for name in ["act", *accel.memory_names]:
             wiring.connect(m, getattr(regs, f"{name}_write"), getattr(accel, f"{name}_write"))
         wiring.connect(m, regs.result_read, accel.result_read)
