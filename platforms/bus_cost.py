@@ -15,7 +15,7 @@ from pathlib import Path
 from zeroskip.hw.accelerator import Accelerator
 from zeroskip.hw.bus.tops import bus_top
 from zeroskip.hw.verilog import convert
-from zeroskip.platforms.boards import BOARDS, _tool
+from zeroskip.platforms.boards import BOARDS, _tool, yosys_version
 from zeroskip.platforms.top import BoardTop
 
 __all__ = ["synthesize", "main"]
@@ -40,7 +40,7 @@ def synthesize(component, name):
         subprocess.run([yosys, "-q", "-p", f"read_verilog top.v; synth_ecp5 -top {name}; "
                         "tee -q -o stat.json stat -json"], cwd=tmp, check=True)
         cells = json.loads((tmp / "stat.json").read_text())["design"]["num_cells_by_type"]
-        version = subprocess.run([yosys, "-V"], capture_output=True, text=True).stdout.strip()
+    version = yosys_version()
     return {cell: cells.get(cell, 0) for cell in CELLS}, version
 
 
