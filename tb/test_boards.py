@@ -48,6 +48,11 @@ def test_icebreaker_bitstream_meets_timing_with_16_pes_on_dsps(icebreaker):
     bitstream = icebreaker / "top.bin"
     assert report["bitstream"] == str(bitstream)
     assert bitstream.stat().st_size > 100_000  # a whole UP5K image
+    # reproducible: the seed that met timing and the tools that built it
+    assert report["nextpnr_seed"] >= 1
+    assert set(report["toolchain"]) == {"yosys", "nextpnr", "packer"}
+    assert report["toolchain"]["yosys"].startswith("Yosys ")
+    assert "nextpnr" in report["toolchain"]["nextpnr"]
 
 
 def _stand_in(tmp_path, exit_status, message=""):

@@ -57,9 +57,20 @@ def gateware_digest():
     from zeroskip import config, hw
     digest = hashlib.sha256(amaranth.__version__.encode())
     folder = Path(hw.__file__).parent
-    for path in sorted(folder.rglob("*.py")) + [Path(config.__file__), Path(__file__)]:
+    # the bus tops are not part of any other build: their builds add bus_digest() to their name
+    paths = [p for p in sorted(folder.rglob("*.py")) if "bus" not in p.relative_to(folder).parts]
+    for path in paths + [Path(config.__file__), Path(__file__)]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
+
+
+def bus_digest():
+    """Hash of the bus tops' sources (:mod:`zeroskip.hw.bus`), for their builds' names."""
+    from zeroskip.hw import bus
+    digest = hashlib.sha256()
+    for path in sorted(Path(bus.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def verilator_environment():

@@ -33,7 +33,7 @@ def simulate(sim="verilator"):
     weights[rng.random(weights.shape) < 0.7] = 0
     program = compile_gemm(acts, weights, CONFIG, Mode.SKIP)
     assert len(program.runs) == 1
-    build_dir = runner.build(sim, f"bus-axi-{CONFIG.name()}",
+    build_dir = runner.build(sim, f"bus-axi-{runner.bus_digest()}-{CONFIG.name()}",
                              lambda: convert(AxiTop(CONFIG, clock_hz=CLOCK_HZ), "zeroskip_axi"),
                              "zeroskip_axi")
     out = runner.run_cocotb(sim, build_dir, "zeroskip_axi", "zeroskip.tb.cocotb_bus",
