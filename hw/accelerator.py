@@ -57,16 +57,16 @@ class Accelerator(wiring.Component):
             "job": In(job_layout(config)),
             "busy": Out(1),
             "done": Out(1),
-            "act_write": In(write_signature(
-                config.act_addr_bits, data.ArrayLayout(signed(config.act_width), rows))),
+            "act_write": In(write_signature(config.act_addr_bits + config.bank_bits,
+                                            data.ArrayLayout(signed(config.act_width), rows))),
         }
         # one write port per memory of the decoder lanes, lane-masked, all lanes in parallel
         for name, (shape, depth) in decoder_class(config).memories(config).items():
             members[f"{name}_write"] = In(write_signature(
-                bits_for(depth), data.ArrayLayout(shape, cols), mask=cols))
+                bits_for(depth) + config.bank_bits, data.ArrayLayout(shape, cols), mask=cols))
         members.update({
-            "result_read": In(read_signature(
-                config.out_addr_bits, data.ArrayLayout(signed(config.acc_width), rows))),
+            "result_read": In(read_signature(config.out_addr_bits + config.bank_bits,
+                                             data.ArrayLayout(signed(config.acc_width), rows))),
             "result_column": In(range(cols)),
             "counters": Out(counters_layout(config)),
             "status": Out(data.ArrayLayout(DecodeStatus, cols)),
@@ -103,6 +103,8 @@ class Accelerator(wiring.Component):
                 lane.rows_last.eq(self.job.rows_last),
                 lane.columns.eq(self.job.lane_columns[c]),
             ]
+            if config.double_buffer:
+                m.d.comb += lane.bank.eq(self.job.bank)
             for name in self.memory_names:
                 port, lane_port = getattr(self, f"{name}_write"), getattr(lane, f"{name}_write")
                 m.d.comb += [
@@ -114,6 +116,13 @@ class Accelerator(wiring.Component):
         wiring.connect(m, wiring.flipped(self.act_write), array.act_write)
         wiring.connect(m, wiring.flipped(self.result_read), array.result_read)
         m.d.comb += array.result_column.eq(self.result_column)
+        if config.double_buffer:
+            # the run's bank for the PEs' activation reads and result writes, fixed from start
+            # until the next start (the drain's last writes included)
+            bank = Signal(name="bank_run")
+            with m.If(self.start & ~self.busy):
+                m.d.sync += bank.eq(self.job.bank)
+            m.d.comb += array.bank.eq(bank)
 
         # Control: busy from start until every lane has finished and the last token has
         # drained through the column and into the output memories.
@@ -188,6 +197,13 @@ class Accelerator(wiring.Component):
             m.d.sync += counters.load_cycles.eq(counters.load_cycles + 1)
         if config.energy_counters:
             self._count_energy_events(m, lanes, busy, counting)
+        if config.double_buffer:
+            # end to end: every cycle from the first load beat after reset on
+            timing = Signal()
+            with m.If(loading):
+                m.d.sync += timing.eq(1)
+            with m.If(loading | timing):
+                m.d.sync += counters.total_cycles.eq(counters.total_cycles + 1)
         return m
 
     def _count_energy_events(self, m, lanes, busy, counting):

@@ -39,13 +39,15 @@ class PEArray(wiring.Component):
         super().__init__({
             "columns": In(stream.Signature(token_layout(config))).array(cols),
             "mode": In(2),
-            "act_write": In(write_signature(
-                config.act_addr_bits, data.ArrayLayout(signed(config.act_width), rows))),
-            "result_read": In(read_signature(
-                config.out_addr_bits, data.ArrayLayout(signed(config.acc_width), rows))),
+            "act_write": In(write_signature(config.act_addr_bits + config.bank_bits,
+                                            data.ArrayLayout(signed(config.act_width), rows))),
+            "result_read": In(read_signature(config.out_addr_bits + config.bank_bits,
+                                             data.ArrayLayout(signed(config.acc_width), rows))),
             "result_column": In(range(cols)),
             "executed": Out(rows * cols),
             "gated": Out(rows * cols),
+            # double buffering: the bank the run reads and writes
+            **({"bank": In(1)} if config.double_buffer else {}),
         })
 
     def elaborate(self, platform):
@@ -87,6 +89,8 @@ class PEArray(wiring.Component):
                     pe.act_write.data.eq(self.act_write.data[r]),
                     pe.result_read.addr.eq(self.result_read.addr),
                 ]
+                if config.double_buffer:
+                    m.d.comb += pe.bank.eq(self.bank)
                 results[r].append(Mux(selected[c], pe.result_read.data, 0))
                 executed.append(pe.executed)
                 gated.append(pe.gated)

@@ -9,7 +9,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["token_layout", "csc_entry_layout", "job_layout", "counters_layout", "COUNTERS",
-           "ENERGY_COUNTERS", "SINCE_RESET", "counter_names",
+           "ENERGY_COUNTERS", "SINCE_RESET", "TOTAL_COUNTER", "counter_names",
            "pack", "unpack", "shape_width", "write_signature", "read_signature"]
 
 
@@ -67,14 +67,19 @@ def job_layout(config):
         Valid rows in the last M-tile (1 .. rows).
     lane_columns : array
         Output columns assigned to each decoder lane.
+    bank : 1
+        With ``double_buffer``: the bank of every memory the run reads and writes.
     """
-    return data.StructLayout({
+    fields = {
         "mode": 2,
         "m_tiles": unsigned(config.tile_bits),
         "k": unsigned(config.k_bits + 1),
         "rows_last": unsigned(config.row_count_bits),
         "lane_columns": data.ArrayLayout(unsigned(config.pointer_addr_bits), config.cols),
-    })
+    }
+    if config.double_buffer:
+        fields["bank"] = 1
+    return data.StructLayout(fields)
 
 
 #: Hardware counters, in port order. All count clock cycles or events of one run, except
@@ -105,9 +110,15 @@ ENERGY_COUNTERS = (
 SINCE_RESET = ("load_cycles", "act_writes", "lane_writes")
 
 
+#: With :attr:`ArrayConfig.double_buffer`: cycles since the first load beat after reset; read
+#: after a GEMM's last result, the GEMM's end-to-end time (loads, runs and read-back, overlapped)
+TOTAL_COUNTER = "total_cycles"
+
+
 def counter_names(config):
     """The hardware counters of ``config``, in port order."""
-    return COUNTERS + (ENERGY_COUNTERS if config.energy_counters else ())
+    return (COUNTERS + (ENERGY_COUNTERS if config.energy_counters else ()) +
+            ((TOTAL_COUNTER,) if config.double_buffer else ()))
 
 
 def counters_layout(config):

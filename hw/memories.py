@@ -1,8 +1,24 @@
 """Block-RAM read ports that Yosys maps without collision logic."""
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Cat, Signal
 
-__all__ = ["read_port"]
+from zeroskip.config import bits_for
+
+__all__ = ["read_port", "Banked"]
+
+
+class Banked:
+    """A memory of two banks of ``depth`` words (:attr:`ArrayConfig.double_buffer`): bank 1
+    from ``1 << bits_for(depth)``. :func:`read_port` gives its readers a port addressed within
+    the bank ``bank`` selects, so a reader written for one bank needs no change."""
+
+    def __init__(self, memory, depth, bank):
+        self.memory, self.depth, self.bank = memory, depth, bank
+        self.shape = memory.shape
+
+    @property
+    def read_ports(self):
+        return self.memory.read_ports
 
 
 class _ReadPort:
@@ -22,6 +38,11 @@ def read_port(m, memory, *, name=None):
     on every block RAM with a write-address compare and a bypass multiplexer in the read
     data path (measured on the ECP5: a LUT level and a route on every block-RAM read).
     """
+    if isinstance(memory, Banked):
+        inner = read_port(m, memory.memory, name=name)
+        addr = Signal(bits_for(memory.depth), name=f"{name or 'memory'}_bank_addr")
+        m.d.comb += inner.addr.eq(Cat(addr, memory.bank))
+        return _ReadPort(addr, inner.data)
     port = memory.read_port(domain="comb")
     data = Signal(memory.shape, name=f"{name or 'memory'}_data", reset_less=True)
     m.d.sync += data.eq(port.data)

@@ -1,13 +1,13 @@
 """The processing element: one output-stationary multiply-accumulate with its own activation
 buffer and result memory."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from zeroskip.config import Mode
 from zeroskip.hw.layouts import read_signature, token_layout, write_signature
-from zeroskip.hw.memories import read_port
+from zeroskip.hw.memories import Banked, read_port
 
 __all__ = ["ProcessingElement"]
 
@@ -67,10 +67,13 @@ class ProcessingElement(wiring.Component):
             "i": In(stream.Signature(token, always_ready=True)),
             "o": Out(stream.Signature(token, always_ready=True)),
             "mode": In(2),
-            "act_write": In(write_signature(config.act_addr_bits, signed(config.act_width))),
-            "result_read": In(read_signature(config.out_addr_bits, signed(config.acc_width))),
+            "act_write": In(write_signature(config.act_addr_bits + config.bank_bits,
+                                            signed(config.act_width))),
+            "result_read": In(read_signature(config.out_addr_bits + config.bank_bits,
+                                             signed(config.acc_width))),
             "executed": Out(1),
             "gated": Out(1),
+            **({"bank": In(1)} if config.double_buffer else {}),
         })
 
     @property
@@ -86,7 +89,7 @@ class ProcessingElement(wiring.Component):
         m = Module()
 
         m.submodules.acts = acts = memory.Memory(
-            shape=signed(config.act_width), depth=config.act_depth, init=[])
+            shape=signed(config.act_width), depth=config.banked_depth(config.act_depth), init=[])
 
         act_wr = acts.write_port()
         m.d.comb += [
@@ -96,7 +99,9 @@ class ProcessingElement(wiring.Component):
         ]
 
         # Stage 0: the token is at `i`; fetch its activation and pass the token down.
-        act_rd = read_port(m, acts, name="acts")
+        # with double buffering the run reads its bank (`bank`, fixed for the run)
+        act_rd = read_port(m, Banked(acts, config.act_depth, self.bank)
+                           if config.double_buffer else acts, name="acts")
         m.d.comb += act_rd.addr.eq(self.i.payload.act_addr)
         m.d.sync += [
             self.o.valid.eq(self.i.valid),
@@ -171,13 +176,15 @@ class ProcessingElement(wiring.Component):
             m.d.comb += self.result_read.data.eq(accumulator)
             return m
         m.submodules.results = results = memory.Memory(
-            shape=signed(config.acc_width), depth=config.out_depth, init=[])
+            shape=signed(config.acc_width), depth=config.banked_depth(config.out_depth), init=[])
         result_rd = read_port(m, results, name="results")
         result_wr = results.write_port()
         m.d.comb += [
             result_rd.addr.eq(self.result_read.addr),
             self.result_read.data.eq(result_rd.data),
         ]
+        if config.double_buffer:
+            out_addr2 = Cat(out_addr2, self.bank)   # the run's bank
         if config.pipelined:
             # the result is written from the accumulator a cycle later, so the add ends in a
             # register and not in the memory's write data

@@ -122,6 +122,12 @@ class ArrayConfig:
         :data:`zeroskip.hw.layouts.ENERGY_COUNTERS`). Off for the boards' builds, whose
         figures were measured without them (a counter costs flip-flops, scarce on the iCE40,
         and the ULX3S meets its clock with little slack).
+    double_buffer : bool
+        Two banks of every memory a run reads or writes (activations, the decoder lanes'
+        memories, results): the depths above are per bank, and the job names the bank a run
+        uses, so the host loads run i+1 into one bank and reads run i-1's results from it
+        while run i computes in the other. Adds the ``total_cycles`` counter (first load beat
+        to the last result read). Needs ``out_depth`` > 1; not (yet) behind the host link.
     """
     rows: int = 8
     cols: int = 8
@@ -142,6 +148,7 @@ class ArrayConfig:
     logic_multipliers: int = 0
     pipelined: bool = False
     energy_counters: bool = True
+    double_buffer: bool = False
 
     act_width = 8     # int8 activations
     weight_width = 8  # int8 weights
@@ -173,6 +180,11 @@ class ArrayConfig:
                              f"mixed with multipliers={self.multipliers!r}")
         if self.energy_counters not in (False, True):
             raise TypeError(f"energy_counters must be a bool, not {self.energy_counters!r}")
+        if self.double_buffer not in (False, True):
+            raise TypeError(f"double_buffer must be a bool, not {self.double_buffer!r}")
+        if self.double_buffer and self.out_depth == 1:
+            raise ValueError("double_buffer needs result memories (out_depth > 1): with "
+                             "out_depth 1 the accumulators hold the results")
         if self.pipelined not in (False, True):
             raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
         if self.pipelined and self.fmt != "csc":
@@ -287,6 +299,20 @@ class ArrayConfig:
         return bits_for(self.out_depth)
 
     @property
+    def bank_bits(self):
+        """Address bits that select a bank (1 with :attr:`double_buffer`, else 0)."""
+        return int(self.double_buffer)
+
+    def banked_depth(self, depth):
+        """Words a memory of ``depth`` words per bank has: with :attr:`double_buffer`, bank 1
+        starts at ``bank_offset(depth)``, a power of two (the bank bit is the address MSB)."""
+        return self.bank_offset(depth) + depth if self.double_buffer else depth
+
+    def bank_offset(self, depth):
+        """The address of bank 1's first word in a memory of ``depth`` words per bank."""
+        return 1 << bits_for(depth)
+
+    @property
     def tile_bits(self):
         """Width of an M-tile count (1 .. act_depth)."""
         return bits_for(self.act_depth + 1)
@@ -303,6 +329,8 @@ class ArrayConfig:
         d = asdict(self)
         if not self.energy_counters:
             del d["energy_counters"]
+        if not self.double_buffer:
+            del d["double_buffer"]     # likewise: digests from before it existed still hold
         return d
 
     @classmethod

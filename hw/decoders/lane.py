@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from zeroskip.config import DecodeStatus, Mode, bits_for
 from zeroskip.hw.layouts import token_layout, write_signature
-from zeroskip.hw.memories import read_port
+from zeroskip.hw.memories import Banked, read_port
 
 __all__ = ["LaneDecoder", "Cursor", "LaneView", "Prefetch"]
 
@@ -209,6 +209,9 @@ class LaneDecoder(wiring.Component):
     reads : Out(4)
         With ``energy_counters``: how many of the lane's memory read ports fetched a word
         (read a new address) in the previous cycle.
+    bank : In(1)
+        With ``double_buffer``: the bank of the memories the run reads (the MSB of the write
+        ports' addresses selects the bank written).
     """
 
     def __init__(self, config):
@@ -225,9 +228,12 @@ class LaneDecoder(wiring.Component):
             "status": Out(DecodeStatus),
         }
         for name, (shape, depth) in self.memories(config).items():
-            members[f"{name}_write"] = In(write_signature(bits_for(depth), shape))
+            members[f"{name}_write"] = In(write_signature(bits_for(depth) + config.bank_bits,
+                                                          shape))
         if config.energy_counters:
             members["reads"] = Out(4)
+        if config.double_buffer:
+            members["bank"] = In(1)
         super().__init__(members)
 
     @property
@@ -309,16 +315,39 @@ class LaneDecoder(wiring.Component):
         """The format's memories with their write ports, and per memory a mark of how many words
         the host loaded (:attr:`LaneView.loaded`), so that the lane can tell a stream cut short
         from one that ends. Returns ``(memories, loaded)``, both by memory name."""
+        config = self._config
         memories, loaded = {}, {}
-        for name, (shape, depth) in self.memories(self._config).items():
-            memories[name] = mem = memory.Memory(shape=shape, depth=depth, init=[])
+        if config.double_buffer:
+            # the bank of the run: the job's in the start cycle (a cursor may read then),
+            # latched for the rest of the run
+            bank_run = Signal(name="bank_run")
+            with m.If(self.start & (self.columns != 0)):
+                m.d.sync += bank_run.eq(self.bank)
+            bank = Signal(name="bank_read")
+            m.d.comb += bank.eq(Mux(self.start, self.bank, bank_run))
+        for name, (shape, depth) in self.memories(config).items():
+            mem = memory.Memory(shape=shape, depth=config.banked_depth(depth), init=[])
             m.submodules[name] = mem
             port = getattr(self, f"{name}_write")
             wr = mem.write_port()
             m.d.comb += [wr.en.eq(port.en), wr.addr.eq(port.addr), wr.data.eq(port.data)]
-            loaded[name] = Signal(len(port.addr) + 1, name=f"{name}_loaded", reset_less=True)
-            with m.If(port.en):
-                m.d.sync += loaded[name].eq(port.addr + 1)
+            if not config.double_buffer:
+                memories[name] = mem
+                loaded[name] = Signal(len(port.addr) + 1, name=f"{name}_loaded",
+                                      reset_less=True)
+                with m.If(port.en):
+                    m.d.sync += loaded[name].eq(port.addr + 1)
+                continue
+            # one mark per bank, the one of the run's bank in view
+            memories[name] = Banked(mem, depth, bank)
+            marks = [Signal(len(port.addr), name=f"{name}_loaded_bank{b}", reset_less=True)
+                     for b in range(2)]
+            low = port.addr[:-1]
+            for b, mark in enumerate(marks):
+                with m.If(port.en & (port.addr[-1] == b)):
+                    m.d.sync += mark.eq(low + 1)
+            loaded[name] = Signal(len(port.addr), name=f"{name}_loaded")
+            m.d.comb += loaded[name].eq(Mux(bank, marks[1], marks[0]))
         return memories, loaded
 
     def _latch_run_settings(self, m):

@@ -307,6 +307,10 @@ class RunResult:
     counters: list      # counters[i]: dict of the hardware counters of run i
     wall_seconds: float  # simulator wall time spent while the RTL computed (not loading)
     status: list | None = None  # status[i][c]: DecodeStatus of lane c in run i
+    # double buffering: the total_cycles counter after the program's last result was read
+    # (first load beat to last result read, loads and read-back overlapped with the runs)
+    total_cycles: int | None = None
+    readback_cycles: int | None = None  # result-port reads, one per cycle
 
     def total(self, name):
         """Counter ``name`` summed over the program's runs."""
@@ -337,11 +341,23 @@ class RunResult:
         return self
 
 
-def act_beats(run):
-    """Activation write beats of a run: at each address, one int8 per PE row."""
+def act_beats(run, base=0):
+    """Activation write beats of a run: at each address (from ``base``), one int8 per PE
+    row."""
     acts = run.acts.astype(np.uint8)
-    return [(addr, int.from_bytes(acts[:, addr].tobytes(), "little"))
+    return [(base + addr, int.from_bytes(acts[:, addr].tobytes(), "little"))
             for addr in range(acts.shape[1])]
+
+
+def bank_bases(config, bank):
+    """Where bank ``bank`` starts in each memory (:attr:`ArrayConfig.double_buffer`):
+    ``{"act": ..., <decoder memory>: ..., "results": ...}``; all 0 for bank 0."""
+    from zeroskip.hw.decoders import decoder_class
+    bases = {"act": config.bank_offset(config.act_depth),
+             **{name: config.bank_offset(depth)
+                for name, (_, depth) in decoder_class(config).memories(config).items()},
+             "results": config.bank_offset(config.out_depth)}
+    return {name: base * bank for name, base in bases.items()}
 
 
 def _lane_beats(words, width):
@@ -357,14 +373,17 @@ def _lane_beats(words, width):
     return beats
 
 
-def weight_beats(config, run):
-    """Write beats of every decoder memory of a run, all lanes in parallel: ``{name: beats}``."""
+def weight_beats(config, run, bases=None):
+    """Write beats of every decoder memory of a run, all lanes in parallel: ``{name: beats}``
+    (addresses from ``bases[name]``, :func:`bank_bases`)."""
     from zeroskip.hw.decoders import decoder_class
     from zeroskip.hw.layouts import pack, shape_width
     beats = {}
     for name, (shape, _) in decoder_class(config).memories(config).items():
         words = [[pack(shape, value) for value in image[name]] for image in run.lane_images]
-        beats[name] = _lane_beats(words, shape_width(shape))
+        base = bases[name] if bases else 0
+        beats[name] = [(base + addr, *rest) for addr, *rest in
+                       _lane_beats(words, shape_width(shape))]
     return beats
 
 
@@ -415,27 +434,41 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
     build_dir = build_accelerator(config, sim, waves=wave_format(waves) if waves else None)
     runs = []
     predicted_total = 0
-    for program, abort in zip(programs, abort_after):
+    for number, (program, abort) in enumerate(zip(programs, abort_after)):
         for index, run in enumerate(program.runs):
             predicted = model.run_cycles(config, run.tokens)
             predicted_total += predicted
+            # double buffering: runs alternate between the banks
+            bank = index % 2 if config.double_buffer else 0
+            bases = bank_bases(config, bank)
+            job = run.job(program.mode)
+            if config.double_buffer:
+                job["bank"] = bank
             runs.append({
-                "act_beats": act_beats(run), "memory_beats": weight_beats(config, run),
-                "job": pack(job_layout(config), run.job(program.mode)),
+                "act_beats": act_beats(run, bases["act"]),
+                "memory_beats": weight_beats(config, run, bases),
+                "job": pack(job_layout(config), job),
                 "jobs": [run.m_tiles * len(cols) for cols in run.lane_columns],
+                "read_base": bases["results"],
                 "timeout_cycles": timeout_factor * predicted + 1000,
                 "abort_after": abort if index == 0 else None,
+                "program": number,
             })
     progress.info(f"simulating {len(runs)} run{'s' * (len(runs) != 1)} on {sim} "
                   f"({predicted_total:,} cycles predicted)",
                   extra={"step": "start", "kind": "simulation"})
-    out = run_cocotb(sim, build_dir, TOP_NAME, HARNESS, {"runs": runs}, waves=waves)
+    out = run_cocotb(sim, build_dir, TOP_NAME, HARNESS,
+                     {"runs": runs, "double_buffer": config.double_buffer}, waves=waves)
     progress.info("simulated", extra={"step": "end", "kind": "simulation"})
 
     layout = counters_layout(config)
     status_layout = data.ArrayLayout(DecodeStatus, config.cols)
     loads = LoadCounter()  # the harness resets the accelerator before the first run
-    for raw in out["runs"]:
+    previous = runs[0]["program"] if runs else None
+    for raw, run in zip(out["runs"], runs):
+        if config.double_buffer and run["program"] != previous:
+            loads.reset()  # double buffering: the harness resets before each program
+        previous = run["program"]
         if raw.get("aborted"):
             loads.reset()  # the harness reset the accelerator in the middle of that run
             continue
@@ -451,11 +484,16 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
         if any(raw.get("aborted") for raw in raws):
             results.append(None)
             continue
+        total = readback = None
+        if config.double_buffer:
+            total = unpack(layout, raws[-1]["final_counters"])["total_cycles"]
+            readback = sum(len(words) for raw in raws for words in raw["results"])
         results.append(RunResult(
             results=[[result_words_to_array(config, w) for w in raw["results"]] for raw in raws],
             counters=[raw["counters"] for raw in raws],
             wall_seconds=sum(raw["wall_s"] for raw in raws),
-            status=[raw["status"] for raw in raws]))
+            status=[raw["status"] for raw in raws], total_cycles=total,
+            readback_cycles=readback))
     return results
 
 
