@@ -13,7 +13,8 @@ A pipelined lane also refills its prefetch queues at the start of every M-tile
 (``config.lane_refill_cycles``); the compiler counts that in the lane's cycles.
 """
 
-__all__ = ["run_cycles", "fill_drain_cycles", "ideal_cycles", "mapped_ideal_cycles"]
+__all__ = ["run_cycles", "fill_drain_cycles", "ideal_cycles", "mapped_ideal_cycles",
+           "run_transfers", "overlapped_cycles"]
 
 
 def fill_drain_cycles(config):
@@ -50,3 +51,35 @@ def mapped_ideal_cycles(weights, m, rows, cols):
     tiles = -(-m // rows)
     return tiles * max(-(-int(per_column.sum()) // min(cols, busy_columns)),
                        int(per_column.max()))
+
+
+def run_transfers(program):
+    """Per run of ``program``: ``(load beats, readback beats)`` with every memory port written
+    at once (a run's load takes as long as its longest port's beats) and the result port read
+    one word per cycle, column after column."""
+    from zeroskip.sim.rtl.runner import weight_beats
+    transfers = []
+    for run in program.runs:
+        lanes = [len(beats) for beats in weight_beats(program.config, run).values()]
+        load = max([run.acts.shape[1]] + lanes)
+        readback = sum(run.m_tiles * len(columns) for columns in run.lane_columns)
+        transfers.append((load, readback))
+    return transfers
+
+
+#: cycles a double-buffered run's stage takes beyond its compute: the start pulse
+STAGE_OVERHEAD = 1
+
+
+def overlapped_cycles(compute, transfers):
+    """End-to-end cycles of double-buffered runs (:attr:`ArrayConfig.double_buffer`): the
+    first run's load, then per run the longest of its compute, the next run's load and the
+    previous run's read-back (they overlap), then the last run's read-back. ``compute``: each
+    run's cycles; ``transfers``: :func:`run_transfers`."""
+    loads = [load for load, _ in transfers]
+    readbacks = [readback for _, readback in transfers]
+    total = loads[0]
+    for i, cycles in enumerate(compute):
+        total += max(cycles + STAGE_OVERHEAD, loads[i + 1] if i + 1 < len(loads) else 0,
+                     readbacks[i - 1] if i else 0)
+    return total + readbacks[-1]

@@ -47,6 +47,7 @@ def array_side(text: str) -> int:
 
 def array_config(rows: int | None = None, cols: int | None = None, format: str | None = None,
                  nm: str | tuple[int, int] | None = None, board: str | None = None, *,
+                 double_buffer: bool = False,
                  spell: Callable[[str], str] = str) -> ArrayConfig:
     """The :class:`ArrayConfig` for these options: a board's own configuration, or an array
     sized by :meth:`ArrayConfig.for_capacity`.
@@ -67,6 +68,8 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
             raise _bad_input(f"{spell('board')}: unknown board {board!r} (one of "
                              f"{', '.join(BOARDS)})")
         named = [spell(name) for name, value in given.items() if value is not None]
+        if double_buffer:
+            named.append(spell("double_buffer"))
         if named:
             raise _bad_input(f"{spell('board')} {board} fixes the array configuration; drop "
                              f"{', '.join(named)}")
@@ -95,7 +98,7 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
         raise _bad_input(f"{spell('nm')} {n}:{m} applies only to {spell('format')} nm, not "
                          f"{spell('format')} {options['format']}")
     return ArrayConfig.for_capacity(options["rows"], options["cols"], fmt=options["format"],
-                                    nm_n=n, nm_m=m)
+                                    nm_n=n, nm_m=m).with_(double_buffer=bool(double_buffer))
 
 
 def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None = None,
@@ -103,7 +106,7 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
          mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
          port: str | None = None, waves: str | None = None,
          config: ArrayConfig | None = None,
-         energy_table: Any = None) -> tuple[np.ndarray, dict]:
+         energy_table: Any = None, double_buffer: bool = False) -> tuple[np.ndarray, dict]:
     """C = A · W (int8 × int8 → int32) on the generated RTL; returns ``(C, report)``.
 
     Parameters
@@ -125,6 +128,10 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         A configuration of your own (instead of rows/cols/format/nm/board).
     energy_table : path or :class:`zeroskip.sim.energy.EnergyTable`, optional
         Picojoules per event replacing the bundled table's (``--energy-table``).
+    double_buffer : bool
+        Two banks of every memory (:attr:`ArrayConfig.double_buffer`): operands load and
+        results come back while the previous and next runs compute; the report adds
+        ``total_cycles`` (simulation only).
 
     Returns
     -------
@@ -145,7 +152,7 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
     """
     engine = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
                        board=board, port=port, waves=waves, config=config,
-                       energy_table=energy_table)
+                       energy_table=energy_table, double_buffer=double_buffer)
     (result, report), = engine.run([(acts, weights)])
     return result, report
 
@@ -225,7 +232,8 @@ class GemmRunner:
                  format: str | None = None, nm: str | tuple[int, int] | None = None,
                  mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
                  port: str | None = None, waves: str | None = None,
-                 config: ArrayConfig | None = None, energy_table: Any = None):
+                 config: ArrayConfig | None = None, energy_table: Any = None,
+                 double_buffer: bool = False):
         from zeroskip.sim.energy import EnergyTable
         from zeroskip.sim.rtl.runner import SIMULATORS, SimulatorMissing, check_wave_support
         if port is not None and board is None:
@@ -240,9 +248,11 @@ class GemmRunner:
             raise _bad_input(f"mode must be one of {', '.join(m.name.lower() for m in Mode)}, "
                              f"not {mode!r}") from None
         if config is None:
-            config = array_config(rows, cols, format, nm, board)
-        elif any(value is not None for value in (rows, cols, format, nm, board)):
-            raise _bad_input("config fixes the array; drop rows, cols, format, nm and board")
+            config = array_config(rows, cols, format, nm, board, double_buffer=double_buffer)
+        elif any(value is not None for value in (rows, cols, format, nm, board)) or \
+                double_buffer:
+            raise _bad_input("config fixes the array; drop rows, cols, format, nm, board and "
+                             "double_buffer")
         if waves is not None:
             try:
                 check_wave_support(sim, waves)

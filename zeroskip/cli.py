@@ -81,7 +81,12 @@ SIM_HELP = "Verilog simulator: verilator (default) or icarus"
 
 def _config(args):
     return array_config(args.rows, args.cols, args.format, args.nm, getattr(args, "board", None),
-                        spell=lambda name: f"--{name}")
+                        double_buffer=getattr(args, "double_buffer", False),
+                        spell=lambda name: f"--{name.replace('_', '-')}")
+
+
+DOUBLE_BUFFER_HELP = ("two banks of every memory: the next run's operands load and the last "
+                      "run's results come back while a run computes (total_cycles: end to end)")
 
 
 def _parser():
@@ -97,6 +102,7 @@ def _parser():
     gemm.add_argument("--out", required=True, metavar="C.npy", help="int32 result M×N")
     gemm.add_argument("--report", metavar="report.json", help="write the JSON report here")
     _add_array_options(gemm)
+    gemm.add_argument("--double-buffer", action="store_true", help=DOUBLE_BUFFER_HELP)
     gemm.add_argument("--mode", choices=[m.name.lower() for m in Mode], default="skip",
                       help="skip (default): zero weights cost no cycles; gate: every cycle of "
                            "dense, multipliers gated on a zero operand; dense: every MAC, the "
@@ -231,6 +237,7 @@ def _parser():
 
     verilog = sub.add_parser("verilog", help="write the accelerator's Verilog")
     _add_array_options(verilog)
+    verilog.add_argument("--double-buffer", action="store_true", help=DOUBLE_BUFFER_HELP)
     verilog.add_argument("-o", "--output", required=True, metavar="accel.v",
                          help="the Verilog file to write")
     verilog.add_argument("--bus", choices=("native", "axi", "wishbone"), default="native",
@@ -443,7 +450,8 @@ def _gemm(args):
                                   format=args.format, nm=args.nm, board=args.board,
                                   mode=args.mode, sim=args.sim or "verilator", port=args.port,
                                   waves=None if waves is None else str(waves),
-                                  energy_table=args.energy_table)
+                                  energy_table=args.energy_table,
+                                  double_buffer=args.double_buffer)
         except (BadInput, DeviceFailure, KeyboardInterrupt):
             raise
         except Exception:
@@ -459,8 +467,11 @@ def _gemm(args):
             outputs.write_text(args.report, json.dumps(report, indent=2) + "\n")
         outputs.commit()
     # one line (a script reads it): the figures, the energy estimate, where C went
+    end_to_end = (f", {report['total_cycles']} end to end (loads and read-back overlapped; "
+                  f"speedup vs dense {report['speedup_end_to_end']}x)"
+                  if "total_cycles" in report else "")
     print(f"{args.mode}: {report['cycles']} cycles (ideal {report['ideal_cycles']}, "
-          f"fraction of ideal {report['fraction_of_ideal']}), "
+          f"fraction of ideal {report['fraction_of_ideal']}){end_to_end}, "
           f"{report['macs_executed']} MACs executed, {report['macs_gated']} gated; "
           f"{_energy_line(report)}; result matches NumPy -> {args.out}")
 
@@ -479,6 +490,8 @@ def _verilog(args):
     if not 1 <= args.clock_mhz <= 1000:
         raise BadInput(f"--clock-mhz must be between 1 and 1000, got {args.clock_mhz:g}")
     config = _config(args)
+    if config.double_buffer and args.bus != "native":
+        raise BadInput("--double-buffer is not supported behind --bus axi|wishbone yet")
     clock_hz = round(args.clock_mhz * 1e6)
     text = generate(config, args.bus, clock_hz=clock_hz)
     written = [args.output]

@@ -93,6 +93,8 @@ class RegisterMap:
     def __init__(self, config, bus, *, clock_hz=0):
         if bus not in ("axi", "wishbone"):
             raise ValueError(f"no register map for bus {bus!r}")
+        if config.double_buffer:
+            raise ValueError("double_buffer is not supported behind a bus yet")
         self.config, self.bus, self.clock_hz = config, bus, clock_hz
         digest = int.from_bytes(bytes.fromhex(config.digest()[:12]), "little")
         regs = []

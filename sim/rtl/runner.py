@@ -325,7 +325,8 @@ class RunResult:
 
     def check(self, program=None):
         """Raise :class:`DecoderFault` if any lane faulted and, given the ``program`` that
-        ran, :class:`CycleMismatch` if any run's cycle counter differs from the cycle model."""
+        ran, :class:`CycleMismatch` if any run's cycle counter (or, double-buffered, the
+        end-to-end ``total_cycles``) differs from the cycle model."""
         if self.faults:
             run, lane, code = self.faults[0]
             raise DecoderFault(f"decoder lane {lane} of run {run} stopped: {code.name} "
@@ -338,6 +339,13 @@ class RunResult:
                     raise CycleMismatch(
                         f"run {index} of {len(program.runs)}: the RTL counted "
                         f"{counters['cycles']} cycles, the cycle model predicts {predicted}")
+            if self.total_cycles is not None:
+                predicted = model.overlapped_cycles([c["cycles"] for c in self.counters],
+                                                    model.run_transfers(program))
+                if self.total_cycles != predicted:
+                    raise CycleMismatch(
+                        f"end to end the RTL counted {self.total_cycles} cycles, the "
+                        f"double-buffered schedule's model predicts {predicted}")
         return self
 
 
