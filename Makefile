@@ -9,7 +9,7 @@ FORMAT ?= csc
 OUT    ?= build
 JOBS   ?= auto
 
-.PHONY: setup test test-fast typecheck formal verilog demo bench regress bitstream flash boards soc models clean
+.PHONY: setup test test-fast typecheck formal verilog demo bench regress bitstream flash boards soc area models clean
 N      ?= 200
 SEED   ?=
 CASE   ?=
@@ -70,6 +70,10 @@ soc: $(STAMP)
 	  --header docs/soc/regs_$$bus.h --regmap docs/soc/regmap_$$bus.md || exit 1; done
 	$(PY) -m zeroskip.platforms.bus_cost --out docs/soc
 	$(PY) -m zeroskip.apps.soc_waves --out docs/soc
+
+# where the ULX3S accelerator's logic goes, per module kind (synthesis only): docs/area.{json,md}
+area: $(STAMP)
+	$(PY) -m zeroskip.platforms.area --out docs
 
 # the bundled ONNX networks (models/) through `zeroskip run`: the README's "bring your own
 # model" tables come from docs/models/*/report.md

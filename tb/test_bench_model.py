@@ -16,12 +16,13 @@ def test_model_predicts_rtl_cycles(case):
 
 
 def test_bench_outputs(tmp_path):
-    config = ArrayConfig.for_capacity(2, 2, m=8, k=16, n=8)
+    config = BenchCase("uniform", 1.0).config(2, 2, (8, 16, 8))
     rows = [measure(BenchCase("uniform", d), config, (8, 16, 8)) for d in (1.0, 0.25)]
+    assert all(r["total_skip"] > r["cycles_skip"] and r["speedup_end_to_end"] for r in rows)
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\noutro\n")
     write_outputs(config, rows, tmp_path / "out", (8, 16, 8), readme=readme)
-    for name in ("bench.md", "bench.csv", "bench.json", "bench.png"):
+    for name in ("bench.md", "bench.csv", "bench.json", "bench.png", "bench_roofline.png"):
         assert (tmp_path / "out" / name).stat().st_size > 100
     text = readme.read_text()
     assert "old" not in text and "| uniform |" in text and text.endswith("outro\n")

@@ -439,7 +439,9 @@ def fake_bench_rows():
         row = {key: 1 for key, _ in COLUMNS}
         row.update(format=fmt, pattern=pattern, sparsity=sparsity, speedup=1 / (1 - sparsity),
                    fraction_of_ideal=0.99, model_error=0.0, sim_cycles_per_s=1000,
-                   energy_table="t", **{name: 1.0 for name in ENERGY_FIELDS})
+                   energy_table="t", bound="compute", macs_effectual=100, operand_bytes=10,
+                   load_cycles=5, cycles_skip=10, total_skip=20,
+                   **{name: 1.0 for name in ENERGY_FIELDS})
         rows.append(row)
     return rows
 

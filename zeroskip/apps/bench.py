@@ -41,9 +41,11 @@ class BenchCase:
     nm: tuple = (2, 4)
 
     def config(self, rows, cols, shape):
+        # double-buffered, for the end-to-end counter (compute is the same either way)
         m, k, n = shape
         return ArrayConfig.for_capacity(rows, cols, m=m, k=k, n=n, fmt=self.fmt,
-                                        nm_n=self.nm[0], nm_m=self.nm[1])
+                                        nm_n=self.nm[0], nm_m=self.nm[1],
+                                        double_buffer=True)
 
 
 def default_cases():
@@ -125,6 +127,16 @@ def measure(case, config, shape, seed=0, sim="verilator", table=None):
                                                gate.wall_seconds)),
         "wall_s": round(wall, 2),
         "cycles_gate": gate.total("cycles"),
+        # end to end (the RTL's total_cycles), and what bounds the skip-mode GEMM
+        "load_cycles": skip.total("load_cycles"),
+        "readback_cycles": skip.readback_cycles,
+        "total_skip": skip.total_cycles,
+        "total_dense": dense.total_cycles,
+        "speedup_end_to_end": (round(dense.total_cycles / skip.total_cycles, 3)
+                               if config.double_buffer else None),
+        "bound": "load" if skip.total("load_cycles") > cycles else "compute",
+        "operand_bytes": m * k + programs[0].weight_bits_loaded // 8,
+        "macs_effectual": m * nnz,
     }
     for mode, figures_ in energies.items():
         figures[f"energy_{mode}_pj"] = figures_["energy_pj"]
@@ -159,6 +171,8 @@ def run_bench(cases=None, *, rows=8, cols=8, shape=(256, 256, 256), progress=Tru
 COLUMNS = [("format", "format"), ("pattern", "pattern"), ("sparsity", "sparsity"), ("cycles_dense", "dense cycles"),
            ("cycles_skip", "skip cycles"), ("ideal_cycles", "ideal"),
            ("speedup", "speedup"), ("ideal_speedup", "ideal speedup"),
+           ("total_skip", "skip end to end"), ("speedup_end_to_end", "speedup end to end"),
+           ("bound", "bound by"),
            ("fraction_of_ideal", "fraction of ideal"), ("gap_imbalance", "gap: imbalance"),
            ("gap_decoder", "gap: decoder"), ("gap_fill_drain", "gap: fill/drain"),
            ("predicted_cycles", "model"), ("sim_cycles_per_s", "sim cycles/s")]
@@ -173,7 +187,9 @@ def markdown_table(rows):
             value = row[key]
             if key in ("sparsity",):
                 value = f"{100 * value:.1f}%"
-            elif key in ("speedup", "ideal_speedup"):
+            elif value is None:
+                value = "—"
+            elif key in ("speedup", "ideal_speedup", "speedup_end_to_end"):
                 value = f"{value:.2f}×"
             elif isinstance(value, float):
                 value = f"{value:g}"
@@ -236,6 +252,42 @@ def plot_energy(rows, shape, path):
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_roofline(rows, config, path):
+    """The roofline of the skip-mode GEMMs: effectual MACs per cycle against effectual MACs per
+    operand byte loaded, under the compute roof (every PE busy with a nonzero weight) and the
+    load roof (the bytes the native ports took per load beat, the median of the cases), each
+    GEMM twice: compute only and end to end."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    intensity = [r["macs_effectual"] / r["operand_bytes"] for r in rows]
+    bandwidth = float(np.median([r["operand_bytes"] / r["load_cycles"] for r in rows]))
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    xs = np.logspace(np.log10(min(intensity) / 2), np.log10(max(intensity) * 2), 100)
+    ax.plot(xs, np.minimum(config.pe_count, bandwidth * xs), "k-", linewidth=1,
+            label=f"roof: {config.pe_count} MAC/cycle, {bandwidth:.1f} B/load beat")
+    for bound, color in (("compute", "tab:blue"), ("load", "tab:red")):
+        pts = [(x, r) for x, r in zip(intensity, rows) if r["bound"] == bound]
+        if not pts:
+            continue
+        ax.scatter([x for x, _ in pts], [r["macs_effectual"] / r["cycles_skip"] for _, r in pts],
+                   color=color, marker="o", label=f"{bound}-bound: compute only")
+        ends = [(x, r) for x, r in pts if r["total_skip"]]
+        if ends:
+            ax.scatter([x for x, _ in ends], [r["macs_effectual"] / r["total_skip"]
+                                              for _, r in ends],
+                       color=color, marker="x", label=f"{bound}-bound: end to end")
+    ax.set(xscale="log", yscale="log", xlabel="effectual MACs per operand byte loaded",
+           ylabel="effectual MACs per cycle",
+           title="Roofline of the skip-mode GEMMs (RTL counters)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -316,6 +368,7 @@ def _write_outputs(outputs, config, rows, out_dir, shape, readme, command):
         {"config": config.to_dict(), "shape": shape, "rows": rows}, indent=1) + "\n")
     outputs.write(out_dir / "bench.png", lambda tmp: plot(rows, tmp))
     outputs.write(out_dir / "bench_energy.png", lambda tmp: plot_energy(rows, shape, tmp))
+    outputs.write(out_dir / "bench_roofline.png", lambda tmp: plot_roofline(rows, config, tmp))
     m, k, n = shape
     worst_model = max(r["model_error"] for r in rows)
     throughput = round(np.mean([r["sim_cycles_per_s"] for r in rows]))
@@ -323,6 +376,10 @@ def _write_outputs(outputs, config, rows, out_dir, shape, readme, command):
             f"skip vs dense mode on Verilator; measured {machine_note()} by "
             f"`{command or 'zeroskip.apps.bench.write_outputs'}`.\n\n"
             f"{markdown_table(rows)}\n\n"
+            f"End to end: the RTL's `total_cycles` (double-buffered array: first load beat to "
+            f"last result read); the GEMM fits one run, so loading and read-back add to compute. "
+            f"Bound by: whether loading the operands (`load_cycles`) or computing takes longer "
+            f"in skip mode.\n\n"
             f"Gap columns: cycles lost to ideal, per lane on average (imbalance: lanes done "
             f"while others work; decoder: a lane with work but no token; fill/drain: pipeline "
             f"start and end). Cycle model vs RTL: worst error {100 * worst_model:.2f}%. "
@@ -339,9 +396,10 @@ def _write_outputs(outputs, config, rows, out_dir, shape, readme, command):
     if readme is not None:
         image = os.path.relpath(out_dir / "bench.png", Path(readme).parent)
         energy_image = os.path.relpath(out_dir / "bench_energy.png", Path(readme).parent)
+        roofline = os.path.relpath(out_dir / "bench_roofline.png", Path(readme).parent)
         content = rewritten_section(Path(readme).read_text(), "bench",
                                     f"{text}\n![bench]({image})\n\n"
-                                    f"![energy]({energy_image})")
+                                    f"![energy]({energy_image})\n\n![roofline]({roofline})")
         outputs.write_text(readme, content)
     return text
 
