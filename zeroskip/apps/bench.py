@@ -269,7 +269,9 @@ def plot_roofline(rows, config, path):
     intensity = [r["macs_effectual"] / r["operand_bytes"] for r in rows]
     bandwidth = float(np.median([r["operand_bytes"] / r["load_cycles"] for r in rows]))
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    xs = np.logspace(np.log10(min(intensity) / 2), np.log10(max(intensity) * 2), 100)
+    ridge = config.pe_count / bandwidth      # where the two roofs meet
+    xs = np.logspace(np.log10(min(min(intensity) / 2, ridge / 4)),
+                     np.log10(max(intensity) * 2), 100)
     ax.plot(xs, np.minimum(config.pe_count, bandwidth * xs), "k-", linewidth=1,
             label=f"roof: {config.pe_count} MAC/cycle, {bandwidth:.1f} B/load beat")
     for bound, color in (("compute", "tab:blue"), ("load", "tab:red")):
