@@ -88,3 +88,14 @@ def test_board_configuration_through_the_uart(board):
     result.check(program)
     np.testing.assert_array_equal(assemble(program, result.results), golden.gemm(acts, weights))
     assert out["retries"] == 1
+
+
+def test_link_time_measures_a_board_gemm_end_to_end():
+    """`python -m zeroskip.platforms.link_time`: the iCEBreaker's board top at 3 Mbaud, a GEMM
+    bit-exact (checked inside) and its end-to-end cycles at least the bytes' time on the wire."""
+    from zeroskip.platforms.link_time import measure
+    r = measure("icebreaker", 3_000_000, shape=(16, 64, 2), sparsity=0.5)
+    divisor = r["clock_hz"] // r["baud"]
+    assert r["cycles"] >= r["bytes_sent"] * 10 * divisor > 0
+    assert 0 < r["compute_cycles"] < r["cycles"]
+    assert r["seconds"] == r["cycles"] / r["clock_hz"]
