@@ -101,8 +101,14 @@ def random_config(rng):
         config = config.with_(
             out_depth=max(config.out_depth, config.pointer_depth - 1),
             acc_width=min_acc_width(max_k) if rng.random() < 0.5 else 32)
-        return config, f"small-{max_k}"
-    return ArrayConfig.for_capacity(rows, cols, **params), "roomy"
+        label = f"small-{max_k}"
+    else:
+        config, label = ArrayConfig.for_capacity(rows, cols, **params), "roomy"
+    if rng.random() < 0.25:
+        # double-buffered: the runs of a GEMM overlap their loads and read-back, and the
+        # end-to-end counter is checked against the schedule's model (RunResult.check)
+        config = config.with_(double_buffer=True)
+    return config, label
 
 
 def describe(config):
