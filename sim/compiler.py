@@ -205,6 +205,13 @@ def k_chunks(k, max_k, align=1):
     """Split ``range(k)`` into the fewest chunks of at most ``max_k`` rows, as equal as
     possible, each starting at a multiple of ``align``: a list of ``(start, stop)``."""
     limit = max_k // align * align
+    if limit == 0:
+        # an N:M group longer than max_k (e.g. 5:9 with max_k 8): no chunk can start past the
+        # first group, so K must fit one
+        if k <= max_k:
+            return [(0, k)]
+        raise GemmTooLarge(f"K = {k} exceeds max_k {max_k}, and K-chunks of an N:M pattern "
+                           f"must be whole groups of {align} rows")
     count = -(-k // limit)
     per_chunk = -(-k // count)
     size = -(-per_chunk // align) * align

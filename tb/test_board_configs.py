@@ -115,3 +115,13 @@ def test_icebreaker_runs_an_mnist_sized_layer(tmp_path, rng):
     np.testing.assert_array_equal(np.load(tmp_path / "C.npy"), golden.gemm(acts, weights))
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["k_chunks"] == 4 and report["cycles"] == report["predicted_cycles"]
+
+
+def test_k_chunks_of_an_n_m_group_longer_than_max_k():
+    """A 5:9 pattern on max_k 8 (found by `make regress`): K up to max_k is one chunk, more is
+    bad input, not a division by zero."""
+    from zeroskip.sim.compiler import GemmTooLarge, k_chunks
+    assert k_chunks(8, 8, 9) == [(0, 8)] and k_chunks(3, 8, 9) == [(0, 3)]
+    with pytest.raises(GemmTooLarge, match="whole groups of 9 rows"):
+        k_chunks(9, 8, 9)
+    assert k_chunks(20, 10, 4) == [(0, 8), (8, 16), (16, 20)]  # as before where a group fits
