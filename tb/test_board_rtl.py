@@ -31,7 +31,7 @@ def run_board(sim, config, programs, faults, seed=1):
         "config": config, "programs": programs, "faults": faults, "seed": seed,
         "divisor": DIVISOR, "idle_timeout": IDLE_TIMEOUT, "act_depth": act_depth,
         "act_word_bytes": byte_count(act_bits),
-    })
+    }, testcase="board_link")   # the module's other test times a GEMM (link_time)
 
 
 # Small memories: the GEMMs below need several runs, so loads, runs and reads repeat.
