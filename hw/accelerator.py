@@ -11,7 +11,41 @@ from zeroskip.config import DecodeStatus, bits_for
 from zeroskip.hw.decoders import decoder_class, decoder_for
 from zeroskip.hw.layouts import counters_layout, job_layout, read_signature, write_signature
 
-__all__ = ["Accelerator"]
+__all__ = ["Accelerator", "accelerator_for", "accelerator_members"]
+
+
+def accelerator_for(config):
+    """The accelerator of ``config.arch``: :class:`Accelerator` (zero skipping) or the dense
+    baseline, :class:`zeroskip.hw.dense.DenseAccelerator`; both have the same members."""
+    if config.arch == "dense":
+        from zeroskip.hw.dense import DenseAccelerator
+        return DenseAccelerator(config)
+    return Accelerator(config)
+
+
+def accelerator_members(config):
+    """The members of an accelerator of ``config`` (see :class:`Accelerator`)."""
+    rows, cols = config.rows, config.cols
+    members = {
+        "start": In(1),
+        "job": In(job_layout(config)),
+        "busy": Out(1),
+        "done": Out(1),
+        "act_write": In(write_signature(config.act_addr_bits + config.bank_bits,
+                                        data.ArrayLayout(signed(config.act_width), rows))),
+    }
+    # one write port per memory of the decoder lanes, lane-masked, all lanes in parallel
+    for name, (shape, depth) in decoder_class(config).memories(config).items():
+        members[f"{name}_write"] = In(write_signature(
+            bits_for(depth) + config.bank_bits, data.ArrayLayout(shape, cols), mask=cols))
+    members.update({
+        "result_read": In(read_signature(config.out_addr_bits + config.bank_bits,
+                                         data.ArrayLayout(signed(config.acc_width), rows))),
+        "result_column": In(range(cols)),
+        "counters": Out(counters_layout(config)),
+        "status": Out(data.ArrayLayout(DecodeStatus, cols)),
+    })
+    return members
 
 
 def _popcount(bits):
@@ -51,27 +85,7 @@ class Accelerator(wiring.Component):
 
     def __init__(self, config):
         self._config = config
-        rows, cols = config.rows, config.cols
-        members = {
-            "start": In(1),
-            "job": In(job_layout(config)),
-            "busy": Out(1),
-            "done": Out(1),
-            "act_write": In(write_signature(config.act_addr_bits + config.bank_bits,
-                                            data.ArrayLayout(signed(config.act_width), rows))),
-        }
-        # one write port per memory of the decoder lanes, lane-masked, all lanes in parallel
-        for name, (shape, depth) in decoder_class(config).memories(config).items():
-            members[f"{name}_write"] = In(write_signature(
-                bits_for(depth) + config.bank_bits, data.ArrayLayout(shape, cols), mask=cols))
-        members.update({
-            "result_read": In(read_signature(config.out_addr_bits + config.bank_bits,
-                                             data.ArrayLayout(signed(config.acc_width), rows))),
-            "result_column": In(range(cols)),
-            "counters": Out(counters_layout(config)),
-            "status": Out(data.ArrayLayout(DecodeStatus, cols)),
-        })
-        super().__init__(members)
+        super().__init__(accelerator_members(config))
 
     @property
     def config(self):

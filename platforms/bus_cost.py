@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from zeroskip.hw.accelerator import Accelerator
+from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.bus.tops import bus_top
 from zeroskip.hw.verilog import convert
 from zeroskip.platforms.boards import BOARDS, _tool, yosys_version
@@ -25,7 +25,7 @@ CELLS = ("LUT4", "CCU2C", "TRELLIS_DPR16X4", "TRELLIS_FF", "DP16KD", "MULT18X18D
 
 
 def _tops(config, clock_hz):
-    return {"native": Accelerator(config),
+    return {"native": accelerator_for(config),
             "uart": BoardTop(config, clock_hz=clock_hz),
             "axi": bus_top(config, "axi", clock_hz=clock_hz),
             "wishbone": bus_top(config, "wishbone", clock_hz=clock_hz)}

@@ -141,8 +141,12 @@ def memory_depths(config):
 
 
 def _lane_images(config, weights, lane_columns):
-    fmt = formats.module(config.fmt)
     k = weights.shape[0]
+    if config.arch == "dense":
+        # the dense baseline's column memories: the lane's columns of W, uncompressed
+        return [{"weights": [int(v) for n in cols for v in weights[:, n]]}
+                for cols in lane_columns]
+    fmt = formats.module(config.fmt)
     return [fmt.lane_image([weights[:, n] for n in cols], k, config) for cols in lane_columns]
 
 
@@ -182,6 +186,9 @@ def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=Tr
         ``nm`` configuration).
     """
     mode = Mode(mode)
+    if config.arch == "dense" and mode != Mode.DENSE:
+        raise ValueError(f"the dense architecture executes every MAC: it has no "
+                         f"{mode.name.lower()} mode")
     acts = as_int8_matrix(acts, "acts")
     weights = as_int8_matrix(weights, "weights")
     m, k = acts.shape
@@ -249,10 +256,20 @@ def _compile_chunk(program, acts, weights, k_start, drop_empty_columns):
                 rows_last=m_rows - (tiles - 1) * rows,
                 lane_columns=lane_columns, acts=np.ascontiguousarray(image),
                 lane_images=images, lane_weights=[weights[:, cols] for cols in lane_columns],
-                # (the lane's last column needs no advance: the lane stops)
-                tokens=[tiles * (cost + config.lane_refill_cycles) - config.column_advance_cycles
-                        if cols else 0
-                        for cost, cols in zip(lane_cost, lane_columns)]))
+                tokens=_lane_cycles(config, k, tiles, lane_cost, lane_columns)))
+
+
+def _lane_cycles(config, k, tiles, lane_cost, lane_columns):
+    """Cycles each lane is busy in a run of ``tiles`` M-tiles (:attr:`Run.tokens`)."""
+    if config.arch == "dense":
+        # the dense array moves in lock step: every column takes a step per (tile, slot) of
+        # the lane with the most columns
+        from zeroskip.hw.dense import dense_step_cycles
+        most = max(len(cols) for cols in lane_columns)
+        return [tiles * most * dense_step_cycles(config, k)] * len(lane_columns)
+    # (the lane's last column needs no advance: the lane stops)
+    return [tiles * (cost + config.lane_refill_cycles) - config.column_advance_cycles
+            if cols else 0 for cost, cols in zip(lane_cost, lane_columns)]
 
 
 def assemble(program, results):

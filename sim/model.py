@@ -18,13 +18,19 @@ __all__ = ["run_cycles", "fill_drain_cycles", "ideal_cycles", "mapped_ideal_cycl
 
 
 def fill_drain_cycles(config):
-    """Cycles of a run beyond its busiest lane's tokens."""
+    """Cycles of a run beyond its busiest lane's tokens (for the dense baseline: the start,
+    and its drain, :func:`zeroskip.hw.dense.dense_drain_cycles`)."""
+    if config.arch == "dense":
+        from zeroskip.hw.dense import dense_drain_cycles
+        return dense_drain_cycles(config) + 1
     return config.array_latency + 3
 
 
 def run_cycles(config, lane_cycles):
     """Cycles of one run whose decoder lanes are busy ``lane_cycles`` cycles each."""
     busiest = max(lane_cycles, default=0)
+    if busiest == 0 and config.arch == "dense":
+        return fill_drain_cycles(config)
     if busiest == 0:
         return fill_drain_cycles(config) - 1
     return busiest + fill_drain_cycles(config)

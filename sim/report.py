@@ -46,7 +46,9 @@ def gemm_report(program, acts, weights, rtl, simulator, table=None):
     else:
         dense_program = compile_gemm(acts, weights, config, Mode.DENSE)
         dense_cycles, dense_source = dense_program.predicted_cycles, MODEL
-    compressed = formats.encode_for(config, weights)
+    # the dense array stores W uncompressed
+    weight_bits = 8 * k * n if config.arch == "dense" else \
+        int(formats.size_bits(config.fmt, formats.encode_for(config, weights)))
     lane_cycles = config.cols * cycles
     busy, decoder, imbalance = (rtl.total(x) for x in ("lane_busy", "stall_decoder",
                                                     "stall_imbalance"))
@@ -65,7 +67,7 @@ def gemm_report(program, acts, weights, rtl, simulator, table=None):
         "macs_both_nonzero": (golden.macs_both_nonzero(acts, weights), HOST),
         "macs_executed": (rtl.total("macs_executed"), RTL),
         "macs_gated": (rtl.total("macs_gated"), RTL),
-        "weight_bits": (int(formats.size_bits(config.fmt, compressed)), HOST),
+        "weight_bits": (weight_bits, HOST),
         "weight_bits_loaded": (program.weight_bits_loaded, HOST),
         "dense_weight_bits": (8 * k * n, HOST),
         "weight_density": (round(nnz / (k * n), 6), HOST),
@@ -124,8 +126,9 @@ def gemm_report(program, acts, weights, rtl, simulator, table=None):
         "pe_count": config.pe_count,
         "rows": config.rows,
         "cols": config.cols,
+        "arch": config.arch,
         "mode": program.mode.name.lower(),
-        "format": config.fmt,
+        "format": "dense" if config.arch == "dense" else config.fmt,
         **({"nm": f"{config.nm_n}:{config.nm_m}"} if config.fmt == "nm" else {}),
         "simulator": simulator,
         "shape": {"m": m, "k": k, "n": n},

@@ -188,3 +188,44 @@ def test_a_missing_simulator_names_the_fix(operands):
         "zeroskip: error: Icarus Verilog (iverilog, vvp) is not installed; try `apt-get "
         "install iverilog`"]
     assert not (path / "C.npy").exists()
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("sim", simulators())
+def test_gemm_on_the_dense_architecture(operands, sim):
+    """`--arch dense`: the baseline systolic array, dense mode by default, bit-exact."""
+    path, acts, weights = operands
+    proc = zeroskip("gemm", "--acts", path / "A.npy", "--weights", path / "W.npy",
+                    "--out", path / "C.npy", "--report", path / "r.json", "--arch", "dense",
+                    "--sim", sim, "--rows", 4, "--cols", 3)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(path / "C.npy"), golden.gemm(acts, weights))
+    report = json.loads((path / "r.json").read_text())
+    assert (report["arch"], report["mode"], report["format"]) == ("dense", "dense", "dense")
+    assert report["cycles"] == report["predicted_cycles"]
+    assert report["macs_executed"] >= report["macs_total"]
+    assert report["weight_bits"] == 8 * weights.size
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode", "skip"], "mode skip: the dense architecture"),
+    (["--format", "rle"], "drop --format"),
+    (["--double-buffer"], "drop --double-buffer"),
+    (["--board", "icebreaker"], "icebreaker has no 'dense' configuration"),
+])
+def test_dense_architecture_bad_options(operands, args, message):
+    path, _, _ = operands
+    proc = zeroskip("gemm", "--acts", path / "A.npy", "--weights", path / "W.npy",
+                    "--out", path / "C.npy", "--arch", "dense", *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (path / "C.npy").exists()
+
+
+def test_verilog_of_the_dense_architecture(tmp_path):
+    proc = zeroskip("verilog", "--arch", "dense", "--rows", 3, "--cols", 2,
+                    "-o", tmp_path / "d.v")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "d.v").read_text()
+    assert "module zeroskip_accel" in text and "weights_write__mask" in text
+    assert "dense systolic array" in proc.stdout

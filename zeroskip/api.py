@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from zeroskip.config import FORMATS, ArrayConfig, Mode
+from zeroskip.config import ARCHS, FORMATS, ArrayConfig, Mode
 
 __all__ = ["gemm", "run", "GemmRunner", "array_config", "array_side", "DeviceFailure", "ARRAY_DEFAULTS"]
 
@@ -47,7 +47,7 @@ def array_side(text: str) -> int:
 
 def array_config(rows: int | None = None, cols: int | None = None, format: str | None = None,
                  nm: str | tuple[int, int] | None = None, board: str | None = None, *,
-                 double_buffer: bool = False,
+                 double_buffer: bool = False, arch: str = "zeroskip",
                  spell: Callable[[str], str] = str) -> ArrayConfig:
     """The :class:`ArrayConfig` for these options: a board's own configuration, or an array
     sized by :meth:`ArrayConfig.for_capacity`.
@@ -62,6 +62,15 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
         given together with a board.
     """
     given = {"rows": rows, "cols": cols, "format": format, "nm": nm}
+    if arch not in ARCHS:
+        raise _bad_input(f"{spell('arch')} must be one of {', '.join(ARCHS)}, not {arch!r}")
+    if arch == "dense":
+        named = [spell(name) for name in ("format", "nm") if given[name] is not None]
+        if double_buffer:
+            named.append(spell("double_buffer"))
+        if named:
+            raise _bad_input(f"{spell('arch')} dense has no decoders and no double buffering: "
+                             f"drop {', '.join(named)}")
     if board is not None:
         from zeroskip.platforms.boards import BOARDS
         if board not in BOARDS:
@@ -73,7 +82,10 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
         if named:
             raise _bad_input(f"{spell('board')} {board} fixes the array configuration; drop "
                              f"{', '.join(named)}")
-        return BOARDS[board].config
+        try:
+            return BOARDS[board].for_arch(arch).config
+        except ValueError as exc:
+            raise _bad_input(f"{spell('board')} {board}: {exc}") from None
     options: dict[str, Any] = {name: ARRAY_DEFAULTS[name] if value is None else value
                                for name, value in given.items()}
     for side in ("rows", "cols"):
@@ -97,16 +109,21 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
         # an N:M pattern shapes only the nm format's decoders: never drop it silently
         raise _bad_input(f"{spell('nm')} {n}:{m} applies only to {spell('format')} nm, not "
                          f"{spell('format')} {options['format']}")
-    return ArrayConfig.for_capacity(options["rows"], options["cols"], fmt=options["format"],
-                                    nm_n=n, nm_m=m).with_(double_buffer=bool(double_buffer))
+    config = ArrayConfig.for_capacity(options["rows"], options["cols"], fmt=options["format"],
+                                      nm_n=n, nm_m=m)
+    if arch == "dense":
+        # the energy table prices the zeroskip design's events; it has no dense counterpart
+        return config.with_(arch="dense", energy_counters=False)
+    return config.with_(double_buffer=bool(double_buffer))
 
 
 def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None = None,
          format: str | None = None, nm: str | tuple[int, int] | None = None,
-         mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
+         mode: str | Mode | None = None, sim: str = "verilator", board: str | None = None,
          port: str | None = None, waves: str | None = None,
          config: ArrayConfig | None = None,
-         energy_table: Any = None, double_buffer: bool = False) -> tuple[np.ndarray, dict]:
+         energy_table: Any = None, double_buffer: bool = False,
+         arch: str = "zeroskip") -> tuple[np.ndarray, dict]:
     """C = A · W (int8 × int8 → int32) on the generated RTL; returns ``(C, report)``.
 
     Parameters
@@ -116,6 +133,7 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
     rows, cols, format, nm
         The array (defaults 8, 8, ``"csc"``, 2:4); ``nm`` as ``"2:4"`` or ``(2, 4)``.
     mode : ``"skip"``, ``"gate"`` or ``"dense"``
+        Default: skip (dense for ``arch="dense"``, which has no other mode).
     sim : ``"verilator"`` or ``"icarus"``
     board : str, optional
         Use that board's exact configuration (instead of rows/cols/format/nm): simulated, or
@@ -132,6 +150,10 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         Two banks of every memory (:attr:`ArrayConfig.double_buffer`): operands load and
         results come back while the previous and next runs compute; the report adds
         ``total_cycles`` (simulation only).
+    arch : ``"zeroskip"`` or ``"dense"``
+        ``"dense"``: the baseline, a conventional output-stationary systolic array generated
+        by the same project (:attr:`ArrayConfig.arch`), with a board's dense configuration for
+        ``board``.
 
     Returns
     -------
@@ -152,7 +174,7 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
     """
     engine = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
                        board=board, port=port, waves=waves, config=config,
-                       energy_table=energy_table, double_buffer=double_buffer)
+                       energy_table=energy_table, double_buffer=double_buffer, arch=arch)
     (result, report), = engine.run([(acts, weights)])
     return result, report
 
@@ -230,10 +252,10 @@ class GemmRunner:
 
     def __init__(self, *, rows: int | None = None, cols: int | None = None,
                  format: str | None = None, nm: str | tuple[int, int] | None = None,
-                 mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
-                 port: str | None = None, waves: str | None = None,
+                 mode: str | Mode | None = None, sim: str = "verilator",
+                 board: str | None = None, port: str | None = None, waves: str | None = None,
                  config: ArrayConfig | None = None, energy_table: Any = None,
-                 double_buffer: bool = False):
+                 double_buffer: bool = False, arch: str = "zeroskip"):
         from zeroskip.sim.energy import EnergyTable
         from zeroskip.sim.rtl.runner import SIMULATORS, SimulatorMissing, check_wave_support
         if port is not None and board is None:
@@ -242,17 +264,23 @@ class GemmRunner:
             raise _bad_input("waves need a simulation, not a board at a port")
         if sim not in SIMULATORS:
             raise _bad_input(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+        if config is None:
+            config = array_config(rows, cols, format, nm, board, double_buffer=double_buffer,
+                                  arch=arch)
+        elif any(value is not None for value in (rows, cols, format, nm, board)) or \
+                double_buffer or arch != "zeroskip":
+            raise _bad_input("config fixes the array; drop rows, cols, format, nm, board, "
+                             "double_buffer and arch")
+        if mode is None:
+            mode = "dense" if config.arch == "dense" else "skip"
         try:
             self.mode = Mode[mode.upper()] if isinstance(mode, str) else Mode(mode)
         except (KeyError, ValueError):
             raise _bad_input(f"mode must be one of {', '.join(m.name.lower() for m in Mode)}, "
                              f"not {mode!r}") from None
-        if config is None:
-            config = array_config(rows, cols, format, nm, board, double_buffer=double_buffer)
-        elif any(value is not None for value in (rows, cols, format, nm, board)) or \
-                double_buffer:
-            raise _bad_input("config fixes the array; drop rows, cols, format, nm, board and "
-                             "double_buffer")
+        if config.arch == "dense" and self.mode != Mode.DENSE:
+            raise _bad_input(f"mode {self.mode.name.lower()}: the dense architecture executes "
+                             f"every MAC (mode dense only)")
         if waves is not None:
             try:
                 check_wave_support(sim, waves)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from zeroskip import __version__
 from zeroskip.api import MAX_ARRAY_SIDE, DeviceFailure, array_config, array_side
-from zeroskip.config import FORMATS, Mode
+from zeroskip.config import ARCHS, FORMATS, Mode
 
 __all__ = ["main"]
 
@@ -82,7 +82,16 @@ SIM_HELP = "Verilog simulator: verilator (default) or icarus"
 def _config(args):
     return array_config(args.rows, args.cols, args.format, args.nm, getattr(args, "board", None),
                         double_buffer=getattr(args, "double_buffer", False),
+                        arch=getattr(args, "arch", "zeroskip"),
                         spell=lambda name: f"--{name.replace('_', '-')}")
+
+
+ARCH_HELP = ("zeroskip (default): the zero-skipping array; dense: the baseline, a conventional "
+             "output-stationary systolic array (no decoders, every MAC)")
+
+
+def _add_arch_option(parser):
+    parser.add_argument("--arch", choices=ARCHS, default="zeroskip", help=ARCH_HELP)
 
 
 DOUBLE_BUFFER_HELP = ("two banks of every memory: the next run's operands load and the last "
@@ -102,11 +111,12 @@ def _parser():
     gemm.add_argument("--out", required=True, metavar="C.npy", help="int32 result M×N")
     gemm.add_argument("--report", metavar="report.json", help="write the JSON report here")
     _add_array_options(gemm)
+    _add_arch_option(gemm)
     gemm.add_argument("--double-buffer", action="store_true", help=DOUBLE_BUFFER_HELP)
-    gemm.add_argument("--mode", choices=[m.name.lower() for m in Mode], default="skip",
+    gemm.add_argument("--mode", choices=[m.name.lower() for m in Mode],
                       help="skip (default): zero weights cost no cycles; gate: every cycle of "
                            "dense, multipliers gated on a zero operand; dense: every MAC, the "
-                           "baseline")
+                           "baseline (the only mode of --arch dense, and its default)")
     gemm.add_argument("--sim", choices=("verilator", "icarus"), help=SIM_HELP)
     gemm.add_argument("--waves", metavar="trace.fst",
                       help="dump a waveform of the run (FST for .fst names, else VCD)")
@@ -231,12 +241,15 @@ def _parser():
                            "resource/timing report; optionally program the board")
     build.add_argument("--board", required=True, choices=_board_names(),
                        help="target board")
-    build.add_argument("--out", metavar="DIR", help="build folder (default build/BOARD)")
+    _add_arch_option(build)
+    build.add_argument("--out", metavar="DIR",
+                       help="build folder (default build/BOARD, build/BOARD-dense)")
     build.add_argument("--program", action="store_true",
                        help="program the board with openFPGALoader after building")
 
     verilog = sub.add_parser("verilog", help="write the accelerator's Verilog")
     _add_array_options(verilog)
+    _add_arch_option(verilog)
     verilog.add_argument("--double-buffer", action="store_true", help=DOUBLE_BUFFER_HELP)
     verilog.add_argument("-o", "--output", required=True, metavar="accel.v",
                          help="the Verilog file to write")
@@ -451,7 +464,7 @@ def _gemm(args):
                                   mode=args.mode, sim=args.sim or "verilator", port=args.port,
                                   waves=None if waves is None else str(waves),
                                   energy_table=args.energy_table,
-                                  double_buffer=args.double_buffer)
+                                  double_buffer=args.double_buffer, arch=args.arch)
         except (BadInput, DeviceFailure, KeyboardInterrupt):
             raise
         except Exception:
@@ -470,7 +483,8 @@ def _gemm(args):
     end_to_end = (f", {report['total_cycles']} end to end (loads and read-back overlapped; "
                   f"speedup vs dense {report['speedup_end_to_end']}x)"
                   if "total_cycles" in report else "")
-    print(f"{args.mode}: {report['cycles']} cycles (ideal {report['ideal_cycles']}, "
+    arch = "dense array, " if args.arch == "dense" else ""
+    print(f"{arch}{report['mode']}: {report['cycles']} cycles (ideal {report['ideal_cycles']}, "
           f"fraction of ideal {report['fraction_of_ideal']}){end_to_end}, "
           f"{report['macs_executed']} MACs executed, {report['macs_gated']} gated; "
           f"{_energy_line(report)}; result matches NumPy -> {args.out}")
@@ -506,8 +520,9 @@ def _verilog(args):
                     written.append(path)
         outputs.commit()
     fmt = f"{config.nm_n}:{config.nm_m} nm" if config.fmt == "nm" else config.fmt
+    kind = "dense systolic array" if config.arch == "dense" else f"{fmt} decoders"
     bus = "" if args.bus == "native" else f", {args.bus} bus"
-    print(f"wrote {', '.join(written)}: {config.rows}x{config.cols} PEs, {fmt} decoders{bus}")
+    print(f"wrote {', '.join(written)}: {config.rows}x{config.cols} PEs, {kind}{bus}")
 
 
 def _bench(args):
@@ -636,8 +651,12 @@ def _build(args):
                                            program)
     from zeroskip.sim.loaders import BadInput
     from zeroskip.apps.outputs import check_folder
-    board = BOARDS[args.board]
-    out = Path(args.out or Path("build") / board.name)
+    try:
+        board = BOARDS[args.board].for_arch(args.arch)
+    except ValueError as exc:
+        raise BadInput(f"--board {args.board}: {exc}") from None
+    suffix = "" if args.arch == "zeroskip" else f"-{args.arch}"
+    out = Path(args.out or Path("build") / f"{board.name}{suffix}")
     check_folder(out, "--out")
     report = build_board(board, out)
     print(f"{board.name}: {report['pe_count']} PEs at {report['clock_mhz']} MHz "

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-__all__ = ["Mode", "DecodeStatus", "FORMATS", "LANE_KINDS", "MULTIPLIERS", "ArrayConfig",
+__all__ = ["Mode", "DecodeStatus", "ARCHS", "FORMATS", "LANE_KINDS", "MULTIPLIERS", "ArrayConfig",
            "INT8_MIN", "INT8_MAX", "MAX_K", "bits_for"]
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -20,6 +20,10 @@ INT8_MIN, INT8_MAX = -128, 127
 #: still fit an int32 result. A K beyond a configuration's ``max_k`` (its accumulators) is split
 #: into K-chunks by the host compiler.
 MAX_K = (2 ** 31 - 1) // 2 ** 14
+
+#: Architectures: the zero-skipping array, and the dense output-stationary systolic array it is
+#: measured against (:mod:`zeroskip.hw.dense`).
+ARCHS = ("zeroskip", "dense")
 
 #: Compressed-weight formats this generator has hardware decoders for.
 FORMATS = ("csc", "bitmap", "rle", "nm")
@@ -128,6 +132,13 @@ class ArrayConfig:
         uses, so the host loads run i+1 into one bank and reads run i-1's results from it
         while run i computes in the other. Adds the ``total_cycles`` counter (first load beat
         to the last result read). Needs ``out_depth`` > 1; not (yet) behind the host link.
+    arch : str
+        ``"zeroskip"``: decoder lanes feed the PE columns with nonzeros. ``"dense"``: the
+        baseline, a conventional output-stationary systolic array with no decoders
+        (:mod:`zeroskip.hw.dense`): activations cross the rows, uncompressed weights go down
+        the columns, every MAC executes. Its ``weight_depth`` is uncompressed weights per
+        column; ``fmt``, ``pointer_depth``'s pointers and the format parameters do not apply
+        (``pointer_depth - 1`` still bounds the columns of a lane).
     """
     rows: int = 8
     cols: int = 8
@@ -149,6 +160,7 @@ class ArrayConfig:
     pipelined: bool = False
     energy_counters: bool = True
     double_buffer: bool = False
+    arch: str = "zeroskip"
 
     act_width = 8     # int8 activations
     weight_width = 8  # int8 weights
@@ -185,9 +197,16 @@ class ArrayConfig:
         if self.double_buffer and self.out_depth == 1:
             raise ValueError("double_buffer needs result memories (out_depth > 1): with "
                              "out_depth 1 the accumulators hold the results")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
+        if self.arch == "dense" and self.fmt != "csc":
+            raise ValueError(f"a dense array has no decoders: format {self.fmt!r} does not "
+                             f"apply")
+        if self.arch == "dense" and self.double_buffer:
+            raise ValueError("double buffering is built for the zeroskip architecture only")
         if self.pipelined not in (False, True):
             raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
-        if self.pipelined and self.fmt != "csc":
+        if self.pipelined and self.fmt != "csc":  # (a dense array's pipeline has no lanes)
             raise ValueError(f"pipelined decoder lanes exist for the csc format only, not "
                              f"{self.fmt!r}")
         if not 2 <= self.rle_run_bits <= 8:
@@ -331,6 +350,8 @@ class ArrayConfig:
             del d["energy_counters"]
         if not self.double_buffer:
             del d["double_buffer"]     # likewise: digests from before it existed still hold
+        if self.arch == "zeroskip":
+            del d["arch"]              # likewise
         return d
 
     @classmethod
@@ -343,7 +364,8 @@ class ArrayConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
     def name(self):
-        return f"{self.rows}x{self.cols}-{self.fmt}-{self.digest()}"
+        kind = "dense" if self.arch == "dense" else self.fmt
+        return f"{self.rows}x{self.cols}-{kind}-{self.digest()}"
 
     def with_(self, **changes):
         return replace(self, **changes)

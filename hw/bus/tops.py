@@ -19,7 +19,7 @@ from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from zeroskip.hw.accelerator import Accelerator
+from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.bus.regmap import RegisterMap
 from zeroskip.hw.bus.registers import Registers, wishbone_signature
 from zeroskip.hw.link import REPLY_SYNC, REQUEST_SYNC, HostLink
@@ -206,7 +206,7 @@ class WishboneTop(wiring.Component):
         m.submodules.registers = regs = Registers(self.regmap)
         accel_reset = Signal()
         m.submodules.accelerator = accel = ResetInserter(accel_reset)(
-            Accelerator(self._config))
+            accelerator_for(self._config))
         _connect_flat(m, self, "wb", regs.bus)
         m.d.comb += self.irq.eq(regs.irq)
         for name in ["act", *accel.memory_names]:

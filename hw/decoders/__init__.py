@@ -14,7 +14,12 @@ _DECODERS = {"csc": CSCDecoder, "bitmap": BitmapDecoder, "rle": RLEDecoder, "nm"
 
 
 def decoder_class(config):
-    """The lane decoder class of ``config.fmt``."""
+    """The lane decoder class of ``config.fmt``; its ``memories(config)`` are what the host
+    loads per lane. For the dense baseline (``config.arch == "dense"``), the description of
+    its columns' uncompressed weight memories."""
+    if config.arch == "dense":
+        from zeroskip.hw.dense import DenseColumns
+        return DenseColumns
     return _DECODERS[config.fmt]
 
 
