@@ -108,6 +108,10 @@ def random_config(rng):
         # double-buffered: the runs of a GEMM overlap their loads and read-back, and the
         # end-to-end counter is checked against the schedule's model (RunResult.check)
         config = config.with_(double_buffer=True)
+    if rng.random() < 0.15:
+        # the dense baseline (a systolic array, no decoder lanes) on the same memories
+        config, label = config.with_(arch="dense", fmt="csc", double_buffer=False), \
+            f"{label}-dense"
     return config, label
 
 
@@ -121,8 +125,10 @@ def describe(config):
                and not (key in ("nm_n", "nm_m") and config.fmt != "nm")
                and not (key == "bitmap_width" and config.fmt != "bitmap")
                and not (key == "rle_run_bits" and config.fmt != "rle")
-               and not (key == "mask_depth" and config.fmt != "bitmap")]
-    kind = config.fmt + ("-pipelined" if config.pipelined else "")
+               and not (key == "mask_depth" and config.fmt != "bitmap")
+               and key != "arch"]
+    kind = ("dense" if config.arch == "dense" else config.fmt) + \
+        ("-pipelined" if config.pipelined else "")
     return f"{config.rows}x{config.cols} {kind} " + " ".join(changed)
 
 
@@ -181,7 +187,8 @@ def random_case(rng, entry):
         weights = sparse_weights(rng, k, n, pattern, density)
     if rng.random() < 0.1:
         weights[weights != 0] = -128
-    return acts, weights, Mode(int(rng.integers(3)))
+    mode = Mode(int(rng.integers(3)))
+    return acts, weights, Mode.DENSE if config.arch == "dense" else mode
 
 
 def draw_case(seed, index, pool):
@@ -209,8 +216,15 @@ def problems(program, acts, weights, rtl):
     if total["cycles"] != program.predicted_cycles:
         found.append(f"cycles {total['cycles']}, model {program.predicted_cycles}")
     m, k, n = program.shape
-    executed = (m * k * n if program.mode == Mode.DENSE
-                else golden.macs_both_nonzero(acts, weights))
+    if program.config.arch == "dense":
+        # every beat crosses all R x C PEs, padding rows and idle column slots included
+        executed = program.config.pe_count * sum(
+            run.m_tiles * max(len(cols) for cols in run.lane_columns) * run.k
+            for run in program.runs)
+    elif program.mode == Mode.DENSE:
+        executed = m * k * n
+    else:
+        executed = golden.macs_both_nonzero(acts, weights)
     if total["macs_executed"] != executed:
         found.append(f"macs_executed {total['macs_executed']}, expected {executed}")
     return found
