@@ -80,7 +80,16 @@ BOARDS = {
                            energy_counters=False),
         clock_mhz=30, bitstream_suffix=".bin", luts_total=5280, dsps_total=8, brams_total=30,
         # the iCEBreaker's FT2232H flash interface is openFPGALoader's generic iCE40 pinout
-        program_argv=("openFPGALoader", "-b", "ice40_generic", "{bitstream}")),
+        program_argv=("openFPGALoader", "-b", "ice40_generic", "{bitstream}"),
+        # the dense baseline: the same 16 PEs (8 SB_MAC16, two PEs each) as a 4 x 4 array;
+        # one activation buffer per row and one weight memory per column; one result word per
+        # column, in flip-flops (a block RAM per 16 bits of its 96 would need 24; two words per
+        # column filled 93% of the logic cells and missed 30 MHz)
+        dense_config=ArrayConfig(rows=4, cols=4, arch="dense", max_k=256, act_depth=1024,
+                                 weight_depth=1024, pointer_depth=5, out_depth=1,
+                                 acc_width=24, counter_width=32, multipliers="ice40_pairs",
+                                 energy_counters=False),
+        dense_clock_mhz=30),
     # 64 PEs, each with a MULT18X18D whose input and output registers are in use, pipelined
     # csc lanes and PEs (every block-RAM read registered before logic uses it; a lane moves
     # to its next column from registers, a cycle after the column's last token; its fault

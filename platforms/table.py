@@ -1,5 +1,6 @@
-"""Per-board results: the build report (resources, Fmax) next to the throughput the board's
-configuration reaches on pruned weights, with cycles counted by its RTL in Verilator.
+"""Per-board results, for both architectures: the build report (resources, Fmax) next to the
+throughput each configuration reaches on pruned weights, with cycles counted by its RTL in
+Verilator, and how the zero-skipping array compares with the dense baseline on the same board.
 
 ``python -m zeroskip.platforms.table --out docs --readme README.md`` (``make boards``) builds
 what is not built yet and writes ``docs/boards.md``, ``docs/boards.json`` and the README table.
@@ -7,7 +8,8 @@ what is not built yet and writes ``docs/boards.md``, ``docs/boards.json`` and th
 Dense-equivalent GMAC/s = M·K·N / (cycles / clock) / 1e9: the dense multiply-accumulates the
 GEMM stands for, per second of accelerator time at the board's clock. It counts compute cycles
 (the RTL's ``cycles`` counter) and not the UART transfers, which at 115,200 baud take far
-longer: the UART is a control link, not a data path.
+longer: the UART is a control link, not a data path. Per kLUT: over the whole board build's
+LUTs (iCE40: logic cells), host link and UART included, as nextpnr reports them.
 """
 
 import argparse
@@ -21,63 +23,126 @@ from zeroskip.apps.bench import rewrite_section
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim import golden
 from zeroskip.sim.patterns import sparse_weights
-from zeroskip.sim.rtl.runner import run_program
+from zeroskip.sim.rtl.runner import run_programs
 from zeroskip.platforms.boards import BOARDS, build_board
 
-SHAPE = (64, 256, 64)
-SPARSITIES = (0.5, 0.9)
+SHAPE = (128, 256, 128)
+SPARSITIES = (0.0, 0.5, 0.75, 0.9)
 
 
-def measure(board, sparsity, shape=SHAPE, seed=0):
-    """Cycles of a skip-mode GEMM with uniformly random ``sparsity`` on ``board``'s
-    configuration (Verilator), checked against NumPy, and its dense-equivalent GMAC/s."""
+def architectures(board):
+    """The architectures ``board`` has a configuration for."""
+    return ["zeroskip"] + (["dense"] if board.dense_config is not None else [])
+
+
+def measure(board, sparsities=SPARSITIES, shape=SHAPE, seed=0):
+    """Per sparsity: cycles of a GEMM with uniformly random weight sparsity on ``board``'s
+    configuration (Verilator; skip mode, or the dense architecture's only mode), checked
+    against NumPy, and its dense-equivalent GMAC/s at the board's clock."""
     m, k, n = shape
     rng = np.random.default_rng(seed)
     acts = rng.integers(-128, 128, (m, k)).astype(np.int8)
-    weights = sparse_weights(rng, k, n, "uniform", density=1 - sparsity)
-    program = compile_gemm(acts, weights, board.config, Mode.SKIP)
-    rtl = run_program(program).check(program)
-    golden.check_result(assemble(program, rtl.results), acts, weights,
-                        f"{board.name}: the RTL result")
-    cycles = rtl.total("cycles")
-    seconds = cycles / (board.clock_mhz * 1e6)
-    return {"sparsity": sparsity, "shape": list(shape), "runs": len(program.runs),
-            "cycles": cycles, "dense_equivalent_gmacs": round(m * k * n / seconds / 1e9, 3)}
+    mode = Mode.DENSE if board.config.arch == "dense" else Mode.SKIP
+    cases = [(acts, sparse_weights(rng, k, n, "uniform", density=1 - s)) for s in sparsities]
+    programs = [compile_gemm(a, w, board.config, mode) for a, w in cases]
+    out = []
+    for sparsity, (a, w), program, rtl in zip(sparsities, cases, programs,
+                                              run_programs(programs)):
+        rtl.check(program)
+        golden.check_result(assemble(program, rtl.results), a, w,
+                            f"{board.name} ({board.config.arch}): the RTL result")
+        cycles = rtl.total("cycles")
+        seconds = cycles / (board.clock_mhz * 1e6)
+        out.append({"sparsity": sparsity, "shape": list(shape), "runs": len(program.runs),
+                    "cycles": cycles,
+                    "dense_equivalent_gmacs": round(m * k * n / seconds / 1e9, 3)})
+    return out
 
 
 def board_rows(build_root, names=tuple(BOARDS)):
     rows = []
     for name in names:
-        board = BOARDS[name]
-        report = build_board(board, Path(build_root) / name)
-        report["throughput"] = [measure(board, s) for s in SPARSITIES]
-        report["peak_dense_gmacs"] = round(board.config.pe_count * board.clock_mhz / 1e3, 3)
-        rows.append(report)
+        for arch in architectures(BOARDS[name]):
+            board = BOARDS[name].for_arch(arch)
+            folder = name if arch == "zeroskip" else f"{name}-{arch}"
+            report = build_board(board, Path(build_root) / folder)
+            report["arch"] = arch
+            report["throughput"] = measure(board)
+            for t in report["throughput"]:
+                t["per_klut"] = round(t["dense_equivalent_gmacs"] / report["luts_used"] * 1e3, 4)
+                t["per_dsp"] = round(t["dense_equivalent_gmacs"] / report["dsps_used"], 4)
+            report["peak_dense_gmacs"] = round(board.config.pe_count * board.clock_mhz / 1e3, 3)
+            rows.append(report)
     return rows
 
 
-def markdown(rows):
+def comparisons(rows):
+    """Per board with both architectures: zeroskip / dense dense-equivalent GMAC/s per kLUT
+    and per DSP at each sparsity, and the crossover: the sparsity from which the zeroskip
+    array does more per LUT, by linear interpolation between the measured sparsities (None
+    if it is ahead at every one, or behind at every one)."""
+    out = []
+    for name in dict.fromkeys(r["board"] for r in rows):
+        by_arch = {r["arch"]: r for r in rows if r["board"] == name}
+        if set(by_arch) != {"zeroskip", "dense"}:
+            continue
+        skip, dense = by_arch["zeroskip"]["throughput"], by_arch["dense"]["throughput"]
+        ratios = [{"sparsity": s["sparsity"],
+                   "per_klut": round(s["per_klut"] / d["per_klut"], 3),
+                   "per_dsp": round(s["per_dsp"] / d["per_dsp"], 3)}
+                  for s, d in zip(skip, dense)]
+        crossover = None
+        for lo, hi in zip(ratios, ratios[1:]):
+            if lo["per_klut"] < 1 <= hi["per_klut"]:
+                crossover = round(lo["sparsity"] + (1 - lo["per_klut"]) *
+                                  (hi["sparsity"] - lo["sparsity"]) /
+                                  (hi["per_klut"] - lo["per_klut"]), 3)
+        out.append({"board": name, "ratios": ratios, "crossover_sparsity": crossover})
+    return out
+
+
+def markdown(rows, compared):
     m, k, n = SHAPE
     lines = [
-        "| board | PEs | clock (Fmax) | LUT/LC | FF | DSP | BRAM | dense GMAC/s "
-        + "".join(f"| {int(s * 100)}% sparse, dense-eq. GMAC/s " for s in SPARSITIES) + "|",
-        "|---" * (8 + len(SPARSITIES)) + "|",
+        "| board | arch | PEs | clock (Fmax) | LUT/LC | FF | DSP | BRAM | peak GMAC/s "
+        + "".join(f"| {int(s * 100)}% sparse " for s in SPARSITIES) + "|",
+        "|---" * (9 + len(SPARSITIES)) + "|",
     ]
     for r in rows:
         timing = "met" if r["timing_met"] else "**not met**"
         lines.append(
-            f"| {r['board']} ({r['device']}) | {r['pe_count']} ({r['rows']}×{r['cols']}) "
+            f"| {r['board']} ({r['device']}) | {r['arch']} | {r['pe_count']} "
+            f"({r['rows']}×{r['cols']}) "
             f"| {r['clock_mhz']} MHz ({r['fmax_mhz']} MHz, {timing}) "
             f"| {r['luts_used']}/{r['luts_total']} | {r['ffs_used']} "
             f"| {r['dsps_used']}/{r['dsps_total']} | {r['brams_used']}/{r['brams_total']} "
             f"| {r['peak_dense_gmacs']} "
-            + "".join(f"| {t['dense_equivalent_gmacs']} ({t['cycles']:,} cycles) "
+            + "".join(f"| {t['dense_equivalent_gmacs']} ({t['per_klut']:.3f}/kLUT, "
+                      f"{t['per_dsp']:.3f}/DSP; {t['cycles']:,} cycles) "
                       for t in r["throughput"]) + "|")
     lines.append("")
-    lines.append(f"Throughput: a {m}×{k}×{n} int8 GEMM with uniformly random weight sparsity in "
-                 f"skip mode, cycles from the RTL's counters (Verilator), at the board's clock; "
-                 f"UART transfer time not included. Resources and Fmax: nextpnr's report of "
-                 f"`zeroskip build` (iCE40 LUT/LC counts logic cells).")
+    lines.append(f"Throughput: dense-equivalent GMAC/s of a {m}×{k}×{n} int8 GEMM with "
+                 f"uniformly random weight sparsity (zeroskip: skip mode; dense: every MAC), "
+                 f"cycles from the RTL's counters (Verilator) at the board's clock, per kLUT "
+                 f"and per DSP of the whole board build; UART transfer time not included. "
+                 f"Resources and Fmax: nextpnr's report of `zeroskip build --board B --arch A` "
+                 f"(iCE40 LUT/LC counts logic cells).")
+    if compared:
+        lines += ["", "| board | " + " | ".join(f"zeroskip / dense at {int(s * 100)}%"
+                                                for s in SPARSITIES)
+                  + " | crossover sparsity |",
+                  "|---" * (2 + len(SPARSITIES)) + "|"]
+        for c in compared:
+            crossover = ("below 0%" if c["ratios"][0]["per_klut"] >= 1 else "not reached"
+                         if c["crossover_sparsity"] is None else
+                         f"{c['crossover_sparsity'] * 100:.0f}%")
+            lines.append(f"| {c['board']} | " + " | ".join(
+                f"{r['per_klut']}× per kLUT, {r['per_dsp']}× per DSP" for r in c["ratios"])
+                + f" | {crossover} |")
+        lines += ["", "Ratio: the zeroskip array's dense-equivalent GMAC/s per kLUT (per DSP) "
+                      "over the dense baseline's on the same board; crossover: the weight "
+                      "sparsity above which zero skipping does more per LUT (linear between "
+                      "the measured sparsities)."]
     return "\n".join(lines)
 
 
@@ -89,10 +154,12 @@ def main(argv=None):
     parser.add_argument("--boards", nargs="+", choices=list(BOARDS), default=list(BOARDS))
     args = parser.parse_args(argv)
     rows = board_rows(args.build, args.boards)
+    compared = comparisons(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "boards.json").write_text(json.dumps(rows, indent=2) + "\n")
-    text = markdown(rows)
+    (out / "boards.json").write_text(json.dumps({"boards": rows, "comparisons": compared},
+                                                indent=2) + "\n")
+    text = markdown(rows, compared)
     (out / "boards.md").write_text(text + "\n")
     if args.readme:
         rewrite_section(args.readme, "boards", text)

@@ -18,16 +18,20 @@ from zeroskip.sim.patterns import sparse_weights
 from .test_cli import zeroskip
 
 
+#: every board's configurations: (board, arch)
+BOARD_ARCHS = [(name, arch) for name, board in BOARDS.items()
+               for arch in ["zeroskip"] + (["dense"] if board.dense_config else [])]
+
+
 @st.composite
-def board_gemms(draw, board):
-    config = BOARDS[board].config
+def board_gemms(draw, config):
     m = draw(st.integers(1, 300))
     k = draw(st.integers(1, config.max_k))
     n = draw(st.integers(1, 500))
     density = draw(st.sampled_from([1.0, 0.5, 0.25, 0.1, 0.02, 0.0]))
     pattern = draw(st.sampled_from(["uniform", "block4x4", "heavy_tailed"]))
     seed = draw(st.integers(0, 2**32 - 1))
-    mode = draw(st.sampled_from(list(Mode)))
+    mode = draw(st.sampled_from(list(Mode) if config.arch == "zeroskip" else [Mode.DENSE]))
     return config, (m, k, n), pattern, density, seed, mode
 
 
@@ -46,9 +50,9 @@ def _check_program(program, m, n):
     assert covered.max() <= 1
 
 
-@pytest.mark.parametrize("board", list(BOARDS))
-def test_every_shape_within_the_limits_compiles(board):
-    @given(board_gemms(board))
+@pytest.mark.parametrize("board,arch", BOARD_ARCHS)
+def test_every_shape_within_the_limits_compiles(board, arch):
+    @given(board_gemms(BOARDS[board].for_arch(arch).config))
     def check(case):
         config, (m, k, n), pattern, density, seed, mode = case
         rng = np.random.default_rng(seed)
@@ -68,10 +72,13 @@ def test_ulx3s_column_split_respects_the_output_memory():
         _check_program(compile_gemm(np.ones((64, 256), np.int8), weights, config), 64, n)
 
 
-@pytest.mark.parametrize("board,shape", [("icebreaker", (21, 256, 5)),
-                                         ("ulx3s-85f", (20, 256, 150))])
+@pytest.mark.parametrize("board,arch,shape", [("icebreaker", "zeroskip", (21, 256, 5)),
+                                              ("ulx3s-85f", "zeroskip", (20, 256, 150)),
+                                              ("icebreaker", "dense", (9, 256, 11))])
 @pytest.mark.rtl
-def test_gemm_board_simulates_that_boards_configuration(tmp_path, rng, board, shape):
+def test_gemm_board_simulates_that_boards_configuration(tmp_path, rng, board, arch, shape):
+    """`gemm --board B [--arch A]` without --port: that board's exact configuration, simulated
+    (the ULX3S' dense one: tb/test_dense_rtl.py)."""
     m, k, n = shape
     acts = rng.integers(-128, 128, (m, k)).astype(np.int8)
     weights = sparse_weights(rng, k, n, "uniform", 0.1)
@@ -81,11 +88,12 @@ def test_gemm_board_simulates_that_boards_configuration(tmp_path, rng, board, sh
     np.save(tmp_path / "W.npy", weights)
     proc = zeroskip("gemm", "--board", board, "--acts", tmp_path / "A.npy", "--weights",
                     tmp_path / "W.npy", "--out", tmp_path / "C.npy", "--report",
-                    tmp_path / "r.json")
+                    tmp_path / "r.json", "--arch", arch)
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "C.npy"), golden.gemm(acts, weights))
     report = json.loads((tmp_path / "r.json").read_text())
-    config = BOARDS[board].config
+    config = BOARDS[board].for_arch(arch).config
+    assert report["arch"] == arch
     assert (report["rows"], report["cols"]) == (config.rows, config.cols)
     assert report["cycles"] == report["predicted_cycles"]
 
@@ -125,3 +133,27 @@ def test_k_chunks_of_an_n_m_group_longer_than_max_k():
     with pytest.raises(GemmTooLarge, match="whole groups of 9 rows"):
         k_chunks(9, 8, 9)
     assert k_chunks(20, 10, 4) == [(0, 8), (8, 16), (16, 20)]  # as before where a group fits
+
+
+def test_board_table_compares_the_architectures_per_lut():
+    """`make boards`: zeroskip / dense per kLUT and per DSP at each sparsity, and the
+    crossover where the ratio passes 1, interpolated linearly."""
+    from zeroskip.platforms.table import comparisons, markdown
+
+    def row(arch, gmacs, luts, dsps):
+        return {"board": "b", "device": "d", "arch": arch, "pe_count": 4, "rows": 2, "cols": 2,
+                "clock_mhz": 100, "fmax_mhz": 101.0, "timing_met": True, "luts_used": luts,
+                "luts_total": 9000, "ffs_used": 1, "dsps_used": dsps, "dsps_total": 9,
+                "brams_used": 1, "brams_total": 9, "peak_dense_gmacs": 1.0,
+                "throughput": [{"sparsity": s, "cycles": 10, "dense_equivalent_gmacs": g,
+                                "per_klut": g / luts * 1e3, "per_dsp": g / dsps}
+                               for s, g in zip((0.0, 0.5, 0.75, 0.9), gmacs)]}
+    rows = [row("zeroskip", [1, 2, 4, 10], 2000, 4), row("dense", [2, 2, 2, 2], 1000, 8)]
+    compared, = comparisons(rows)
+    assert [r["per_klut"] for r in compared["ratios"]] == [0.25, 0.5, 1.0, 2.5]
+    assert [r["per_dsp"] for r in compared["ratios"]] == [1.0, 2.0, 4.0, 10.0]
+    assert compared["crossover_sparsity"] == 0.75
+    rows[0]["throughput"][2]["per_klut"] = 1.5     # ratio 0.75 at 75%: crossover in 75..90%
+    assert comparisons(rows)[0]["crossover_sparsity"] == pytest.approx(0.75 + 0.15 / 7, abs=1e-3)
+    assert "crossover sparsity" in markdown(rows, comparisons(rows))
+    assert comparisons(rows[:1]) == []     # a board without a dense build is not compared

@@ -211,7 +211,7 @@ def test_gemm_on_the_dense_architecture(operands, sim):
     (["--mode", "skip"], "mode skip: the dense architecture"),
     (["--format", "rle"], "drop --format"),
     (["--double-buffer"], "drop --double-buffer"),
-    (["--board", "icebreaker"], "icebreaker has no 'dense' configuration"),
+    (["--board", "ulx3s-85f", "--rows", "4"], "fixes the array configuration"),
 ])
 def test_dense_architecture_bad_options(operands, args, message):
     path, _, _ = operands
