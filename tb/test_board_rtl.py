@@ -66,14 +66,15 @@ def test_gemm_through_the_uart_survives_damaged_frames(sim, rng):
     assert out["retries"] == len(faults), out["causes"]
 
 
-@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
-def test_board_configuration_through_the_uart(board):
-    """Each board's own configuration, with the FPGA primitive models it instantiates: the
+@pytest.mark.parametrize("board,arch", [("icebreaker", "zeroskip"), ("ulx3s-85f", "zeroskip"),
+                                        ("icebreaker", "dense"), ("ulx3s-85f", "dense")])
+def test_board_configuration_through_the_uart(board, arch):
+    """Each board's own configurations, with the FPGA primitive models they instantiate: the
     iCEBreaker's 16×1 (two PEs per SB_MAC16, Yosys' model; 24-bit accumulators; one output
-    per PE and run), the ULX3S's pipelined 8×8 (registered MULT18X18D, our model). The nasty
-    values, bit-exact."""
+    per PE and run), the ULX3S's pipelined array (registered MULT18X18D, our model), and the
+    dense baselines of both, behind the same host link. The nasty values, bit-exact."""
     from zeroskip.platforms.boards import BOARDS
-    config = BOARDS[board].config
+    config = BOARDS[board].for_arch(arch).config
     rng = np.random.default_rng(5)
     k = config.max_k
     m, n = config.rows + 2, config.cols + 2
@@ -82,7 +83,8 @@ def test_board_configuration_through_the_uart(board):
     weights = np.full((k, n), -128, np.int8)
     weights[:, 1] = random_weights(rng, k, 1, density=0.1)[:, 0]
     weights[:, 2] = 0                                      # ... an empty column, K at the limit
-    program = compile_gemm(acts, weights, config, Mode.SKIP)
+    program = compile_gemm(acts, weights, config,
+                           Mode.DENSE if arch == "dense" else Mode.SKIP)
     out = run_board("verilator", config, [program], {2: "corrupt"})
     (result,) = out["results"]
     result.check(program)
