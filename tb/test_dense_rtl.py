@@ -77,7 +77,7 @@ def test_dense_array_is_bit_exact(sim, name, rng):
 
 @pytest.mark.parametrize("sim", simulators())
 def test_dense_board_configuration(sim, rng):
-    """The ULX3S' dense baseline configuration itself (12 x 13, as `gemm --board ulx3s-85f
+    """The ULX3S' dense baseline configuration itself (as `gemm --board ulx3s-85f
     --arch dense` simulates it) on a GEMM of several runs."""
     from zeroskip.platforms.boards import BOARDS
     config = BOARDS["ulx3s-85f"].for_arch("dense").config
