@@ -144,8 +144,9 @@ def dense_drain_cycles(config):
 
 def dense_step_cycles(config, k):
     """Cycles of one (M-tile, column) step: K, but at least the ``2·R - 1`` cycles a column
-    needs to send its R outputs up."""
-    return max(k, 2 * config.rows - 1)
+    needs to send its R outputs up, and one more than the levels of the registered max tree
+    that finds the most columns of a lane."""
+    return max(k, 2 * config.rows - 1, (config.cols - 1).bit_length() + 1)
 
 
 class DenseAccelerator(wiring.Component):
@@ -180,23 +181,36 @@ class DenseAccelerator(wiring.Component):
         # Control at the corner: tile t, slot j, k; a beat per cycle while issuing.
         busy, done, issuing = Signal(), Signal(), Signal()
         m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
-        k_count = Signal(range(max(config.max_k, 2 * rows - 1) + 1))
+        min_step = dense_step_cycles(config, 1)
+        k_count = Signal(range(max(config.max_k, min_step) + 1))
         step_last = Signal.like(k_count)
         slot = Signal(config.pointer_addr_bits)
-        slots = Signal(config.pointer_addr_bits)           # J: the most columns of a lane
         tile = Signal(config.tile_bits)
         act_base = Signal(config.act_addr_bits + 1)
         w_base = Signal(bits_for(config.weight_depth) + 1)
         drain = Signal(range(dense_drain_cycles(config) + 1))
-        most = job.lane_columns[0]
-        for c in range(1, cols):
-            most = Mux(job.lane_columns[c] > most, job.lane_columns[c], most)
+        # J, the most columns of any lane: a max tree with a register per level, so that it is
+        # no path of its own (a chain of comparisons across the lanes limited the ECP5 build
+        # to 50 MHz). The job is set with start; the first step ends after the tree's latency
+        # (dense_step_cycles).
+        counts = [job.lane_columns[c] for c in range(cols)]
+        while len(counts) > 1:
+            level = []
+            for i in range(0, len(counts), 2):
+                pair = counts[i:i + 2]
+                value = Signal(config.pointer_addr_bits, name=f"lanes_max{len(counts)}_{i}")
+                m.d.sync += value.eq(pair[0] if len(pair) == 1 else
+                                     Mux(pair[0] > pair[1], pair[0], pair[1]))
+                level.append(value)
+            counts = level
+        slots = counts[0]                                  # J (registered unless cols == 1)
         starting = self.start & ~busy
         with m.If(starting):
-            m.d.sync += [busy.eq(1), done.eq(0), issuing.eq((most != 0) & (job.m_tiles != 0)),
+            m.d.sync += [busy.eq(1), done.eq(0),
+                         issuing.eq(job.lane_columns.as_value().any() & (job.m_tiles != 0)),
                          k_count.eq(0), slot.eq(0), tile.eq(0), act_base.eq(0), w_base.eq(0),
-                         slots.eq(most), drain.eq(dense_drain_cycles(config)),
-                         step_last.eq(Mux(job.k > 2 * rows - 1, job.k - 1, 2 * rows - 2))]
+                         drain.eq(dense_drain_cycles(config)),
+                         step_last.eq(Mux(job.k > min_step, job.k - 1, min_step - 1))]
         with m.Elif(issuing):
             m.d.sync += k_count.eq(k_count + 1)
             with m.If(k_count == step_last):
