@@ -18,7 +18,7 @@ from zeroskip.sim.rtl.runner import CycleMismatch, RunResult, run_programs, weig
 from .weights import random_weights
 
 #: Report entries that describe the run rather than measure it.
-DESCRIPTIVE = {"pe_count", "rows", "cols", "mode", "format", "nm", "simulator", "shape",
+DESCRIPTIVE = {"pe_count", "rows", "cols", "arch", "mode", "format", "nm", "simulator", "shape",
                "provenance"}
 
 
