@@ -11,7 +11,7 @@ from zeroskip.config import DecodeStatus, bits_for
 from zeroskip.hw.decoders import decoder_class, decoder_for
 from zeroskip.hw.layouts import counters_layout, job_layout, read_signature, write_signature
 
-__all__ = ["Accelerator", "accelerator_for", "accelerator_members"]
+__all__ = ["Accelerator", "AcceleratorBase", "accelerator_for", "accelerator_members"]
 
 
 def accelerator_for(config):
@@ -53,7 +53,26 @@ def _popcount(bits):
     return tree_reduce(operator.add, [bits[i] for i in range(len(bits))])
 
 
-class Accelerator(wiring.Component):
+class AcceleratorBase(wiring.Component):
+    """What every architecture's accelerator shares: its members (:func:`accelerator_members`),
+    its configuration and the names of the memories the host loads per column."""
+
+    def __init__(self, config):
+        self._config = config
+        super().__init__(accelerator_members(config))
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def memory_names(self):
+        """Names of the decoder lanes' memories (the dense array's: ``weights``), in load
+        order."""
+        return list(decoder_class(self._config).memories(self._config))
+
+
+class Accelerator(AcceleratorBase):
     """A zero-skipping GEMM engine with its operands in on-chip memory.
 
     Computes, for one run, the M-tiles × lane columns laid out in memory by the host compiler
@@ -82,19 +101,6 @@ class Accelerator(wiring.Component):
         Per lane: OK, or the malformed-memory fault that stopped it (the run still ends; its
         results must not be used).
     """
-
-    def __init__(self, config):
-        self._config = config
-        super().__init__(accelerator_members(config))
-
-    @property
-    def config(self):
-        return self._config
-
-    @property
-    def memory_names(self):
-        """Names of the decoder lanes' memories, in load order."""
-        return list(decoder_class(self._config).memories(self._config))
 
     def elaborate(self, platform):
         config = self._config

@@ -9,7 +9,8 @@ from amaranth.lib.wiring import In, Out
 from zeroskip.hw.layouts import read_signature, token_layout, write_signature
 from zeroskip.hw.pe import ProcessingElement
 
-__all__ = ["PEArray", "tree_reduce", "ecp5_registered_multiplier", "ice40_dual_multiplier"]
+__all__ = ["PEArray", "tree_reduce", "multiplier_kind", "add_multipliers",
+           "ecp5_registered_multiplier", "ice40_dual_multiplier"]
 
 
 class PEArray(wiring.Component):
@@ -71,13 +72,7 @@ class PEArray(wiring.Component):
                 # the PE column, and its decisions do not travel across the chip
                 upstream = _registered_stream(m, upstream, name=f"column{c}")
             for r in range(rows):
-                if config.multipliers in ("ice40_pairs", "ecp5_registered"):
-                    multiplier = "external"
-                elif r * cols + c >= config.pe_count - config.logic_multipliers:
-                    multiplier = "logic"
-                else:
-                    multiplier = "infer"
-                pe = ProcessingElement(config, r, multiplier=multiplier)
+                pe = ProcessingElement(config, r, multiplier=multiplier_kind(config, r, c))
                 pes[r, c] = pe
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
@@ -98,15 +93,31 @@ class PEArray(wiring.Component):
         m.d.comb += [self.executed.eq(Cat(*executed)), self.gated.eq(Cat(*gated))]
         for r in range(rows):
             m.d.comb += self.result_read.data[r].eq(tree_reduce(operator.or_, results[r]))
-        if config.multipliers == "ice40_pairs":
-            for c in range(cols):
-                for r in range(0, rows, 2):
-                    m.submodules[f"mac_{r}_{c}"] = ice40_dual_multiplier(pes[r, c],
-                                                                         pes[r + 1, c])
-        if config.multipliers == "ecp5_registered":
-            for (r, c), pe in pes.items():
-                m.submodules[f"mul_{r}_{c}"] = ecp5_registered_multiplier(pe)
+        add_multipliers(m, config, pes)
         return m
+
+
+def multiplier_kind(config, r, c):
+    """How PE (r, c) multiplies: ``"external"`` (a DSP block :func:`add_multipliers`
+    instantiates), ``"logic"`` (the last ``logic_multipliers`` PEs, row by row) or
+    ``"infer"``."""
+    if config.multipliers in ("ice40_pairs", "ecp5_registered"):
+        return "external"
+    if r * config.cols + c >= config.pe_count - config.logic_multipliers:
+        return "logic"
+    return "infer"
+
+
+def add_multipliers(m, config, pes):
+    """The DSP blocks of ``config.multipliers`` for the PEs ``{(r, c): pe}`` whose multiplier
+    is external (their ``mul_a``/``mul_w``/``mul_p``)."""
+    if config.multipliers == "ice40_pairs":
+        for c in range(config.cols):
+            for r in range(0, config.rows, 2):
+                m.submodules[f"mac_{r}_{c}"] = ice40_dual_multiplier(pes[r, c], pes[r + 1, c])
+    if config.multipliers == "ecp5_registered":
+        for (r, c), pe in pes.items():
+            m.submodules[f"mul_{r}_{c}"] = ecp5_registered_multiplier(pe)
 
 
 def _registered_stream(m, stream_, *, name):

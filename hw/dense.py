@@ -31,6 +31,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
 from zeroskip.config import bits_for
+from zeroskip.hw.accelerator import AcceleratorBase
 from zeroskip.hw.memories import read_port
 
 __all__ = ["DenseColumns", "DenseAccelerator", "DensePE"]
@@ -149,30 +150,16 @@ def dense_step_cycles(config, k):
     return max(k, 2 * config.rows - 1, (config.cols - 1).bit_length() + 1)
 
 
-class DenseAccelerator(wiring.Component):
+class DenseAccelerator(AcceleratorBase):
     """A dense output-stationary systolic GEMM engine; the members are those of
     :class:`zeroskip.hw.accelerator.Accelerator` (the ``weights_write`` port is its one
     lane memory). ``job.mode`` is ignored (every MAC executes), ``status`` is always OK (there
     is nothing to decode), and the lane counters count what the columns were fed:
     ``lane_busy`` the column-cycles with a real beat, the stalls nothing."""
 
-    def __init__(self, config):
-        from zeroskip.hw.accelerator import accelerator_members
-        self._config = config
-        super().__init__(accelerator_members(config))
-
-    @property
-    def config(self):
-        return self._config
-
-    @property
-    def memory_names(self):
-        return list(DenseColumns.memories(self._config))
-
     def elaborate(self, platform):
         from zeroskip.hw.accelerator import _popcount
-        from zeroskip.hw.array import (ecp5_registered_multiplier, ice40_dual_multiplier,
-                                       tree_reduce)
+        from zeroskip.hw.array import add_multipliers, multiplier_kind, tree_reduce
         config = self._config
         rows, cols = config.rows, config.cols
         job = self.job
@@ -277,17 +264,10 @@ class DenseAccelerator(wiring.Component):
             col_w.append(w)
 
         # The PE grid.
-        external = config.multipliers in ("ice40_pairs", "ecp5_registered")
         pes = {}
         for r in range(rows):
             for c in range(cols):
-                if external:
-                    kind = "external"
-                elif r * cols + c >= config.pe_count - config.logic_multipliers:
-                    kind = "logic"
-                else:
-                    kind = "infer"
-                pe = pes[r, c] = DensePE(config, multiplier=kind)
+                pe = pes[r, c] = DensePE(config, multiplier=multiplier_kind(config, r, c))
                 m.submodules[f"pe_{r}_{c}"] = pe
                 if c == 0:
                     m.d.comb += [pe.a_in.eq(row_a[r]), pe.ctl_in.valid.eq(row_ctl[r].valid),
@@ -301,14 +281,7 @@ class DenseAccelerator(wiring.Component):
             for c in range(cols):
                 if r + 1 < rows:
                     m.d.comb += pes[r, c].below.eq(pes[r + 1, c].out)
-        if config.multipliers == "ice40_pairs":
-            for c in range(cols):
-                for r in range(0, rows, 2):
-                    m.submodules[f"mac_{r}_{c}"] = ice40_dual_multiplier(pes[r, c],
-                                                                        pes[r + 1, c])
-        if config.multipliers == "ecp5_registered":
-            for (r, c), pe in pes.items():
-                m.submodules[f"mul_{r}_{c}"] = ecp5_registered_multiplier(pe)
+        add_multipliers(m, config, pes)
 
         # Result memories at the top: a word of R results per (tile, column) of the lane, as
         # the zeroskip PEs' memories hold them; results arrive row 0 first, two cycles apart.
