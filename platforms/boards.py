@@ -7,8 +7,10 @@ component with ``rx``/``tx`` and optionally ``leds``) behind the board's PLL and
 the resource and Fmax figures of a board build (LUT/LC, FF, DSP, BRAM, Fmax per clock).
 """
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -263,6 +265,24 @@ def build(board, core, out_dir, seeds=SEEDS):
     board = BOARDS[board] if isinstance(board, str) else board
     out_dir = Path(out_dir)
     _tool_environment()
+    started = time.monotonic()
+    # nextpnr's placement depends on its seed; a design that misses timing with one may meet
+    # it with another, so try a few before giving up
+    for seed in seeds:
+        _run_flow(_plan(board, core, seed), out_dir)
+        report = _report(board, out_dir)
+        if report["timing_met"]:
+            break
+    report["nextpnr_seed"] = seed
+    report["toolchain"] = toolchain_versions(board)
+    report["build_seconds"] = round(time.monotonic() - started, 1)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _plan(board, core, seed):
+    """Amaranth's build plan (design, constraints, scripts) of ``core`` on ``board`` with
+    nextpnr seed ``seed``."""
     options = {
         # No memory is read at an address in the cycle it is written there (the host loads
         # memories while the accelerator is idle and reads results after it), so block RAMs
@@ -273,22 +293,27 @@ def build(board, core, out_dir, seeds=SEEDS):
     }
     if board.family == "ice40":
         options["synth_opts"].append("-dsp")   # synth_ice40 infers SB_MAC16 only when asked
-    started = time.monotonic()
-    # nextpnr's placement depends on its seed; a design that misses timing with one may meet
-    # it with another, so try a few before giving up
-    for seed in seeds:
-        platform = board.make_platform()  # a platform builds once
-        plan = platform.build(BoardWrapper(board, core), name="top", do_build=False, **options,
-                              nextpnr_opts=f"{NEXTPNR_OPTS} --seed {seed}")
-        _run_flow(plan, out_dir)
-        report = _report(board, out_dir)
-        if report["timing_met"]:
-            break
-    report["nextpnr_seed"] = seed
-    report["toolchain"] = toolchain_versions(board)
-    report["build_seconds"] = round(time.monotonic() - started, 1)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    platform = board.make_platform()  # a platform builds once
+    return platform.build(BoardWrapper(board, core), name="top", do_build=False, **options,
+                          nextpnr_opts=f"{NEXTPNR_OPTS} --seed {seed}")
+
+
+_SOURCE_LOCATION = re.compile(r'^\s*attribute \\src "[^"]*"\n', re.MULTILINE)
+
+
+def design_digest(board, core, seeds=SEEDS):
+    """What a build of ``core`` on ``board`` depends on, as a short hash: the design Yosys
+    reads (without its source locations, so an edit elsewhere in the sources, or another
+    checkout's path, does not count), the constraints, the scripts and the seeds tried."""
+    plan = _plan(board, core, seeds[0])
+    digest = hashlib.sha256(repr(tuple(seeds)).encode())
+    for name in sorted(plan.files):
+        if name.endswith((".debug.v", ".bat")):    # a copy of the design; Windows' script
+            continue
+        content = plan.files[name]
+        content = content if isinstance(content, str) else content.decode("utf-8")
+        digest.update(name.encode() + _SOURCE_LOCATION.sub("", content).encode())
+    return digest.hexdigest()[:16]
 
 
 def _version(tool, flag):
@@ -365,14 +390,15 @@ def _run_flow(plan, out_dir):
 
 def build_board(board, out_dir, *, baud=None, log=print):
     """Build the board top (accelerator, host link, UART) of ``board`` into ``out_dir``,
-    unless the report there is of the same board, configuration and gateware."""
-    from zeroskip.sim.rtl.runner import gateware_digest
+    unless the report there is of the same design (:func:`design_digest`) built with the same
+    tools."""
     from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop
     board = BOARDS[board] if isinstance(board, str) else board
     out_dir = Path(out_dir)
     baud = baud or DEFAULT_BAUD
-    identity = {"board": board.name, "config_digest": board.config.digest(), "baud": baud,
-                "gateware": gateware_digest() + _platforms_digest()}
+    core = BoardTop(board.config, clock_hz=int(board.clock_mhz * 1e6), baud=baud)
+    identity = {"board": board.name, "design": design_digest(board, core),
+                "toolchain": toolchain_versions(board)}
     previous = out_dir / "report.json"
     if previous.exists():
         report = json.loads(previous.read_text())
@@ -381,20 +407,11 @@ def build_board(board, out_dir, *, baud=None, log=print):
             return report
     out_dir.mkdir(parents=True, exist_ok=True)
     log(f"building {board.name} into {out_dir} (Yosys, nextpnr: a few minutes)")
-    core = BoardTop(board.config, clock_hz=int(board.clock_mhz * 1e6), baud=baud)
     report = build(board, core, out_dir)
     report["baud"] = baud
     report["identity"] = identity
     previous.write_text(json.dumps(report, indent=2) + "\n")
     return report
-
-
-def _platforms_digest():
-    import hashlib
-    digest = hashlib.sha256()
-    for name in ("boards.py", "top.py"):  # what shapes a bitstream besides hw/
-        digest.update((Path(__file__).parent / name).read_bytes())
-    return digest.hexdigest()[:10]
 
 
 class ProgrammingFailed(RuntimeError):

@@ -2,7 +2,7 @@
 board top (link, accelerator, UART) of a board's configuration at the board's clock and a baud
 rate, driven by the host runtime over the simulated UART pins (no damage, no retries).
 
-``python -m zeroskip.platforms.link_time --board icebreaker --baud 115200`` prints the cycles
+``python -m zeroskip.platforms.link_time --board icebreaker --baud 3000000`` prints the cycles
 from the first request to the last reply, the same in seconds at the board's clock, the bytes
 sent, and the GEMM's compute cycles for comparison.
 """
@@ -14,7 +14,7 @@ import numpy as np
 from zeroskip.config import Mode
 from zeroskip.hw.link import byte_count, write_targets
 from zeroskip.platforms.boards import BOARDS
-from zeroskip.platforms.top import BoardTop
+from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim.rtl.runner import build, run_cocotb
@@ -52,7 +52,7 @@ def measure(board, baud, shape=(64, 256, 64), sparsity=0.9, sim="verilator"):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--board", default="icebreaker", choices=sorted(BOARDS))
-    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD)
     parser.add_argument("--shape", default="64x256x64", help="MxKxN")
     parser.add_argument("--sparsity", type=float, default=0.9)
     args = parser.parse_args(argv)

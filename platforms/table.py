@@ -7,7 +7,7 @@ what is not built yet and writes ``docs/boards.md``, ``docs/boards.json`` and th
 
 Dense-equivalent GMAC/s = M·K·N / (cycles / clock) / 1e9: the dense multiply-accumulates the
 GEMM stands for, per second of accelerator time at the board's clock. It counts compute cycles
-(the RTL's ``cycles`` counter) and not the UART transfers, which at 115,200 baud take far
+(the RTL's ``cycles`` counter) and not the UART transfers, which even at 3 Mbaud take far
 longer: the UART is a control link, not a data path. Per kLUT: over the whole board build's
 LUTs (iCE40: logic cells), host link and UART included, as nextpnr reports them.
 """

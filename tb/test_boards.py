@@ -97,3 +97,31 @@ def test_program_without_libusb_names_the_package(icebreaker, tmp_path):
     assert result.returncode == 3
     assert len(result.stderr.strip().splitlines()) == 1
     assert "apt-get install libusb-1.0-0" in result.stderr
+
+
+def test_a_build_is_known_by_its_design_not_by_where_its_sources_are(monkeypatch):
+    """`make boards` rebuilds a board only when what Yosys and nextpnr get changes: the design
+    without its source locations (an edit that moves lines, another checkout's path), the
+    constraints, the scripts and the seeds."""
+    from zeroskip.platforms import boards
+    from zeroskip.platforms.top import BoardTop
+    board = boards.BOARDS["icebreaker"]
+
+    def digest(baud=3_000_000, seeds=boards.SEEDS):
+        return boards.design_digest(board, BoardTop(board.config, clock_hz=30_000_000,
+                                                    baud=baud), seeds=seeds)
+
+    reference = digest()
+    assert digest() == reference
+    assert digest(baud=115200) != reference             # another UART divisor
+    assert digest(seeds=(2, 3)) != reference
+
+    plan = boards._plan
+
+    def moved(*args):
+        built = plan(*args)
+        assert 'attribute \\src "' in built.files["top.il"]
+        built.files["top.il"] = built.files["top.il"].replace('\\src "/', '\\src "/elsewhere/')
+        return built
+    monkeypatch.setattr(boards, "_plan", moved)
+    assert digest() == reference

@@ -494,7 +494,7 @@ def build_figures(board: str, config: dict[str, Any], gateware: str) -> dict[str
     from dataclasses import replace
 
     from zeroskip.config import ArrayConfig
-    from zeroskip.platforms.boards import BOARDS, BuildFailed, _platforms_digest, build
+    from zeroskip.platforms.boards import BOARDS, BuildFailed, build, design_digest
     from zeroskip.platforms.top import BoardTop
     from zeroskip.sim.rtl.runner import cache_root, gateware_digest
     figures: dict[str, Any] = {"error": ""}
@@ -504,13 +504,13 @@ def build_figures(board: str, config: dict[str, Any], gateware: str) -> dict[str
                                f"are not the sweep's ({gateware})")
         array = ArrayConfig.from_dict(config)
         target = replace(BOARDS[board], config=array)
-        folder = cache_root() / "builds" / f"{board}-{array.name()}-{gateware}" \
-            f"{_platforms_digest()}"
+        core = BoardTop(array, clock_hz=int(target.clock_mhz * 1e6))
+        folder = cache_root() / "builds" / \
+            f"{board}-{array.name()}-{design_digest(target, core, seeds=(1,))}"
         saved = folder / "report.json"
         if saved.exists():
             report = json.loads(saved.read_text())
         else:
-            core = BoardTop(array, clock_hz=int(target.clock_mhz * 1e6))
             report = build(target, core, folder, seeds=(1,))
         figures.update({"luts": report["luts_used"], "ffs": report["ffs_used"],
                         "dsps": report["dsps_used"], "brams": report["brams_used"],
