@@ -19,18 +19,21 @@ IDLE_TIMEOUT = 400   # cycles: five bytes of silence end a broken frame
 CLOCK_HZ = 100_000_000
 
 
-def board_top(config):
-    return BoardTop(config, clock_hz=CLOCK_HZ, baud=CLOCK_HZ // DIVISOR, max_payload=64,
-                    idle_timeout=IDLE_TIMEOUT)
+def run_board(sim, config, programs, faults, seed=1, divisor=DIVISOR, host_bit_ns=None):
+    """The board top of ``config`` at ``divisor`` cycles a bit of a 100 MHz clock (the host's
+    bit time ``host_bit_ns``, by default exactly the board's)."""
+    idle_timeout = IDLE_TIMEOUT * divisor // DIVISOR
 
-
-def run_board(sim, config, programs, faults, seed=1):
-    build_dir = build_component(sim, "board", config, board_top, "board_top")
+    def board_top(config):
+        return BoardTop(config, clock_hz=CLOCK_HZ, baud=round(CLOCK_HZ / divisor),
+                        max_payload=64, idle_timeout=idle_timeout)
+    name = "board" if divisor == DIVISOR else f"board-divisor{divisor}"
+    build_dir = build_component(sim, name, config, board_top, "board_top")
     _, act_bits, _, act_depth = write_targets(config)[0]
     return run_cocotb(sim, build_dir, "board_top", "zeroskip.tb.cocotb_board", {
         "config": config, "programs": programs, "faults": faults, "seed": seed,
-        "divisor": DIVISOR, "idle_timeout": IDLE_TIMEOUT, "act_depth": act_depth,
-        "act_word_bytes": byte_count(act_bits),
+        "divisor": divisor, "host_bit_ns": host_bit_ns, "idle_timeout": idle_timeout,
+        "act_depth": act_depth, "act_word_bytes": byte_count(act_bits),
     }, testcase="board_link")   # the module's other test times a GEMM (link_time)
 
 
@@ -86,6 +89,22 @@ def test_board_configuration_through_the_uart(board, arch):
     program = compile_gemm(acts, weights, config,
                            Mode.DENSE if arch == "dense" else Mode.SKIP)
     out = run_board("verilator", config, [program], {2: "corrupt"})
+    (result,) = out["results"]
+    result.check(program)
+    np.testing.assert_array_equal(assemble(program, result.results), golden.gemm(acts, weights))
+    assert out["retries"] == 1
+
+
+@pytest.mark.parametrize("sim", simulators())
+def test_the_ulx3s_rate_one_percent_off_the_hosts_3_mbaud(sim, rng):
+    """The ULX3S's 100 MHz makes 3 Mbaud with a divisor of 33, 3.03 Mbaud: the host sends and
+    samples at 3.00 Mbaud (333 ns a bit against the board's 330), and a GEMM still goes
+    through bit-exact, a damaged frame rejected and retried."""
+    acts = rng.integers(-128, 128, (5, 24)).astype(np.int8)
+    weights = random_weights(rng, 24, 5, density=0.3)
+    program = compile_gemm(acts, weights, CONFIG, Mode.SKIP)
+    out = run_board(sim, CONFIG, [program], {4: "corrupt"}, divisor=33, host_bit_ns=333)
+    assert out["checks"]["info"] == Reply.OK and out["checks"]["bad_crc"] == Reply.BAD_CRC
     (result,) = out["results"]
     result.check(program)
     np.testing.assert_array_equal(assemble(program, result.results), golden.gemm(acts, weights))
