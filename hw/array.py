@@ -142,8 +142,7 @@ def tree_reduce(op, values):
 
 def ecp5_registered_multiplier(pe):
     """One ECP5 MULT18X18D for ``pe``, its input and output registers in use: the product of
-    the operands ``pe`` presents comes back two cycles later, or 0 when ``pe.mul_clear`` was
-    up the cycle before (a PE that :attr:`~ProcessingElement.clears_product`).
+    the operands ``pe`` presents comes back two cycles later.
 
     Yosys maps an inferred ``*`` to this block with every register bypassed, and nextpnr does
     not pack fabric flip-flops into it, so the 3.9 ns multiply and the routes to and from the
@@ -160,10 +159,6 @@ def ecp5_registered_multiplier(pe):
         **{f"i_C{i}": 0 for i in range(width)},
         **{f"o_P{i}": product[i] for i in range(36)},
     }
-    # a PE that wants a product it does not use cleared: the output register on a reset of its
-    # own, the input registers (which hold the operands when the MAC does not fire) on none
-    clear = ({"p_REG_OUTPUT_RST": "RST1", "i_RST1": pe.mul_clear}
-             if getattr(pe, "clears_product", False) else {})
     m = Module()
     m.submodules.dsp = Instance(
         "MULT18X18D",
@@ -172,7 +167,7 @@ def ecp5_registered_multiplier(pe):
         p_CLK0_DIV="ENABLED", p_GSR="DISABLED", p_RESETMODE="SYNC",
         i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
         i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0,
-        **{f"i_{port}{n}": 0 for port in ("CLK", "CE", "RST") for n in (1, 2, 3)} | clear,
+        **{f"i_{port}{n}": 0 for port in ("CLK", "CE", "RST") for n in (1, 2, 3)},
         **ports)
     m.d.comb += pe.mul_p.eq(product[:len(pe.mul_p)])
     return m

@@ -60,8 +60,6 @@ class ProcessingElement(wiring.Component):
             members = {"mul_a": Out(signed(config.act_width)),
                        "mul_w": Out(signed(config.weight_width)),
                        "mul_p": In(signed(config.act_width + config.weight_width))}
-            if self.clears_product:
-                members["mul_clear"] = Out(1)
         elif multiplier not in ("infer", "logic"):
             raise ValueError(f"unknown multiplier {multiplier!r}")
         super().__init__({
@@ -81,14 +79,6 @@ class ProcessingElement(wiring.Component):
     @property
     def config(self):
         return self._config
-
-    @property
-    def clears_product(self):
-        """The multiplier's output register is reset (``mul_clear``, a cycle before the product
-        is due) when the MAC does not fire, so a product that must not count arrives as 0 and
-        the accumulator needs no multiplexer for it: an ECP5 MULT18X18D has a reset per
-        register, free in the DSP block, where the multiplexer costs a LUT per product bit."""
-        return self._multiplier == "external" and self._config.multipliers == "ecp5_registered"
 
     @property
     def row(self):
@@ -165,10 +155,7 @@ class ProcessingElement(wiring.Component):
         elif self._multiplier == "external":
             m.d.comb += [self.mul_a.eq(a_operand), self.mul_w.eq(w_operand),
                          product.eq(self.mul_p)]
-            for stage in range(config.multiplier_latency):
-                if self.clears_product and stage == config.multiplier_latency - 1:
-                    # the output register takes the product at the end of this cycle
-                    m.d.comb += self.mul_clear.eq(~control[0])
+            for _ in range(config.multiplier_latency):
                 control = _delayed(m, *control)
         else:
             m.d.comb += product.eq(a_operand * w_operand)
@@ -179,8 +166,7 @@ class ProcessingElement(wiring.Component):
         # Stage 3: accumulate; a closing token writes its result.
         accumulator = Signal(signed(config.acc_width))
         total = Signal(signed(config.acc_width))
-        m.d.comb += total.eq(Mux(first2, 0, accumulator) +
-                             (product if self.clears_product else Mux(fired, product, 0)))
+        m.d.comb += total.eq(Mux(first2, 0, accumulator) + Mux(fired, product, 0))
         with m.If(valid2):
             m.d.sync += accumulator.eq(total)
 

@@ -59,10 +59,9 @@ def _bits(name, width):
 
 #: ECP5 MULT18X18D, the part of it :func:`zeroskip.hw.array.ecp5_registered_multiplier`
 #: uses: an 18×18 multiply with optional input-A, input-B, pipeline and output registers, each
-#: clocked by CLK0, enabled by CE0 and synchronously reset by RST0, the output register by RST0
-#: or RST1 (ECP5 sysDSP user guide, FPGA-TN-02205); SIGNEDA/SIGNEDB select signed operands. Any
-#: other clock, enable or reset selection stops the simulation rather than being simulated
-#: wrongly.
+#: clocked by CLK0, enabled by CE0 and synchronously reset by RST0 (ECP5 sysDSP user guide,
+#: FPGA-TN-02205); SIGNEDA/SIGNEDB select signed operands. Any other clock, enable or reset
+#: selection stops the simulation rather than being simulated wrongly.
 MULT18X18D_MODEL = f"""
 module MULT18X18D(
   input {_bits("A", 18)},
@@ -96,8 +95,7 @@ module MULT18X18D(
         (REG_OUTPUT_CLK != "NONE" && REG_OUTPUT_CLK != "CLK0") || REG_INPUTC_CLK != "NONE" ||
         REG_INPUTA_CE != "CE0" || REG_INPUTB_CE != "CE0" || REG_PIPELINE_CE != "CE0" ||
         REG_OUTPUT_CE != "CE0" || REG_INPUTA_RST != "RST0" || REG_INPUTB_RST != "RST0" ||
-        REG_PIPELINE_RST != "RST0" || (REG_OUTPUT_RST != "RST0" && REG_OUTPUT_RST != "RST1") ||
-        RESETMODE != "SYNC") begin
+        REG_PIPELINE_RST != "RST0" || REG_OUTPUT_RST != "RST0" || RESETMODE != "SYNC") begin
       $display("MULT18X18D model: unsupported register configuration");
       $finish;
     end
@@ -129,8 +127,7 @@ module MULT18X18D(
   wire [35:0] pipelined = REG_PIPELINE_CLK == "NONE" ? product : pipeline_r;
   always @(posedge CLK0) begin
     if (RST0) pipeline_r <= 0; else if (CE0) pipeline_r <= product;
-    if (REG_OUTPUT_RST == "RST1" ? RST1 : RST0) output_r <= 0;
-    else if (CE0) output_r <= pipelined;
+    if (RST0) output_r <= 0; else if (CE0) output_r <= pipelined;
   end
   assign {{{_bits("P", 36)}}} = REG_OUTPUT_CLK == "NONE" ? pipelined : output_r;
 endmodule
