@@ -107,8 +107,8 @@ BOARDS = {
         clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
         program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
-        # the dense baseline: 8 x 8 registered MULT18X18D at 90 MHz (94.44 MHz reached at seed
-        # 1; at a 125 MHz target seed 1 reached 94.3). All 156 multipliers (12 x 13) did not
+        # the dense baseline: 8 x 8 registered MULT18X18D at 90 MHz (94.7 MHz reached at seed
+        # 2 at 3 Mbaud; at a 125 MHz target seed 1 reached 94.3). All 156 multipliers (12 x 13) did not
         # route: nextpnr's router2 was left with 14,000 overused wires after 8 iterations (37
         # minutes), router1 with 107,000 after 10 minutes. Its memories are not replicated, so
         # they are deep (2048 activations per row, 4096 weights per column)
