@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from zeroskip.hw.array import PEArray, tree_reduce
 from zeroskip.config import DecodeStatus, bits_for
 from zeroskip.hw.decoders import decoder_class, decoder_for
-from zeroskip.hw.layouts import counters_layout, job_layout, read_signature, write_signature
+from zeroskip.hw.layouts import counters_layout, job_layout, result_read_signature, write_signature
 
 __all__ = ["Accelerator", "AcceleratorBase", "accelerator_for", "accelerator_members"]
 
@@ -39,8 +39,7 @@ def accelerator_members(config):
         members[f"{name}_write"] = In(write_signature(
             bits_for(depth) + config.bank_bits, data.ArrayLayout(shape, cols), mask=cols))
     members.update({
-        "result_read": In(read_signature(config.out_addr_bits + config.bank_bits,
-                                         data.ArrayLayout(signed(config.acc_width), rows))),
+        "result_read": In(result_read_signature(config)),
         "result_column": In(range(cols)),
         "counters": Out(counters_layout(config)),
         "status": Out(data.ArrayLayout(DecodeStatus, cols)),

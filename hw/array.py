@@ -3,10 +3,11 @@
 import operator
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from zeroskip.hw.layouts import read_signature, token_layout, write_signature
+from zeroskip.hw.layouts import result_read_signature, token_layout, write_signature
+from zeroskip.hw.memories import read_port
 from zeroskip.hw.pe import ProcessingElement
 
 __all__ = ["PEArray", "tree_reduce", "multiplier_kind", "add_multipliers",
@@ -29,7 +30,10 @@ class PEArray(wiring.Component):
     act_write : In(write_signature)
         ``data[r]`` is written to every PE of row ``r``.
     result_read : In(read_signature), result_column : In
-        ``data[r]`` is the result of PE (r, result_column) at ``addr``, one cycle later.
+        ``data[r]`` is the result of PE (r, result_column) at ``addr``, one cycle later. With
+        ``config.column_results``, ``data[0]`` is the result of PE row ``addr % 2**b`` at
+        ``addr >> b`` (``b = config.result_row_bits``): each column keeps its PEs' results in
+        one memory.
     executed, gated : Out(rows * cols)
         Per-PE multiplier activity this cycle.
     """
@@ -42,8 +46,7 @@ class PEArray(wiring.Component):
             "mode": In(2),
             "act_write": In(write_signature(config.act_addr_bits + config.bank_bits,
                                             data.ArrayLayout(signed(config.act_width), rows))),
-            "result_read": In(read_signature(config.out_addr_bits + config.bank_bits,
-                                             data.ArrayLayout(signed(config.acc_width), rows))),
+            "result_read": In(result_read_signature(config)),
             "result_column": In(range(cols)),
             "executed": Out(rows * cols),
             "gated": Out(rows * cols),
@@ -60,7 +63,7 @@ class PEArray(wiring.Component):
         # of comparisons
         selected = Signal(cols)
         m.d.sync += selected.eq(1 << self.result_column)
-        results = [[] for _ in range(rows)]
+        results = [[] for _ in range(config.result_rows)]
 
         executed, gated = [], []
         pes = {}
@@ -82,22 +85,58 @@ class PEArray(wiring.Component):
                     pe.act_write.en.eq(self.act_write.en),
                     pe.act_write.addr.eq(self.act_write.addr),
                     pe.act_write.data.eq(self.act_write.data[r]),
-                    pe.result_read.addr.eq(self.result_read.addr),
                 ]
                 if config.double_buffer:
                     m.d.comb += pe.bank.eq(self.bank)
-                # one column: nothing to select (a register that is always 1 after reset is
-                # not a constant to synthesis, and its AND would cost a LUT per result bit)
-                results[r].append(pe.result_read.data if cols == 1 else
-                                  Mux(selected[c], pe.result_read.data, 0))
+                if not config.column_results:
+                    m.d.comb += pe.result_read.addr.eq(self.result_read.addr)
+                    results[r].append(_select(selected, c, pe.result_read.data))
                 executed.append(pe.executed)
                 gated.append(pe.gated)
                 upstream = pe.o
+            if config.column_results:
+                data_ = _column_results(m, config, [pes[r, c] for r in range(rows)],
+                                        self.result_read.addr, name=f"results{c}")
+                results[0].append(_select(selected, c, data_))
         m.d.comb += [self.executed.eq(Cat(*executed)), self.gated.eq(Cat(*gated))]
-        for r in range(rows):
+        for r in range(config.result_rows):
             m.d.comb += self.result_read.data[r].eq(tree_reduce(operator.or_, results[r]))
         add_multipliers(m, config, pes)
         return m
+
+
+def _select(selected, c, value):
+    """``value`` of column ``c`` where ``selected`` (one-hot) picks it, else 0. One column:
+    nothing to select (a register that is always 1 after reset is not a constant to
+    synthesis, and its AND would cost a LUT per result bit)."""
+    return value if len(selected) == 1 else Mux(selected[c], value, 0)
+
+
+def _column_results(m, config, pes, read_addr, *, name):
+    """The result memory of one PE column (``config.column_results``): written with the
+    result of whichever of ``pes`` closed (at most one a cycle, see
+    :attr:`~zeroskip.config.ArrayConfig.min_column_tokens`), read at ``read_addr``; returns
+    the read data (one cycle after the address).
+
+    The closing PE is chosen by an AND-OR of the PEs' flags, registered before the write: the
+    accumulators' flip-flops feed a few LUT levels and the block RAM's write port has a
+    cycle to itself."""
+    mem = memory.Memory(shape=signed(config.acc_width), depth=config.result_depth, init=[])
+    m.submodules[name] = mem
+    write = mem.write_port()
+    row_bits = config.result_row_bits
+    closing = [pe.result for pe in pes]
+    m.d.sync += [
+        write.en.eq(tree_reduce(operator.or_, [result.valid for result in closing])),
+        write.addr.eq(tree_reduce(operator.or_, [
+            Mux(result.valid, Cat(Const(r, row_bits), result.payload.addr), 0)
+            for r, result in enumerate(closing)])),
+        write.data.eq(tree_reduce(operator.or_, [
+            Mux(result.valid, result.payload.data, 0) for result in closing])),
+    ]
+    read = read_port(m, mem, name=name)
+    m.d.comb += read.addr.eq(read_addr)
+    return read.data
 
 
 def multiplier_kind(config, r, c):

@@ -8,9 +8,10 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["token_layout", "csc_entry_layout", "job_layout", "counters_layout", "COUNTERS",
+__all__ = ["token_layout", "result_layout", "csc_entry_layout", "job_layout", "counters_layout", "COUNTERS",
            "ENERGY_COUNTERS", "SINCE_RESET", "TOTAL_COUNTER", "counter_names",
-           "pack", "unpack", "shape_width", "write_signature", "read_signature"]
+           "pack", "unpack", "shape_width", "write_signature", "read_signature",
+           "result_read_signature"]
 
 
 def token_layout(config):
@@ -41,6 +42,15 @@ def token_layout(config):
         "bubble": 1,
         "out_addr": unsigned(config.out_addr_bits),
         "rows": unsigned(config.row_count_bits),
+    })
+
+
+def result_layout(config):
+    """A result on its way from a PE to its column's result memory
+    (:attr:`~zeroskip.config.ArrayConfig.column_results`): its output address and value."""
+    return data.StructLayout({
+        "addr": unsigned(config.out_addr_bits),
+        "data": signed(config.acc_width),
     })
 
 
@@ -172,4 +182,12 @@ def write_signature(addr_bits, shape, *, mask=0):
 def read_signature(addr_bits, shape):
     """A memory read port as seen by the reader: data follows ``addr`` one cycle later."""
     return wiring.Signature({"addr": Out(unsigned(addr_bits)), "data": In(shape)})
+
+
+def result_read_signature(config, *, banked=True):
+    """The result port of a PE column as seen by its reader: a word of
+    ``config.result_rows`` results per address (``config.result_depth`` addresses per bank;
+    ``banked``: with the bank bit of a double-buffered configuration above them)."""
+    bits = config.out_addr_bits + config.result_row_bits + (config.bank_bits if banked else 0)
+    return read_signature(bits, data.ArrayLayout(signed(config.acc_width), config.result_rows))
 

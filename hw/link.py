@@ -26,7 +26,8 @@ RUN
     status of the run (:func:`run_report_layout`), once the run is done.
 READ
     ``column addr_lo addr_hi count_lo count_hi`` → ``count`` result words of PE column
-    ``column`` from ``addr``, each ``rows`` little-endian int32.
+    ``column`` from ``addr``, each ``rows`` little-endian int32 (one with ``column_results``:
+    then the word at ``addr`` is row ``addr % 2**b``'s output ``addr >> b``).
 RESET
     none → none. Resets the accelerator (not the link).
 """
@@ -401,7 +402,7 @@ class HostLink(wiring.Component):
                 ok.read.eq((command == Command.READ) & (length == 5) &
                            (frame.header[0] < config.cols) & (frame.read_count != 0) &
                            (frame.read_count <= sizes.max_read) &
-                           (frame.address + frame.read_count <= config.out_depth)),
+                           (frame.address + frame.read_count <= config.result_depth)),
                 read_length.eq(_times_constant(frame.read_count, sizes.result_bytes)),
             ]
             m.next = "DISPATCH"
@@ -575,8 +576,8 @@ class _Sizes:
         self.targets = write_targets(config)
         self.word_bytes = [byte_count(bits + mask) for _, bits, mask, _ in self.targets]
         self.job_bytes = byte_count(job_layout(config).size)
-        self.result_bytes = byte_count(config.rows * config.acc_width)
-        self.max_read = min(config.out_depth, 0xFFFF // self.result_bytes)
+        self.result_bytes = byte_count(config.result_rows * config.acc_width)
+        self.max_read = min(config.result_depth, 0xFFFF // self.result_bytes)
         self.info = Const(info_layout().const(info_fields).as_value().value, info_layout().size)
         self.report = Cat(accel.counters.as_value(), accel.status.as_value())
         self.reply_bytes = {"info": byte_count(len(self.info)),

@@ -6,7 +6,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from zeroskip.config import Mode
-from zeroskip.hw.layouts import read_signature, token_layout, write_signature
+from zeroskip.hw.layouts import read_signature, result_layout, token_layout, write_signature
 from zeroskip.hw.memories import Banked, read_port
 
 __all__ = ["ProcessingElement"]
@@ -44,7 +44,11 @@ class ProcessingElement(wiring.Component):
     act_write : In(write_signature)
         Loads the activation buffer.
     result_read : In(read_signature)
-        Reads the output memory.
+        Reads the output memory (none with ``config.column_results``).
+    result : Out(stream.Signature(result_layout, always_ready=True))
+        With ``config.column_results``: the result this PE closed in the previous cycle (held
+        in its accumulator for this cycle only) and its output address, for the column's
+        result memory.
     executed, gated : Out(1)
         The multiplier fired / a valid MAC was gated because an operand was zero, one cycle
         after the fact.
@@ -69,8 +73,10 @@ class ProcessingElement(wiring.Component):
             "mode": In(2),
             "act_write": In(write_signature(config.act_addr_bits + config.bank_bits,
                                             signed(config.act_width))),
-            "result_read": In(read_signature(config.out_addr_bits + config.bank_bits,
-                                             signed(config.acc_width))),
+            **({"result": Out(stream.Signature(result_layout(config), always_ready=True))}
+               if config.column_results else
+               {"result_read": In(read_signature(config.out_addr_bits + config.bank_bits,
+                                                 signed(config.acc_width)))}),
             "executed": Out(1),
             "gated": Out(1),
             **({"bank": In(1)} if config.double_buffer else {}),
@@ -170,6 +176,13 @@ class ProcessingElement(wiring.Component):
         with m.If(valid2):
             m.d.sync += accumulator.eq(total)
 
+        if config.column_results:
+            # the accumulator holds the closed result for one cycle, until the next column's
+            # first token: the column's memory takes it from there (no register per PE)
+            closed, out_addr3 = _delayed(m, valid2 & last2, out_addr2)
+            m.d.comb += [self.result.valid.eq(closed), self.result.payload.addr.eq(out_addr3),
+                         self.result.payload.data.eq(accumulator)]
+            return m
         if config.out_depth == 1:
             # One output per PE and run: the accumulator holds it once the run is done, so a
             # copy in a result register would only cost flip-flops (they are scarce on iCE40).

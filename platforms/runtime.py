@@ -149,9 +149,9 @@ class Driver:
                     outs.append([])
                     await self.reset()
                     continue
-                outs.append([result_words_to_array(config, await self.read(c, run.m_tiles *
-                                                                              len(cols)))
-                             for c, cols in enumerate(run.lane_columns)])
+                outs.append([result_words_to_array(config, await self.read(
+                    c, config.result_words(run.m_tiles * len(cols))))
+                    for c, cols in enumerate(run.lane_columns)])
             results.append(RunResult(results=outs, counters=counters, wall_seconds=wall,
                                      status=status))
         return results
@@ -293,10 +293,11 @@ class BoardLink(Driver):
         return report["counters"], report["status"]
 
     async def read(self, column, count):
-        """``count`` result words of PE column ``column`` (ints of ``rows`` int32 each)."""
+        """``count`` result words of PE column ``column`` (ints of ``config.result_rows`` int32
+        each)."""
         config = self.config
-        size = byte_count(config.rows * config.acc_width)
-        per_request = min(config.out_depth, 0xFFFF // size)
+        size = byte_count(config.result_rows * config.acc_width)
+        per_request = min(config.result_depth, 0xFFFF // size)
         words = []
         for addr in range(0, count, per_request):
             n = min(per_request, count - addr)

@@ -157,7 +157,8 @@ def _column_groups(config, weights, costs, columns):
     images = _lane_images(config, weights, lanes)
     depths = memory_depths(config)
     # a lane's columns need a pointer each (plus one) and, for one M-tile, a result word each
-    fits = all(len(cols) <= min(config.pointer_depth - 1, config.out_depth) for cols in lanes) \
+    most = min(config.pointer_depth - 1, config.out_depth, _most_closes(config, weights))
+    fits = all(len(cols) <= most for cols in lanes) \
         and all(len(image[name]) <= depth for image in images for name, depth in depths.items())
     if fits:
         return [(lanes, images)]
@@ -167,6 +168,14 @@ def _column_groups(config, weights, costs, columns):
     half = len(columns) // 2
     return (_column_groups(config, weights, costs, columns[:half]) +
             _column_groups(config, weights, costs, columns[half:]))
+
+
+def _most_closes(config, weights):
+    """Outputs (columns × M-tiles) a lane may close in one run. With ``column_results``, a
+    column needs ``rows`` tokens so that its PEs' closes do not meet the next column's; a K
+    below ``rows`` cannot pad a column to that, so each run closes one column of one tile."""
+    short = config.column_results and weights.shape[0] < config.rows
+    return 1 if short else config.out_depth
 
 
 def compile_gemm(acts, weights, config, mode=Mode.SKIP, *, drop_empty_columns=True):
@@ -239,7 +248,8 @@ def _compile_chunk(program, acts, weights, k_start, drop_empty_columns):
         columns = columns[nnz > 0]
     for lane_columns, images in _column_groups(config, weights, costs, columns):
         most_columns = max(len(cols) for cols in lane_columns)
-        tiles_per_run = min(config.act_depth // k, config.out_depth // max(most_columns, 1))
+        tiles_per_run = min(config.act_depth // k, config.out_depth // max(most_columns, 1),
+                            _most_closes(config, weights))
         if tiles_per_run < 1:
             raise GemmTooLarge("the output memory cannot hold one M-tile of this schedule")
         lane_cost = [int(costs[cols].sum()) for cols in lane_columns]

@@ -7,6 +7,7 @@ import pytest
 from zeroskip.config import MAX_K, ArrayConfig, Mode
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import GemmTooLarge, assemble, compile_gemm, lane_tokens
+from zeroskip.sim.formats import csc
 from zeroskip.sim.rtl.runner import run_programs
 
 from .rtl import simulators
@@ -31,13 +32,23 @@ def check(program, acts, weights, rtl):
         assert total["macs_executed"] + total["macs_gated"] == m * k * n
     else:
         assert total["macs_executed"] == effectual_pairs
-        assert total["macs_executed"] + total["macs_gated"] == m * np.count_nonzero(weights)
+        assert total["macs_executed"] + total["macs_gated"] == m * stored_entries(config,
+                                                                                weights)
     assert total["cycles"] == program.predicted_cycles, "the cycle model must match the RTL"
     assert total["lane_busy"] == sum(len(lane_tokens(program, run, lane))
                                      for run in program.runs for lane in range(config.cols))
     lane_cycles = config.cols * total["cycles"]
     assert total["lane_busy"] + total["stall_decoder"] + total["stall_imbalance"] <= lane_cycles
     return total
+
+
+def stored_entries(config, weights):
+    """Entries the lanes hold for ``weights`` (one K-chunk): its nonzeros, and the zeros that
+    pad a short column with ``column_results``; all-zero columns are not scheduled."""
+    if not config.column_results:
+        return np.count_nonzero(weights)
+    k = weights.shape[0]
+    return sum(len(csc.lane_entries(column, k, config)) for column in weights.T if column.any())
 
 
 def run_cases(config, sim, cases):
@@ -50,6 +61,8 @@ def run_cases(config, sim, cases):
 #: the ULX3S board's PEs: pipelined, multiplying in registered ECP5 DSP blocks (simulated with
 #: our model of MULT18X18D)
 ECP5 = {"pipelined": True, "multipliers": "ecp5_registered"}
+#: the iCEBreaker's results: one memory per PE column, columns padded to `rows` tokens
+COLUMN_RESULTS = {"column_results": True}
 
 
 def random_acts(rng, m, k, zeros=0.2):
@@ -59,10 +72,11 @@ def random_acts(rng, m, k, zeros=0.2):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("side,pipelined", [(2, False), (4, False), (8, False), (4, True)],
-                         ids=["2", "4", "8", "4-pipelined"])
-def test_random_gemms_every_mode_and_sparsity(sim, side, pipelined, rng):
-    config = ArrayConfig.for_capacity(side, side, pipelined=pipelined)
+@pytest.mark.parametrize("side,options", [(2, {}), (4, {}), (8, {}), (4, {"pipelined": True}),
+                                          (4, COLUMN_RESULTS)],
+                         ids=["2", "4", "8", "4-pipelined", "4-column-results"])
+def test_random_gemms_every_mode_and_sparsity(sim, side, options, rng):
+    config = ArrayConfig.for_capacity(side, side, **options)
     cases = []
     for density in (1.0, 0.5, 0.1, 0.0):
         # shapes that are not multiples of the array
@@ -78,7 +92,8 @@ def test_random_gemms_every_mode_and_sparsity(sim, side, pipelined, rng):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("side,options", [(2, {}), (8, {}), (8, ECP5)], ids=["2", "8", "8-ecp5"])
+@pytest.mark.parametrize("side,options", [(2, {}), (8, {}), (8, ECP5), (4, COLUMN_RESULTS)],
+                         ids=["2", "8", "8-ecp5", "4-column-results"])
 def test_nasty_cases(sim, side, options, rng):
     config = ArrayConfig.for_capacity(side, side, **options)
     m, k, n = 2 * side + 1, 33, 2 * side + 3
@@ -97,7 +112,8 @@ def test_nasty_cases(sim, side, options, rng):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("options", [{}, ECP5], ids=["plain", "ecp5"])
+@pytest.mark.parametrize("options", [{}, ECP5, COLUMN_RESULTS],
+                         ids=["plain", "ecp5", "column-results"])
 def test_k_at_the_accepted_limit(sim, options, rng):
     config = ArrayConfig.for_capacity(2, 2, **options)
     k = config.max_k

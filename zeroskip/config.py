@@ -160,6 +160,7 @@ class ArrayConfig:
     pipelined: bool = False
     energy_counters: bool = True
     double_buffer: bool = False
+    column_results: bool = False
     arch: str = "zeroskip"
 
     act_width = 8     # int8 activations
@@ -204,6 +205,12 @@ class ArrayConfig:
                              f"apply")
         if self.arch == "dense" and self.double_buffer:
             raise ValueError("double buffering is built for the zeroskip architecture only")
+        if self.column_results not in (False, True):
+            raise TypeError(f"column_results must be a bool, not {self.column_results!r}")
+        if self.column_results and (self.arch != "zeroskip" or self.fmt != "csc" or
+                                    self.pipelined or self.double_buffer):
+            raise ValueError("column_results is built for csc lanes that are neither pipelined "
+                             "nor double buffered, in the zeroskip architecture")
         if self.pipelined not in (False, True):
             raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
         if self.pipelined and self.fmt != "csc":  # (a dense array's pipeline has no lanes)
@@ -255,8 +262,22 @@ class ArrayConfig:
         """Cycles from a token at a PE's input to its result in the PE's output memory:
         activation fetch, operand registers, accumulate (a pipelined PE adds two activation
         registers, a register for the decision to multiply, the product register and the
-        result write register), plus the multiplier's own registers."""
-        return (8 if self.pipelined else 3) + self.multiplier_latency
+        result write register), plus the multiplier's own registers and, with
+        :attr:`column_results`, the write into the column's memory."""
+        return (8 if self.pipelined else 3) + self.multiplier_latency + self.result_write_cycles
+
+    @property
+    def result_write_cycles(self):
+        """Cycles from a PE's closing accumulate to its result in memory beyond the PE's own:
+        with :attr:`column_results`, the column's choice of the closing PE is registered and
+        the memory written a cycle after that."""
+        return 2 if self.column_results else 0
+
+    @property
+    def min_column_tokens(self):
+        """Fewest tokens a lane emits for a column (the host pads a shorter one with stored
+        zeros): ``rows`` with :attr:`column_results`, so no two PEs close in one cycle."""
+        return self.rows if self.column_results else 1
 
     @property
     def array_latency(self):
@@ -318,6 +339,27 @@ class ArrayConfig:
         return bits_for(self.out_depth)
 
     @property
+    def result_rows(self):
+        """Results in one word of the result port: every PE row's, or one with
+        :attr:`column_results`."""
+        return 1 if self.column_results else self.rows
+
+    @property
+    def result_row_bits(self):
+        """Address bits of the row within a column's result memory (:attr:`column_results`)."""
+        return bits_for(self.rows) if self.column_results else 0
+
+    @property
+    def result_depth(self):
+        """Words of a column's result port (per bank)."""
+        return self.out_depth << self.result_row_bits
+
+    def result_words(self, jobs):
+        """Result-port words that hold ``jobs`` outputs of every PE row of a column (from
+        address 0)."""
+        return jobs << self.result_row_bits
+
+    @property
     def bank_bits(self):
         """Address bits that select a bank (1 with :attr:`double_buffer`, else 0)."""
         return int(self.double_buffer)
@@ -350,6 +392,8 @@ class ArrayConfig:
             del d["energy_counters"]
         if not self.double_buffer:
             del d["double_buffer"]     # likewise: digests from before it existed still hold
+        if not self.column_results:
+            del d["column_results"]    # likewise
         if self.arch == "zeroskip":
             del d["arch"]              # likewise
         return d

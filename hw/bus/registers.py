@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from zeroskip.config import DecodeStatus, bits_for
 from zeroskip.hw.bus.regmap import LANES_PER_REGISTER
 from zeroskip.hw.decoders import decoder_class
-from zeroskip.hw.layouts import counters_layout, job_layout, read_signature, write_signature
+from zeroskip.hw.layouts import counters_layout, job_layout, result_read_signature, write_signature
 
 __all__ = ["wishbone_signature", "Registers"]
 
@@ -66,8 +66,7 @@ class Registers(wiring.Component):
             for name, (shape, depth) in memories.items():
                 members[f"{name}_write"] = Out(write_signature(
                     bits_for(depth), data.ArrayLayout(shape, config.cols), mask=config.cols))
-            members["result_read"] = Out(read_signature(
-                config.out_addr_bits, data.ArrayLayout(signed(config.acc_width), config.rows)))
+            members["result_read"] = Out(result_read_signature(config, banked=False))
             members["result_column"] = Out(range(config.cols))
             self._memories = ["act", *memories]
         super().__init__(members)

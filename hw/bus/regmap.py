@@ -112,7 +112,7 @@ class RegisterMap:
         const("COLS", 0x014, config.cols, "PE columns and decoder lanes")
         const("MAX_K", 0x018, config.max_k, "largest K of a run")
         const("ACT_DEPTH", 0x01C, config.act_depth, "activation words")
-        const("OUT_DEPTH", 0x020, config.out_depth, "result words per column")
+        const("OUT_DEPTH", 0x020, config.result_depth, "result words per column")
         const("FORMAT", 0x024, FORMATS.index(config.fmt),
               "weight format: " + ", ".join(f"{i} {f}" for i, f in enumerate(FORMATS)))
         const("NM", 0x028, config.nm_n | config.nm_m << 8, "N:M pattern: N | M << 8")
@@ -164,13 +164,17 @@ class RegisterMap:
                 windows.append(Window(f"MEM_{name.upper()}", base, size, stride, depth,
                                       bits + mask, "W", doc, target=target))
                 base += size
-            bits = config.rows * config.acc_width
+            bits = config.result_rows * config.acc_width
             stride = 4 * _pow2(-(-bits // 32))
-            column_stride = _pow2(config.out_depth * stride)
+            column_stride = _pow2(config.result_depth * stride)
             size = _pow2(config.cols * column_stride)
             base = -(-base // size) * size
-            windows.append(Window("RESULTS", base, size, stride, config.out_depth, bits, "R",
-                                  "results: a word of rows int32 per output, column by column",
+            windows.append(Window("RESULTS", base, size, stride, config.result_depth, bits, "R",
+                                  "results: a word of rows int32 per output, column by column"
+                                  if config.result_rows > 1 else
+                                  "results: an int32 per output and PE row (row in the low "
+                                  f"{config.result_row_bits} bits of the index), column by "
+                                  "column",
                                   columns=config.cols, column_stride=column_stride))
             base += size
         self.windows = windows

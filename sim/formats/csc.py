@@ -9,7 +9,7 @@ from zeroskip.config import bits_for
 from zeroskip.sim.loaders import as_int8_matrix
 from zeroskip.sim.formats.lane import Presented
 
-__all__ = ["CSCMatrix", "encode", "decode", "size_bits"]
+__all__ = ["CSCMatrix", "encode", "decode", "size_bits", "lane_entries"]
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,7 @@ class Cursor:
     """Model of :class:`zeroskip.hw.decoders.CSCDecoder`'s reader on one column."""
 
     def __init__(self, column, k, config):
-        rows = np.flatnonzero(column)
-        self.entries = list(zip(rows.tolist(), column[rows].tolist()))
+        self.entries = lane_entries(column, k, config)
         self.index = 0
 
     def present(self):
@@ -97,7 +96,19 @@ def lane_image(columns, k, config):
     :class:`zeroskip.hw.decoders.CSCDecoder`."""
     entries, pointers = [], [0]
     for column in columns:
-        rows = np.flatnonzero(column)
-        entries += [{"row": int(r), "value": int(column[r])} for r in rows]
+        entries += [{"row": row, "value": value}
+                    for row, value in lane_entries(column, k, config)]
         pointers.append(len(entries))
     return {"entries": entries, "pointers": pointers}
+
+
+def lane_entries(column, k, config):
+    """The ``(row, value)`` entries a lane stores for ``column``: its nonzeros, and stored
+    zeros in the lowest free rows while it has fewer than ``config.min_column_tokens`` (and K
+    rows allow), so that the lane's tokens for it take that many cycles."""
+    rows = np.flatnonzero(column).tolist()
+    pad = min(config.min_column_tokens, k) - len(rows)
+    if pad > 0:
+        taken = set(rows)
+        rows = sorted(rows + [r for r in range(k) if r not in taken][:pad])
+    return [(int(r), int(column[r])) for r in rows]

@@ -364,7 +364,7 @@ def bank_bases(config, bank):
     bases = {"act": config.bank_offset(config.act_depth),
              **{name: config.bank_offset(depth)
                 for name, (_, depth) in decoder_class(config).memories(config).items()},
-             "results": config.bank_offset(config.out_depth)}
+             "results": config.bank_offset(config.result_depth)}
     return {name: base * bank for name, base in bases.items()}
 
 
@@ -396,15 +396,18 @@ def weight_beats(config, run, bases=None):
 
 
 def result_words_to_array(config, words):
-    """Result-port words of one PE column to an int32 array (rows, len(words))."""
-    from amaranth.hdl import signed
-    from amaranth.lib import data
-
-    from zeroskip.hw.layouts import unpack
-    layout = data.ArrayLayout(signed(config.acc_width), config.rows)
+    """Result-port words of one PE column to an int32 array (rows, jobs): a word per job of
+    every row's result, or (``config.column_results``) a word per row and job, rows in the
+    low address bits (:meth:`~zeroskip.config.ArrayConfig.result_words` of the jobs)."""
+    from zeroskip.hw.layouts import result_read_signature, unpack
+    layout = result_read_signature(config).members["data"].shape
     if not words:
         return np.zeros((config.rows, 0), np.int32)
-    return np.array([unpack(layout, w) for w in words], dtype=np.int32).T.copy()
+    values = np.array([unpack(layout, w) for w in words], dtype=np.int32)
+    if config.column_results:
+        slots = 1 << config.result_row_bits
+        return values.reshape(-1, slots)[:, :config.rows].T.copy()
+    return values.T.copy()
 
 
 def run_program(program, sim="verilator", *, waves=None):
@@ -456,7 +459,9 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
                 "act_beats": act_beats(run, bases["act"]),
                 "memory_beats": weight_beats(config, run, bases),
                 "job": pack(job_layout(config), job),
-                "jobs": [run.m_tiles * len(cols) for cols in run.lane_columns],
+                # result-port words per column
+                "jobs": [config.result_words(run.m_tiles * len(cols))
+                         for cols in run.lane_columns],
                 "read_base": bases["results"],
                 "timeout_cycles": timeout_factor * predicted + 1000,
                 "abort_after": abort if index == 0 else None,
