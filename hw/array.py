@@ -31,9 +31,8 @@ class PEArray(wiring.Component):
         ``data[r]`` is written to every PE of row ``r``.
     result_read : In(read_signature), result_column : In
         ``data[r]`` is the result of PE (r, result_column) at ``addr``, one cycle later. With
-        ``config.column_results``, ``data[0]`` is the result of PE row ``addr % 2**b`` at
-        ``addr >> b`` (``b = config.result_row_bits``): each column keeps its PEs' results in
-        one memory.
+        ``config.column_results``, ``data[0]`` is the result of PE row ``addr % rows`` at
+        ``addr // rows``: each column keeps its PEs' results in one memory.
     executed, gated : Out(rows * cols)
         Per-PE multiplier activity this cycle.
     """
@@ -120,23 +119,42 @@ def _column_results(m, config, pes, read_addr, *, name):
 
     The closing PE is chosen by an AND-OR of the PEs' flags, registered before the write: the
     accumulators' flip-flops feed a few LUT levels and the block RAM's write port has a
-    cycle to itself."""
+    cycle to itself. A pipelined array also registers the AND-OR after every four PEs
+    (:attr:`~zeroskip.config.ArrayConfig.result_write_cycles`): a column spans the chip."""
     mem = memory.Memory(shape=signed(config.acc_width), depth=config.result_depth, init=[])
     m.submodules[name] = mem
     write = mem.write_port()
-    row_bits = config.result_row_bits
-    closing = [pe.result for pe in pes]
+    rows = config.rows
+    # per PE (valid, row, output address, result), all zero unless it closed
+    items = [(pe.result.valid, Mux(pe.result.valid, r, 0),
+              Mux(pe.result.valid, pe.result.payload.addr, 0),
+              Mux(pe.result.valid, pe.result.payload.data, 0)) for r, pe in enumerate(pes)]
+    level = 0
+    while config.pipelined and len(items) > 4:
+        groups = [items[i:i + 4] for i in range(0, len(items), 4)]
+        items = [tuple(_delayed_or(m, [item[f] for item in group], f"{name}_l{level}_{g}_{f}")
+                       for f in range(4)) for g, group in enumerate(groups)]
+        level += 1
+    valid, row, out_addr, value = (tree_reduce(operator.or_, [item[f] for item in items])
+                                   for f in range(4))
     m.d.sync += [
-        write.en.eq(tree_reduce(operator.or_, [result.valid for result in closing])),
-        write.addr.eq(tree_reduce(operator.or_, [
-            Mux(result.valid, Cat(Const(r, row_bits), result.payload.addr), 0)
-            for r, result in enumerate(closing)])),
-        write.data.eq(tree_reduce(operator.or_, [
-            Mux(result.valid, result.payload.data, 0) for result in closing])),
+        write.en.eq(valid),
+        # out_addr * rows + row (a concatenation when rows is a power of two)
+        write.addr.eq(Cat(row[:(rows - 1).bit_length()], out_addr) if rows & (rows - 1) == 0 else
+                      out_addr * rows + row),
+        write.data.eq(value),
     ]
     read = read_port(m, mem, name=name)
     m.d.comb += read.addr.eq(read_addr)
     return read.data
+
+
+def _delayed_or(m, values, name):
+    """The OR of ``values``, registered."""
+    value = tree_reduce(operator.or_, values)
+    registered = Signal(value.shape(), name=name)
+    m.d.sync += registered.eq(value)
+    return registered
 
 
 def multiplier_kind(config, r, c):

@@ -188,6 +188,6 @@ def result_read_signature(config, *, banked=True):
     """The result port of a PE column as seen by its reader: a word of
     ``config.result_rows`` results per address (``config.result_depth`` addresses per bank;
     ``banked``: with the bank bit of a double-buffered configuration above them)."""
-    bits = config.out_addr_bits + config.result_row_bits + (config.bank_bits if banked else 0)
+    bits = config.result_addr_bits + (config.bank_bits if banked else 0)
     return read_signature(bits, data.ArrayLayout(signed(config.acc_width), config.result_rows))
 

@@ -92,8 +92,9 @@ def test_random_gemms_every_mode_and_sparsity(sim, side, options, rng):
 
 
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("side,options", [(2, {}), (8, {}), (8, ECP5), (4, COLUMN_RESULTS)],
-                         ids=["2", "8", "8-ecp5", "4-column-results"])
+@pytest.mark.parametrize("side,options", [(2, {}), (8, {}), (8, ECP5), (4, COLUMN_RESULTS),
+                                          (8, {**ECP5, **COLUMN_RESULTS})],
+                         ids=["2", "8", "8-ecp5", "4-column-results", "8-ecp5-column-results"])
 def test_nasty_cases(sim, side, options, rng):
     config = ArrayConfig.for_capacity(side, side, **options)
     m, k, n = 2 * side + 1, 33, 2 * side + 3

@@ -132,6 +132,18 @@ class ArrayConfig:
         uses, so the host loads run i+1 into one bank and reads run i-1's results from it
         while run i computes in the other. Adds the ``total_cycles`` counter (first load beat
         to the last result read). Needs ``out_depth`` > 1; not (yet) behind the host link.
+    column_results : bool
+        The PEs keep no results: each PE column writes its PEs' results into one memory of the
+        column (``out_depth`` results per PE; output ``j`` of PE row ``r`` at word
+        ``j * rows + r``), from the accumulators, one result a cycle. For FPGAs with too few
+        block RAMs for a result memory per PE (the iCE40UP5K has 30), so that a run still
+        computes many outputs per PE instead of one (``out_depth = 1``) and amortises its fill
+        and drain. One write a cycle is enough because no two PEs of a column ever close in
+        the same cycle: the closes of a column walk down it a PE per cycle, and every column a
+        lane emits has at least ``rows`` tokens (:attr:`min_column_tokens`; the host pads a
+        shorter column with stored zeros, which the PEs gate), so the next column's closes
+        come after them. The result port reads one result per address (:attr:`result_rows`
+        = 1). ``csc`` lanes, not double buffered.
     arch : str
         ``"zeroskip"``: decoder lanes feed the PE columns with nonzeros. ``"dense"``: the
         baseline, a conventional output-stationary systolic array with no decoders
@@ -208,9 +220,9 @@ class ArrayConfig:
         if self.column_results not in (False, True):
             raise TypeError(f"column_results must be a bool, not {self.column_results!r}")
         if self.column_results and (self.arch != "zeroskip" or self.fmt != "csc" or
-                                    self.pipelined or self.double_buffer):
-            raise ValueError("column_results is built for csc lanes that are neither pipelined "
-                             "nor double buffered, in the zeroskip architecture")
+                                    self.double_buffer):
+            raise ValueError("column_results is built for csc lanes without double buffering, "
+                             "in the zeroskip architecture")
         if self.pipelined not in (False, True):
             raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
         if self.pipelined and self.fmt != "csc":  # (a dense array's pipeline has no lanes)
@@ -271,7 +283,14 @@ class ArrayConfig:
         """Cycles from a PE's closing accumulate to its result in memory beyond the PE's own:
         with :attr:`column_results`, the column's choice of the closing PE is registered and
         the memory written a cycle after that."""
-        return 2 if self.column_results else 0
+        if not self.column_results:
+            return 0
+        # the PE's flag, the AND-OR's register(s): a pipelined array registers it after every
+        # four PEs (hw/array.py)
+        levels, span = 1, 4
+        while self.pipelined and span < self.rows:
+            levels, span = levels + 1, span * 4
+        return 1 + levels
 
     @property
     def min_column_tokens(self):
@@ -345,19 +364,19 @@ class ArrayConfig:
         return 1 if self.column_results else self.rows
 
     @property
-    def result_row_bits(self):
-        """Address bits of the row within a column's result memory (:attr:`column_results`)."""
-        return bits_for(self.rows) if self.column_results else 0
+    def result_depth(self):
+        """Words of a column's result port (per bank): with :attr:`column_results`, the
+        result of PE row ``r`` for output ``j`` is at ``j * rows + r``."""
+        return self.result_words(self.out_depth)
 
     @property
-    def result_depth(self):
-        """Words of a column's result port (per bank)."""
-        return self.out_depth << self.result_row_bits
+    def result_addr_bits(self):
+        return bits_for(self.result_depth)
 
     def result_words(self, jobs):
         """Result-port words that hold ``jobs`` outputs of every PE row of a column (from
         address 0)."""
-        return jobs << self.result_row_bits
+        return jobs * self.rows if self.column_results else jobs
 
     @property
     def bank_bits(self):

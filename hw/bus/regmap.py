@@ -172,9 +172,8 @@ class RegisterMap:
             windows.append(Window("RESULTS", base, size, stride, config.result_depth, bits, "R",
                                   "results: a word of rows int32 per output, column by column"
                                   if config.result_rows > 1 else
-                                  "results: an int32 per output and PE row (row in the low "
-                                  f"{config.result_row_bits} bits of the index), column by "
-                                  "column",
+                                  "results: an int32 per output and PE row (output j of row r "
+                                  "at index j * rows + r), column by column",
                                   columns=config.cols, column_stride=column_stride))
             base += size
         self.windows = windows

@@ -397,16 +397,15 @@ def weight_beats(config, run, bases=None):
 
 def result_words_to_array(config, words):
     """Result-port words of one PE column to an int32 array (rows, jobs): a word per job of
-    every row's result, or (``config.column_results``) a word per row and job, rows in the
-    low address bits (:meth:`~zeroskip.config.ArrayConfig.result_words` of the jobs)."""
+    every row's result, or (``config.column_results``) a word per row and job, job by job
+    (:meth:`~zeroskip.config.ArrayConfig.result_words` of the jobs)."""
     from zeroskip.hw.layouts import result_read_signature, unpack
     layout = result_read_signature(config).members["data"].shape
     if not words:
         return np.zeros((config.rows, 0), np.int32)
     values = np.array([unpack(layout, w) for w in words], dtype=np.int32)
     if config.column_results:
-        slots = 1 << config.result_row_bits
-        return values.reshape(-1, slots)[:, :config.rows].T.copy()
+        return values.reshape(-1, config.rows).T.copy()
     return values.T.copy()
 
 

@@ -112,6 +112,11 @@ def random_config(rng):
         # the dense baseline (a systolic array, no decoder lanes) on the same memories
         config, label = config.with_(arch="dense", fmt="csc", double_buffer=False), \
             f"{label}-dense"
+    elif config.fmt == "csc" and not config.double_buffer and rng.random() < 0.25:
+        # results in one memory per PE column, as on the iCEBreaker (short columns padded to
+        # `rows` tokens); out_depth bounded, as the memory holds rows times as many words
+        config = config.with_(column_results=True, out_depth=min(config.out_depth, 64))
+        label = f"{label}-column-results"
     return config, label
 
 
