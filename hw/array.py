@@ -30,7 +30,8 @@ class PEArray(wiring.Component):
     act_write : In(write_signature)
         ``data[r]`` is written to every PE of row ``r``.
     result_read : In(read_signature), result_column : In
-        ``data[r]`` is the result of PE (r, result_column) at ``addr``, one cycle later. With
+        ``data[r]`` is the result of PE (r, result_column) at ``addr``,
+        ``config.result_read_latency`` cycles later. With
         ``config.column_results``, ``data[0]`` is the result of PE row ``addr % rows`` at
         ``addr // rows``: each column keeps its PEs' results in one memory.
     executed, gated : Out(rows * cols)
@@ -146,7 +147,12 @@ def _column_results(m, config, pes, read_addr, *, name):
     ]
     read = read_port(m, mem, name=name)
     m.d.comb += read.addr.eq(read_addr)
-    return read.data
+    data_ = read.data
+    for _ in range(config.result_read_latency - 1):
+        registered = Signal.like(data_, name=f"{name}_data_registered")
+        m.d.sync += registered.eq(data_)
+        data_ = registered
+    return data_
 
 
 def _delayed_or(m, values, name):

@@ -34,7 +34,8 @@ RESET
 
 import enum
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, ResetSignal, Signal
+from amaranth.hdl import (Array, Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Instance,
+                          Module, Mux, ResetInserter, ResetSignal, Signal)
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -229,7 +230,10 @@ class HostLink(wiring.Component):
 
         accel_reset = Signal(name="accel_reset")
         accel = accelerator_for(config)
-        m.submodules.accelerator = ResetInserter(accel_reset)(accel)
+        if config.registered_reset:
+            m.submodules.accelerator = _with_registered_reset(m, accel, accel_reset, platform)
+        else:
+            m.submodules.accelerator = ResetInserter(accel_reset)(accel)
         m.d.comb += self.busy.eq(accel.busy)
 
         sizes = _Sizes(config, self.info(), accel)
@@ -547,15 +551,33 @@ class HostLink(wiring.Component):
                 with m.Else():
                     m.d.sync += [word_byte.eq(word_byte + 1),
                                  reply.byte_index.eq(reply.byte_index + 1)]
-        with m.State("REPLY_NEXT_WORD"):
-            m.next = "REPLY_WAIT" if self._config.pipelined else "REPLY_FETCH"
-        if self._config.pipelined:
-            with m.State("REPLY_WAIT"):
-                m.next = "REPLY_FETCH"
+        # the next word's read data: the result port's latency, and the registered result word
+        waits = [f"REPLY_WAIT{i or ''}" for i in
+                 range(self._config.result_read_latency - 1 + self._config.pipelined)]
+        for state, next_state in zip(["REPLY_NEXT_WORD", *waits], [*waits, "REPLY_FETCH"]):
+            with m.State(state):
+                m.next = next_state
         with m.State("REPLY_CRC_HI"):
             send(crc[8:], "REPLY_CRC_LO", checksummed=False)
         with m.State("REPLY_CRC_LO"):
             send(crc[:8], "HUNT", checksummed=False)
+
+
+def _with_registered_reset(m, accel, accel_reset, platform):
+    """``accel`` in a domain of the ``sync`` clock whose reset is one flip-flop: the link's
+    ``accel_reset`` or the ``sync`` domain's own reset, a cycle late
+    (:attr:`~zeroskip.config.ArrayConfig.registered_reset`). On an ECP5 the flip-flop drives
+    the reset pins through a global buffer (DCCA), as a clock would: nextpnr promotes only
+    clocks to the global network by itself."""
+    reset = Signal(init=1, name="accel_reset_registered")   # 1 while `sync` resets
+    m.d.sync += reset.eq(accel_reset)
+    m.domains.accel = domain = ClockDomain("accel", local=True)
+    m.d.comb += domain.clk.eq(ClockSignal("sync"))
+    if getattr(platform, "family", None) == "ecp5":
+        m.submodules.reset_buffer = Instance("DCCA", i_CLKI=reset, i_CE=1, o_CLKO=domain.rst)
+    else:
+        m.d.comb += domain.rst.eq(reset)
+    return DomainRenamer("accel")(accel)
 
 
 def _fetch_byte(m, buffer, count, prefix):

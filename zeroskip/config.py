@@ -364,6 +364,24 @@ class ArrayConfig:
         return 1 if self.column_results else self.rows
 
     @property
+    def registered_reset(self):
+        """The accelerator behind the host link is reset from one flip-flop (the link's reset
+        command or the clock domain's reset, a cycle late), on the global network on an ECP5,
+        instead of from a LUT combining them: with 128 PEs the combined reset's fanout to
+        20,000 flip-flops took 8 to 15 ns of routing at 100 MHz. For pipelined arrays with
+        column result memories (the ULX3S's 16 x 8); the 8 x 8 builds were measured without
+        it."""
+        return self.pipelined and self.column_results
+
+    @property
+    def result_read_latency(self):
+        """Cycles from an address at the result port to its data: 1, or 2 for a pipelined
+        array's column result memories (their read data is registered before the column
+        select: at 100 MHz on an ECP5 a block RAM's 5.8 ns clock-to-out and the route from a
+        column at the edge of the chip left no time for it)."""
+        return 2 if self.pipelined and self.column_results else 1
+
+    @property
     def result_depth(self):
         """Words of a column's result port (per bank): with :attr:`column_results`, the
         result of PE row ``r`` for output ``j`` is at ``j * rows + r``."""

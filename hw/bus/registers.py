@@ -78,7 +78,8 @@ class Registers(wiring.Component):
         # states sits in an `always @*` block that Icarus never evaluates until the state
         # first changes, so a master would see X from time zero.)
         pending = Signal()   # a RESULTS read between its request and its data
-        wait = Signal()      # ... whose address is not on the result port yet
+        # ... whose data is not on the result port yet: cycles left
+        wait = Signal(range(self._map.config.result_read_latency + 1))
         ack = Signal()
         r_data = Signal(32)
         m.d.comb += [bus.stall.eq(pending | ack), bus.ack.eq(ack), bus.dat_r.eq(r_data)]
@@ -98,16 +99,16 @@ class Registers(wiring.Component):
                             m.d.sync += r_data.eq(value)
             if result is not None:
                 with m.If(~bus.we & result["inside"]):
-                    m.d.sync += [pending.eq(1), wait.eq(1)]
+                    m.d.sync += [pending.eq(1), wait.eq(self._map.config.result_read_latency)]
                 with m.Else():
                     m.d.sync += ack.eq(1)
             else:
                 m.d.sync += ack.eq(1)
         if result is not None:
-            # the result port's address is registered at the request; its data follows a
-            # cycle later
-            with m.If(pending & wait):
-                m.d.sync += wait.eq(0)
+            # the result port's address is registered at the request; its data follows
+            # result_read_latency cycles later
+            with m.If(pending & (wait != 0)):
+                m.d.sync += wait.eq(wait - 1)
             with m.Elif(pending):
                 data_word = self.result_read.data.as_value()
                 for i in range(-(-len(data_word) // 32)):

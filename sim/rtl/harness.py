@@ -36,15 +36,16 @@ async def write_beats(dut, port, beats, *, masked=False):
     en.value = 0
 
 
-async def read_column(dut, column, depth, base=0):
+async def read_column(dut, column, depth, base=0, latency=1):
     """Read ``depth`` result words from PE column ``column`` (from address ``base``), one
-    address per clock (the word at an address set on a falling edge is on the port by the next
-    falling edge)."""
+    address per ``latency`` clocks (the word at an address set on a falling edge is on the
+    port ``latency`` falling edges later: ``config.result_read_latency``)."""
     dut.result_column.value = column
     words = []
     for address in range(base, base + depth):
         dut.result_read__addr.value = address
-        await FallingEdge(dut.clk)
+        for _ in range(latency):
+            await FallingEdge(dut.clk)
         words.append(dut.result_read__data.value.to_unsigned())
     return words
 
@@ -59,7 +60,7 @@ async def _load(dut, run):
 
 
 async def _read_results(dut, run):
-    return [await read_column(dut, c, depth, run["read_base"])
+    return [await read_column(dut, c, depth, run["read_base"], run["read_latency"])
             for c, depth in enumerate(run["jobs"])]
 
 
@@ -166,7 +167,8 @@ async def run_program(dut):
         counters = dut.counters.value.to_unsigned()
         status = dut.status.value.to_unsigned()
         # a faulted run's results are invalid (and partly never written): do not read them
-        results = [[] if status else await read_column(dut, c, depth)
+        results = [[] if status else await read_column(dut, c, depth,
+                                                       latency=run["read_latency"])
                    for c, depth in enumerate(run["jobs"])]
         outputs.append({"counters": counters, "status": status, "results": results,
                         "wall_s": wall})

@@ -462,6 +462,7 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
                 "jobs": [config.result_words(run.m_tiles * len(cols))
                          for cols in run.lane_columns],
                 "read_base": bases["results"],
+                "read_latency": config.result_read_latency,
                 "timeout_cycles": timeout_factor * predicted + 1000,
                 "abort_after": abort if index == 0 else None,
                 "program": number,
