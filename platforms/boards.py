@@ -95,18 +95,23 @@ BOARDS = {
                                  acc_width=24, counter_width=32, multipliers="ice40_pairs",
                                  energy_counters=False),
         dense_clock_mhz=30),
-    # 64 PEs, each with a MULT18X18D whose input and output registers are in use, pipelined
-    # csc lanes and PEs (every block-RAM read registered before logic uses it; a lane moves
-    # to its next column from registers, a cycle after the column's last token; its fault
-    # checks compare a cycle ahead). 100 MHz. Memories of one or two block RAMs each (512
-    # activations per PE, 1023 nonzeros and 16 outputs per lane); deeper ones did not route
-    # in half an hour.
+    # 128 PEs (16 x 8), each with a MULT18X18D whose input and output registers are in use
+    # and a DP16KD of activations whose output register is in use, pipelined csc lanes and
+    # PEs (every block-RAM read registered before logic uses it; a lane moves to its next
+    # column from registers, a cycle after the column's last token; its fault checks compare
+    # a cycle ahead), a result memory per column (column_results: 16 outputs per PE and run,
+    # one DP16KD), the accelerator's reset and activation write port from flip-flops
+    # (fanout_registers). 100 MHz: 110.78 MHz at seed 1 (99.09 at seed 2). Memories of one or
+    # two block RAMs each (512 activations per PE, 1023 nonzeros per lane). With a result
+    # memory per PE (distributed RAM) and the result port a word of every row's results, the
+    # 16 x 8 did not route (router1: 98,000 overused wires after 38 minutes).
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="ulx3s:ULX3S_85F_Platform", family="ecp5",
         device="LFE5U-85F-6BG381",
-        config=ArrayConfig(rows=8, cols=8, fmt="csc", max_k=256, act_depth=512,
+        config=ArrayConfig(rows=16, cols=8, fmt="csc", max_k=256, act_depth=512,
                            weight_depth=1023, pointer_depth=32, out_depth=16, pipelined=True,
-                           multipliers="ecp5_registered", energy_counters=False),
+                           column_results=True, multipliers="ecp5_registered",
+                           act_memories="ecp5_outreg", energy_counters=False),
         clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
         program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}"),

@@ -73,8 +73,9 @@ def test_gemm_through_the_uart_survives_damaged_frames(sim, rng):
                                         ("icebreaker", "dense"), ("ulx3s-85f", "dense")])
 def test_board_configuration_through_the_uart(board, arch):
     """Each board's own configurations, with the FPGA primitive models they instantiate: the
-    iCEBreaker's 16×1 (two PEs per SB_MAC16, Yosys' model; 24-bit accumulators; one output
-    per PE and run), the ULX3S's pipelined array (registered MULT18X18D, our model), and the
+    iCEBreaker's 16×1 (two PEs per SB_MAC16, Yosys' model; 24-bit accumulators; a result
+    memory per column), the ULX3S's pipelined 16×8 (registered MULT18X18D, our model; column
+    result memories read in two cycles; the accelerator's reset from a flip-flop), and the
     dense baselines of both, behind the same host link. The nasty values, bit-exact."""
     from zeroskip.platforms.boards import BOARDS
     config = BOARDS[board].for_arch(arch).config
