@@ -125,7 +125,7 @@ def _column_results(m, config, pes, read_addr, *, name):
     """The result memory of one PE column (``config.column_results``): written with the
     result of whichever of ``pes`` closed (at most one a cycle, see
     :attr:`~zeroskip.config.ArrayConfig.min_column_tokens`), read at ``read_addr``; returns
-    the read data (one cycle after the address).
+    the read data (``config.result_read_latency`` cycles after the address).
 
     The closing PE is chosen by an AND-OR of the PEs' flags, registered before the write: the
     accumulators' flip-flops feed a few LUT levels and the block RAM's write port has a
