@@ -24,6 +24,7 @@ from pathlib import Path
 
 from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.verilog import convert
+from zeroskip.markdown import table
 from zeroskip.platforms.boards import BOARDS, _tool, yosys_version
 
 __all__ = ["module_cells", "main"]
@@ -100,15 +101,15 @@ def main(argv=None):
     lines = [f"Where the logic goes: Yosys `synth_ecp5 -noflatten` ({version}) of the "
              f"{args.board} configuration ({config.name()}), all instances of a module together "
              "(constants and unused outputs propagated across modules with `opt -hier` first):",
-             "", "| module | " + " | ".join(CELLS) + " | share of LUT4+CCU2C |",
-             "|---|" + "---:|" * (len(CELLS) + 1)]
-    for kind, cells in sorted(kinds.items(), key=lambda kv: -(kv[1].get("LUT4", 0) +
-                                                                kv[1].get("CCU2C", 0))):
-        share = (cells.get("LUT4", 0) + cells.get("CCU2C", 0)) / logic
-        lines.append(f"| {kind} | " + " | ".join(f"{cells.get(c, 0):,}" for c in CELLS) +
-                     f" | {share:.1%} |")
-    lines.append("| total | " + " | ".join(f"{total[c]:,}" for c in CELLS) + " | |")
-    lines.append("| flat synthesis | " + " | ".join(f"{flat[c]:,}" for c in CELLS) + " | |")
+             ""]
+    body = [[kind, *(f"{cells.get(c, 0):,}" for c in CELLS),
+             f"{(cells.get('LUT4', 0) + cells.get('CCU2C', 0)) / logic:.1%}"]
+            for kind, cells in sorted(kinds.items(), key=lambda kv: -(kv[1].get("LUT4", 0) +
+                                                                       kv[1].get("CCU2C", 0)))]
+    body.append(["total", *(f"{total[c]:,}" for c in CELLS), ""])
+    body.append(["flat synthesis", *(f"{flat[c]:,}" for c in CELLS), ""])
+    lines.append(table(["module", *CELLS, "share of LUT4+CCU2C"], body,
+                       align="l" + "r" * (len(CELLS) + 1)))
     lines += ["", "The flat synthesis (what the board builds do) merges registers that are "
               "identical in two modules, such as the delayed operands a PE keeps and its "
               "downstream neighbour's input register, and optimises across module boundaries; "

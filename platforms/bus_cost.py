@@ -15,6 +15,7 @@ from pathlib import Path
 from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.bus.tops import bus_top
 from zeroskip.hw.verilog import convert
+from zeroskip.markdown import table
 from zeroskip.platforms.boards import BOARDS, _tool, yosys_version
 from zeroskip.platforms.top import BoardTop
 
@@ -60,13 +61,13 @@ def main(argv=None):
          "flow": "synth_ecp5, no place and route", "cells": rows}, indent=2) + "\n")
     lines = [f"Synthesis (Yosys `synth_ecp5`, {version}) of the {BOARD} configuration "
              f"({board.config.name()}):", "",
-             "| top | " + " | ".join(CELLS) + " | LUT4+CCU2C over native |",
-             "|---|" + "---:|" * (len(CELLS) + 1)]
+             ""]
     base = rows["native"]["LUT4"] + rows["native"]["CCU2C"]
-    for name, cells in rows.items():
-        extra = cells["LUT4"] + cells["CCU2C"] - base
-        lines.append(f"| {name} | " + " | ".join(f"{cells[c]:,}" for c in CELLS) +
-                     f" | {extra:+,} |")
+    lines.append(table(["top", *CELLS, "LUT4+CCU2C over native"],
+                       ([name, *(f"{cells[c]:,}" for c in CELLS),
+                         f"{cells['LUT4'] + cells['CCU2C'] - base:+,}"]
+                        for name, cells in rows.items()),
+                       align="l" + "r" * (len(CELLS) + 1)))
     (out / "bus_cost.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from zeroskip.config import Mode
+from zeroskip.markdown import table
 from zeroskip.apps.bench import rewrite_section
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim import golden
@@ -103,24 +104,20 @@ def comparisons(rows):
 
 def markdown(rows, compared):
     m, k, n = SHAPE
-    lines = [
-        "| board | arch | PEs | clock (Fmax) | LUT/LC | FF | DSP | BRAM | peak GMAC/s "
-        + "".join(f"| {int(s * 100)}% sparse " for s in SPARSITIES) + "|",
-        "|---" * (9 + len(SPARSITIES)) + "|",
-    ]
+    head = ["board", "arch", "PEs", "clock (Fmax)", "LUT/LC", "FF", "DSP", "BRAM",
+            "peak GMAC/s", *(f"{int(s * 100)}% sparse" for s in SPARSITIES)]
+    body = []
     for r in rows:
         timing = "met" if r["timing_met"] else "**not met**"
-        lines.append(
-            f"| {r['board']} ({r['device']}) | {r['arch']} | {r['pe_count']} "
-            f"({r['rows']}×{r['cols']}) "
-            f"| {r['clock_mhz']} MHz ({r['fmax_mhz']} MHz, {timing}) "
-            f"| {r['luts_used']}/{r['luts_total']} | {r['ffs_used']} "
-            f"| {r['dsps_used']}/{r['dsps_total']} | {r['brams_used']}/{r['brams_total']} "
-            f"| {r['peak_dense_gmacs']} "
-            + "".join(f"| {t['dense_equivalent_gmacs']} ({t['per_klut']:.3f}/kLUT, "
-                      f"{t['per_dsp']:.3f}/DSP; {t['cycles']:,} cycles) "
-                      for t in r["throughput"]) + "|")
-    lines.append("")
+        body.append([
+            f"{r['board']} ({r['device']})", r["arch"], f"{r['pe_count']} ({r['rows']}×{r['cols']})",
+            f"{r['clock_mhz']} MHz ({r['fmax_mhz']} MHz, {timing})",
+            f"{r['luts_used']}/{r['luts_total']}", r["ffs_used"],
+            f"{r['dsps_used']}/{r['dsps_total']}", f"{r['brams_used']}/{r['brams_total']}",
+            r["peak_dense_gmacs"],
+            *(f"{t['dense_equivalent_gmacs']} ({t['per_klut']:.3f}/kLUT, "
+              f"{t['per_dsp']:.3f}/DSP; {t['cycles']:,} cycles)" for t in r["throughput"])])
+    lines = [table(head, body), ""]
     lines.append(f"Throughput: dense-equivalent GMAC/s of a {m}×{k}×{n} int8 GEMM with "
                  f"uniformly random weight sparsity (zeroskip: skip mode; dense: every MAC), "
                  f"cycles from the RTL's counters (Verilator) at the board's clock, per kLUT "
@@ -128,17 +125,15 @@ def markdown(rows, compared):
                  f"Resources and Fmax: nextpnr's report of `zeroskip build --board B --arch A` "
                  f"(iCE40 LUT/LC counts logic cells).")
     if compared:
-        lines += ["", "| board | " + " | ".join(f"zeroskip / dense at {int(s * 100)}%"
-                                                for s in SPARSITIES)
-                  + " | crossover sparsity |",
-                  "|---" * (2 + len(SPARSITIES)) + "|"]
+        body = []
         for c in compared:
             crossover = ("below 0%" if c["ratios"][0]["per_klut"] >= 1 else "not reached"
                          if c["crossover_sparsity"] is None else
                          f"{c['crossover_sparsity'] * 100:.0f}%")
-            lines.append(f"| {c['board']} | " + " | ".join(
-                f"{r['per_klut']}× per kLUT, {r['per_dsp']}× per DSP" for r in c["ratios"])
-                + f" | {crossover} |")
+            body.append([c["board"], *(f"{r['per_klut']}× per kLUT, {r['per_dsp']}× per DSP"
+                                       for r in c["ratios"]), crossover])
+        lines += ["", table(["board", *(f"zeroskip / dense at {int(s * 100)}%"
+                                        for s in SPARSITIES), "crossover sparsity"], body)]
         lines += ["", "Ratio: the zeroskip array's dense-equivalent GMAC/s per kLUT (per DSP) "
                       "over the dense baseline's on the same board; crossover: the weight "
                       "sparsity above which zero skipping does more per LUT (linear between "

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from zeroskip.config import ArrayConfig, Mode
+from zeroskip.markdown import table
 from zeroskip.sim import energy, golden, model
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim.patterns import PATTERNS, sparse_weights
@@ -179,23 +180,21 @@ COLUMNS = [("format", "format"), ("pattern", "pattern"), ("sparsity", "sparsity"
 
 
 def markdown_table(rows):
-    lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |",
-             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(COLUMNS))) + "|"]
-    for row in rows:
-        cells = []
-        for key, _ in COLUMNS:
-            value = row[key]
-            if key in ("sparsity",):
-                value = f"{100 * value:.1f}%"
-            elif value is None:
-                value = "—"
-            elif key in ("speedup", "ideal_speedup", "speedup_end_to_end"):
-                value = f"{value:.2f}×"
-            elif isinstance(value, float):
-                value = f"{value:g}"
-            cells.append(str(value))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return table([title for _, title in COLUMNS],
+                 ([_cell(key, row[key]) for key, _ in COLUMNS] for row in rows),
+                 align="l" + "r" * (len(COLUMNS) - 1))
+
+
+def _cell(key, value):
+    if key in ("sparsity",):
+        return f"{100 * value:.1f}%"
+    if value is None:
+        return "—"
+    if key in ("speedup", "ideal_speedup", "speedup_end_to_end"):
+        return f"{value:.2f}×"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value
 
 
 #: The energy and CPU figures of a bench row (besides :data:`COLUMNS`).
@@ -213,18 +212,18 @@ def energy_markdown(rows, shape):
     head = ["format", "pattern", "sparsity", "on-chip pJ/MAC dense", "gate", "skip",
             "off-chip µJ (all modes)", "energy µJ dense / gate / skip", "on-chip EDP dense/skip",
             "CPU NumPy ms", "CPU scipy CSR ms", f"accelerator ms at {ULX3S_MHZ} MHz"]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    lines = []
     for row in rows:
         per_mac = [f"{row[f'onchip_energy_{mode}_pj'] / macs:.3f}"
                    for mode in ("dense", "gate", "skip")]
         total = " / ".join(f"{row[f'energy_{mode}_pj'] / 1e6:.2f}"
                            for mode in ("dense", "gate", "skip"))
-        lines.append("| " + " | ".join([
+        lines.append([
             row["format"], row["pattern"], f"{100 * row['sparsity']:.1f}%", *per_mac,
             f"{row['offchip_energy_pj'] / 1e6:.2f}", total, f"{row['onchip_edp_ratio']:.1f}×",
             f"{1e3 * row['cpu_numpy_s']:.2f}", f"{1e3 * row['cpu_scipy_csr_s']:.2f}",
-            f"{1e3 * row['accelerator_s']:.3f}"]) + " |")
-    return "\n".join(lines)
+            f"{1e3 * row['accelerator_s']:.3f}"])
+    return table(head, lines, align="ll" + "r" * (len(head) - 2))
 
 
 def plot_energy(rows, shape, path):

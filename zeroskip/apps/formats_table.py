@@ -5,6 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from zeroskip.markdown import table
 from zeroskip.sim import formats
 from zeroskip.sim.patterns import n_of_m_mask, sparse_weights
 
@@ -45,11 +46,9 @@ def formats_table(size=256, seed=0):
         encoded = formats.nm.encode(nm_weights, n, m)
         cells["nm"] = formats.size_bits("nm", encoded) / weights.size
         rows.append((measured, cells, (n, m)))
-    header = ("| weight sparsity | dense int8 | csc | bitmap (64-bit words) | rle (4-bit runs) | "
-              "N:M (pattern, its sparsity) |")
-    lines = [header, "|---:|---:|---:|---:|---:|---:|"]
-    for measured, cells, (n, m) in rows:
-        lines.append(f"| {100 * measured:.1f}% | {cells['dense int8']:.2f} | {cells['csc']:.2f} | "
-                     f"{cells['bitmap']:.2f} | {cells['rle']:.2f} | {cells['nm']:.2f} "
-                     f"({n}:{m} = {100 * float(1 - Fraction(n, m)):.1f}%) |")
-    return "\n".join(lines)
+    head = ["weight sparsity", "dense int8", "csc", "bitmap (64-bit words)", "rle (4-bit runs)",
+            "N:M (pattern, its sparsity)"]
+    return table(head, ([f"{100 * measured:.1f}%", f"{cells['dense int8']:.2f}",
+                         f"{cells['csc']:.2f}", f"{cells['bitmap']:.2f}", f"{cells['rle']:.2f}",
+                         f"{cells['nm']:.2f} ({n}:{m} = {100 * float(1 - Fraction(n, m)):.1f}%)"]
+                        for measured, cells, (n, m) in rows), align="r" * len(head))
