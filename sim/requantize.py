@@ -9,16 +9,11 @@ applied in integers (:func:`multiply_by_quantized_multiplier`), as in TFLite's r
 TFLite has two builds of that multiply. ``single`` rounding (``TFLITE_SINGLE_ROUNDING``): one
 64-bit product, rounded once (half up) by the total shift. ``double`` rounding, gemmlowp's: a
 rounding doubling high multiply, then a rounding right shift (both ties away from zero). They
-differ by one LSB on some accumulators. Measured here against ``ai-edge-litert`` 2.3's reference
-kernels (``BUILTIN_REF``) on random int8 FULLY_CONNECTED layers: single rounding matched on all
-60 of them (per tensor and per channel), double rounding on 26, so single is the default. This module is the
-one implementation of those rules in zeroskip: the TFLite front end and golden model use it, and
-a hardware output stage is checked against it.
-
-Every function takes scalars or arrays (per-channel multipliers and shifts broadcast against the
-accumulators) and computes in int64, exactly; nothing goes through floating point but
-:func:`quantize_multiplier`'s decomposition of the real multiplier, which TFLite also does in
-double precision.
+differ by one LSB on some accumulators, and LiteRT's reference kernels use both: measured here
+against ``ai-edge-litert`` 2.3 (``BUILTIN_REF``) on random int8 layers, FULLY_CONNECTED rounds
+once (60 of 60 random layers, per tensor and per channel; double rounding matched 26) and
+CONV_2D and DEPTHWISE_CONV_2D round twice (one LSB off on a few outputs otherwise). The callers
+choose per operator (:data:`zeroskip.frontend.tflite.array_ops.ROUNDING`).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from zeroskip.frontend import lowering
 from zeroskip.sim import energy
 from zeroskip.sim.loaders import BadInput
 
-__all__ = ["Plan", "plan", "Executor", "INTEGER_OPS", "QDQ_OPS"]
+__all__ = ["Plan", "plan", "Executor", "INTEGER_OPS", "QDQ_OPS", "layer_record"]
 
 INTEGER_OPS = ("MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv")
 QDQ_OPS = ("Conv", "Gemm", "MatMul")
@@ -286,7 +286,7 @@ class Executor:
         for job in jobs:
             results.append(lowering.finish_matmul(job, [next(it)[0] for _ in job.parts]))
         reports = [report for _, report in runs]
-        return finish(results), _layer_record(jobs, reports, shape, self.accelerator)
+        return finish(results), layer_record(jobs, reports, shape, self.accelerator)
 
 
 def _dequantize_linear():
@@ -379,7 +379,7 @@ def _conv_jobs(node, attrs, x, zx, w, zw):
     return jobs, (n * int(np.prod(out)), per_in * int(np.prod(kernel)), per_out), finish
 
 
-def _layer_record(jobs, reports, shape, accelerator):
+def layer_record(jobs, reports, shape, accelerator):
     """A layer's figures: sums over its GEMMs, each labelled with its source."""
     def total(name):
         return int(sum(r[name] for r in reports))
