@@ -21,12 +21,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["INT32_MIN", "INT32_MAX", "ROUNDINGS", "quantize_multiplier", "effective_multipliers", "saturating_rounding_doubling_high_mul",
-           "rounding_divide_by_pot", "multiply_by_quantized_multiplier", "requantize",
+__all__ = ["INT32_MIN", "INT32_MAX", "ROUNDINGS", "quantize_multiplier", "effective_multipliers",
+           "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "multiply_by_quantized_multiplier", "requantize",
            "activation_range"]
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-#: TFLite's two builds of the requantizing multiply (the first is the default everywhere)
+#: TFLite's two builds of the requantizing multiply
 ROUNDINGS = ("single", "double")
 
 

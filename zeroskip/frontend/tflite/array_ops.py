@@ -128,6 +128,7 @@ def lower(op: OpInfo, model: TfliteModel, x: np.ndarray) -> ArrayLayer:
         shape = (jobs[0].acts.shape[0], kh * kw, multiplier)
     else:
         raise ValueError(f"{op.code} is not an array operator")
+    assert out is not None                              # at least one channel
     spatial = tuple(out)
 
     def assemble(results):

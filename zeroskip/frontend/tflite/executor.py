@@ -64,6 +64,8 @@ class Executor:
             inputs = [None if i < 0 else values[i] if i in values else model.tensors[i].data
                       for i in op.inputs]
             if op.code in ARRAY_OPS:
+                if inputs[0] is None:
+                    raise BadInput(f"operator {op.index} ({op.code}) has no input tensor")
                 outputs, record = self._array(op, inputs[0])
                 on = "accelerator"
             else:
