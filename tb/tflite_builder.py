@@ -154,18 +154,58 @@ def model_bytes(tensors: list[Tensor], ops: list[Op], inputs: list[int],
     return bytes(builder.Output())
 
 
+#: TFLite's fused activation codes by the names the reader gives them
+FUSED = {"none": 0, "relu": 1, "relu6": 3}
+
+
+def conv_model(rng, *, depthwise=False, shape=(9, 7, 4), out_channels=6, kernel=(3, 3),
+               stride=(1, 1), dilation=(1, 1), padding="same", activation="none",
+               multiplier=2, sparsity=0.5, per_channel=True):
+    """One int8 CONV_2D or DEPTHWISE_CONV_2D layer with random quantization and weights of
+    the given sparsity."""
+    h, w, c = shape
+    oc = c * multiplier if depthwise else out_channels
+    wshape = (1, *kernel, oc) if depthwise else (oc, *kernel, c)
+    weights = rng.integers(-127, 128, wshape).astype(np.int8)
+    weights[rng.random(wshape) < sparsity] = 0
+    scales = list(rng.uniform(1e-3, 0.05, oc if per_channel else 1))
+    in_scale, in_zero = float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
+    out_scale, out_zero = float(rng.uniform(0.05, 0.5)), int(rng.integers(-128, 128))
+    options = {"Padding": 0 if padding == "same" else 1, "StrideH": stride[0],
+               "StrideW": stride[1], "DilationHFactor": dilation[0],
+               "DilationWFactor": dilation[1], "FusedActivationFunction": FUSED[activation]}
+    if depthwise:
+        options["DepthMultiplier"] = multiplier
+    tensors = [Tensor("x", (1, h, w, c), scale=[in_scale], zero_point=[in_zero]),
+               Tensor("w", wshape, scale=scales, zero_point=[0] * len(scales), data=weights,
+                      quantized_dimension=3 if depthwise else 0),
+               Tensor("b", (oc,), np.int32, scale=[in_scale * s for s in scales],
+                      zero_point=[0] * len(scales),
+                      data=rng.integers(-3000, 3000, oc).astype(np.int32)),
+               Tensor("y", (1, 1, 1, oc), scale=[out_scale], zero_point=[out_zero])]
+    code = "DEPTHWISE_CONV_2D" if depthwise else "CONV_2D"
+    kind = "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions"
+    content = model_bytes(tensors, [Op(code, [0, 1, 2], [3], kind, options)], [0], [3])
+    return content
+
+
+def fc_model(rng, k=40, n=12, activation="relu", per_channel=True):
+    weights = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    weights[:, ::3] = 0
+    scales = list(rng.uniform(1e-3, 0.05, n if per_channel else 1))
+    in_scale, in_zero = 0.05, -7
+    tensors = [Tensor("x", (1, k), scale=[in_scale], zero_point=[in_zero]),
+               Tensor("w", (n, k), scale=scales, zero_point=[0] * len(scales), data=weights),
+               Tensor("b", (n,), np.int32, scale=[in_scale * s for s in scales],
+                      zero_point=[0] * len(scales),
+                      data=rng.integers(-3000, 3000, n).astype(np.int32)),
+               Tensor("y", (1, n), scale=[0.2], zero_point=[5])]
+    return model_bytes(tensors, [Op("FULLY_CONNECTED", [0, 1, 2], [3], "FullyConnectedOptions",
+                                    {"FusedActivationFunction": FUSED[activation]})], [0], [3])
+
+
 def run_reference(model: bytes, x: np.ndarray) -> list[np.ndarray]:
     """The model's outputs on ``x`` by LiteRT's reference kernels (``BUILTIN_REF``), one
-    invocation per sample of ``x``'s first axis."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    interpreter = Interpreter(model_content=model,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    interpreter.allocate_tensors()
-    (given,), wanted = interpreter.get_input_details(), interpreter.get_output_details()
-    results: list[list[np.ndarray]] = [[] for _ in wanted]
-    for sample in x:
-        interpreter.set_tensor(given["index"], sample[None].astype(given["dtype"]))
-        interpreter.invoke()
-        for out, detail in zip(results, wanted):
-            out.append(interpreter.get_tensor(detail["index"])[0].copy())
-    return [np.stack(out) for out in results]
+    invocation per sample of ``x``'s first axis, in the model's output order."""
+    from zeroskip.frontend.tflite.reference import reference_outputs
+    return list(reference_outputs(model, x).values())

@@ -41,7 +41,8 @@ _PADDINGS = {0: "same", 1: "valid"}
 class TensorInfo:
     """One tensor of the model. ``scale``/``zero_point``: one entry per tensor or per channel
     along ``quantized_dimension``, empty when the tensor is not quantized. ``data``: the
-    constant's values in ``shape``, or None for a tensor computed at run time."""
+    constant's values in ``shape``, or None for a tensor computed at run time; ``data_offset``
+    where those values start in the file (so a pruned copy can rewrite them in place)."""
     index: int
     name: str
     shape: tuple[int, ...]
@@ -50,6 +51,7 @@ class TensorInfo:
     zero_point: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     quantized_dimension: int = 0
     data: np.ndarray | None = None
+    data_offset: int | None = None
 
     @property
     def is_float(self) -> bool:
@@ -122,7 +124,7 @@ def _options(op, tflite) -> dict[str, Any]:
     return out
 
 
-def _tensor(index, t, buffers, tflite) -> TensorInfo:
+def _tensor(index, t, buffers, starts, tflite) -> TensorInfo:
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
     code = t.Type()
     if code not in _DTYPES:
@@ -146,6 +148,7 @@ def _tensor(index, t, buffers, tflite) -> TensorInfo:
                            f"its shape {list(shape)} of {np.dtype(dtype).name} needs "
                            f"{count * itemsize}")
         info.data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        info.data_offset = starts[t.Buffer()]
     return info
 
 
@@ -159,13 +162,15 @@ def parse(content: bytes) -> TfliteModel:
         if model.SubgraphsLength() != 1:
             raise BadInput(f"the model has {model.SubgraphsLength()} subgraphs; zeroskip runs "
                            f"models of one")
-        buffers = []
+        buffers, starts = [], []
         for i in range(model.BuffersLength()):
             b = model.Buffers(i)
             if b.Offset() > 1:           # data stored after the flatbuffer (models over 2 GB)
                 raise BadInput(f"buffer {i} is stored outside the flatbuffer; zeroskip reads "
                                f"models under 2 GB")
             buffers.append(b.DataAsNumpy().tobytes() if b.DataLength() else b"")
+            field = b._tab.Offset(4)     # the data vector's field, as the schema's reader finds it
+            starts.append(b._tab.Vector(field) if field else None)
         codes = []
         for i in range(model.OperatorCodesLength()):
             oc = model.OperatorCodes(i)
@@ -173,7 +178,7 @@ def parse(content: bytes) -> TfliteModel:
             codes.append(tflite.opcode2name(code) if code != 32 else
                          f"CUSTOM {oc.CustomCode().decode(errors='replace')}")
         graph = model.Subgraphs(0)
-        tensors = [_tensor(i, graph.Tensors(i), buffers, tflite)
+        tensors = [_tensor(i, graph.Tensors(i), buffers, starts, tflite)
                    for i in range(graph.TensorsLength())]
         ops = []
         for i in range(graph.OperatorsLength()):
