@@ -11,20 +11,22 @@ from zeroskip.frontend.tflite.reference import reference_outputs
 from zeroskip.sim import golden
 from zeroskip.tb.tflite_builder import FUSED, conv_model, fc_model
 
-def run_golden(content, x):
-    """The one layer of ``content`` through the lowering, its GEMMs by the golden model."""
+def run_golden(content, x, lanes=8):
+    """The one layer of ``content`` through the lowering for an array of ``lanes`` columns,
+    its GEMMs by the golden model."""
     model = load(content)
     op = model.ops[0]
-    layer = array_ops.lower(op, model, x)
+    layer = array_ops.lower(op, model, x, lanes)
     results = [[golden.gemm(job.acts, part) for part in job.parts] for job in layer.jobs]
     return array_ops.finish(layer, model, results)
 
 
 def _check(content, x):
     (reference,) = reference_outputs(content, x).values()
-    ours = run_golden(content, x)
-    assert ours.shape == reference.shape
-    assert np.array_equal(ours, reference)
+    for lanes in (1, 3, 8):         # a depthwise layer packs channels per GEMM by the lanes
+        ours = run_golden(content, x, lanes)
+        assert ours.shape == reference.shape
+        assert np.array_equal(ours, reference)
 
 
 def _inputs(rng, content, batch=3):

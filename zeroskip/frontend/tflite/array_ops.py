@@ -5,8 +5,8 @@ rules (:mod:`zeroskip.sim.requantize`) with the per-channel multipliers TFLite d
 scales, then clamped to the fused activation's range. The products run on the array through
 :mod:`zeroskip.frontend.lowering` (zero points handled exactly on the host, the PEs stay int8 ×
 int8); convolutions go through im2col on the host (NHWC, TFLite's SAME and VALID padding, strides,
-dilation, groups), a depthwise convolution as one GEMM per input channel (K = the kernel's size,
-N = the depth multiplier), every GEMM of a layer in one simulation.
+dilation, groups), a depthwise convolution as block-diagonal GEMMs of as many channels as the
+array has lanes, every GEMM of a layer in one simulation.
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ def _im2col(x_nhwc: np.ndarray, kernel, strides, pads, dilations, zero: int):
                            np.int64(zero))
 
 
-def lower(op: OpInfo, model: TfliteModel, x: np.ndarray) -> ArrayLayer:
-    """The GEMM jobs of array operator ``op`` on the batched int8 input ``x``."""
+def lower(op: OpInfo, model: TfliteModel, x: np.ndarray, lanes: int = 1) -> ArrayLayer:
+    """The GEMM jobs of array operator ``op`` on the batched int8 input ``x`` for an array of
+    ``lanes`` PE columns (a depthwise convolution packs that many channels per GEMM)."""
     weights = model.tensors[op.inputs[1]]
     w = weights.data
     assert w is not None                                # model.check: constant int8 weights
@@ -119,13 +120,33 @@ def lower(op: OpInfo, model: TfliteModel, x: np.ndarray) -> ArrayLayer:
                            f"{multiplier} is not the weights' {out_channels} channels")
         strides, dilations, pads = _conv_geometry(op, x, kh, kw)
         zw_full = np.broadcast_to(zw, (out_channels,))
+        # One input channel alone is a GEMM of N = multiplier columns: one lane of the array.
+        # Channels side by side make a block-diagonal weight matrix whose structural zeros
+        # skip mode never spends a cycle on, with the same activations to load (each
+        # channel's patches once) and the same dense-mode cycles: every lane gets a channel.
+        pack = max(1, lanes // multiplier)
         jobs, out = [], None
-        for c in range(channels):
-            cols, out = _im2col(x[..., c:c + 1], [kh, kw], strides, pads, dilations, zx)
-            matrix = w[0, :, :, c * multiplier:(c + 1) * multiplier].reshape(kh * kw, multiplier)
-            jobs.append(lowering.prepare_matmul(cols, zx, matrix,
-                                                zw_full[c * multiplier:(c + 1) * multiplier]))
-        shape = (jobs[0].acts.shape[0], kh * kw, multiplier)
+        size = kh * kw
+        for first in range(0, channels, pack):
+            group = range(first, min(first + pack, channels))
+            patches = []
+            for c in group:
+                cols, out = _im2col(x[..., c:c + 1], [kh, kw], strides, pads, dilations, zx)
+                patches.append(cols)
+            matrix = np.zeros((size * len(group), multiplier * len(group)), np.int8)
+            for i, c in enumerate(group):
+                matrix[i * size:(i + 1) * size, i * multiplier:(i + 1) * multiplier] = \
+                    w[0, :, :, c * multiplier:(c + 1) * multiplier].reshape(size, multiplier)
+            job = lowering.prepare_matmul(
+                np.concatenate(patches, axis=1), zx, matrix,
+                zw_full[first * multiplier:(first + len(group)) * multiplier])
+            # the layer's sparsity is its weights', not the packing's structural zeros
+            real = w[0, :, :, first * multiplier:(first + len(group)) * multiplier]
+            job.weight_zeros = int(real.size - np.count_nonzero(real))
+            job.weight_size = int(real.size)
+            jobs.append(job)
+        shape = (jobs[0].acts.shape[0], size * min(pack, channels),
+                 multiplier * min(pack, channels))
     else:
         raise ValueError(f"{op.code} is not an array operator")
     assert out is not None                              # at least one channel

@@ -82,7 +82,7 @@ class Executor:
 
     def _array(self, op: OpInfo, x: np.ndarray) -> tuple[list[np.ndarray], dict]:
         from zeroskip.frontend.graph import layer_record
-        layer = array_ops.lower(op, self.model, x)
+        layer = array_ops.lower(op, self.model, x, lanes=self.accelerator.config.cols)
         pairs = [(job.acts, part) for job in layer.jobs for part in job.parts]
         try:
             runs = self.accelerator.run(pairs)
