@@ -24,12 +24,12 @@ from zeroskip.markdown import table
 __all__ = ["sections", "rewritten_section", "rewrite_section", "results_table",
            "bench_section", "expected_section", "main"]
 
-_SECTION = re.compile(r"<!-- ([\w-]+):start -->\n(.*?)\n<!-- \1:end -->", re.S)
+_SECTION = re.compile(r"<!-- ([\w-]+):start -->\n(?:(.*?)\n)?<!-- \1:end -->", re.S)
 
 
 def sections(content: str) -> dict[str, str]:
     """The marked sections of ``content``: name -> the text between its markers."""
-    return {m.group(1): m.group(2) for m in _SECTION.finditer(content)}
+    return {m.group(1): m.group(2) or "" for m in _SECTION.finditer(content)}
 
 
 def rewritten_section(content: str, name: str, text: str) -> str:
