@@ -9,8 +9,8 @@ FORMAT ?= csc
 OUT    ?= build
 JOBS   ?= auto
 
-.PHONY: setup test test-fast typecheck docs readme formats formal verilog demo bench regress bitstream flash \
-        boards soc area models clean
+.PHONY: setup test test-fast typecheck docs readme formats formal verilog demo bench regress \
+        bitstream flash boards soc area models clean
 N      ?= 200
 SEED   ?=
 CASE   ?=
