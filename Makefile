@@ -9,7 +9,8 @@ FORMAT ?= csc
 OUT    ?= build
 JOBS   ?= auto
 
-.PHONY: setup test test-fast typecheck formal verilog demo bench regress bitstream flash boards soc area models clean
+.PHONY: setup test test-fast typecheck docs readme formats formal verilog demo bench regress \
+        bitstream flash boards soc area models clean
 N      ?= 200
 SEED   ?=
 CASE   ?=
@@ -18,7 +19,7 @@ BOARD  ?= icebreaker
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,demo,onnx,formal,boards,sweep]"
+	$(PY) -m pip install --quiet -e ".[test,demo,onnx,formal,boards,sweep,docs]"
 	touch $@
 
 setup: $(STAMP)
@@ -34,11 +35,27 @@ test-fast: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# the documentation site (docs/*.md, Sphinx + furo) into build/docs; every warning is an error
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs $(OUT)/docs
+	@echo "open $(OUT)/docs/index.html"
+
+# the README's marked sections (its results table) from the generated files under docs/, which
+# `make boards` and `make bench` write; measures nothing (tb/test_docs.py checks they agree)
+readme: $(STAMP)
+	$(PY) -m zeroskip.apps.readme README.md
+
 demo: $(STAMP)
 	$(VENV)/bin/zeroskip demo --out docs/demo
 
+# docs/bench.{md,csv,json,png}: the docs' benchmark page includes docs/bench.md
 bench: $(STAMP)
-	$(VENV)/bin/zeroskip bench --out docs --readme README.md
+	$(VENV)/bin/zeroskip bench --out docs
+
+# bits per weight of each format (docs/formats_table.md, included by the formats page)
+formats: $(STAMP)
+	$(VENV)/bin/zeroskip formats > docs/formats_table.md.tmp
+	mv docs/formats_table.md.tmp docs/formats_table.md
 
 formal: $(STAMP)
 	$(PY) tb/formal.py
@@ -58,7 +75,8 @@ bitstream: $(STAMP)
 flash: $(STAMP)
 	$(VENV)/bin/zeroskip build --board $(BOARD) --out $(OUT)/$(BOARD) --program
 
-# both boards' builds and simulated throughput: docs/boards.{md,json} and the README table
+# both boards' builds and simulated throughput: docs/boards.{md,json} and the README's results
+# table
 boards: $(STAMP)
 	$(PY) -m zeroskip.platforms.table --out docs --readme README.md
 

@@ -3,7 +3,9 @@ throughput each configuration reaches on pruned weights, with cycles counted by 
 Verilator, and how the zero-skipping array compares with the dense baseline on the same board.
 
 ``python -m zeroskip.platforms.table --out docs --readme README.md`` (``make boards``) builds
-what is not built yet and writes ``docs/boards.md``, ``docs/boards.json`` and the README table.
+what is not built yet and writes ``docs/boards.md``, ``docs/boards.json`` and the README's
+results table (its ``results`` section, ``zeroskip.apps.readme.results_table``; a ``boards``
+section, if the file has one, gets docs/boards.md's table).
 
 Dense-equivalent GMAC/s = M·K·N / (cycles / clock) / 1e9: the dense multiply-accumulates the
 GEMM stands for, per second of accelerator time at the board's clock. It counts compute cycles
@@ -20,7 +22,7 @@ import numpy as np
 
 from zeroskip.config import Mode
 from zeroskip.markdown import table
-from zeroskip.apps.bench import rewrite_section
+from zeroskip.apps.readme import results_table, rewrite_section
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim import golden
 from zeroskip.sim.patterns import sparse_weights
@@ -145,18 +147,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m zeroskip.platforms.table")
     parser.add_argument("--out", default="docs")
     parser.add_argument("--build", default="build", help="board build folders go here")
-    parser.add_argument("--readme")
+    parser.add_argument("--readme", help="also rewrite this file's marked results section")
     parser.add_argument("--boards", nargs="+", choices=list(BOARDS), default=list(BOARDS))
     args = parser.parse_args(argv)
     rows = board_rows(args.build, args.boards)
     compared = comparisons(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "boards.json").write_text(json.dumps({"boards": rows, "comparisons": compared},
-                                                indent=2) + "\n")
+    generated = {"boards": rows, "comparisons": compared}
+    (out / "boards.json").write_text(json.dumps(generated, indent=2) + "\n")
     text = markdown(rows, compared)
     (out / "boards.md").write_text(text + "\n")
     if args.readme:
+        rewrite_section(args.readme, "results", results_table(generated))
         rewrite_section(args.readme, "boards", text)
     print(text)
 

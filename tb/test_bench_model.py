@@ -26,3 +26,7 @@ def test_bench_outputs(tmp_path):
         assert (tmp_path / "out" / name).stat().st_size > 100
     text = readme.read_text()
     assert "old" not in text and "| uniform |" in text and text.endswith("outro\n")
+    # the section is what the docs consistency check recomputes from the generated bench.md
+    from zeroskip.apps.readme import expected_section, sections
+    assert sections(text)["bench"] == expected_section("bench", tmp_path / "out", readme)
+    assert "![bench](out/bench.png)" in text and "![roofline](out/bench_roofline.png)" in text

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zeroskip.apps.readme import bench_section, rewritten_section
 from zeroskip.config import ArrayConfig, Mode
 from zeroskip.markdown import table
 from zeroskip.sim import energy, golden, model
@@ -347,8 +348,8 @@ def plot(rows, path):
 
 def write_outputs(config, rows, out_dir, shape, readme=None, command=None):
     """Write bench.md, bench.csv, bench.json, bench.png into ``out_dir`` and update the marked
-    section of ``readme`` if given: all of them or, on a failure, none. ``command``: what was
-    run, for the table's header (default: this function)."""
+    section of ``readme`` if given (``zeroskip.apps.readme``): all of them or, on a failure,
+    none. ``command``: what was run, for the table's header (default: this function)."""
     from zeroskip.apps.outputs import Outputs
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -395,29 +396,9 @@ def _write_outputs(outputs, config, rows, out_dir, shape, readme, command):
             f"{energy_markdown(rows, shape)}\n")
     outputs.write_text(out_dir / "bench.md", text)
     if readme is not None:
-        image = os.path.relpath(out_dir / "bench.png", Path(readme).parent)
-        energy_image = os.path.relpath(out_dir / "bench_energy.png", Path(readme).parent)
-        roofline = os.path.relpath(out_dir / "bench_roofline.png", Path(readme).parent)
+        images = os.path.relpath(out_dir, Path(readme).parent)
         content = rewritten_section(Path(readme).read_text(), "bench",
-                                    f"{text}\n![bench]({image})\n\n"
-                                    f"![energy]({energy_image})\n\n![roofline]({roofline})")
+                                    bench_section(text.rstrip("\n"), Path(images).as_posix()))
         outputs.write_text(readme, content)
     return text
 
-
-def rewritten_section(content, name, text):
-    """``content`` with what lies between ``<!-- name:start -->`` and ``<!-- name:end -->``
-    replaced by ``text`` (unchanged if the markers are missing)."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start in content and end in content:
-        before, rest = content.split(start, 1)
-        _, after = rest.split(end, 1)
-        return f"{before}{start}\n{text}\n{end}{after}"
-    return content
-
-
-def rewrite_section(readme, name, text):
-    """Replace what lies between ``<!-- name:start -->`` and ``<!-- name:end -->`` in the
-    file ``readme`` with ``text`` (nothing happens if the markers are missing)."""
-    readme = Path(readme)
-    readme.write_text(rewritten_section(readme.read_text(), name, text))
