@@ -752,8 +752,5 @@ def main(argv=None):
     return EXIT_OK
 
 
-build_parser = _parser  # the split CLI's name for the parser (dropped at merge)
-
-
 if __name__ == "__main__":
     sys.exit(main())
