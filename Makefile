@@ -19,7 +19,7 @@ BOARD  ?= icebreaker
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,demo,onnx,formal,boards,sweep,docs]"
+	$(PY) -m pip install --quiet -e ".[test,demo,onnx,tflite,formal,boards,sweep,docs]"
 	touch $@
 
 setup: $(STAMP)
