@@ -245,7 +245,7 @@ def test_summary_leads_with_the_models_definition(tmp_path, capsys, monkeypatch)
     fused = summary.index("Against onnxruntime's default session (fused int8 kernels)")
     assert definition < fused
     assert "optimizations off): max |diff| 0, bit-exact" in summary
-    assert "round differently from the graph as written" in summary
+    assert "Fused int8 kernels round differently from the graph as written" in summary
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert list(report["reference"])[0] == "unoptimized"
     assert report["reference"]["unoptimized"]["graph_optimization"] == "ORT_DISABLE_ALL"

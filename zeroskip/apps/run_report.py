@@ -19,7 +19,7 @@ def _agreement(comparison: dict) -> str:
     if "top1_agreement" in comparison:
         parts.append(f"top-1 agreement {comparison['top1_agreement']:.4f}")
     if "accuracy" in comparison:
-        parts.append(f"accuracy {comparison['accuracy']:.4f} (reference "
+        parts.append(f"accuracy {comparison['accuracy']:.4f} ({comparison['runtime']} "
                      f"{comparison['reference_accuracy']:.4f})")
     return ", ".join(parts)
 

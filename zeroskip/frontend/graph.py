@@ -13,7 +13,7 @@ What runs on the array:
   same pattern), otherwise the node's float output is ``acc · x_scale · w_scale (+ bias)``.
 
 A ``MatMul`` whose two operands are computed at run time (attention) runs on the host; the
-report says so. A float weight without quantization is bad input (``--calibrate`` quantizes).
+report says so. A float weight without quantization is bad input (``calibrate`` quantizes).
 """
 
 from __future__ import annotations

@@ -18,10 +18,9 @@ __all__ = ["OutputsDiffer", "reference_outputs", "difference", "compare", "again
            "check_definition", "FUSED_KERNELS_DIFFER"]
 
 #: Why onnxruntime's default session may differ from the model's definition (one sentence).
-FUSED_KERNELS_DIFFER = ("onnxruntime's default session replaces QDQ patterns by fused int8 "
-                        "kernels that round differently from the graph as written, and "
-                        "differently from one CPU to another (with or without AVX-512 VNNI), so "
-                        "only the comparison with the graph as written is a check.")
+FUSED_KERNELS_DIFFER = ("Fused int8 kernels round differently from the graph as written, and "
+                        "differently from one CPU to another (with or without AVX-512 VNNI): "
+                        "only the comparison with the model's definition is a check.")
 
 
 class OutputsDiffer(RuntimeError):
