@@ -61,3 +61,34 @@ def test_version():
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"zeroskip {zeroskip.__version__}"
     assert zeroskip.__version__[0].isdigit()
+
+
+def _imports(path):
+    import ast
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_the_api_and_the_run_command_do_not_import_each_other():
+    """api.py is the public layer over the front end; the command is its own room."""
+    from pathlib import Path
+    package = Path(zeroskip.__file__).parent
+    api = _imports(package / "api.py")
+    assert not any(name.startswith("zeroskip.apps") for name in api), api
+    for module in ("apps/run.py", "apps/run_report.py", "gemm_runner.py", "array_options.py",
+                   *(f"frontend/{p.name}" for p in (package / "frontend").glob("*.py"))):
+        assert "zeroskip.api" not in _imports(package / module), module
+
+
+def test_the_names_the_command_imports_stay_in_the_api():
+    from zeroskip.api import (MAX_ARRAY_SIDE, DeviceFailure, GemmRunner, OutputsDiffer,  # noqa
+                              array_config, array_side)
+    assert zeroskip.DeviceFailure is DeviceFailure and zeroskip.OutputsDiffer is OutputsDiffer
+    assert array_side("16") == MAX_ARRAY_SIDE == 16

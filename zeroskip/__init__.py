@@ -6,7 +6,8 @@ The public API:
   runs one GEMM on the generated RTL in a simulator (or on a board) and returns the result and
   the report of the ``zeroskip gemm`` command;
 - :func:`run`: ``outputs, report = zeroskip.run("model.onnx", x)`` runs an ONNX model with its
-  matrix products on the RTL, as ``zeroskip run`` does, checked against onnxruntime;
+  matrix products on the RTL, as ``zeroskip run`` does, checked against the model's definition
+  (onnxruntime, optimizations off): outputs that differ raise :class:`OutputsDiffer`;
 - :class:`ArrayConfig`: the one configuration object of the hardware, the host compiler and the
   tests; :class:`Mode`, :data:`FORMATS`;
 - building blocks: :mod:`zeroskip.sim.compiler` (``compile_gemm``), :mod:`zeroskip.sim.formats`
@@ -16,7 +17,7 @@ The public API:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from zeroskip.api import DeviceFailure, array_config, gemm, run
+from zeroskip.api import DeviceFailure, OutputsDiffer, array_config, gemm, run
 from zeroskip.config import FORMATS, ArrayConfig, Mode
 
 try:
@@ -25,4 +26,4 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = ["__version__", "gemm", "run", "array_config", "ArrayConfig", "Mode", "FORMATS",
-           "DeviceFailure"]
+           "DeviceFailure", "OutputsDiffer"]

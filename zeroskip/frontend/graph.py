@@ -13,7 +13,7 @@ What runs on the array:
   same pattern), otherwise the node's float output is ``acc · x_scale · w_scale (+ bias)``.
 
 A ``MatMul`` whose two operands are computed at run time (attention) runs on the host; the
-report says so. A float weight without quantization is bad input (``--calibrate`` quantizes).
+report says so. A float weight without quantization is bad input (``calibrate`` quantizes).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from zeroskip.frontend import lowering
+from zeroskip.frontend.terms import PYTHON, Terms
 from zeroskip.sim import energy
 from zeroskip.sim.loaders import BadInput
 
@@ -61,9 +62,9 @@ def _attrs(node):
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def plan(model) -> Plan:
+def plan(model, terms: Terms = PYTHON) -> Plan:
     """Where every node runs, decided before anything runs; BadInput names a node that must
-    run on the array and cannot."""
+    run on the array and cannot (and the options as ``terms`` names them)."""
     graph = model.graph
     consts = {init.name for init in graph.initializer}
     consts |= {inp.name for inp in graph.input}  # weights may be graph inputs
@@ -99,7 +100,8 @@ def plan(model) -> Plan:
         if b_dq is None:
             if node.input[1] in float_consts:
                 raise BadInput(f"{_node_label(node)}: weight {node.input[1]!r} is float; run a "
-                               f"quantized model or quantize this one with --calibrate CAL.npy")
+                               f"quantized model or quantize this one with "
+                               f"{terms.given('calibrate', 'CAL.npy')}")
             steps.append(Step(index, node, "host", "two dynamic operands (attention)"
                               if node.op_type == "MatMul" else "weights computed at run time"))
             continue
@@ -150,18 +152,25 @@ def _check_qdq_attrs(node):
 
 
 class Executor:
-    """Runs a planned graph. ``accelerator`` is a :class:`zeroskip.api.GemmRunner`;
-    ``on_step(step, record)`` is told after every node."""
+    """Runs a planned graph. ``accelerator`` is a :class:`zeroskip.gemm_runner.GemmRunner`;
+    ``on_step(step, record)`` is told after every node. BadInput (naming the options in
+    ``terms``) for a node that must run on the array and cannot, or a host node ONNX's
+    reference evaluator has no implementation of."""
 
-    def __init__(self, model, accelerator, *, on_step: Callable | None = None):
+    def __init__(self, model, accelerator, *, on_step: Callable | None = None,
+                 terms: Terms = PYTHON):
         from onnx.reference import ReferenceEvaluator
         self.model = model
-        self.plan = plan(model)
+        self.plan = plan(model, terms)
         self.accelerator = accelerator
         self.on_step = on_step
         # The reference evaluator's per-node kernels (its rt_nodes_, built for the model's
         # opsets): the host ops run exactly as ONNX defines them, one node at a time.
-        self.reference = ReferenceEvaluator(model, new_ops=[_dequantize_linear()])
+        try:
+            self.reference = ReferenceEvaluator(model, new_ops=[_dequantize_linear()])
+        except NotImplementedError as exc:  # an operator with no host implementation
+            raise BadInput(f"{(str(exc).splitlines() or [''])[0][:200]}: the host runs every "
+                           f"node off the array with ONNX's reference evaluator") from None
         self.kernels = self.reference.rt_nodes_
 
     def run(self, feeds: dict) -> tuple[dict, list]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from zeroskip.frontend.terms import PYTHON, Terms
 from zeroskip.sim.loaders import BadInput
 
 __all__ = ["WeightView", "array_weights", "prune_quantized", "weight_sparsity"]
@@ -121,21 +122,24 @@ def _prune_kn(real: np.ndarray, sparsity: float, nm: tuple[int, int] | None) -> 
     return real
 
 
-def prune_quantized(model, sparsity: float = 0.0, nm: tuple[int, int] | None = None):
+def prune_quantized(model, sparsity: float = 0.0, nm: tuple[int, int] | None = None, *,
+                    terms: Terms = PYTHON):
     """A copy of ``model`` with its array weights pruned to ``sparsity`` (unstructured, per
     tensor; a tensor already sparser is left as it is) or to the N:M pattern ``nm``.
 
-    BadInput if the model has no constant integer weight on the array to prune."""
+    BadInput if the model has no constant integer weight on the array to prune, naming the
+    options in ``terms``."""
     import onnx
     from onnx import numpy_helper
     if not 0 <= sparsity < 1:
-        raise BadInput(f"prune: sparsity must be in [0, 1), not {sparsity}")
+        raise BadInput(f"{terms('prune')}: sparsity must be in [0, 1), not {sparsity}")
     model = onnx.ModelProto.FromString(model.SerializeToString())
     inits = {init.name: init for init in model.graph.initializer}
     views = array_weights(model)
     if not views:
-        raise BadInput("prune: the model has no constant integer weights on the array (a float "
-                       "model is pruned before quantization: --calibrate CAL.npy --prune S)")
+        raise BadInput(f"{terms('prune')}: the model has no constant integer weights on the "
+                       f"array (a float model is pruned before quantization: "
+                       f"{terms.given('calibrate', 'CAL.npy')} {terms.given('prune', 'S')})")
     for view in views:
         init = inits[view.name]
         values = numpy_helper.to_array(init)
