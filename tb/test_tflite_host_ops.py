@@ -342,3 +342,53 @@ def test_refusals_name_the_operator():
 def test_every_host_operator_has_a_kernel():
     from zeroskip.frontend.tflite.model import HOST_OPS
     assert set(HOST_KERNELS) == set(HOST_OPS)
+
+
+def _half_away(v: np.ndarray) -> np.ndarray:
+    return np.trunc(v) + np.where(np.abs(v - np.trunc(v)) >= 0.5, np.sign(v), 0)
+
+
+@pytest.mark.parametrize("code", ["FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"])
+def test_which_requantization_litert_reference_array_kernels_use(code):
+    """A measurement for the array kernels (not host kernels): with an effective multiplier of
+    exactly 1/8, accumulators ≡ 4 (mod 8) are ties, on which TFLite's three rules differ.
+    LiteRT 2.3's reference CONV_2D and DEPTHWISE_CONV_2D use the fixed-point multiply with
+    double rounding; its reference FULLY_CONNECTED requantizes in double-precision floating
+    point, ``round(acc · (in_scale · w_scale / out_scale))`` (round half away from zero), as
+    ``reference_integer_ops::FullyConnected(..., input_scale, output_scale, filter_scale)``."""
+    from zeroskip.sim.requantize import effective_multipliers, quantize_multiplier, requantize
+    rng = np.random.default_rng(21)
+    c, o = 4, 8
+    oc = c if code == "DEPTHWISE_CONV_2D" else o
+    shapes = {"FULLY_CONNECTED": ((1, c), (o, c), (1, o)),
+              "CONV_2D": ((1, 3, 3, c), (o, 1, 1, c), (1, 3, 3, o)),
+              "DEPTHWISE_CONV_2D": ((1, 3, 3, c), (1, 1, 1, c), (1, 3, 3, c))}
+    x_shape, w_shape, y_shape = shapes[code]
+    options = {"FULLY_CONNECTED": ("FullyConnectedOptions", {}),
+               "CONV_2D": ("Conv2DOptions", {"Padding": 1, "StrideW": 1, "StrideH": 1}),
+               "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", {"Padding": 1, "StrideW": 1,
+                                                               "StrideH": 1,
+                                                               "DepthMultiplier": 1})}[code]
+    w = rng.integers(-3, 4, w_shape).astype(np.int8)
+    model = model_bytes(
+        [Tensor("x", x_shape, scale=[0.25], zero_point=[0]),
+         Tensor("w", w_shape, scale=[0.5] * oc, zero_point=[0] * oc,
+                quantized_dimension=3 if code == "DEPTHWISE_CONV_2D" else 0, data=w),
+         Tensor("b", (oc,), np.int32, scale=[0.125] * oc, zero_point=[0] * oc,
+                data=np.zeros(oc, np.int32)),
+         Tensor("y", y_shape, scale=[1.0], zero_point=[0])],
+        [Op(code, [0, 1, 2], [3], *options)], [0], [3])
+    x = rng.integers(-40, 40, (16, *x_shape[1:])).astype(np.int8)
+    (reference,) = run_reference(model, x)
+    weights = w.reshape(oc, c) if code != "DEPTHWISE_CONV_2D" else w.reshape(c)
+    acc = (x.astype(np.int64) @ weights.T.astype(np.int64) if code != "DEPTHWISE_CONV_2D"
+           else x.astype(np.int64) * weights)
+    assert np.any(acc % 8 == 4)
+    multiplier, shift = quantize_multiplier(effective_multipliers(0.25, [0.5] * oc, 1.0),
+                                            "double")
+    fixed = requantize(acc, multiplier, shift, 0, rounding="double")
+    floating = np.clip(_half_away(acc * 0.125), -128, 127).astype(np.int8)
+    if code == "FULLY_CONNECTED":
+        assert np.array_equal(floating, reference) and not np.array_equal(fixed, reference)
+    else:
+        assert np.array_equal(fixed, reference) and not np.array_equal(floating, reference)
