@@ -31,7 +31,10 @@ def _session(tmp_path, name, *options, seed=None):
     examples each test drew, by test and worker."""
     out = tmp_path / name
     out.mkdir()
-    env = {key: value for key, value in os.environ.items() if key != "HYPOTHESIS_SEED"}
+    # not this session's seed, nor its xdist worker's identity (under `make test` this test runs
+    # on a worker, whose variables the probe would take for its own)
+    env = {key: value for key, value in os.environ.items()
+           if key != "HYPOTHESIS_SEED" and not key.startswith("PYTEST_XDIST")}
     env["PROBE_OUT"] = str(out)
     if seed is not None:
         env["HYPOTHESIS_SEED"] = seed
