@@ -1,32 +1,48 @@
-"""Energy and energy-delay product of a GEMM: the RTL's event counts priced by a table.
+"""Energy and energy-delay product of a GEMM: event counts priced by a table.
 
-An **estimate**: energy = Σ events × picojoules per event + static picojoules per cycle. The
-events come from the hardware counters (:data:`zeroskip.hw.layouts.COUNTERS` and, with
-``energy_counters``, :data:`~zeroskip.hw.layouts.ENERGY_COUNTERS`); the per-event energies from
+An **estimate**: energy = Σ events × picojoules per event + static picojoules per cycle. Six
+events are hardware counters of their activity (:data:`zeroskip.hw.layouts.COUNTERS` and, with
+``energy_counters``, :data:`~zeroskip.hw.layouts.ENERGY_COUNTERS`), three are computed from
+such counters and three are the host's figures (the table below); the per-event energies from
 a table whose every entry cites its source (default: ``energy_table.json``, Horowitz, ISSCC 2014,
 45 nm). Off-chip operand movement is a line of its own (``offchip``), so that neither the
 on-chip gains nor the DRAM costs hide behind the other.
 
-Events (:func:`events`), and where each count comes from:
+Events (:func:`events`), where each count comes from (a report's ``provenance["events"]``, from
+:data:`EVENT_SOURCES`: ``rtl``, a hardware counter of that very activity; ``derived``, computed
+from hardware counters; ``host``, computed by the host from the operands or counted by it), and
+what is counted:
 
-========================  ==============================================================
-``mac_executed``          RTL ``macs_executed``: multiplier fires
-``mac_gated``             RTL ``macs_gated``: valid MACs held because an operand was zero
-``acc_updates``           RTL ``macs_executed``: the accumulator adds a product only when
-                          the multiplier fired (otherwise it adds 0: no carry chain toggles)
-``act_reads``             RTL ``macs_executed + macs_gated``: every active token reads its
-                          activation from its PE's buffer
-``act_writes``            RTL ``act_writes``: activation bytes written, each PE's copy
-``lane_reads``            RTL ``lane_reads``: words the decoder lanes read (weights and
-                          metadata)
-``lane_writes``           RTL ``lane_writes``: lane-memory words written
-``tokens``                RTL ``lane_busy``: tokens the decoders emitted
-``result_writes``         RTL ``outputs × rows``: a closed output writes a word in every PE of
-                          its column
-``result_reads``          host: result words the runtime reads back
-``host_words_in``         host: 32-bit words of operands sent to the accelerator
-``host_words_out``        host: 32-bit result words sent back
-========================  ==============================================================
+=====================  =======  ==============================================================
+``mac_executed``       rtl      counter ``macs_executed``: multiplier fires
+``mac_gated``          rtl      counter ``macs_gated``: valid MACs held because an operand was
+                                zero
+``tokens``             rtl      counter ``lane_busy``: tokens the decoder lanes emitted
+``lane_reads``         rtl      counter ``lane_reads``: words the decoder lanes read (weights
+                                and metadata)
+``act_writes``         rtl      counter ``act_writes``: activation bytes written, each PE's
+                                copy (the write port's beats × rows × cols: a beat writes
+                                every PE's buffer); equals what the host loaded
+``lane_writes``        rtl      counter ``lane_writes``: lane-memory words written (the write
+                                masks' bits); equals what the host loaded
+``acc_updates``        derived  ``macs_executed``: the accumulator adds a product only when the
+                                multiplier fired (otherwise it adds 0: no carry chain toggles);
+                                no counter of its own
+``act_operand_reads``  derived  ``macs_executed + macs_gated``: the activations that valid MACs
+                                took from their PEs' buffers. A lower bound of the buffers'
+                                reads: a buffer's read port has no enable, so it also reads in
+                                cycles without a valid MAC, which nothing counts
+``result_writes``      derived  ``outputs × rows``: a closed output writes a word for every PE
+                                of its column (the idle rows of a last M-tile too)
+``result_reads``       host     result words the runtime reads back (the program's outputs ×
+                                rows)
+``host_words_in``      host     32-bit words of operands the host sends (activations and the
+                                lanes' memory images, from the program)
+``host_words_out``     host     32-bit result words sent back
+=====================  =======  ==============================================================
+
+The board builds have no energy counters (:attr:`~zeroskip.config.ArrayConfig.energy_counters`):
+their reports have no events.
 """
 
 from __future__ import annotations
@@ -39,8 +55,9 @@ from typing import Any
 
 from zeroskip.sim.loaders import BadInput
 
-__all__ = ["EVENTS", "CATEGORIES", "EnergyTable", "events", "dense_events", "estimate",
-           "combine", "DEFAULT_TABLE", "FIGURES"]
+__all__ = ["EVENTS", "CATEGORIES", "EVENT_SOURCES", "RTL", "DERIVED", "HOST", "RENAMED",
+           "EnergyTable", "events", "dense_events", "estimate", "combine", "DEFAULT_TABLE",
+           "FIGURES"]
 
 #: The energy figures of a report that :func:`combine` sums over GEMMs or layers.
 FIGURES = ("energy_pj", "energy_breakdown_pj", "edp_pj_cycles", "dense_energy_pj",
@@ -51,11 +68,24 @@ DEFAULT_TABLE = Path(__file__).with_name("energy_table.json")
 #: The energy categories of ``energy_breakdown_pj`` (besides ``static``) and their events.
 CATEGORIES = {
     "compute": ("mac_executed", "mac_gated", "acc_updates", "tokens"),
-    "onchip_memory": ("act_reads", "act_writes", "lane_reads", "lane_writes", "result_writes",
-                      "result_reads"),
+    "onchip_memory": ("act_operand_reads", "act_writes", "lane_reads", "lane_writes",
+                      "result_writes", "result_reads"),
     "offchip": ("host_words_in", "host_words_out"),
 }
 EVENTS = tuple(name for names in CATEGORIES.values() for name in names)
+
+#: Where an event's count comes from (the module's table says why): a hardware counter of that
+#: very activity, a computation on hardware counters, or the host's own figure.
+RTL, DERIVED, HOST = "rtl", "derived", "host"
+EVENT_SOURCES = {
+    "mac_executed": RTL, "mac_gated": RTL, "tokens": RTL, "lane_reads": RTL,
+    "act_writes": RTL, "lane_writes": RTL,
+    "acc_updates": DERIVED, "act_operand_reads": DERIVED, "result_writes": DERIVED,
+    "result_reads": HOST, "host_words_in": HOST, "host_words_out": HOST,
+}
+
+#: Events renamed since tables were written for them: old name -> new name.
+RENAMED = {"act_reads": "act_operand_reads"}
 STATIC = "static_pj_per_cycle"
 
 
@@ -100,6 +130,9 @@ class EnergyTable:
                     raise BadInput(f"{what}: {key!r} must be a string")
                 name, source = (value, source) if key == "name" else (name, value)
                 continue
+            if key in RENAMED:
+                raise BadInput(f"{what}: {key!r} is now {RENAMED[key]!r} (what it counts: "
+                               f"the activations valid MACs read); rename the key")
             if key not in pj:
                 raise BadInput(f"{what}: unknown key {key!r} (the events are "
                                f"{', '.join(EVENTS)}, and {STATIC})")
@@ -125,7 +158,7 @@ def events(program, rtl) -> dict[str, int] | None:
         "mac_executed": executed,
         "mac_gated": gated,
         "acc_updates": executed,
-        "act_reads": executed + gated,
+        "act_operand_reads": executed + gated,
         "act_writes": total("act_writes"),
         "lane_reads": total("lane_reads"),
         "lane_writes": total("lane_writes"),
@@ -155,7 +188,7 @@ def dense_events(program, measured: dict[str, int]) -> dict[str, int]:
     m, k, n = program.shape
     tokens = -(-m // program.config.rows) * k * n  # every weight of W, once per M-tile
     return dict(measured, mac_executed=m * k * n, mac_gated=0, acc_updates=m * k * n,
-                act_reads=m * k * n, tokens=tokens)
+                act_operand_reads=m * k * n, tokens=tokens)
 
 
 def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The GEMM report: hardware counters plus the figures defined from them (README, "Use": the
-report's figures), each with its source in ``provenance``."""
+report's figures), each with its source in ``provenance`` (``events``: a source per event)."""
 
 import numpy as np
 
@@ -7,12 +7,15 @@ from zeroskip.config import Mode
 from zeroskip.sim import energy, formats, golden, model
 from zeroskip.sim.compiler import compile_gemm
 
-__all__ = ["gemm_report", "RTL", "HOST", "MODEL", "ESTIMATE"]
+__all__ = ["gemm_report", "RTL", "HOST", "MODEL", "DERIVED", "ESTIMATE"]
 
 #: Where a figure came from: a hardware counter of the RTL (or a figure derived only from such
 #: counters and exact host figures, e.g. ``fraction_of_ideal``), a computation on the host from
 #: the inputs, or the analytical cycle model.
-RTL, HOST, MODEL = "rtl", "host", "model"
+RTL, HOST, MODEL = energy.RTL, energy.HOST, "model"
+#: An energy event computed from hardware counters (``events`` only: its provenance is a dict,
+#: one label per event, :data:`zeroskip.sim.energy.EVENT_SOURCES`).
+DERIVED = energy.DERIVED
 #: An energy figure: event counts priced by an energy table (:mod:`zeroskip.sim.energy`).
 ESTIMATE = "estimate (energy table)"
 
@@ -94,8 +97,8 @@ def gemm_report(program, acts, weights, rtl, simulator, table=None):
     dense_estimated = energy.estimate(dense_events, dense_cycles, table)
     dense_energy_source = ESTIMATE if program.mode == Mode.DENSE else f"{ESTIMATE}, {MODEL}"
     figures.update({
-        # counts from the RTL's counters (result reads and host words: counted by the host)
-        "events": (events, RTL),
+        # one source per event: a hardware counter of it, computed from counters, or the host's
+        "events": (events, dict(energy.EVENT_SOURCES)),
         **{name: (value, ESTIMATE) for name, value in estimated.items()},
         "dense_energy_pj": (dense_estimated["energy_pj"], dense_energy_source),
         "dense_edp_pj_cycles": (dense_estimated["edp_pj_cycles"], dense_energy_source),

@@ -1,14 +1,69 @@
 import os
+import secrets
 
 import pytest
 from hypothesis import settings
 
 from zeroskip.config import ArrayConfig
 
-# Property tests run in CI on 2 cores next to RTL simulations: keep them short and deterministic.
-settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
-settings.register_profile("dev", max_examples=200, deadline=None)
+# Property tests run in CI on 2 cores next to RTL simulations: keep them short, and free of
+# deadlines (a slow shared machine is not a failure). Each session draws fresh examples from one
+# seed (:func:`hypothesis_seed`), printed in the header, so a failure is reproducible from it.
+settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=200, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: Where a session's Hypothesis seed comes from, first that is given: pytest's own
+#: ``--hypothesis-seed``, this variable, the xdist controller (for a worker), a fresh draw.
+SEED_VARIABLE = "HYPOTHESIS_SEED"
+SEED_OPTION = "hypothesis_seed"  # dest of the Hypothesis plugin's --hypothesis-seed
+_SEED = pytest.StashKey[str]()
+
+
+def hypothesis_seed(config):
+    """This session's Hypothesis seed (a string: Hypothesis also takes a non-integer seed)."""
+    given = config.getoption(SEED_OPTION, default=None) or os.environ.get(SEED_VARIABLE)
+    if given:
+        return str(given)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "hypothesis_seed" in workerinput:
+        return workerinput["hypothesis_seed"]
+    return str(secrets.randbelow(2 ** 32))
+
+
+class _SeedToWorkers:
+    """xdist controller: every worker draws from the controller's (printed) seed."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def pytest_configure_node(self, node):
+        node.workerinput["hypothesis_seed"] = self.seed
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    # before the Hypothesis plugin's own pytest_configure, which applies --hypothesis-seed to
+    # every test (a test without it would draw its own unprinted seed)
+    seed = hypothesis_seed(config)
+    setattr(config.option, SEED_OPTION, seed)
+    config.stash[_SEED] = seed
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_SeedToWorkers(seed), "zeroskip-hypothesis-seed")
+
+
+def _reproduce(seed):
+    return (f"hypothesis seed {seed} (fresh each run; to reproduce: {SEED_VARIABLE}={seed} "
+            f"make test, or pytest --hypothesis-seed={seed})")
+
+
+def pytest_report_header(config):
+    return _reproduce(config.stash[_SEED])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if terminalreporter.stats.get("failed") or terminalreporter.stats.get("error"):
+        terminalreporter.write_line(_reproduce(config.stash[_SEED]))
 
 
 def small_config(rows=2, cols=2, **kw):

@@ -38,9 +38,10 @@ def test_default_table_cites_a_source_for_every_entry():
 
 def test_estimate_arithmetic():
     table = energy.EnergyTable("t", "test", {name: 0.0 for name in energy.EVENTS} |
-                               {"mac_executed": 2.0, "act_reads": 3.0, "host_words_in": 100.0,
+                               {"mac_executed": 2.0, "act_operand_reads": 3.0,
+                                "host_words_in": 100.0,
                                 "static_pj_per_cycle": 0.5}, {})
-    counts = {name: 0 for name in energy.EVENTS} | {"mac_executed": 10, "act_reads": 4,
+    counts = {name: 0 for name in energy.EVENTS} | {"mac_executed": 10, "act_operand_reads": 4,
                                                     "host_words_in": 2}
     figures = energy.estimate(counts, 8, table)
     assert figures["energy_breakdown_pj"] == {"compute": 20.0, "onchip_memory": 12.0,
@@ -58,11 +59,13 @@ def test_a_table_file_replaces_only_its_entries(tmp_path):
     table = energy.EnergyTable.load(path)
     assert table.name == "my fpga" and table.pj["mac_executed"] == 1.5
     assert table.pj["static_pj_per_cycle"] == 0.0
-    assert table.pj["act_reads"] == energy.EnergyTable.default().pj["act_reads"]
+    default = energy.EnergyTable.default().pj["act_operand_reads"]
+    assert table.pj["act_operand_reads"] == default
 
 
 @pytest.mark.parametrize("content, message", [
     ('{"mac_exectued": 1}', "unknown key 'mac_exectued'"),
+    ('{"act_reads": 1}', "'act_reads' is now 'act_operand_reads'"),
     ('{"mac_executed": -1}', "mac_executed must be a number of picojoules >= 0"),
     ('{"mac_executed": "0.2"}', "must be a number of picojoules"),
     ('{"mac_executed": true}', "must be a number of picojoules"),
@@ -106,6 +109,49 @@ def test_board_configurations_have_no_energy_counters():
     assert energy.events(program, None) is None
 
 
+#: The hardware counter of each event labelled ``rtl``: the event is that counter's reading.
+COUNTED = {"mac_executed": "macs_executed", "mac_gated": "macs_gated", "tokens": "lane_busy",
+           "lane_reads": "lane_reads", "act_writes": "act_writes", "lane_writes": "lane_writes"}
+
+
+class _Counters:
+    """A RunResult's ``total`` over made-up counter readings."""
+
+    def __init__(self, readings):
+        self.readings = readings
+
+    def total(self, name):
+        return self.readings[name]
+
+
+def test_every_event_has_its_own_source():
+    """One label per event (issue 34): ``rtl`` exactly where the event is the reading of a
+    hardware counter of that activity, ``derived`` where it is computed from counters, ``host``
+    where no counter enters it."""
+    sources = energy.EVENT_SOURCES
+    assert set(sources) == set(energy.EVENTS)
+    assert sources["mac_executed"] == energy.RTL
+    assert {name for name, source in sources.items() if source == energy.RTL} == set(COUNTED)
+    assert {name for name, source in sources.items() if source == energy.DERIVED} == {
+        "acc_updates", "act_operand_reads", "result_writes"}
+    assert {name for name, source in sources.items() if source == energy.HOST} == {
+        "result_reads", "host_words_in", "host_words_out"}
+    from zeroskip.hw.layouts import COUNTERS, ENERGY_COUNTERS
+    program = compile_gemm(*_operands(9, 20, 7, 0.5), ArrayConfig.for_capacity(4, 4))
+    names = COUNTERS + ENERGY_COUNTERS
+    low = energy.events(program, _Counters({name: 1000 + i for i, name in enumerate(names)}))
+    high = energy.events(program, _Counters({name: 5000 + 7 * i for i, name in
+                                             enumerate(names)}))
+    assert low is not None and high is not None
+    for name, source in sources.items():
+        if source == energy.RTL:
+            assert low[name] == 1000 + names.index(COUNTED[name]), name
+        elif source == energy.DERIVED:
+            assert low[name] != high[name], name  # counters enter it
+        else:
+            assert low[name] == high[name], name  # no counter does
+
+
 # --- on the RTL ------------------------------------------------------------------------------
 
 def _lane_words(program):
@@ -145,7 +191,7 @@ def test_events_match_counts_derived_from_the_operands(sim, fmt):
             assert events["mac_executed"] == int(((acts != 0).astype(int) @
                                                   (weights != 0).astype(int)).sum())
         else:
-            assert events["act_reads"] == m * k * n
+            assert events["act_operand_reads"] == m * k * n
             assert events["tokens"] == tiles * k * n  # every weight, zeros too
             executed = m * k * n if mode == "dense" else \
                 int(((acts != 0).astype(int) @ (weights != 0).astype(int)).sum())
@@ -158,6 +204,7 @@ def test_events_match_counts_derived_from_the_operands(sim, fmt):
         assert events["host_words_in"] == -(-(tiles * config.rows * k * 8 +
                                               program.weight_bits_loaded) // 32)
         assert report["energy_pj"] == pytest.approx(sum(report["energy_breakdown_pj"].values()))
+        assert report["provenance"]["events"] == energy.EVENT_SOURCES
 
 
 @pytest.mark.rtl

@@ -12,7 +12,7 @@ from zeroskip.hw.decoders import decoder_class
 from zeroskip.hw.layouts import shape_width
 from zeroskip.sim import model
 from zeroskip.sim.compiler import compile_gemm
-from zeroskip.sim.report import ESTIMATE, HOST, MODEL, RTL
+from zeroskip.sim.report import DERIVED, ESTIMATE, HOST, MODEL, RTL, gemm_report
 from zeroskip.sim.rtl.runner import CycleMismatch, RunResult, run_programs, weight_beats
 
 from .weights import random_weights
@@ -49,9 +49,12 @@ def test_every_figure_has_a_source_and_loads_are_what_was_written(tmp_path, rng,
     figures = set(report) - DESCRIPTIVE
     assert set(report["provenance"]) == figures
     # energies are estimates (event counts × a table); dense mode's from the cycle model too
-    assert set(report["provenance"].values()) <= {RTL, HOST, MODEL, ESTIMATE,
-                                                  f"{ESTIMATE}, {MODEL}"}
-    assert report["provenance"]["events"] == RTL and report["provenance"]["energy_pj"] == ESTIMATE
+    sources = dict(report["provenance"])
+    events = sources.pop("events")
+    assert set(sources.values()) <= {RTL, HOST, MODEL, ESTIMATE, f"{ESTIMATE}, {MODEL}"}
+    # the events: a source each
+    assert set(events) == set(report["events"]) and set(events.values()) == {RTL, DERIVED, HOST}
+    assert events["mac_executed"] == RTL and report["provenance"]["energy_pj"] == ESTIMATE
     assert report["provenance"]["cycles"] == "rtl"
     assert report["provenance"]["ideal_cycles"] == "host"
     assert report["provenance"]["predicted_cycles"] == "model"
@@ -86,6 +89,37 @@ def test_load_cycles_are_counted_per_gemm(rng):
         for run, counters in zip(program.runs, rtl.counters):
             assert counters["load_cycles"] == expected_load_beats(
                 type(program)(program.config, program.mode, program.shape, [run]))
+
+
+def test_each_event_names_its_own_source(rng):
+    """``provenance["events"]`` is a label per event (``rtl``, ``derived``, ``host``), not one
+    for all of them (issue 34); the other figures keep one each. From made-up counter readings:
+    the labels do not depend on the simulator."""
+    from zeroskip.hw.layouts import counter_names
+    from zeroskip.sim import energy
+    config = ArrayConfig.for_capacity(2, 2)
+    acts = rng.integers(-128, 128, (3, 8)).astype(np.int8)
+    weights = random_weights(rng, 8, 3)
+    program = compile_gemm(acts, weights, config)
+    counters = [{name: 1 for name in counter_names(config)} | {
+        "cycles": model.run_cycles(config, run.tokens)} for run in program.runs]
+    report = gemm_report(program, acts, weights, RunResult(results=[], counters=counters,
+                                                           wall_seconds=0), "verilator")
+    events = report["provenance"]["events"]
+    assert events == energy.EVENT_SOURCES and set(events) == set(report["events"])
+    assert events["mac_executed"] == RTL and events["acc_updates"] == DERIVED
+    assert events["act_operand_reads"] == DERIVED and events["host_words_in"] == HOST
+    assert "act_reads" not in report["events"]
+    assert all(isinstance(source, str) for name, source in report["provenance"].items()
+               if name != "events")
+    # no energy counters (the boards): no events, the labels still say where they would come
+    # from
+    bare = config.with_(energy_counters=False)
+    program = compile_gemm(acts, weights, bare)
+    counters = [{name: 1 for name in counter_names(bare)} for _ in program.runs]
+    report = gemm_report(program, acts, weights, RunResult(results=[], counters=counters,
+                                                           wall_seconds=0), "verilator")
+    assert report["events"] is None and report["provenance"]["events"] == energy.EVENT_SOURCES
 
 
 def test_check_refuses_cycles_the_model_does_not_predict(rng):

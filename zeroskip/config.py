@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 __all__ = ["Mode", "DecodeStatus", "ARCHS", "FORMATS", "LANE_KINDS", "MULTIPLIERS", "ACT_MEMORIES",
-           "ArrayConfig",
-           "INT8_MIN", "INT8_MAX", "MAX_K", "bits_for"]
+           "ArrayConfig", "DEPTH_OPTIONS", "RUN_M_TILES", "RUN_K", "RUN_LANE_COLUMNS",
+           "DEFAULT_MAX_K", "INT8_MIN", "INT8_MAX", "MAX_K", "bits_for"]
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -21,6 +21,19 @@ INT8_MIN, INT8_MAX = -128, 127
 #: still fit an int32 result. A K beyond a configuration's ``max_k`` (its accumulators) is split
 #: into K-chunks by the host compiler.
 MAX_K = (2 ** 31 - 1) // 2 ** 14
+
+#: What one run of a configuration sized by :meth:`ArrayConfig.for_capacity` holds by default,
+#: per PE row and per decoder lane, so that each PE's memories have the same depth whatever the
+#: array's size: M-tiles, K, and output columns per lane (an 8×8 array: a 256×256×256 GEMM).
+RUN_M_TILES, RUN_K, RUN_LANE_COLUMNS = 32, 256, 32
+
+#: The default ``max_k`` of :meth:`ArrayConfig.for_capacity` (a longer K is split into K-chunks).
+DEFAULT_MAX_K = 4096
+
+#: The limits and memory depths a user may set in :meth:`ArrayConfig.for_capacity` instead of
+#: taking them derived from the capacity.
+DEPTH_OPTIONS = ("max_k", "act_depth", "weight_depth", "pointer_depth", "out_depth",
+                 "mask_depth")
 
 #: Architectures: the zero-skipping array, and the dense output-stationary systolic array it is
 #: measured against (:mod:`zeroskip.hw.dense`).
@@ -65,6 +78,10 @@ class DecodeStatus(enum.IntEnum):
     TRUNCATED = 4            # a column needs words beyond those the host loaded
 
 
+def _positive(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def bits_for(count):
     """Bits needed to hold the values ``0 .. count - 1`` (at least 1)."""
     return max(1, (int(count) - 1).bit_length())
@@ -73,6 +90,16 @@ def bits_for(count):
 @dataclass(frozen=True)
 class ArrayConfig:
     """Parameters of one generated accelerator.
+
+    Memory depths are per PE (activations, results) or per decoder lane (compressed weights,
+    pointers, masks), so that an array's memory grows with its PE count. The field defaults
+    below are those of an 8×8 array; :meth:`for_capacity` (which the command line and
+    :func:`zeroskip.api.array_config` use) derives them from a run's capacity, by default
+    :data:`RUN_M_TILES` M-tiles × :data:`RUN_K` × :data:`RUN_LANE_COLUMNS` output columns per
+    lane, so every PE of any array gets the 8×8's depths (act_depth 8192, out_depth 2048,
+    weight_depth 8448 per lane; pointer_depth grows with ``cols``), and any of
+    :data:`DEPTH_OPTIONS` can be set instead. A GEMM larger than a run still runs: the host
+    compiler splits it into runs (and a K beyond ``max_k`` into K-chunks).
 
     Parameters
     ----------
@@ -262,23 +289,80 @@ class ArrayConfig:
                              f"{self.act_depth}")
 
     @classmethod
-    def for_capacity(cls, rows=8, cols=8, *, m=256, k=256, n=256, fmt="csc", max_k=4096,
-                     **format_params):
+    def for_capacity(cls, rows=8, cols=8, *, m=None, k=RUN_K, n=None, fmt="csc", max_k=None,
+                     act_depth=None, weight_depth=None, pointer_depth=None, out_depth=None,
+                     mask_depth=None, **params):
         """A configuration whose memories hold an ``m × k × n`` GEMM in a single run.
 
         Larger GEMMs still run: the host splits them into several runs.
+
+        Parameters
+        ----------
+        rows, cols : int
+            The array.
+        m, k, n : int, optional
+            The capacity of one run. Defaults: ``m`` = :data:`RUN_M_TILES` × ``rows``, ``k`` =
+            :data:`RUN_K`, ``n`` = :data:`RUN_LANE_COLUMNS` × ``cols``, so that each PE's
+            memories are as deep whatever the array's size.
+        fmt : str
+            The compressed-weight format.
+        max_k : int, optional
+            Default: :data:`DEFAULT_MAX_K`, or less where ``act_depth`` or ``acc_width`` (given
+            in ``params``) cannot hold it.
+        act_depth, weight_depth, pointer_depth, out_depth, mask_depth : int, optional
+            Set a depth instead of deriving it from the capacity:
+
+            - ``act_depth`` = M-tiles × ``k``, at least ``max_k`` (one M-tile of a full
+              K-chunk);
+            - ``weight_depth`` = (columns per lane + 1) × ``k`` (a balanced schedule exceeds
+              the mean lane load by at most one column), at least ``max_k`` (a dense column of
+              a full K-chunk);
+            - ``pointer_depth`` = ``n`` + 1, ``out_depth`` = M-tiles × 2 × columns per lane
+              (skewed columns can put up to about twice the mean column count on a lane);
+            - ``mask_depth`` (bitmap) = (columns per lane + 1) × ``ceil(k / bitmap_width)``.
+        **params
+            Any other :class:`ArrayConfig` field (``nm_n``, ``pipelined``, ...).
+
+        Raises
+        ------
+        TypeError
+            A capacity or depth that is not a positive integer (``pointer_depth``: >= 2).
+        ValueError
+            A combination the configuration refuses (e.g. ``max_k`` above ``act_depth``).
         """
+        for name, value in (("rows", rows), ("cols", cols)):
+            if not _positive(value):
+                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        m = RUN_M_TILES * rows if m is None else m
+        n = RUN_LANE_COLUMNS * cols if n is None else n
+        for name, value in (("m", m), ("k", k), ("n", n)):
+            if not _positive(value):
+                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        given = {"max_k": max_k, "act_depth": act_depth, "weight_depth": weight_depth,
+                 "pointer_depth": pointer_depth, "out_depth": out_depth,
+                 "mask_depth": mask_depth}
+        for name, value in given.items():
+            if value is not None and not _positive(value):
+                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        if pointer_depth is not None and pointer_depth < 2:
+            raise TypeError(f"pointer_depth must be an integer >= 2, not {pointer_depth!r}")
+        if max_k is None:
+            # the longest K the accumulators (and a given activation depth) hold, up to the
+            # default
+            acc_width = params.get("acc_width", cls.acc_width)
+            max_k = min(DEFAULT_MAX_K, max(1, (2 ** (acc_width - 1) - 1) // 2 ** 14),
+                        act_depth or DEFAULT_MAX_K)
         m_tiles = -(-m // rows)
         lane_columns = -(-n // cols)
-        width = format_params.get("bitmap_width", cls.bitmap_width)
-        return cls(rows=rows, cols=cols, fmt=fmt, max_k=max_k, **format_params,
-                   act_depth=max(m_tiles * k, max_k),
-                   mask_depth=(lane_columns + 1) * -(-k // width),
-                   # a balanced schedule exceeds the mean lane load by at most one column
-                   weight_depth=lane_columns * k + k,
-                   pointer_depth=n + 1,
-                   # skewed columns can put up to about twice the mean column count on a lane
-                   out_depth=m_tiles * 2 * lane_columns)
+        width = params.get("bitmap_width", cls.bitmap_width)
+        derived = {"act_depth": max(m_tiles * k, max_k),
+                   "weight_depth": max(lane_columns * k + k, max_k),
+                   "pointer_depth": n + 1,
+                   "out_depth": m_tiles * 2 * lane_columns,
+                   "mask_depth": (lane_columns + 1) * -(-k // width)}
+        depths = {name: derived[name] if given[name] is None else given[name]
+                  for name in derived}
+        return cls(rows=rows, cols=cols, fmt=fmt, max_k=max_k, **params, **depths)
 
     # Derived timing -------------------------------------------------------------------------
 
