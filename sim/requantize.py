@@ -6,14 +6,14 @@ split offline into a Q0.31 integer and a power-of-two shift (:func:`quantize_mul
 applied in integers (:func:`multiply_by_quantized_multiplier`), as in TFLite's reference kernels
 (``tensorflow/lite/kernels/internal/common.h``, gemmlowp's ``fixedpoint.h``).
 
-TFLite has two builds of that multiply. ``single`` rounding (``TFLITE_SINGLE_ROUNDING``): one
-64-bit product, rounded once (half up) by the total shift. ``double`` rounding, gemmlowp's: a
-rounding doubling high multiply, then a rounding right shift (both ties away from zero). They
-differ by one LSB on some accumulators, and LiteRT's reference kernels use both: measured here
-against ``ai-edge-litert`` 2.3 (``BUILTIN_REF``) on random int8 layers, FULLY_CONNECTED rounds
-once (60 of 60 random layers, per tensor and per channel; double rounding matched 26) and
-CONV_2D and DEPTHWISE_CONV_2D round twice (one LSB off on a few outputs otherwise). The callers
-choose per operator (:data:`zeroskip.frontend.tflite.array_ops.ROUNDING`).
+TFLite has two builds of that multiply. ``double`` rounding, gemmlowp's (the default build): a
+rounding doubling high multiply, then a rounding right shift (both ties away from zero).
+``single`` rounding (``TFLITE_SINGLE_ROUNDING``): one 64-bit product rounded once, half up. They
+differ by one LSB on ties. LiteRT 2.3's reference kernels (``BUILTIN_REF``), measured here on
+ties of exact multipliers (tb/test_tflite_host_ops.py): CONV_2D, DEPTHWISE_CONV_2D and the host
+operators round twice; FULLY_CONNECTED uses neither, it requantizes in double precision,
+``round(acc · (input · weight / output))`` half away from zero (:func:`requantize_float`). The
+callers choose per operator (:data:`zeroskip.frontend.tflite.array_ops.ROUNDING`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["INT32_MIN", "INT32_MAX", "ROUNDINGS", "quantize_multiplier", "effective_multipliers",
+           "requantize_float",
            "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "multiply_by_quantized_multiplier", "requantize",
            "activation_range"]
 
@@ -186,3 +187,16 @@ def requantize(acc: ArrayLike, multiplier: ArrayLike, shift: ArrayLike, zero_poi
     """
     out = multiply_by_quantized_multiplier(acc, multiplier, shift, rounding) + zero_point
     return np.clip(out, low, high).astype(np.int8)
+
+
+def requantize_float(acc: ArrayLike, real: ArrayLike, zero_point: int, low: int = -128,
+                     high: int = 127) -> NDArray[np.int8]:
+    """int32 accumulators to int8 outputs in double precision, as LiteRT's reference
+    FULLY_CONNECTED does: ``acc · real`` rounded half away from zero, the zero point added,
+    clamped to ``[low, high]``. ``real`` (one per output channel, the last axis, or one) is
+    ``input_scale · weight_scale / output_scale`` computed in double precision from the float32
+    scales."""
+    value = np.asarray(acc, dtype=np.int64).astype(np.float64) * np.asarray(real, np.float64)
+    rounded = np.trunc(value) + np.where(np.abs(value - np.trunc(value)) >= 0.5,
+                                         np.sign(value), 0)
+    return np.clip(rounded + zero_point, low, high).astype(np.int8)

@@ -92,12 +92,14 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
         port: str | None = None, progress: bool = False,
         energy_table: Any = None) -> tuple[dict, dict]:
-    """An ONNX model on the generated RTL, as ``zeroskip run`` does; returns
+    """An ONNX or TFLite model on the generated RTL, as ``zeroskip run`` does; returns
     ``(outputs, report)``.
 
     Parameters
     ----------
-    model : path or ``onnx.ModelProto``
+    model : path, ``onnx.ModelProto``, or the bytes of a ``.tflite`` file
+        A ``.tflite`` model is a full-integer int8 one; its definition is LiteRT's reference
+        kernels (``report["reference"]["definition"]``) and ``calibrate`` does not apply.
     inputs : ndarray (a model with one graph input) or dict of arrays keyed by input name
     labels : 1-D integer array, optional
         Class labels: the report gives the accuracy of the RTL and of onnxruntime.
@@ -143,6 +145,13 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
     """
     import os
 
+    from zeroskip.frontend.tflite.model import is_tflite
+    if is_tflite(model):
+        return _run_tflite(model, inputs, labels=labels, calibrate=calibrate, prune=prune,
+                           progress=progress,
+                           runner=dict(rows=rows, cols=cols, format=format, nm=nm, mode=mode,
+                                       sim=sim, board=board, port=port,
+                                       energy_table=energy_table))
     from zeroskip.frontend.infer import infer
     from zeroskip.frontend.inputs import check_feeds, check_labels
     from zeroskip.frontend.model import check_model, graph_inputs, load_model, model_name
@@ -173,5 +182,38 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         calibrate = np.asarray(calibrate)
     model = prepare_model(model, calibrate, prune, name=name)
     outputs, report = infer(model, feeds, engine, labels=labels, progress=progress, name=name)
+    check_definition(outputs, report)
+    return outputs, report
+
+
+def _run_tflite(model: Any, inputs: Any, *, labels: Any, calibrate: Any, prune: float | None,
+                progress: bool, runner: dict) -> tuple[dict, dict]:
+    """:func:`run` for a TFLite model (a path or the file's bytes)."""
+    from zeroskip.frontend.reference import check_definition
+    from zeroskip.frontend.tflite.executor import check_input
+    from zeroskip.frontend.tflite.infer import infer
+    from zeroskip.frontend.tflite.model import load
+    from zeroskip.frontend.tflite.prune import check_sparsity, prune as prune_model
+    from zeroskip.sim.loaders import BadInput
+    name = "model.tflite" if isinstance(model, (bytes, bytearray, memoryview)) else str(model)
+    loaded = load(model)
+    if calibrate is not None:
+        raise BadInput("calibrate: a TFLite model is quantized already (full-integer int8); "
+                       "leave calibrate out")
+    engine = GemmRunner(**runner)
+    if isinstance(inputs, dict):
+        wanted = loaded.tensors[loaded.inputs[0]].name
+        if list(inputs) != [wanted]:
+            raise BadInput(f"inputs: keys {', '.join(map(str, inputs)) or 'none'}; the model's "
+                           f"input is {wanted!r}")
+        inputs = inputs[wanted]
+    x = check_input(loaded, inputs, "inputs")
+    pruned = None
+    if prune is not None:
+        content, pruned = prune_model(loaded, check_sparsity(prune))
+        loaded = load(content)
+    outputs, report = infer(loaded, x, engine, labels=labels, progress=progress, name=name)
+    if pruned is not None:
+        report["pruned_sparsity"] = pruned
     check_definition(outputs, report)
     return outputs, report

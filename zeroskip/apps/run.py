@@ -1,8 +1,10 @@
-"""``zeroskip run MODEL.onnx``: a user's ONNX model on the RTL, checked against its definition.
+"""``zeroskip run MODEL.onnx|MODEL.tflite``: a user's model on the RTL, checked against its
+definition (an ONNX graph as written; a TFLite model by LiteRT's reference kernels).
 
 Every input is checked before anything runs and nothing is written unless the whole run
 succeeds (``DIR/outputs.npz``, ``report.json``, ``report.md``, ``layers.png``, and with
-``--calibrate`` the model that ran, ``quantized.onnx``). The one run that fails after writing
+``--calibrate`` the model that ran, ``quantized.onnx``; with ``--prune`` on a ``.tflite``,
+``pruned.tflite``). The one run that fails after writing
 is a wrong answer: outputs that differ from the model's definition raise
 :class:`~zeroskip.frontend.reference.OutputsDiffer` (exit 1) with the files kept for diagnosis.
 
@@ -27,6 +29,7 @@ from zeroskip.frontend.quantize import check_calibratable, check_prune, prepare_
 from zeroskip.frontend.reference import check_definition
 from zeroskip.frontend.terms import CLI
 from zeroskip.gemm_runner import GemmRunner
+from zeroskip.sim.loaders import BadInput
 
 # Re-exported for zeroskip.apps.sweep, which loads its models as this command does (a shim:
 # new code imports them from zeroskip.frontend.model).
@@ -51,10 +54,21 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     OutputsDiffer
         After writing the files, when the outputs differ from the model's definition.
     """
-    from zeroskip.apps.outputs import Outputs, check_folder
+    from zeroskip.apps.outputs import check_folder
 
     check_folder(out, "--out")
     name = str(model_path)
+    from zeroskip.frontend.tflite.model import is_tflite
+    if is_tflite(model_path):
+        if calibrate_path is not None:
+            raise BadInput("--calibrate: a .tflite model is quantized already (full-integer "
+                           "int8); drop --calibrate")
+        report = _run_tflite(model_path, out=out, input=input, inputs=inputs, labels=labels,
+                             prune=prune, progress=progress,
+                             runner=dict(rows=rows, cols=cols, format=format, nm=nm,
+                                         mode=mode, sim=sim, board=board, port=port,
+                                         energy_table=energy_table))
+        return report
     model = load_model(model_path)
     check_prune(prune, CLI)
     accelerator = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
@@ -73,18 +87,68 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     if calibrate_path is not None:
         # the summary and report.md say where it went: it is the model that ran
         report["quantized_model"] = str(out / "quantized.onnx")
+    extra = {}
+    if calibrate_path is not None:
+        import onnx
+        extra["quantized.onnx"] = lambda tmp: onnx.save(model, str(tmp))
+    _write(out, ours, report, extra)
+    check_definition(ours, report)  # a wrong answer never passes: after the files, for diagnosis
+    return report
+
+
+def _run_tflite(model_path, *, out, input, inputs, labels, prune, progress, runner) -> dict:
+    """The command for a ``.tflite`` model (:mod:`zeroskip.frontend.tflite`)."""
+    from zeroskip.frontend.tflite.infer import infer as infer_tflite
+    from zeroskip.frontend.tflite.inputs import bind_input
+    from zeroskip.frontend.tflite.model import load
+    from zeroskip.frontend.tflite.prune import check_sparsity, prune as prune_model
+
+    name = str(model_path)
+    model = load(model_path)
+    if prune is not None:
+        check_sparsity(prune, "--prune")
+    accelerator = GemmRunner(**runner)
+    x = bind_input(model, input, inputs)
+    if labels is not None:
+        labels = _load_labels(labels)
+    extra = {}
+    pruned = None
+    if prune is not None:
+        content, pruned = prune_model(model, prune)
+        model = load(content)
+        extra["pruned.tflite"] = lambda tmp: Path(tmp).write_bytes(content)
+    ours, report = infer_tflite(model, x, accelerator, labels=labels, progress=progress,
+                                name=name)
+    if pruned is not None:
+        report["pruned_model"] = str(Path(out) / "pruned.tflite")
+        report["pruned_sparsity"] = pruned
+    _write(Path(out), ours, report, extra)
+    check_definition(ours, report)
+    return report
+
+
+def _load_labels(path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise BadInput(f"--labels: no such file: {path}") from None
+    except Exception:
+        raise BadInput(f"--labels: {path} is not a NumPy file") from None
+
+
+def _write(out: Path, ours: dict, report: dict, extra: dict) -> None:
+    """outputs.npz, report.json, report.md, layers.png and ``extra`` (name -> writer), all
+    together or none."""
+    from zeroskip.apps.outputs import Outputs
     out.mkdir(parents=True, exist_ok=True)
     with Outputs() as files:
         files.write(out / "outputs.npz", lambda tmp: _savez(tmp, ours))
         files.write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
         files.write_text(out / "report.md", format_report(report))
         files.write(out / "layers.png", lambda tmp: plot_layers(report["layers"], tmp))
-        if calibrate_path is not None:
-            import onnx
-            files.write(out / "quantized.onnx", lambda tmp: onnx.save(model, str(tmp)))
+        for file, writer in extra.items():
+            files.write(out / file, writer)
         files.commit()
-    check_definition(ours, report)  # a wrong answer never passes: after the files, for diagnosis
-    return report
 
 
 def _savez(path, arrays):

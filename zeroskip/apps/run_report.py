@@ -25,7 +25,12 @@ def _agreement(comparison: dict) -> str:
 
 
 def _comparisons(ref: dict) -> list[str]:
-    """The comparison with the model's definition first, onnxruntime's fused kernels second."""
+    """The comparison with the model's definition first, onnxruntime's fused kernels second
+    (a TFLite model's definition is LiteRT's reference kernels: one comparison)."""
+    if "definition" in ref:
+        definition = ref["definition"]
+        return [f"Against the model's definition ({definition['runtime']}, ai-edge-litert "
+                f"{definition['version']}): {_agreement(definition)}."]
     literal = ref["unoptimized"]
     if literal["runtime"] != "onnxruntime":
         reason = literal.get("onnxruntime_error", "")
@@ -49,6 +54,9 @@ def format_report(report) -> str:
     if report.get("quantized_model"):
         lines += ["", f"The model that ran, quantized on the calibration inputs: "
                   f"{report['quantized_model']}."]
+    if report.get("pruned_model"):
+        lines += ["", f"The model that ran, its array weights pruned by magnitude: "
+                  f"{report['pruned_model']}."]
     rows = []
     for layer in report["layers"]:
         if layer["on"] != "accelerator":

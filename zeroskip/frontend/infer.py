@@ -16,7 +16,7 @@ from zeroskip.frontend.terms import PYTHON, Terms
 from zeroskip.sim import energy
 from zeroskip.sim.loaders import BadInput
 
-__all__ = ["infer", "check_accelerated"]
+__all__ = ["infer", "check_accelerated", "total_of"]
 
 
 def check_accelerated(planned: Plan, name: str, terms: Terms = PYTHON) -> None:
@@ -78,7 +78,7 @@ def infer(model, feeds: dict, accelerator, *, labels=None, progress=False,
                   f"board {accelerator.board} at {accelerator.port}"},
         "inputs": {input: list(value.shape) for input, value in feeds.items()},
         "reference": against_reference(model, feeds, ours, labels), "layers": layers,
-        "total": _total(layers),
+        "total": total_of(layers),
     }
     first = next(iter(feeds.values()))
     batch = first.shape[0] if first.ndim else 1
@@ -90,7 +90,9 @@ def infer(model, feeds: dict, accelerator, *, labels=None, progress=False,
     return ours, report
 
 
-def _total(layers) -> dict:
+def total_of(layers) -> dict:
+    """The ``total`` of a run's report from its layer records: the array layers' figures
+    summed, each with its provenance."""
     accel = [layer for layer in layers if layer["on"] == "accelerator"]
     total: dict[str, Any] = {"accelerator_layers": len(accel),
                              "host_layers": len(layers) - len(accel)}

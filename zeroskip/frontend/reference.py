@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["OutputsDiffer", "reference_outputs", "difference", "compare", "against_reference",
-           "check_definition", "FUSED_KERNELS_DIFFER"]
+           "check_definition", "definition_of", "FUSED_KERNELS_DIFFER"]
 
 #: Why onnxruntime's default session may differ from the model's definition (one sentence).
 FUSED_KERNELS_DIFFER = ("Fused int8 kernels round differently from the graph as written, and "
@@ -38,12 +38,13 @@ class OutputsDiffer(RuntimeError):
     """
 
     def __init__(self, outputs: dict, report: dict):
-        definition = report["reference"]["unoptimized"]
+        definition = definition_of(report)
         self.outputs, self.report = outputs, report
         self.output = definition.get("max_abs_diff_output", "")
         self.max_abs_diff = definition["max_abs_diff"]
-        runtime = "onnxruntime, optimizations off" \
-            if definition["runtime"] == "onnxruntime" else "ONNX's reference evaluator"
+        runtime = {"onnxruntime": "onnxruntime, optimizations off",
+                   "onnx.reference": "ONNX's reference evaluator"}.get(definition["runtime"],
+                                                                        definition["runtime"])
         super().__init__(f"outputs differ from the model's definition ({runtime}): max |diff| "
                          f"{self.max_abs_diff:g} on {self.output}")
 
@@ -93,22 +94,24 @@ def difference(ours: dict, theirs: dict) -> dict:
             "bit_exact": all(_equal(ours[n], theirs[n]) for n in ours)}
 
 
-def _class_scores(outputs, batch):
-    """The first float output shaped [batch, classes] (classes > 1): the class scores."""
+def _class_scores(outputs, batch, kinds="f"):
+    """The first output of a dtype kind in ``kinds`` shaped [batch, classes] (classes > 1):
+    the class scores."""
     for name, value in outputs.items():
         if value.ndim == 2 and value.shape[0] == batch and value.shape[1] > 1 and \
-                value.dtype.kind == "f":
+                value.dtype.kind in kinds:
             return name
     return None
 
 
-def compare(ours: dict, theirs: dict, runtime: dict, labels=None) -> dict:
-    """One comparison: the runtime, the differences and, for a classifier's scores, the top-1
-    agreement (and with ``labels`` both accuracies)."""
+def compare(ours: dict, theirs: dict, runtime: dict, labels=None, scores_kinds="f") -> dict:
+    """One comparison: the runtime, the differences and, for a classifier's scores (the first
+    2-D output of a dtype kind in ``scores_kinds``: float for ONNX, also integers for a
+    quantized TFLite softmax), the top-1 agreement (and with ``labels`` both accuracies)."""
     reference: dict[str, Any] = {**runtime, **difference(ours, theirs)}
     first = next(iter(ours.values()))
     batch = first.shape[0] if first.ndim else 0
-    scores = _class_scores(ours, batch)
+    scores = _class_scores(ours, batch, scores_kinds)
     if scores is not None:
         top_ours, top_theirs = ours[scores].argmax(axis=1), theirs[scores].argmax(axis=1)
         reference["scores_output"] = scores
@@ -130,7 +133,14 @@ def against_reference(model, feeds: dict, ours: dict, labels=None) -> dict:
     return {"unoptimized": literal, **compare(ours, *reference_outputs(model, feeds), labels)}
 
 
+def definition_of(report: dict) -> dict:
+    """The comparison with the model's definition in a run's report: ``unoptimized`` for ONNX
+    (the graph as written), ``definition`` for TFLite (LiteRT's reference kernels)."""
+    reference = report["reference"]
+    return reference["unoptimized"] if "unoptimized" in reference else reference["definition"]
+
+
 def check_definition(outputs: dict, report: dict) -> None:
     """:class:`OutputsDiffer` if the run's outputs differ from the model's definition."""
-    if not report["reference"]["unoptimized"]["bit_exact"]:
+    if not definition_of(report)["bit_exact"]:
         raise OutputsDiffer(outputs, report)

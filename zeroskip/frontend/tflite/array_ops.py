@@ -23,10 +23,12 @@ from zeroskip.sim.loaders import BadInput
 
 __all__ = ["ArrayLayer", "lower", "finish", "same_padding", "ROUNDING"]
 
-#: The rounding of each operator's requantizing multiply in LiteRT's reference kernels, as
-#: measured against ``ai-edge-litert`` 2.3 (tb/test_tflite_array_ops.py): its fully connected
-#: kernel rounds once (TFLITE_SINGLE_ROUNDING), its convolutions twice (gemmlowp's rules).
-ROUNDING = {"FULLY_CONNECTED": "single", "CONV_2D": "double", "DEPTHWISE_CONV_2D": "double"}
+#: How each operator requantizes in LiteRT's reference kernels, as measured against
+#: ``ai-edge-litert`` 2.3 on ties (tb/test_tflite_host_ops.py,
+#: test_which_requantization_litert_reference_array_kernels_use): the convolutions by the
+#: fixed-point multiply rounding twice (gemmlowp's rules), the fully connected kernel in double
+#: precision (:func:`zeroskip.sim.requantize.requantize_float`).
+ROUNDING = {"FULLY_CONNECTED": "float", "CONV_2D": "double", "DEPTHWISE_CONV_2D": "double"}
 
 
 @dataclass
@@ -176,8 +178,6 @@ def finish(layer: ArrayLayer, model: TfliteModel, results: list) -> np.ndarray:
             raise BadInput(f"{_label(op)}: tensor {tensor.index} ({tensor.name!r}) is not "
                            f"quantized")
     rounding = ROUNDING[op.code]
-    multiplier, shift = rq.quantize_multiplier(
-        rq.effective_multipliers(float(x_t.scale[0]), w_t.scale, float(y_t.scale[0])), rounding)
     zero = int(y_t.zero_point[0]) if y_t.zero_point.size else 0
     activation = op.options.get("fused_activation_function", "none")
     try:
@@ -187,4 +187,10 @@ def finish(layer: ArrayLayer, model: TfliteModel, results: list) -> np.ndarray:
                        f"relu, relu6, relu_n1_to_1)") from None
     if acc.min(initial=0) < rq.INT32_MIN or acc.max(initial=0) > rq.INT32_MAX:
         raise ValueError(f"{_label(op)}: the int32 accumulator overflows")
+    if rounding == "float":
+        real = (np.float64(x_t.scale[0]) * w_t.scale.astype(np.float64)
+                / np.float64(y_t.scale[0]))
+        return rq.requantize_float(acc, real, zero, low, high)
+    multiplier, shift = rq.quantize_multiplier(
+        rq.effective_multipliers(float(x_t.scale[0]), w_t.scale, float(y_t.scale[0])), rounding)
     return rq.requantize(acc, multiplier, shift, zero, low, high, rounding)

@@ -20,7 +20,8 @@ import numpy as np
 
 from zeroskip.sim.loaders import BadInput
 
-__all__ = ["TensorInfo", "OpInfo", "TfliteModel", "load", "ARRAY_OPS", "HOST_OPS", "MAX_BYTES"]
+__all__ = ["TensorInfo", "OpInfo", "TfliteModel", "load", "is_tflite", "ARRAY_OPS", "HOST_OPS",
+           "MAX_BYTES"]
 
 #: The largest model file read (MLPerf Tiny's are 0.1-0.5 MB)
 MAX_BYTES = 256 << 20
@@ -228,6 +229,23 @@ def check(model: TfliteModel) -> None:
             if weights.data is None or weights.dtype != np.int8:
                 raise BadInput(f"operator {op.index} ({op.code}): its weights "
                                f"({weights.name!r}) must be a constant int8 tensor")
+
+
+def is_tflite(source: Any) -> bool:
+    """A TFLite model: bytes with the TFL3 file identifier, or a path named ``.tflite`` or to
+    such a file."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source[4:8]) == b"TFL3"
+    if not isinstance(source, (str, Path)) and not hasattr(source, "__fspath__"):
+        return False
+    path = Path(source)
+    if path.suffix.lower() == ".tflite":
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(8)[4:8] == b"TFL3"
+    except OSError:
+        return False
 
 
 def load(source: str | Path | bytes) -> TfliteModel:
