@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from zeroskip.config import Mode
-from zeroskip.hw.link import byte_count, write_targets
+from zeroskip.hw.link.protocol import byte_count, write_targets
 from zeroskip.platforms.boards import BOARDS
 from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop
 from zeroskip.sim import golden

@@ -8,7 +8,7 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from zeroskip.hw.link import HostLink
+from zeroskip.hw.link.host_link import HostLink
 from zeroskip.hw.uart import UARTRx, UARTTx
 
 __all__ = ["BoardTop", "DEFAULT_BAUD"]

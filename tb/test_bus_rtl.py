@@ -7,7 +7,7 @@ import pytest
 from zeroskip.config import ArrayConfig, Mode
 from zeroskip.hw.bus.regmap import ID_VALUE, version_word
 from zeroskip.hw.bus.tops import AxiTop, WishboneTop
-from zeroskip.hw.link import Reply, byte_count, info_layout, write_targets
+from zeroskip.hw.link.protocol import Reply, byte_count, info_layout, write_targets
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim.rtl import runner
