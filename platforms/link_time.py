@@ -17,7 +17,8 @@ from zeroskip.platforms.boards import BOARDS
 from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
-from zeroskip.sim.rtl.runner import build, run_cocotb
+from zeroskip.sim.rtl.build import build
+from zeroskip.sim.rtl.runner import run_cocotb
 
 __all__ = ["measure", "main"]
 

@@ -24,8 +24,8 @@ from zeroskip.hw.layouts import job_layout, pack, unpack
 from zeroskip.hw.link.protocol import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply,
                                        byte_count, info_layout, run_report_layout, write_targets)
 from zeroskip.sim import model
-from zeroskip.sim.rtl.runner import (LoadCounter, RunResult, act_beats, result_words_to_array,
-                                     weight_beats)
+from zeroskip.sim.rtl.packing import act_beats, result_words_to_array, weight_beats
+from zeroskip.sim.rtl.runner import LoadCounter, RunResult
 
 __all__ = ["LinkError", "LinkStats", "Driver", "BoardLink", "RegisterDriver", "BusRegisters",
            "SerialTransport", "run_on_board", "frame"]
