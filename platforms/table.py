@@ -27,7 +27,8 @@ from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim import golden
 from zeroskip.sim.patterns import sparse_weights
 from zeroskip.sim.rtl.runner import run_programs
-from zeroskip.platforms.boards import BOARDS, build_board
+from zeroskip.platforms.boards import BOARDS
+from zeroskip.platforms.flow import build_board
 
 SHAPE = (128, 256, 128)
 SPARSITIES = (0.0, 0.5, 0.75, 0.9)

@@ -1,6 +1,6 @@
 """The board top: the host link behind a UART, with nothing board-specific in it.
 
-:mod:`zeroskip.platforms.boards` wraps it with a board's PLL and pins; the cocotb board test
+:mod:`zeroskip.platforms.wrapper` wraps it with a board's PLL and pins; the cocotb board test
 simulates it as is, its UART pins driven by the same host runtime that talks to a real board.
 """
 
@@ -8,7 +8,7 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from zeroskip.hw.link import HostLink
+from zeroskip.hw.link.host_link import HostLink
 from zeroskip.hw.uart import UARTRx, UARTTx
 
 __all__ = ["BoardTop", "DEFAULT_BAUD"]

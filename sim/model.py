@@ -63,7 +63,7 @@ def run_transfers(program):
     """Per run of ``program``: ``(load beats, readback beats)`` with every memory port written
     at once (a run's load takes as long as its longest port's beats) and the result port read
     one word per cycle, column after column."""
-    from zeroskip.sim.rtl.runner import weight_beats
+    from zeroskip.sim.rtl.packing import weight_beats
     transfers = []
     for run in program.runs:
         lanes = [len(beats) for beats in weight_beats(program.config, run).values()]

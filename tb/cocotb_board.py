@@ -15,7 +15,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer
 
-from zeroskip.hw.link import REPLY_SYNC, REQUEST_SYNC, Command
+from zeroskip.hw.link.protocol import REPLY_SYNC, REQUEST_SYNC, Command
 from zeroskip.platforms.runtime import BoardLink, frame
 
 CLOCK_NS = 10

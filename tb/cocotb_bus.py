@@ -23,7 +23,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
 from zeroskip.hw.bus.regmap import ID_VALUE, version_word
 from zeroskip.hw.layouts import SINCE_RESET, job_layout, pack
-from zeroskip.hw.link import REPLY_SYNC, REQUEST_SYNC, Command
+from zeroskip.hw.link.protocol import REPLY_SYNC, REQUEST_SYNC, Command
 from zeroskip.platforms.runtime import BoardLink, BusRegisters, RegisterDriver, frame
 
 CLOCK_NS = 10

@@ -101,9 +101,9 @@ def _rtl_only_where_marked(request, monkeypatch):
     ``make test-fast`` slow without anyone noticing."""
     if request.node.get_closest_marker("rtl"):
         return
-    from zeroskip.sim.rtl import runner
+    from zeroskip.sim.rtl import build
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"{request.node.nodeid} builds a simulation: mark it "
                              f"@pytest.mark.rtl")
-    monkeypatch.setattr(runner, "build", refuse)
+    monkeypatch.setattr(build, "build", refuse)

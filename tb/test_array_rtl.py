@@ -9,7 +9,8 @@ from zeroskip.hw.array import PEArray
 from zeroskip.hw.layouts import pack, token_layout
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm, lane_tokens
-from zeroskip.sim.rtl.runner import act_beats, result_words_to_array, run_cocotb
+from zeroskip.sim.rtl.packing import act_beats, result_words_to_array
+from zeroskip.sim.rtl.runner import run_cocotb
 
 from .rtl import build_component, simulators
 from .weights import random_weights

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from zeroskip.config import ArrayConfig, Mode
-from zeroskip.hw.link import Reply, byte_count, write_targets
+from zeroskip.hw.link.protocol import Reply, byte_count, write_targets
 from zeroskip.platforms.top import BoardTop
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from zeroskip.sim.rtl import runner
+from zeroskip.sim.rtl.cache import cache_root, gateware_digest, locked
 
 pytest.importorskip("amaranth_boards", reason="pip install zeroskip[boards]")
 
@@ -28,8 +28,8 @@ def zeroskip(*args, env=None):
 
 @pytest.fixture(scope="module")
 def icebreaker():
-    out = runner.cache_root() / "boards" / f"icebreaker-{runner.gateware_digest()}"
-    with runner._locked(out.parent):  # one build, whichever worker gets here first
+    out = cache_root() / "boards" / f"icebreaker-{gateware_digest()}"
+    with locked(out.parent):  # one build, whichever worker gets here first
         result = zeroskip("build", "--board", "icebreaker", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
@@ -103,25 +103,26 @@ def test_a_build_is_known_by_its_design_not_by_where_its_sources_are(monkeypatch
     """`make boards` rebuilds a board only when what Yosys and nextpnr get changes: the design
     without its source locations (an edit that moves lines, another checkout's path), the
     constraints, the scripts and the seeds."""
-    from zeroskip.platforms import boards
+    from zeroskip.platforms import flow
+    from zeroskip.platforms.boards import BOARDS
     from zeroskip.platforms.top import BoardTop
-    board = boards.BOARDS["icebreaker"]
+    board = BOARDS["icebreaker"]
 
-    def digest(baud=3_000_000, seeds=boards.SEEDS):
-        return boards.design_digest(board, BoardTop(board.config, clock_hz=30_000_000,
-                                                    baud=baud), seeds=seeds)
+    def digest(baud=3_000_000, seeds=flow.SEEDS):
+        return flow.design_digest(board, BoardTop(board.config, clock_hz=30_000_000,
+                                                  baud=baud), seeds=seeds)
 
     reference = digest()
     assert digest() == reference
     assert digest(baud=115200) != reference             # another UART divisor
     assert digest(seeds=(2, 3)) != reference
 
-    plan = boards._plan
+    plan = flow._plan
 
     def moved(*args):
         built = plan(*args)
         assert 'attribute \\src "' in built.files["top.il"]
         built.files["top.il"] = built.files["top.il"].replace('\\src "/', '\\src "/elsewhere/')
         return built
-    monkeypatch.setattr(boards, "_plan", moved)
+    monkeypatch.setattr(flow, "_plan", moved)
     assert digest() == reference

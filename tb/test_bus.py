@@ -10,7 +10,7 @@ import pytest
 from zeroskip.cli import main
 from zeroskip.config import ArrayConfig
 from zeroskip.hw.bus.regmap import RegisterMap
-from zeroskip.hw.link import write_targets
+from zeroskip.hw.link.protocol import write_targets
 
 CONFIGS = [ArrayConfig(rows=2, cols=2, max_k=64, act_depth=128, weight_depth=96,
                        pointer_depth=9, out_depth=4),

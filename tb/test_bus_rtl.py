@@ -7,10 +7,10 @@ import pytest
 from zeroskip.config import ArrayConfig, Mode
 from zeroskip.hw.bus.regmap import ID_VALUE, version_word
 from zeroskip.hw.bus.tops import AxiTop, WishboneTop
-from zeroskip.hw.link import Reply, byte_count, info_layout, write_targets
+from zeroskip.hw.link.protocol import Reply, byte_count, info_layout, write_targets
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
-from zeroskip.sim.rtl import runner
+from zeroskip.sim.rtl.cache import bus_digest
 from zeroskip.sim.rtl.runner import run_cocotb
 
 from .rtl import build_component, simulators
@@ -51,7 +51,7 @@ def _check(cases, results):
 
 def _run(sim, bus, config, cases, seed):
     make = {"axi": axi_top, "wishbone": wishbone_top}[bus]
-    build_dir = build_component(sim, f"bus-{bus}-{runner.bus_digest()}", config, make,
+    build_dir = build_component(sim, f"bus-{bus}-{bus_digest()}", config, make,
                                 f"zeroskip_{bus}")
     _, act_bits, _, _ = write_targets(config)[0]
     return run_cocotb(sim, build_dir, f"zeroskip_{bus}", "zeroskip.tb.cocotb_bus", {

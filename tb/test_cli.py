@@ -9,7 +9,7 @@ import pytest
 
 from zeroskip.config import MAX_K
 from zeroskip.sim import golden
-from zeroskip.sim.rtl.runner import verilator_environment
+from zeroskip.sim.rtl.build import verilator_environment
 
 from .rtl import simulators
 from .weights import fit_n_of_m, random_weights

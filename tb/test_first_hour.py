@@ -235,7 +235,7 @@ def test_build_reports_only_a_real_build(tmp_path, monkeypatch):
     """The runner's hook: a build reports its start and end, a cached one nothing."""
     import logging
 
-    from zeroskip.sim.rtl import runner
+    from zeroskip.sim.rtl import build
     monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path))
     records = []
 
@@ -243,24 +243,24 @@ def test_build_reports_only_a_real_build(tmp_path, monkeypatch):
         def emit(self, record):
             records.append(record)
     handler = Keep()
-    runner.progress.addHandler(handler)
-    runner.progress.setLevel(logging.INFO)
+    build.progress.addHandler(handler)
+    build.progress.setLevel(logging.INFO)
     try:
         def verilog():
             return ("module tiny(input clk, output reg q);\n"
                     "  always @(posedge clk) q <= ~q;\nendmodule\n")
-        first = runner.build("icarus", "tiny", verilog, "tiny")
+        first = build.build("icarus", "tiny", verilog, "tiny")
         assert [(r.step, r.kind) for r in records] == [("start", "build"), ("end", "build")]
         assert "building the icarus simulation of tiny" in records[0].getMessage()
         assert records[1].build_dir == str(first)
         records.clear()
-        assert runner.build("icarus", "tiny", verilog, "tiny") == first
+        assert build.build("icarus", "tiny", verilog, "tiny") == first
         assert records == []
         # another process building the same design: this one says it waits
         import threading
         with open(first / ".lock") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            waiter = threading.Thread(target=runner.build,
+            waiter = threading.Thread(target=build.build,
                                       args=("icarus", "tiny", verilog, "tiny"))
             waiter.start()
             time.sleep(0.5)
@@ -269,7 +269,7 @@ def test_build_reports_only_a_real_build(tmp_path, monkeypatch):
         assert [(r.step, r.kind) for r in records] == [("start", "wait"), ("end", "wait")]
         assert "waiting for another process building" in records[0].getMessage()
     finally:
-        runner.progress.removeHandler(handler)
+        build.progress.removeHandler(handler)
 
 
 def run_on_pty(args, env):

@@ -13,7 +13,8 @@ from zeroskip.hw.layouts import shape_width
 from zeroskip.sim import model
 from zeroskip.sim.compiler import compile_gemm
 from zeroskip.sim.report import DERIVED, ESTIMATE, HOST, MODEL, RTL, gemm_report
-from zeroskip.sim.rtl.runner import CycleMismatch, RunResult, run_programs, weight_beats
+from zeroskip.sim.rtl.packing import weight_beats
+from zeroskip.sim.rtl.runner import CycleMismatch, RunResult, run_programs
 
 from .weights import random_weights
 

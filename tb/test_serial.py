@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from zeroskip.config import ArrayConfig, Mode
-from zeroskip.hw.link import REQUEST_SYNC, Command, byte_count, info_layout
+from zeroskip.hw.link.protocol import REQUEST_SYNC, Command, byte_count, info_layout
 from zeroskip.platforms.runtime import (BoardLink, LinkError, SerialTransport, frame,
                                         run_on_board)
 from zeroskip.platforms.top import BoardTop

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zeroskip.sim.rtl import runner
+from zeroskip.sim.rtl import build, runner
 
 from .rtl import build_component, simulators
 from .test_serial import BUILD_NAME, CONFIG, DIVISOR, board_top
@@ -52,7 +52,7 @@ def test_a_failed_build_keeps_its_log(tmp_path, monkeypatch, sim):
     monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path))
     verilog = "module broken(input clk);\n  this is not verilog;\nendmodule\n"
     with pytest.raises(RuntimeError) as error:
-        runner.build(sim, "broken", lambda: verilog, "broken")
+        build.build(sim, "broken", lambda: verilog, "broken")
     message = str(error.value)
     assert message.startswith(f"{sim} build of broken failed")
     path, _ = kept_log(message, tmp_path)

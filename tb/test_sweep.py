@@ -294,7 +294,7 @@ def test_builds_add_a_board_build_per_configuration(tmp_path):
 @pytest.mark.rtl
 def test_a_configuration_too_large_for_the_board_is_a_result(tmp_path, monkeypatch):
     """16×2 needs 16 SB_MAC16 of the UP5K's 8: nextpnr's own message, marked as unfit."""
-    from zeroskip.sim.rtl.runner import gateware_digest
+    from zeroskip.sim.rtl.cache import gateware_digest
     monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path))
     point = sweep.Point(16, 2, "csc", "", "uniform", 0.5, 16, 32, 8, 0, board="icebreaker")
     figures = sweep.build_figures("icebreaker", sweep.board_config(point).to_dict(),

@@ -19,7 +19,7 @@ from amaranth.lib import data
 
 from zeroskip.config import FORMATS, DecodeStatus
 from zeroskip.hw.layouts import counter_names, job_layout, shape_width
-from zeroskip.hw.link import Reply, write_targets
+from zeroskip.hw.link.protocol import Reply, write_targets
 
 __all__ = ["Register", "Window", "RegisterMap", "ID_VALUE", "BUSES", "version_word"]
 
@@ -66,7 +66,7 @@ class Window:
     bits: int
     access: str
     doc: str
-    target: int | None = None   # the write target (zeroskip.hw.link.write_targets)
+    target: int | None = None   # the write target (zeroskip.hw.link.protocol.write_targets)
     columns: int = 1
     column_stride: int = 0
 

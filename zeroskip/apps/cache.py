@@ -77,7 +77,7 @@ class Entry:
 
 
 def cache_root() -> Path:
-    from zeroskip.sim.rtl.runner import cache_root as root
+    from zeroskip.sim.rtl.cache import cache_root as root
     return root()
 
 

@@ -14,7 +14,8 @@ from zeroskip.sim.loaders import BadInput, check_int8_matrix
 from zeroskip.apps.outputs import Outputs
 from zeroskip.apps.network import (QuantizedLayer, QuantizedMLP, fixed_point, init_mlp, int8_forward,
                                    prune, quantize, requantize, train)
-from zeroskip.sim.rtl.runner import build_accelerator, run_programs
+from zeroskip.sim.rtl.build import build_accelerator
+from zeroskip.sim.rtl.runner import run_programs
 
 __all__ = ["run_demo", "load_user_model"]
 

@@ -245,7 +245,8 @@ def short(exc):
 
 def run_entry(entry, cases, sim):
     """Run ``cases`` [(index, acts, weights, mode)] of one entry; yields (index, problems)."""
-    from zeroskip.sim.rtl.runner import build_accelerator, run_programs
+    from zeroskip.sim.rtl.build import build_accelerator
+    from zeroskip.sim.rtl.runner import run_programs
     programs = {}
     for index, acts, weights, mode in cases:
         try:

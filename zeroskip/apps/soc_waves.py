@@ -17,7 +17,9 @@ from zeroskip.hw.bus.tops import AxiTop
 from zeroskip.hw.verilog import convert
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
-from zeroskip.sim.rtl import runner
+from zeroskip.sim.rtl.build import build
+from zeroskip.sim.rtl.cache import bus_digest
+from zeroskip.sim.rtl.runner import run_cocotb
 
 __all__ = ["main"]
 
@@ -33,12 +35,12 @@ def simulate(sim="verilator"):
     weights[rng.random(weights.shape) < 0.7] = 0
     program = compile_gemm(acts, weights, CONFIG, Mode.SKIP)
     assert len(program.runs) == 1
-    build_dir = runner.build(sim, f"bus-axi-{runner.bus_digest()}-{CONFIG.name()}",
-                             lambda: convert(AxiTop(CONFIG, clock_hz=CLOCK_HZ), "zeroskip_axi"),
-                             "zeroskip_axi")
-    out = runner.run_cocotb(sim, build_dir, "zeroskip_axi", "zeroskip.tb.cocotb_bus",
-                            {"config": CONFIG, "programs": [program], "seed": 0,
-                             "clock_hz": CLOCK_HZ}, testcase="axi_job_trace")
+    build_dir = build(sim, f"bus-axi-{bus_digest()}-{CONFIG.name()}",
+                      lambda: convert(AxiTop(CONFIG, clock_hz=CLOCK_HZ), "zeroskip_axi"),
+                      "zeroskip_axi")
+    out = run_cocotb(sim, build_dir, "zeroskip_axi", "zeroskip.tb.cocotb_bus",
+                     {"config": CONFIG, "programs": [program], "seed": 0,
+                      "clock_hz": CLOCK_HZ}, testcase="axi_job_trace")
     (result,) = out["results"]
     np.testing.assert_array_equal(assemble(program, result.results), golden.gemm(acts, weights))
     return out, result

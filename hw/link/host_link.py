@@ -1,144 +1,25 @@
-"""The host link: a framed, checksummed command protocol over a byte stream (the board's UART)
-in front of the accelerator.
+"""The host link: the protocol engine (:mod:`zeroskip.hw.link.protocol` describes the frames and
+commands) and the accelerator it drives.
 
-Request  ``5A cmd len_lo len_hi payload[len] crc_hi crc_lo``
-Reply    ``A5 status len_lo len_hi payload[len] crc_hi crc_lo``
-
-The CRC is CRC-16/CCITT (polynomial 0x1021, initial value 0xFFFF, Python's
-``binascii.crc_hqx(data, 0xFFFF)``) over everything between the sync byte and the CRC.
-
-A request is buffered whole and executed only once its CRC checks out, so a damaged frame
-never writes anything. Every command is idempotent (writes of the same words, a run of the same
-job, reads), so the host simply repeats a request whose reply is a rejection, is damaged, or
-never comes. On any error the link drops bytes until the line has been idle for
-``idle_timeout`` cycles and only then rejects the frame: the host's retry never collides with
-the rest of a frame the link has given up on.
-
-Commands (:class:`Command`) and their payloads:
-
-INFO
-    none → :func:`info_layout` (configuration digest, max payload, clock, idle timeout).
-WRITE
-    ``target addr_lo addr_hi word...`` → none. Writes consecutive words from ``addr`` into one
-    of the memories of :func:`write_targets` (activations, then each decoder memory).
-RUN
-    the job (:func:`zeroskip.hw.layouts.job_layout`, little-endian) → the counters and lane
-    status of the run (:func:`run_report_layout`), once the run is done.
-READ
-    ``column addr_lo addr_hi count_lo count_hi`` → ``count`` result words of PE column
-    ``column`` from ``addr``, each ``rows`` little-endian int32 (one with ``column_results``:
-    then the word at ``addr`` is row ``addr % 2**b``'s output ``addr >> b``).
-RESET
-    none → none. Resets the accelerator (not the link).
+:class:`HostLink` buffers a request whole and executes it only once its CRC checks out, so a
+damaged frame never writes anything; on any error it drops bytes until the line has been idle for
+``idle_timeout`` cycles and only then rejects the frame. Its FSM is cut into documented methods,
+one per group of states; the registers they share are in :mod:`zeroskip.hw.link.frames`.
 """
 
-import enum
-
-from amaranth.hdl import (Array, Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Instance,
-                          Module, Mux, ResetInserter, ResetSignal, Signal)
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, ResetSignal, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from zeroskip.config import DecodeStatus
 from zeroskip.hw.accelerator import accelerator_for
-from zeroskip.hw.decoders import decoder_class
-from zeroskip.hw.layouts import counters_layout, job_layout, shape_width
-from zeroskip.hw.memories import read_port
+from zeroskip.hw.layouts import counters_layout, job_layout
+from zeroskip.hw.link.frames import Frame, FrameBuffer, ReplyFrame, Sizes, Word
+from zeroskip.hw.link.protocol import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply,
+                                       byte_count, crc16_step, write_targets)
+from zeroskip.hw.link.reset import with_registered_reset
 
-__all__ = ["REQUEST_SYNC", "REPLY_SYNC", "Command", "Reply", "HostLink", "write_targets",
-           "info_layout", "run_report_layout", "byte_count", "crc16_step"]
-
-REQUEST_SYNC = 0x5A
-REPLY_SYNC = 0xA5
-CRC_INIT = 0xFFFF
-CRC_POLY = 0x1021
-
-
-class Command(enum.IntEnum):
-    INFO = 1
-    WRITE = 2
-    RUN = 3
-    READ = 4
-    RESET = 5
-
-
-class Reply(enum.IntEnum):
-    OK = 0
-    BAD_CRC = 1     # the frame arrived damaged: nothing was executed
-    BAD_FRAME = 2   # unknown command, bad target, length or address range: nothing executed
-    TIMEOUT = 3     # the line went idle in the middle of a frame
-
-
-def byte_count(bits):
-    return -(-bits // 8)
-
-
-def write_targets(config):
-    """The memories WRITE can fill, in target order: ``[(name, data_bits, mask_bits, depth)]``.
-
-    A word is ``data | mask << data_bits``, little-endian in ``byte_count`` bytes. Target 0 is
-    the activations (one int8 per PE row); then one per decoder memory, with one slot of
-    ``data`` and one ``mask`` bit per lane, exactly the accelerator's write ports.
-    """
-    targets = [("act", config.rows * config.act_width, 0, config.act_depth)]
-    for name, (shape, depth) in decoder_class(config).memories(config).items():
-        targets.append((name, config.cols * shape_width(shape), config.cols, depth))
-    return targets
-
-
-def info_layout():
-    return data.StructLayout({
-        "digest": 48,          # the first 6 bytes of ArrayConfig.digest()
-        "max_payload": 16,
-        "clock_hz": 32,
-        "idle_timeout": 32,    # cycles
-    })
-
-
-def run_report_layout(config):
-    return data.StructLayout({
-        "counters": counters_layout(config),
-        "status": data.ArrayLayout(DecodeStatus, config.cols),
-    })
-
-
-def crc16_step(crc, byte, m=None):
-    """CRC-16/CCITT ``crc`` updated with ``byte``: on ints, or on Amaranth values given the
-    module ``m`` (each bit step is its own signal; as one expression every step would copy
-    the whole tree below it twice).
-
-    ``amaranth.lib.crc.catalog.CRC16_CCITT_FALSE`` is this same CRC (``tb/test_host.py`` checks
-    the host's against it). It is kept by hand because of measured timing: lib.crc's
-    ``Processor`` here, together with lib.memory's write-port signature (per-lane ``en``, see
-    :func:`zeroskip.hw.layouts.write_signature`), left the ULX3S below 100 MHz on all five
-    nextpnr seeds (95.8, 93.3, 98.8, 99.2, 93.5 MHz, against 103.2 with this network); the
-    failing paths ran through the decoder lanes and the load counter's enable."""
-    crc = crc ^ (byte << 8)
-    for _ in range(8):
-        if isinstance(crc, int):
-            crc = ((crc << 1) ^ CRC_POLY if crc & 0x8000 else crc << 1) & 0xFFFF
-        else:
-            step = Signal(16)
-            m.d.comb += step.eq(Mux(crc[15], (crc << 1) ^ CRC_POLY, crc << 1)[:16])
-            crc = step
-    return crc
-
-
-def _times_constant(value, constant):
-    """``value * constant`` as shifts and adds, so iCE40 synthesis does not spend a DSP on it."""
-    terms = [value << i for i in range(constant.bit_length()) if constant >> i & 1]
-    return sum(terms[1:], terms[0])
-
-
-def _select(values, index):
-    """``values[index]`` as a tree of 2:1 multiplexers on the index bits. (As an ``Array``
-    it becomes an ``always @*`` block that Icarus never evaluates while the index keeps its
-    initial value.)"""
-    values = list(values)
-    for bit in range(len(index)):
-        values = [Mux(index[bit], values[i + 1], values[i]) if i + 1 < len(values)
-                  else values[i] for i in range(0, len(values), 2)]
-    return values[0]
+__all__ = ["HostLink"]
 
 
 class HostLink(wiring.Component):
@@ -231,18 +112,18 @@ class HostLink(wiring.Component):
         accel_reset = Signal(name="accel_reset")
         accel = accelerator_for(config)
         if config.fanout_registers:
-            m.submodules.accelerator = _with_registered_reset(m, accel, accel_reset, platform)
+            m.submodules.accelerator = with_registered_reset(m, accel, accel_reset, platform)
         else:
             m.submodules.accelerator = ResetInserter(accel_reset)(accel)
         m.d.comb += self.busy.eq(accel.busy)
 
-        sizes = _Sizes(config, self.info(), accel)
+        sizes = Sizes(config, self.info(), accel)
         write_ports = [accel.act_write] + [getattr(accel, f"{name}_write")
                                            for name in accel.memory_names]
-        buffer = _FrameBuffer(m, self._max_payload)
-        frame = _Frame(self.rx.payload, sizes, self._idle_timeout)
-        word = _Word(sizes)
-        reply = _Reply(config, sizes, frame.status)
+        buffer = FrameBuffer(m, self._max_payload)
+        frame = Frame(self.rx.payload, sizes, self._idle_timeout)
+        word = Word(sizes)
+        reply = ReplyFrame(config, sizes, frame.status)
         if self._bus:
             frame.accel_reset, frame.job_word = accel_reset, word.word
             frame.external = Signal(name="external")   # the running job came from ext_start
@@ -563,26 +444,10 @@ class HostLink(wiring.Component):
             send(crc[:8], "HUNT", checksummed=False)
 
 
-def _with_registered_reset(m, accel, accel_reset, platform):
-    """``accel`` in a domain of the ``sync`` clock whose reset is one flip-flop: the link's
-    ``accel_reset`` or the ``sync`` domain's own reset, a cycle late
-    (:attr:`~zeroskip.config.ArrayConfig.fanout_registers`). On an ECP5 the flip-flop drives
-    the reset pins through a global buffer (DCCA), as a clock would: nextpnr promotes only
-    clocks to the global network by itself."""
-    reset = Signal(init=1, name="accel_reset_registered")   # 1 while `sync` resets
-    m.d.sync += reset.eq(accel_reset)
-    m.domains.accel = domain = ClockDomain("accel", local=True)
-    m.d.comb += domain.clk.eq(ClockSignal("sync"))
-    if getattr(platform, "family", None) == "ecp5":
-        m.submodules.reset_buffer = Instance("DCCA", i_CLKI=reset, i_CE=1, o_CLKO=domain.rst)
-    else:
-        m.d.comb += domain.rst.eq(reset)
-    return DomainRenamer("accel")(accel)
-
-
 def _fetch_byte(m, buffer, count, prefix):
     """``prefix``_FETCH, ``prefix``_LATCH: the frame buffer's byte at ``count`` (its read data
-    registered once more, :class:`_FrameBuffer`), then on to ``prefix``_BYTE."""
+    registered once more, :class:`~zeroskip.hw.link.frames.FrameBuffer`), then on to
+    ``prefix``_BYTE."""
     with m.State(f"{prefix}_FETCH"):
         m.d.comb += buffer.read.addr.eq(count)
         m.next = f"{prefix}_LATCH"
@@ -590,128 +455,8 @@ def _fetch_byte(m, buffer, count, prefix):
         m.next = f"{prefix}_BYTE"
 
 
-class _Sizes:
-    """The byte counts of everything the link moves, and the constant INFO payload and the
-    run report it replies with (plain numbers and values, no signals)."""
+def _times_constant(value, constant):
+    """``value * constant`` as shifts and adds, so iCE40 synthesis does not spend a DSP on it."""
+    terms = [value << i for i in range(constant.bit_length()) if constant >> i & 1]
+    return sum(terms[1:], terms[0])
 
-    def __init__(self, config, info_fields, accel):
-        self.targets = write_targets(config)
-        self.word_bytes = [byte_count(bits + mask) for _, bits, mask, _ in self.targets]
-        self.job_bytes = byte_count(job_layout(config).size)
-        self.result_bytes = byte_count(config.result_rows * config.acc_width)
-        self.max_read = min(config.result_depth, 0xFFFF // self.result_bytes)
-        self.info = Const(info_layout().const(info_fields).as_value().value, info_layout().size)
-        self.report = Cat(accel.counters.as_value(), accel.status.as_value())
-        self.reply_bytes = {"info": byte_count(len(self.info)),
-                            "report": byte_count(len(self.report))}
-        # the longest word: a memory word, the job, a result word or a whole INFO/RUN reply
-        self.longest = max(self.word_bytes + [self.job_bytes, self.result_bytes,
-                                              *self.reply_bytes.values()])
-
-
-class _FrameBuffer:
-    """The frame buffer: one request payload in block RAM, with its read data registered."""
-
-    def __init__(self, m, depth):
-        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=depth, init=[])
-        # the port's signals take their names from this variable (write_port has no name=)
-        buffer_wr = buffer.write_port()
-        self.write = buffer_wr
-        self.read = read_port(m, buffer, name="buffer")
-        # the frame buffer's read data, registered next to the block RAM (its clock-to-out is
-        # 5.8 ns, and `word` sits by the memories it writes, across the chip)
-        self.byte = Signal(8, name="buffer_byte")
-        m.d.sync += self.byte.eq(self.read.data)
-
-
-class _Frame:
-    """The request being received, and the registers the rest of the link shares with it:
-    `count` (payload bytes received, then consumed, then sent), `crc` (one network for both
-    directions) and `status` (of the reply)."""
-
-    def __init__(self, byte, sizes, idle_timeout):
-        self.byte = byte
-        self.command = Signal(8, name="command")
-        self.length = Signal(16, name="length")
-        self.length_last = Signal(16, name="length_last")  # length - 1: no adder before compares
-        self.count = Signal(16, name="count")
-        # the first payload bytes (target, addr, ...)
-        self.header = Signal(data.ArrayLayout(8, 5), name="header")
-        self.crc = Signal(16, init=CRC_INIT, name="crc")
-        self.idle = Signal(range(idle_timeout + 1), name="idle")
-        self.status = Signal(Reply, name="status")
-
-        self.target = self.header[0]
-        self.address = Cat(self.header[1], self.header[2])
-        self.read_count = Cat(self.header[3], self.header[4])
-        self.target_last = Array(Const(n - 1, 8) for n in sizes.word_bytes)[self.target]
-        # words of a WRITE, counted as they arrive so the range is checked before anything
-        # is written
-        self.phase = Signal(8, name="phase")
-        self.words = Signal(16, name="words")
-        self.crc_next = None     # `crc` updated with the byte received or sent (set later)
-        self.receiving = None    # a frame is coming in: the idle counter runs (set later)
-
-    def receive(self, m, next_state):
-        """Takes the byte on `rx` into the CRC and goes to ``next_state``."""
-        m.d.sync += self.crc.eq(self.crc_next)
-        m.next = next_state
-
-    def reject(self, m, code):
-        """Gives up on the frame: DISCARD the rest, then reply ``code``."""
-        m.d.sync += [self.status.eq(code), self.idle.eq(0)]
-        m.next = "DISCARD"
-
-
-class _Word:
-    """A word assembled from the buffer's bytes: a memory word of WRITE, or the job of RUN."""
-
-    def __init__(self, sizes):
-        self.word = Signal(8 * max(sizes.word_bytes + [sizes.job_bytes]), name="word")
-        self.word_byte = Signal(range(sizes.longest + 1), name="word_byte")
-        self.write_addr = Signal(16, name="write_addr")
-
-
-class _Reply:
-    """The reply: `words` words of `word_last + 1` bytes, from one of the sources laid out byte
-    by byte: INFO's constant, the run report, the result port. A byte multiplexer, where
-    `word_select` on a wide vector would build a barrel shifter (over a thousand iCE40 LUTs)."""
-
-    def __init__(self, config, sizes, status):
-        self.status = status
-        self.length = Signal(16, name="reply_length")
-        self.last = Signal(16, name="reply_last")                  # length - 1
-        self.word_last = Signal(range(sizes.longest + 1), name="reply_word_last")
-        self.words = Signal(16, name="reply_words")
-        self.read_column = Signal(range(config.cols), name="read_column")
-
-    def lay_out(self, sources):
-        """Lays ``sources`` (name → value) out byte by byte, and builds the byte select in two
-        registered steps: a group of 8 bytes, then the byte in it."""
-        source_bytes, self.source_base = [], {}
-        for name, value in sources.items():
-            self.source_base[name] = len(source_bytes)
-            source_bytes += [value[i:i + 8] for i in range(0, len(value), 8)]
-        # of the next payload byte
-        self.byte_index = Signal(range(len(source_bytes) + 1), name="byte_index")
-        # of the current word's first byte
-        self.word_base = Signal.like(self.byte_index, name="word_base")
-        padded = [Cat(b, Const(0, 8 - len(b))) if len(b) < 8 else b for b in source_bytes]
-        groups = [Cat(*padded[i:i + 8]) for i in range(0, len(padded), 8)]
-        self.group = Signal(64, name="group")
-        self.out_group = _select(groups, self.byte_index[3:])
-        self.out_byte = _select([self.group[i:i + 8] for i in range(0, 64, 8)],
-                                self.byte_index[:3])
-        self.payload_byte = Signal(8, name="payload_byte")
-        self.tx_byte = Signal(8, name="tx_byte")
-        self.sending = Signal(name="sending")
-
-    def start(self, m, code, length, word_bytes, words, source="info"):
-        """Loads the reply registers and goes to REPLY_SYNC."""
-        m.d.sync += [
-            self.status.eq(code), self.length.eq(length), self.last.eq(length - 1),
-            self.word_last.eq(word_bytes - 1),
-            self.words.eq(words), self.byte_index.eq(self.source_base[source]),
-            self.word_base.eq(self.source_base[source]),
-        ]
-        m.next = "REPLY_SYNC"
