@@ -76,3 +76,27 @@ def test_every_array_operator_on_the_rtl_is_bit_exact(sim):
         assert record["cycles"] <= record["dense_cycles"]
         assert record["provenance"]["cycles"] == "rtl"
     assert records[2]["cycles"] < records[2]["dense_cycles"]       # 90% zeros skipped
+
+
+@pytest.mark.parametrize("sim", simulators())
+def test_a_model_with_every_operator_through_zeroskip_run(sim):
+    """Float in, three outputs, every operator of the TFLite front end; zeroskip.run raises
+    OutputsDiffer on any difference from LiteRT's reference kernels."""
+    import zeroskip
+    from zeroskip.frontend.tflite.model import ARRAY_OPS, HOST_OPS
+    from zeroskip.tb.tflite_builder import every_op_model
+    rng = np.random.default_rng(35)
+    content = every_op_model(rng)
+    x = rng.normal(0, 2.5, (5, 8, 8, 2)).astype(np.float32)
+    outputs, report = zeroskip.run(content, x, sim=sim)
+    reference = reference_outputs(content, x)
+    assert list(outputs) == ["probabilities", "logistic", "tanh"]
+    for name, value in reference.items():
+        assert outputs[name].dtype == value.dtype and np.array_equal(outputs[name], value)
+    assert report["reference"]["definition"]["bit_exact"]
+    assert {layer["op"] for layer in report["layers"]} == set(ARRAY_OPS) | set(HOST_OPS)
+    on = {layer["op"]: layer["on"] for layer in report["layers"]}
+    assert all(on[op] == "accelerator" for op in ARRAY_OPS)
+    assert all(on[op] == "host" for op in HOST_OPS)
+    assert report["total"]["accelerator_layers"] == 4     # two CONV_2D, DEPTHWISE, FC
+    assert report["total"]["cycles"] < report["total"]["dense_cycles"]

@@ -209,3 +209,89 @@ def run_reference(model: bytes, x: np.ndarray) -> list[np.ndarray]:
     invocation per sample of ``x``'s first axis, in the model's output order."""
     from zeroskip.frontend.tflite.reference import reference_outputs
     return list(reference_outputs(model, x).values())
+
+
+def every_op_model(rng) -> bytes:
+    """A small network with every operator zeroskip runs, float in and float out (QUANTIZE at
+    the input, DEQUANTIZE at the first output): CONV_2D (SAME, relu), PAD, DEPTHWISE_CONV_2D
+    (VALID, relu6), MAX_POOL_2D, a 1×1 CONV_2D and a residual ADD, MUL by a per-channel
+    constant, AVERAGE_POOL_2D and MAX_POOL_2D concatenated, MEAN, RESHAPE, FULLY_CONNECTED,
+    then SOFTMAX, LOGISTIC and TANH of the logits (three outputs)."""
+    def q(scale, zero):
+        return {"scale": [scale], "zero_point": [zero]}
+
+    def weights(shape, axis, sparsity=0.5):
+        w = rng.integers(-127, 128, shape).astype(np.int8)
+        w[rng.random(shape) < sparsity] = 0
+        return w, list(rng.uniform(5e-3, 2e-2, shape[axis]))
+
+    w1, s1 = weights((6, 3, 3, 2), 0)
+    w2, s2 = weights((1, 3, 3, 6), 3)
+    w3, s3 = weights((6, 1, 1, 6), 0)
+    w4, s4 = weights((5, 12), 0, 0.25)
+    t = [
+        Tensor("image", (1, 8, 8, 2), np.float32),                                      # 0
+        Tensor("quantized", (1, 8, 8, 2), **q(0.05, -2)),                               # 1
+        Tensor("w1", w1.shape, scale=s1, zero_point=[0] * 6, data=w1),                  # 2
+        Tensor("b1", (6,), np.int32, scale=[0.05 * s for s in s1], zero_point=[0] * 6,
+               data=rng.integers(-300, 300, 6).astype(np.int32)),                       # 3
+        Tensor("conv", (1, 8, 8, 6), **q(0.1, -128)),                                   # 4
+        Tensor("paddings", (4, 2), np.int32,
+               data=np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)),              # 5
+        Tensor("padded", (1, 10, 10, 6), **q(0.1, -128)),                               # 6
+        Tensor("w2", w2.shape, scale=s2, zero_point=[0] * 6, data=w2,
+               quantized_dimension=3),                                                  # 7
+        Tensor("b2", (6,), np.int32, scale=[0.1 * s for s in s2], zero_point=[0] * 6,
+               data=rng.integers(-300, 300, 6).astype(np.int32)),                       # 8
+        Tensor("depthwise", (1, 8, 8, 6), **q(0.05, -128)),                             # 9
+        Tensor("pooled", (1, 4, 4, 6), **q(0.05, -128)),                                # 10
+        Tensor("w3", w3.shape, scale=s3, zero_point=[0] * 6, data=w3),                  # 11
+        Tensor("b3", (6,), np.int32, scale=[0.05 * s for s in s3], zero_point=[0] * 6,
+               data=rng.integers(-300, 300, 6).astype(np.int32)),                       # 12
+        Tensor("branch", (1, 4, 4, 6), **q(0.07, 3)),                                   # 13
+        Tensor("residual", (1, 4, 4, 6), **q(0.1, -5)),                                 # 14
+        Tensor("gain", (1, 1, 1, 6), scale=[0.02], zero_point=[0],
+               data=rng.integers(-100, 100, (1, 1, 1, 6)).astype(np.int8)),             # 15
+        Tensor("scaled", (1, 4, 4, 6), **q(0.03, 0)),                                   # 16
+        Tensor("average", (1, 2, 2, 6), **q(0.03, 0)),                                  # 17
+        Tensor("maximum", (1, 2, 2, 6), **q(0.03, 0)),                                  # 18
+        Tensor("joined", (1, 2, 2, 12), **q(0.03, 0)),                                  # 19
+        Tensor("axes", (2,), np.int32, data=np.array([1, 2], np.int32)),                # 20
+        Tensor("mean", (1, 1, 1, 12), **q(0.02, 1)),                                    # 21
+        Tensor("shape", (2,), np.int32, data=np.array([1, 12], np.int32)),              # 22
+        Tensor("flat", (1, 12), **q(0.02, 1)),                                          # 23
+        Tensor("w4", w4.shape, scale=s4, zero_point=[0] * 5, data=w4),                  # 24
+        Tensor("b4", (5,), np.int32, scale=[0.02 * s for s in s4], zero_point=[0] * 5,
+               data=rng.integers(-100, 100, 5).astype(np.int32)),                       # 25
+        Tensor("logits", (1, 5), **q(0.01, 0)),                                         # 26
+        Tensor("softmax", (1, 5), **q(1 / 256, -128)),                                  # 27
+        Tensor("probabilities", (1, 5), np.float32),                                    # 28
+        Tensor("logistic", (1, 5), **q(1 / 256, -128)),                                 # 29
+        Tensor("tanh", (1, 5), **q(1 / 128, 0)),                                        # 30
+    ]
+    pool = {"Padding": 1, "StrideW": 2, "StrideH": 2, "FilterWidth": 2, "FilterHeight": 2}
+    ops = [
+        Op("QUANTIZE", [0], [1]),
+        Op("CONV_2D", [1, 2, 3], [4], "Conv2DOptions",
+           {"Padding": 0, "StrideW": 1, "StrideH": 1, "FusedActivationFunction": FUSED["relu"]}),
+        Op("PAD", [4, 5], [6]),
+        Op("DEPTHWISE_CONV_2D", [6, 7, 8], [9], "DepthwiseConv2DOptions",
+           {"Padding": 1, "StrideW": 1, "StrideH": 1, "DepthMultiplier": 1,
+            "FusedActivationFunction": FUSED["relu6"]}),
+        Op("MAX_POOL_2D", [9], [10], "Pool2DOptions", pool),
+        Op("CONV_2D", [10, 11, 12], [13], "Conv2DOptions",
+           {"Padding": 1, "StrideW": 1, "StrideH": 1}),
+        Op("ADD", [10, 13], [14], "AddOptions", {}),
+        Op("MUL", [14, 15], [16], "MulOptions", {}),
+        Op("AVERAGE_POOL_2D", [16], [17], "Pool2DOptions", {**pool, "Padding": 0}),
+        Op("MAX_POOL_2D", [16], [18], "Pool2DOptions", pool),
+        Op("CONCATENATION", [17, 18], [19], "ConcatenationOptions", {"Axis": 3}),
+        Op("MEAN", [19, 20], [21], "ReducerOptions", {"KeepDims": True}),
+        Op("RESHAPE", [21, 22], [23], "ReshapeOptions", {"NewShape": [1, 12]}),
+        Op("FULLY_CONNECTED", [23, 24, 25], [26], "FullyConnectedOptions", {}),
+        Op("SOFTMAX", [26], [27], "SoftmaxOptions", {"Beta": 1.0}),
+        Op("DEQUANTIZE", [27], [28]),
+        Op("LOGISTIC", [26], [29]),
+        Op("TANH", [26], [30]),
+    ]
+    return model_bytes(t, ops, [0], [28, 29, 30])
