@@ -193,13 +193,13 @@ def test_progress_display_on_a_terminal():
     import io
     import logging
 
-    from zeroskip.cli import _Progress
+    from zeroskip.cli.progress import Progress
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
     stream = Terminal()
-    handler = _Progress(stream, delay=0.0)
+    handler = Progress(stream, delay=0.0)
     log = logging.getLogger("zeroskip.progress.test")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -217,7 +217,7 @@ def test_progress_display_on_a_terminal():
     assert text.endswith("\n")  # a step over at once shows nothing, or its whole line
     # under the demo's and bench's progress bars: a build's two lines, nothing of the runs
     stream = Terminal()
-    handler = _Progress(stream, ticker=False)
+    handler = Progress(stream, ticker=False)
     log.addHandler(handler)
     try:
         log.info("building b", extra={"step": "start", "kind": "build"})
@@ -366,18 +366,18 @@ def test_cache_list_limit_clear(tmp_path):
 def test_cache_limit_after_a_build(tmp_path, monkeypatch):
     """After a command built a simulator, the cache is kept to $ZEROSKIP_CACHE_LIMIT: never the
     new build, never anything used in the last hour."""
-    from zeroskip import cli
+    from zeroskip.cli.cache import limit_cache
     root = fake_cache(tmp_path / "cache")
     monkeypatch.setenv("ZEROSKIP_CACHE", str(root))
     monkeypatch.setenv("ZEROSKIP_CACHE_LIMIT", "1M")
     new = root / "verilator-8x8-csc-aaa-111"
-    cli._limit_cache([str(new)])
+    limit_cache([str(new)])
     left = {e.name for e in cache_mod.entries(root)}
     # the new one kept although oldest; the half hour old one kept; the 2 hours old gone
     assert "verilator-8x8-csc-aaa-111" in left and "verilator-4x4-nm-ccc-111" in left
     assert "icarus-2x2-csc-bbb-111" not in left
     monkeypatch.setenv("ZEROSKIP_CACHE_LIMIT", "0")
-    cli._limit_cache([])
+    limit_cache([])
     assert "verilator-8x8-csc-aaa-111" in {e.name for e in cache_mod.entries(root)}
 
 
