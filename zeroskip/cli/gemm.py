@@ -1,12 +1,25 @@
 """``zeroskip gemm``: one GEMM on the generated RTL, in a simulator or on a board."""
 
 import json
+import sys
 from pathlib import Path
 
-from zeroskip.api import DeviceFailure
+from zeroskip.api import DeviceFailure, GemmRunner
 from zeroskip.cli.parser import config_from
 
-__all__ = ["gemm_command"]
+__all__ = ["gemm_command", "summary_line", "size_note", "energy_line", "LARGE_WORK_CYCLES",
+           "SIM_CYCLES_PER_SECOND"]
+
+#: Predicted cycles from which ``gemm`` says up front how large the work is and how long its
+#: simulation should take (a smaller GEMM is done before anyone wonders).
+LARGE_WORK_CYCLES = 1_000_000
+
+#: Simulated cycles per second of wall-clock time on an 8×8 array (64 PEs): Verilator's as
+#: measured by ``zeroskip bench`` (docs/bench.md: 83,953 on average); Icarus, an event-driven
+#: interpreter, taken as a fifth of it (a rough figure, as the note says). A simulator's cost
+#: per cycle grows with the PEs it evaluates: the rate is scaled by 64 / PEs, within 4× either
+#: way.
+SIM_CYCLES_PER_SECOND = {"verilator": 84_000, "icarus": 17_000}
 
 
 def energy_line(report) -> str:
@@ -23,10 +36,66 @@ def energy_line(report) -> str:
     return line
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def size_note(program, sim: str | None, threshold: int = LARGE_WORK_CYCLES) -> str | None:
+    """The line ``gemm`` shows on stderr before a large simulation: the GEMM's size (MACs),
+    its runs and M-tiles, the cycle model's predicted cycles and a rough simulation time at
+    :data:`SIM_CYCLES_PER_SECOND` (``sim`` None: on a board, no time); None when the predicted
+    cycles are below ``threshold``."""
+    cycles = program.predicted_cycles
+    if cycles < threshold:
+        return None
+    m, k, n = program.shape
+    config = program.config
+    tiles = sum(run.m_tiles for run in program.runs)
+    runs = len(program.runs)
+    line = (f"zeroskip: {m}x{k}x{n} GEMM, {m * k * n:,} MACs on {config.rows}x{config.cols} "
+            f"PEs: {runs} run{'s' * (runs != 1)} of {tiles} M-tile{'s' * (tiles != 1)} in all, "
+            f"{cycles:,} cycles predicted")
+    if sim is not None:
+        scale = min(4.0, max(0.25, 64 / config.pe_count))
+        rate = SIM_CYCLES_PER_SECOND[sim] * scale
+        line += (f"; about {_duration(cycles / rate)} of {sim} simulation "
+                 f"(~{rate / 1000:.0f}k cycles/s, a rough figure)")
+    return line
+
+
+class _Runner(GemmRunner):
+    """The API's runner, saying how large the work is between compiling and simulating."""
+
+    def compile(self, acts, weights):
+        compiled = super().compile(acts, weights)
+        note = size_note(compiled[2], None if self.port is not None else self.sim,
+                         threshold=LARGE_WORK_CYCLES)
+        if note:
+            print(note, file=sys.stderr, flush=True)
+        return compiled
+
+
+def summary_line(report: dict, out: str) -> str:
+    """The one line ``gemm`` prints (a script reads it): cycles against dense mode and the
+    ideal, the MACs, the energy estimate and where C went."""
+    end_to_end = (f", {report['total_cycles']} end to end (loads and read-back overlapped; "
+                  f"speedup vs dense {report['speedup_end_to_end']}x)"
+                  if "total_cycles" in report else "")
+    arch = "dense array, " if report.get("arch") == "dense" else ""
+    return (f"{arch}{report['mode']}: {report['cycles']} cycles (dense mode "
+            f"{report['dense_cycles']}, speedup {report['speedup']}x; ideal "
+            f"{report['ideal_cycles']}, fraction of ideal {report['fraction_of_ideal']})"
+            f"{end_to_end}, {report['macs_executed']} MACs executed, {report['macs_gated']} "
+            f"gated; {energy_line(report)}; result matches NumPy -> {out}")
+
+
 def gemm_command(args):
     import numpy as np
 
-    from zeroskip.api import gemm
     from zeroskip.apps.outputs import Outputs, check_file
     from zeroskip.sim.loaders import BadInput, load_int8_matrix
 
@@ -51,12 +120,13 @@ def gemm_command(args):
     with Outputs() as outputs:
         waves = outputs.path(args.waves) if args.waves else None
         try:
-            result, report = gemm(acts, weights, rows=args.rows, cols=args.cols,
-                                  format=args.format, nm=args.nm, board=args.board,
-                                  mode=args.mode, sim=args.sim or "verilator", port=args.port,
-                                  waves=None if waves is None else str(waves),
-                                  energy_table=args.energy_table,
-                                  double_buffer=args.double_buffer, arch=args.arch)
+            # zeroskip.gemm's runner, with the up-front note on large work
+            engine = _Runner(rows=args.rows, cols=args.cols, format=args.format, nm=args.nm,
+                             board=args.board, mode=args.mode, sim=args.sim or "verilator",
+                             port=args.port, waves=None if waves is None else str(waves),
+                             energy_table=args.energy_table,
+                             double_buffer=args.double_buffer, arch=args.arch)
+            (result, report), = engine.run([(acts, weights)])
         except (BadInput, DeviceFailure, KeyboardInterrupt):
             raise
         except Exception:
@@ -71,12 +141,4 @@ def gemm_command(args):
         if args.report:
             outputs.write_text(args.report, json.dumps(report, indent=2) + "\n")
         outputs.commit()
-    # one line (a script reads it): the figures, the energy estimate, where C went
-    end_to_end = (f", {report['total_cycles']} end to end (loads and read-back overlapped; "
-                  f"speedup vs dense {report['speedup_end_to_end']}x)"
-                  if "total_cycles" in report else "")
-    arch = "dense array, " if args.arch == "dense" else ""
-    print(f"{arch}{report['mode']}: {report['cycles']} cycles (ideal {report['ideal_cycles']}, "
-          f"fraction of ideal {report['fraction_of_ideal']}){end_to_end}, "
-          f"{report['macs_executed']} MACs executed, {report['macs_gated']} gated; "
-          f"{energy_line(report)}; result matches NumPy -> {args.out}")
+    print(summary_line(report, args.out))
