@@ -28,9 +28,9 @@ def energy_line(report) -> str:
         return "energy: this configuration has no energy counters"
     parts = report["energy_breakdown_pj"]
     table = report["energy_table"]["name"]
-    line = (f"energy {report['energy_pj'] / 1e6:.4g} µJ estimated ({table}: compute {parts['compute'] / 1e6:.3g}, on-chip memory "
-            f"{parts['onchip_memory'] / 1e6:.3g}, off-chip {parts['offchip'] / 1e6:.3g}, static "
-            f"{parts['static'] / 1e6:.3g} µJ)")
+    line = (f"energy {report['energy_pj'] / 1e6:.4g} µJ estimated ({table}: compute "
+            f"{parts['compute'] / 1e6:.3g}, on-chip memory {parts['onchip_memory'] / 1e6:.3g}, "
+            f"off-chip {parts['offchip'] / 1e6:.3g}, static {parts['static'] / 1e6:.3g} µJ)")
     if report.get("onchip_edp_ratio_vs_dense"):
         line += f"; on-chip EDP {report['onchip_edp_ratio_vs_dense']}× better than dense mode"
     return line
