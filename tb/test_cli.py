@@ -105,7 +105,7 @@ def bad_inputs(path, rng):
         "no_weights": ["--acts", a],
         "nm_violation": ["--acts", a, "--weights", w, "--format", "nm", "--nm", "1:4"],
         "nm_pattern": ["--acts", a, "--weights", w, "--format", "nm", "--nm", "4:2"],
-        "out_dir_missing": ["--acts", a, "--weights", w, "--out", path / "no" / "C.npy"],
+        "out_below_a_file": ["--acts", a, "--weights", w, "--out", a / "C.npy"],
         "board_and_cols": ["--acts", a, "--weights", w, "--board", "icebreaker", "--cols", 2],
         "port_without_board": ["--acts", a, "--weights", w, "--port", path / "ttyUSB9"],
         "no_such_board": ["--acts", a, "--weights", w, "--port", path / "ttyUSB9",

@@ -87,11 +87,10 @@ def test_demo_sparsity_with_user_weights_is_bad_input(tmp_path):
 # -- 2. output paths: checked before any work, written all together ----------------------------
 
 def unwritable(tmp_path):
-    """Paths that no one, root included, can write: below a file, in a missing folder, in
-    /proc."""
+    """Paths that no one, root included, can write: below a file, in /proc. (A missing folder
+    is created: one rule for every command's outputs.)"""
     (tmp_path / "afile").write_text("x")
-    return {"below_a_file": tmp_path / "afile" / "x", "missing_folder": tmp_path / "no" / "x",
-            "proc": Path("/proc/zeroskip-x")}
+    return {"below_a_file": tmp_path / "afile" / "x", "proc": Path("/proc/zeroskip-x")}
 
 
 @pytest.mark.parametrize("option", ["--out", "--report", "--waves"])
@@ -125,8 +124,6 @@ def test_gemm_out_is_a_folder_or_shared(operands):
 ])
 def test_every_command_checks_its_outputs_first(tmp_path, command):
     for name, bad in unwritable(tmp_path).items():
-        if name == "missing_folder" and command[0] != "verilog":
-            continue  # a folder output's missing parents are created
         args = [str(bad) if arg == "{bad}" else arg for arg in command]
         started = time.monotonic()
         proc = zeroskip(*args, timeout=60)
@@ -193,13 +190,13 @@ def test_progress_display_on_a_terminal():
     import io
     import logging
 
-    from zeroskip.cli import _Progress
+    from zeroskip.cli.progress import Progress
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
     stream = Terminal()
-    handler = _Progress(stream, delay=0.0)
+    handler = Progress(stream, delay=0.0)
     log = logging.getLogger("zeroskip.progress.test")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -217,7 +214,7 @@ def test_progress_display_on_a_terminal():
     assert text.endswith("\n")  # a step over at once shows nothing, or its whole line
     # under the demo's and bench's progress bars: a build's two lines, nothing of the runs
     stream = Terminal()
-    handler = _Progress(stream, ticker=False)
+    handler = Progress(stream, ticker=False)
     log.addHandler(handler)
     try:
         log.info("building b", extra={"step": "start", "kind": "build"})
@@ -366,18 +363,18 @@ def test_cache_list_limit_clear(tmp_path):
 def test_cache_limit_after_a_build(tmp_path, monkeypatch):
     """After a command built a simulator, the cache is kept to $ZEROSKIP_CACHE_LIMIT: never the
     new build, never anything used in the last hour."""
-    from zeroskip import cli
+    from zeroskip.cli.cache import limit_cache
     root = fake_cache(tmp_path / "cache")
     monkeypatch.setenv("ZEROSKIP_CACHE", str(root))
     monkeypatch.setenv("ZEROSKIP_CACHE_LIMIT", "1M")
     new = root / "verilator-8x8-csc-aaa-111"
-    cli._limit_cache([str(new)])
+    limit_cache([str(new)])
     left = {e.name for e in cache_mod.entries(root)}
     # the new one kept although oldest; the half hour old one kept; the 2 hours old gone
     assert "verilator-8x8-csc-aaa-111" in left and "verilator-4x4-nm-ccc-111" in left
     assert "icarus-2x2-csc-bbb-111" not in left
     monkeypatch.setenv("ZEROSKIP_CACHE_LIMIT", "0")
-    cli._limit_cache([])
+    limit_cache([])
     assert "verilator-8x8-csc-aaa-111" in {e.name for e in cache_mod.entries(root)}
 
 
@@ -487,3 +484,198 @@ def test_demo_accuracy_axis_shows_a_poor_model():
     low, high = accuracy_limits([0.11])
     assert low <= 11 and high >= 100
     assert accuracy_limits([0.95, 0.98]) == (80.0, 100.5)
+
+
+# -- 6. issue 35: one error voice, what was found, one folder rule, notes, headers --------------
+
+@pytest.mark.parametrize("args, needles", [
+    ([], ["no command given"]),
+    (["gemn"], ["invalid choice: 'gemn'", "did you mean gemm?"]),
+    (["gemm", "--acst", "A.npy", "--weights", "W.npy", "--out", "C.npy"],
+     ["gemm: unrecognized arguments: --acst", "did you mean --acts?"]),
+    (["gemm", "--acts", "A.npy", "--weights", "W.npy", "--out", "C.npy", "--mode", "skp"],
+     ["gemm: argument --mode", "did you mean skip?"]),
+    (["verilog", "-o", "a.v", "--bsu", "axi"], ["did you mean --bus?"]),
+    (["cache", "--limt", "2G"], ["did you mean --limit?"]),
+    (["gemm", "--acts", "A.npy", "--weights"], ["gemm: argument --weights: expected"]),
+    (["formats", "--size", "0"], ["--size must be between 1 and 4096"]),
+])
+def test_one_error_voice_with_did_you_mean(tmp_path, args, needles):
+    """Usage errors (argparse's), bad input: all `zeroskip: error: ...`, one line."""
+    line = one_line_error(zeroskip(*args, cwd=tmp_path), *needles)
+    assert line.startswith("zeroskip: error: ") and line.count("zeroskip: ") == 1, line
+
+
+def test_device_and_internal_errors_speak_the_same_voice(monkeypatch, capsys):
+    from zeroskip import api, cli
+    from zeroskip.apps import formats_table
+
+    def fail(exc):
+        def table(size):
+            raise exc
+        return table
+    monkeypatch.setattr(formats_table, "formats_table", fail(api.DeviceFailure("port gone")))
+    assert cli.main(["formats"]) == cli.EXIT_DEVICE
+    assert capsys.readouterr().err == "zeroskip: error: port gone\n"
+    monkeypatch.setattr(formats_table, "formats_table", fail(RuntimeError("boom\nmore")))
+    assert cli.main(["formats"]) == cli.EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert err.startswith("zeroskip: error: internal error (RuntimeError): boom") and \
+        err.count("\n") == 1, err
+    monkeypatch.setattr(formats_table, "formats_table", fail(KeyboardInterrupt()))
+    assert cli.main(["formats"]) == cli.EXIT_FAILURE
+    assert capsys.readouterr().err == "zeroskip: error: interrupted\n"
+
+
+def test_build_parser_has_no_side_effects(tmp_path, monkeypatch):
+    """The Sphinx CLI reference calls build_parser(): it must only build the parser."""
+    import argparse
+    import logging
+
+    from zeroskip.cli.parser import build_parser, subcommands
+    monkeypatch.chdir(tmp_path)
+    logger = logging.getLogger("zeroskip.progress")
+    before = (list(logger.handlers), logger.level)
+    parsers = [build_parser(), build_parser()]
+    assert all(isinstance(parser, argparse.ArgumentParser) for parser in parsers)
+    assert set(subcommands(parsers[0])) == set(COMMANDS) | {"run", "sweep"}
+    assert (list(logger.handlers), logger.level) == before and list(tmp_path.iterdir()) == []
+    assert parsers[0].format_help() == parsers[1].format_help()
+
+
+def test_npy_errors_say_what_was_found_once(tmp_path):
+    """No nested messages: one line naming the file once, what it is and what was expected."""
+    from zeroskip.sim.loaders import load_int8_matrix
+    np.save(tmp_path / "ok.npy", np.ones((8, 3), np.int64))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    files = {"garbage.npy": b"not a numpy file at all", "empty.npy": b"",
+             "truncated.npy": (tmp_path / "ok.npy").read_bytes()[:140],
+             "header.npy": b"\x93NUMPY\x01\x00\x10\x00{'descr': 'x"}
+    for name, payload in files.items():
+        (tmp_path / name).write_bytes(payload)
+    expected = {"garbage.npy": "without a NumPy header; expected a .npy file",
+                "empty.npy": "is an empty file; expected a .npy file",
+                "truncated.npy": "is truncated: 140 bytes where its header (shape (8, 3), "
+                                 "int64) needs 320",
+                "header.npy": "damaged NumPy header; expected a .npy file",
+                "objects.npy": "holds Python objects (dtype object); expected an integer"}
+    for name, words in expected.items():
+        with pytest.raises(BadInput) as info:
+            load_int8_matrix(tmp_path / name, "--acts")
+        message = str(info.value)
+        assert words in message and message.count(name) == 1, message
+        assert message.count("--acts") == 1 and "(--acts" not in message, message
+    proc = zeroskip("gemm", "--acts", tmp_path / "garbage.npy", "--weights", tmp_path / "ok.npy",
+                    "--out", tmp_path / "C.npy")
+    line = one_line_error(proc, "--acts", "garbage.npy", "expected a .npy file")
+    assert line.count("npy file") == 1, line
+
+
+def test_outputs_create_missing_folders_and_take_them_back(tmp_path):
+    """One rule: missing folders on an output's path are created when it is written (never by
+    a check); a failure removes the ones it created; a file on the way is refused."""
+    deep = tmp_path / "a" / "b" / "C.npy"
+    check_file(deep, "--out")
+    check_folder(tmp_path / "x" / "y", "--out")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError):
+        with Outputs() as outputs:
+            outputs.write_text(deep, "c")
+            raise RuntimeError("simulation failed")
+    assert list(tmp_path.iterdir()) == []
+    with Outputs() as outputs:
+        outputs.write_text(deep, "c")
+        outputs.write_text(tmp_path / "a" / "r.json", "{}")
+        outputs.commit()
+    assert deep.read_text() == "c" and (tmp_path / "a" / "r.json").exists()
+    (tmp_path / "file").write_text("x")
+    for check in (check_file, check_folder):
+        with pytest.raises(BadInput, match="file is a file, not a folder"):
+            check(tmp_path / "file" / "sub" / "C.npy", "--out")
+
+
+def test_every_command_creates_missing_output_folders(tmp_path, operands):
+    proc = zeroskip("verilog", "--rows", 2, "--cols", 2, "-o", tmp_path / "new" / "deep" / "a.v")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "new" / "deep" / "a.v").stat().st_size > 1000
+    # a gemm whose input is bad leaves no folder behind: its outputs' folders are made only
+    # when they are written
+    (operands / "bad.npy").write_bytes(b"junk")
+    proc = zeroskip("gemm", "--acts", operands / "bad.npy", "--weights", operands / "W.npy",
+                    "--out", tmp_path / "g" / "C.npy", "--report", tmp_path / "g" / "r.json")
+    one_line_error(proc, "--acts")
+    assert not (tmp_path / "g").exists()
+    source = (REPO / "zeroskip" / "cli" / "__init__.py").read_text()
+    assert "missing folders on an output's path" in source  # the rule, documented
+
+
+def test_gemm_summary_names_dense_cycles_and_speedup():
+    from zeroskip.cli.gemm import summary_line
+    report = {"mode": "skip", "arch": "zeroskip", "cycles": 100, "dense_cycles": 250,
+              "speedup": 2.5, "ideal_cycles": 80, "fraction_of_ideal": 0.8,
+              "macs_executed": 640, "macs_gated": 0, "energy_pj": None}
+    line = summary_line(report, "C.npy")
+    assert line.startswith("skip: 100 cycles (dense mode 250, speedup 2.5x; ideal 80, "
+                           "fraction of ideal 0.8)"), line
+    assert line.endswith("result matches NumPy -> C.npy") and "\n" not in line
+
+
+def test_size_note_for_large_work():
+    from zeroskip import array_config
+    from zeroskip.cli.gemm import LARGE_WORK_CYCLES, size_note
+    from zeroskip.sim.compiler import compile_gemm
+    program = compile_gemm(np.ones((64, 32), np.int8), np.ones((32, 16), np.int8),
+                           array_config(rows=4, cols=4))
+    assert program.predicted_cycles < LARGE_WORK_CYCLES
+    assert size_note(program, "verilator") is None
+    note = size_note(program, "icarus", threshold=1)
+    assert note.startswith("zeroskip: 64x32x16 GEMM, 32,768 MACs on 4x4 PEs: ") and "\n" not in note
+    runs, tiles = len(program.runs), sum(run.m_tiles for run in program.runs)
+    assert f"{runs} run" in note and f"of {tiles} M-tile" in note
+    assert f"{program.predicted_cycles:,} cycles predicted" in note
+    assert "of icarus simulation" in note and "cycles/s" in note
+    assert "simulation" not in size_note(program, None, threshold=1)  # a board: no time
+
+
+def test_gemm_prints_the_size_note_before_simulating(tmp_path, operands, monkeypatch, capsys):
+    """The note comes on stderr after compiling, before the simulator runs."""
+    from zeroskip import cli
+    from zeroskip.cli import gemm as gemm_cli
+    from zeroskip.sim.rtl import runner
+
+    def no_simulator(*args, **kwargs):
+        raise KeyboardInterrupt  # stands for the user giving up during the long simulation
+    monkeypatch.setattr(gemm_cli, "LARGE_WORK_CYCLES", 1)
+    monkeypatch.setattr(runner, "run_programs", no_simulator)
+    status = cli.main(["gemm", "--acts", operands / "A.npy", "--weights", operands / "W.npy",
+                       "--out", tmp_path / "C.npy", "--rows", 2, "--cols", 2])
+    lines = capsys.readouterr().err.splitlines()
+    assert status == cli.EXIT_FAILURE and lines[-1] == "zeroskip: error: interrupted"
+    assert len(lines) == 2 and lines[0].startswith("zeroskip: 4x8x3 GEMM, 96 MACs on 2x2 PEs")
+    assert "of verilator simulation" in lines[0] and not (tmp_path / "C.npy").exists()
+
+
+@pytest.mark.parametrize("bus", ["native", "axi"])
+def test_native_verilog_names_its_configuration_command_and_ports(tmp_path, bus):
+    from zeroskip import array_config
+    from zeroskip.cli.verilog import top_ports
+    from zeroskip.hw.verilog import generate
+    out = tmp_path / "a.v"
+    proc = zeroskip("verilog", "--rows", 2, "--cols", 3, "--bus", bus, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    config = array_config(rows=2, cols=3)
+    verilog = generate(config, bus)
+    header, rest = text[:len(text) - len(verilog)], text[len(text) - len(verilog):]
+    assert rest == verilog  # the hardware is untouched: the header is only comments
+    lines = header.splitlines()
+    assert lines and all(line.startswith("//") and len(line) <= 100 for line in lines)
+    from zeroskip import __version__
+    assert lines[0].startswith(f"// zeroskip {__version__}: module ") and config.name() in lines[0]
+    assert "ArrayConfig(rows=2, cols=3, fmt='csc'" in header and "arch='zeroskip')" in header
+    assert f"--bus {bus} -o {out}" in " ".join(header.replace("//", "").split())
+    top = "zeroskip_accel" if bus == "native" else "zeroskip_axi"
+    ports = top_ports(verilog, top)
+    assert ("clk", "input", 1) in ports and len(ports) > 5
+    for name, direction, width in ports:
+        assert any(line.split()[1:] == [name, direction, str(width)] for line in lines), name

@@ -173,7 +173,7 @@ def silent_pty():
 def assert_device_error(proc, path, *words):
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zeroskip: device error: "), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("zeroskip: error: "), proc.stderr
     assert all(word in lines[0] for word in words), lines[0]
     assert "Traceback" not in proc.stderr
     assert not (path / "C.npy").exists()

@@ -1,10 +1,14 @@
 """A command's output files: checked before any work, written all together or not at all.
 
-``check_file`` / ``check_folder`` find an output that cannot be written (a missing or read-only
-folder, a path that is a folder, a folder that is a file) before a simulation starts: bad input,
-exit 2. :class:`Outputs` stages every file of a command beside its target and moves them into
-place only when all of them are written; a failure on the way leaves none of them behind (a file
-that existed before is restored).
+One rule for every command's outputs, files and folders alike: missing folders on the way are
+created (when the output is written, never by a check); a path whose existing part is a file,
+a path that is a folder where a file is wanted, or a folder that cannot be written is refused.
+
+``check_file`` / ``check_folder`` find an output that cannot be written before a simulation
+starts: bad input, exit 2. :class:`Outputs` stages every file of a command beside its target
+(creating the target's missing folders) and moves them into place only when all of them are
+written; a failure on the way leaves none of them behind (a file that existed before is
+restored, a folder it created is removed).
 """
 
 from __future__ import annotations
@@ -34,31 +38,35 @@ def _probe(folder: Path, what: str) -> None:
     os.unlink(name)
 
 
-def check_file(path: str | os.PathLike, what: str) -> None:
-    """Raise BadInput (naming the option ``what``) unless ``path`` can be written as a file."""
-    path = Path(path)
-    parent = path.resolve().parent
-    if path.is_dir():
-        raise _bad_input(f"{what}: {path} is a directory")
-    if not parent.exists():
-        raise _bad_input(f"{what}: directory {parent} does not exist")
-    if not parent.is_dir():
-        raise _bad_input(f"{what}: {parent} is not a directory")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise _bad_input(f"{what}: {path} is read-only")
-    _probe(parent, what)
-
-
-def check_folder(path: str | os.PathLike, what: str) -> None:
-    """Raise BadInput unless ``path`` is a writable folder or one that can be created."""
-    path = Path(path).resolve()
+def _existing_folder(path: Path, what: str, shown: Path) -> Path:
+    """The nearest existing folder at or above ``path`` (the one missing folders would be
+    created in); BadInput when that nearest existing path is a file."""
     existing = path
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        shown = "it" if existing == path else str(existing)
-        raise _bad_input(f"{what}: {path} cannot be a directory: {shown} is a file")
+        raise _bad_input(f"{what}: {shown} cannot be written: {existing} is a file, not a "
+                         f"folder")
+    return existing
+
+
+def check_file(path: str | os.PathLike, what: str) -> None:
+    """Raise BadInput (naming the option ``what``) unless ``path`` can be written as a file,
+    its missing folders created. Nothing is created here."""
+    path = Path(path)
+    if path.is_dir():
+        raise _bad_input(f"{what}: {path} is a directory; expected a file name")
+    existing = _existing_folder(path.resolve().parent, what, path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _bad_input(f"{what}: {path} is read-only")
     _probe(existing, what)
+
+
+def check_folder(path: str | os.PathLike, what: str) -> None:
+    """Raise BadInput unless ``path`` is a writable folder or one that can be created (with its
+    missing parents). Nothing is created here."""
+    resolved = Path(path).resolve()
+    _probe(_existing_folder(resolved, what, resolved), what)
 
 
 class Outputs:
@@ -68,11 +76,20 @@ class Outputs:
 
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path]] = []  # (temporary, target)
+        self._made: list[Path] = []  # folders created for the targets, outermost first
 
     def path(self, target: str | os.PathLike) -> Path:
         """A temporary file for ``target``, in its folder, ending like it (a simulator picks
-        the trace format from the name)."""
+        the trace format from the name). The target's missing folders are created."""
         target = Path(target)
+        folder = target.resolve().parent
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for folder in reversed(missing):
+            folder.mkdir()
+            self._made.append(folder)
         fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.",
                                    suffix=target.suffix)
         os.close(fd)
@@ -118,9 +135,16 @@ class Outputs:
                 tmp.unlink(missing_ok=True)
 
     def discard(self) -> None:
+        """Remove whatever is staged, and the folders created for it that stayed empty."""
         for tmp, _ in self._staged:
             tmp.unlink(missing_ok=True)
         self._staged = []
+        for folder in reversed(self._made):
+            try:
+                folder.rmdir()
+            except OSError:  # it holds a committed file (or someone else's): it stays
+                pass
+        self._made = []
 
     def __enter__(self) -> "Outputs":
         return self

@@ -1,0 +1,7 @@
+"""``python -m zeroskip.cli``: the ``zeroskip`` command."""
+
+import sys
+
+from zeroskip.cli import main
+
+sys.exit(main())

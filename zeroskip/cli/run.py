@@ -1,0 +1,23 @@
+"""``zeroskip run``: an ONNX model on the generated RTL, checked against onnxruntime."""
+
+import sys
+
+from zeroskip.cli.parser import config_from
+
+__all__ = ["run_command"]
+
+
+def run_command(args):
+    from zeroskip.apps.run import format_report, run_model
+    from zeroskip.sim.loaders import BadInput
+    if args.port and args.sim:
+        raise BadInput("--sim needs a simulation, not --port (the board runs the model)")
+    config_from(args)
+    report = run_model(args.model, out=args.out, input=args.input, inputs=args.inputs,
+                       labels=args.labels, calibrate_path=args.calibrate, prune=args.prune,
+                       rows=args.rows, cols=args.cols, format=args.format, nm=args.nm,
+                       mode=args.mode, sim=args.sim or "verilator", board=args.board,
+                       port=args.port, progress=sys.stderr.isatty(),
+                       energy_table=args.energy_table)
+    print(format_report(report))
+    print(f"wrote {args.out}/outputs.npz, report.json, report.md and layers.png")
