@@ -215,7 +215,8 @@ def test_wrong_outputs_exit_1_with_the_files_written(tmp_path, capsys, monkeypat
     status, captured = _run_command(tmp_path, capsys)
     assert status == 1
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zeroskip:"), captured.err
+    assert len(lines) == 1 and lines[0].startswith("zeroskip: error: outputs differ"), \
+        captured.err
     assert "outputs differ from the model's definition (onnxruntime, optimizations off): " \
            "max |diff| " in lines[0] and " on probabilities" in lines[0], lines[0]
     out = tmp_path / "out"

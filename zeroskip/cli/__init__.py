@@ -26,7 +26,7 @@ line up front with its size and rough simulation time.
 import os
 import sys
 
-from zeroskip.api import DeviceFailure
+from zeroskip.api import DeviceFailure, OutputsDiffer
 from zeroskip.cli.parser import BadUsage, build_parser, subcommands
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_BAD_INPUT", "EXIT_DEVICE"]
@@ -93,6 +93,9 @@ def main(argv=None) -> int:
         return EXIT_FAILURE
     except BrokenPipeError:  # stdout closed early (`zeroskip formats | head`): nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except OutputsDiffer as exc:  # a wrong answer: exit 1, the files written for diagnosis
+        _error(_first_line(exc))
         return EXIT_FAILURE
     except Exception as exc:  # an internal failure still gets one line, not a traceback
         if os.environ.get("ZEROSKIP_DEBUG"):

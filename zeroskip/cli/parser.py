@@ -182,11 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "this serial port, instead of in simulation (needs --board)")
     _add_energy_option(gemm)
 
-    run = sub.add_parser("run", help="an ONNX model on the generated RTL: matrix products on "
-                         "the array, other ops on the host, checked against onnxruntime")
-    run.add_argument("model", metavar="MODEL.onnx")
+    run = sub.add_parser("run", help="an ONNX or int8 TFLite model on the generated RTL: "
+                         "matrix products on the array, other ops on the host, checked "
+                         "against the model's definition (onnxruntime running the graph as "
+                         "written; LiteRT's reference kernels)")
+    run.add_argument("model", metavar="MODEL.onnx|MODEL.tflite")
     given = run.add_mutually_exclusive_group(required=True)
-    given.add_argument("--input", metavar="X.npy", help="the input of a model with one graph input")
+    given.add_argument("--input", metavar="X.npy",
+                       help="the input of a model with one graph input (N samples of it)")
     given.add_argument("--inputs", metavar="IN.npz", help="inputs keyed by graph input name")
     run.add_argument("--out", required=True, metavar="DIR",
                      help="writes outputs.npz, report.json, report.md and layers.png there")
@@ -196,15 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sim", choices=("verilator", "icarus"), help=SIM_HELP)
     run.add_argument("--labels", metavar="y.npy",
                      help="class labels: the report gives the accuracy of the RTL and of "
-                          "onnxruntime")
+                          "the reference")
     run.add_argument("--calibrate", metavar="CAL.npy",
-                     help="quantize a float model first (onnxruntime's quantize_static, QDQ) on "
-                          "these inputs")
+                     help="quantize a float ONNX model first (onnxruntime's quantize_static, "
+                          "QDQ) on these inputs")
     run.add_argument("--prune", type=float, metavar="S",
                      help="zero the fraction S of each weight matrix by magnitude "
                           "(exploration; no fine-tuning): with --calibrate the float weights "
                           "before quantization, else a quantized model's array weights (set "
-                          "to their zero points)")
+                          "to their zero points); a .tflite's pruned copy is written as "
+                          "DIR/pruned.tflite")
     run.add_argument("--board", choices=_board_names(),
                      help="use that board's array configuration (with --port: on the board)")
     run.add_argument("--port", metavar="/dev/ttyUSB1", help="run on the board at this port")

@@ -1,6 +1,8 @@
-"""``zeroskip run``: an ONNX model on the generated RTL, checked against onnxruntime."""
+"""``zeroskip run``: an ONNX or TFLite model on the generated RTL, checked against its
+definition."""
 
 import sys
+from pathlib import Path
 
 from zeroskip.cli.parser import config_from
 
@@ -20,4 +22,7 @@ def run_command(args):
                        port=args.port, progress=sys.stderr.isatty(),
                        energy_table=args.energy_table)
     print(format_report(report))
-    print(f"wrote {args.out}/outputs.npz, report.json, report.md and layers.png")
+    extra = [Path(report[key]).name for key in ("quantized_model", "pruned_model")
+             if report.get(key)]
+    print(f"wrote {args.out}/outputs.npz, report.json, report.md, layers.png"
+          + "".join(f", {name}" for name in extra))

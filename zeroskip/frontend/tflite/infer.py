@@ -64,8 +64,13 @@ def infer(model: TfliteModel, x: np.ndarray, accelerator, *, labels: Any = None,
     batch = x.shape[0]
     for index in model.outputs:
         tensor = model.tensors[index]
+        value = ours[tensor.name]
         sample = tensor.shape[1:] if tensor.shape[:1] == (1,) else tensor.shape
-        ours[tensor.name] = ours[tensor.name].reshape(batch, *sample)
+        # the declared shape where it agrees with what ran (a converter's files always do)
+        if int(np.prod(sample, dtype=np.int64)) * batch == value.size:
+            ours[tensor.name] = value.reshape(batch, *sample)
+        elif value.shape[:1] != (batch,):
+            ours[tensor.name] = value.reshape(batch, -1)
     theirs = reference_outputs(model.buffer, x)
     runtime = {"runtime": RUNTIME, "version": runtime_version()}
     definition = compare(ours, theirs, runtime, labels, scores_kinds="fiu")
