@@ -10,7 +10,7 @@ OUT    ?= build
 JOBS   ?= auto
 
 .PHONY: setup test test-fast typecheck docs readme formats formal verilog demo bench regress \
-        bitstream flash boards soc area models clean
+        bitstream flash boards soc area models tinyml clean
 N      ?= 200
 SEED   ?=
 CASE   ?=
@@ -95,6 +95,14 @@ area: $(STAMP)
 
 # the bundled ONNX networks (models/) through `zeroskip run`: the README's "bring your own
 # model" tables come from docs/models/*/report.md
+# MLPerf Tiny's reference int8 models (MODELS=folder holding them; from the mlcommons/tiny
+# repository, not shipped) as given and pruned, on the ULX3S configuration: docs/tinyml.{json,md}
+# and the README's table (about 20 minutes)
+MODELS ?= mlperf-tiny
+tinyml: $(STAMP)
+	$(PY) -m zeroskip.apps.tinyml --models $(MODELS) --out docs
+	$(PY) -m zeroskip.apps.readme README.md
+
 models: $(STAMP)
 	for m in digits_cnn digits_mlp encoder; do \
 	  $(VENV)/bin/zeroskip run models/$$m.onnx --input models/digits_test_x.npy \

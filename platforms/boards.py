@@ -112,23 +112,3 @@ BOARDS = {
                                  energy_counters=False),
         dense_clock_mhz=90),
 }
-
-
-# re-export for zeroskip/cli.py, removed when it imports from zeroskip.platforms.flow
-# (build_board) and zeroskip.platforms.program (ProgrammingFailed, TimingNotMet, program)
-# re-export for zeroskip/apps/sweep.py, removed when it imports from zeroskip.platforms.flow
-# (BuildFailed, build, design_digest)
-# re-export for /work/tools/verilog_ids.py (the identity check), removed when it imports from
-# zeroskip.platforms.flow (design_digest)
-# Resolved on first use (PEP 562): flow and program import this module, so importing them here
-# would be circular.
-_MOVED = {"build_board": "flow", "BuildFailed": "flow", "build": "flow",
-          "design_digest": "flow", "ProgrammingFailed": "program", "TimingNotMet": "program",
-          "program": "program"}
-
-
-def __getattr__(name):
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-    return getattr(importlib.import_module(f"zeroskip.platforms.{_MOVED[name]}"), name)

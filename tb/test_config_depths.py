@@ -81,3 +81,37 @@ def test_bad_depths_are_named_in_python_terms(options, error, message):
 def test_bad_sides_are_named():
     with pytest.raises(TypeError, match="cols must be a positive integer, not 0"):
         ArrayConfig.for_capacity(2, 0)
+
+
+def test_the_commands_set_depths_by_flag(tmp_path):
+    """``--act-depth`` and friends reach the configuration (the Verilog header lists it);
+    a bad one is exit 2 with one line spelling the flag."""
+    from zeroskip import cli
+    out = tmp_path / "a.v"
+    assert cli.main(["verilog", "--rows", "2", "--cols", "2", "--act-depth", "512",
+                     "--max-k", "256", "-o", str(out)]) == 0
+    header = "".join(line for line in out.read_text().splitlines(True)
+                     if line.startswith("//"))
+    assert "act_depth=512" in header.replace(" ", "") or "act_depth: 512" in header, header
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--act-depth", "0"], "--act-depth: expected a positive integer, got 0"),
+    (["--max-k", "4096", "--act-depth", "1024"], "--max-k"),
+])
+def test_bad_depth_flags_are_exit_2(tmp_path, capsys, flags, message):
+    from zeroskip import cli
+    assert cli.main(["verilog", *flags, "-o", str(tmp_path / "a.v")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("zeroskip: error: ") and message in err[0], err
+    assert not (tmp_path / "a.v").exists()
+
+
+def test_the_python_api_takes_depths_by_name():
+    from zeroskip.api import array_config
+    assert array_config(2, 2, depths={"act_depth": 512, "max_k": 256}).act_depth == 512
+    with pytest.raises(ValueError, match="depths: unknown act_size"):
+        array_config(2, 2, depths={"act_size": 512})
+    with pytest.raises(ValueError, match="board ulx3s-85f fixes the array configuration; "
+                                         "drop act_depth"):
+        array_config(board="ulx3s-85f", depths={"act_depth": 512})

@@ -303,7 +303,7 @@ def test_a_configuration_too_large_for_the_board_is_a_result(tmp_path, monkeypat
     assert "ICESTORM_DSP" in figures["error"]
     row = sweep.with_build({**point.params(), "error": "", "bit_exact": True,
                             "gateware": gateware_digest()}, figures)
-    assert sweep._done(row, gateware_digest()) and sweep.pareto_flags([row]) == [None]
+    assert sweep.is_done(row, gateware_digest()) and sweep.pareto_flags([row]) == [None]
 
 
 def _start(args, log):

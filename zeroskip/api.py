@@ -30,7 +30,8 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
          port: str | None = None, waves: str | None = None,
          config: ArrayConfig | None = None,
          energy_table: Any = None, double_buffer: bool = False,
-         arch: str = "zeroskip") -> tuple[np.ndarray, dict]:
+         arch: str = "zeroskip", depths: dict[str, int] | None = None
+         ) -> tuple[np.ndarray, dict]:
     """C = A · W (int8 × int8 → int32) on the generated RTL; returns ``(C, report)``.
 
     Parameters
@@ -57,6 +58,10 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
         Two banks of every memory (:attr:`ArrayConfig.double_buffer`): operands load and
         results come back while the previous and next runs compute; the report adds
         ``total_cycles`` (simulation only).
+    depths : dict, optional
+        Memory depths instead of the derived ones, by :data:`zeroskip.config.DEPTH_OPTIONS`
+        name (``max_k``, ``act_depth``, ``weight_depth``, ``pointer_depth``, ``out_depth``,
+        ``mask_depth``): by default every PE gets the same depths whatever the array's size.
     arch : ``"zeroskip"`` or ``"dense"``
         ``"dense"``: the baseline, a conventional output-stationary systolic array generated
         by the same project (:attr:`ArrayConfig.arch`), with a board's dense configuration for
@@ -81,7 +86,8 @@ def gemm(acts: Any, weights: Any, *, rows: int | None = None, cols: int | None =
     """
     engine = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
                         board=board, port=port, waves=waves, config=config,
-                       energy_table=energy_table, double_buffer=double_buffer, arch=arch)
+                       energy_table=energy_table, double_buffer=double_buffer, arch=arch,
+                        depths=depths)
     (result, report), = engine.run([(acts, weights)])
     return result, report
 

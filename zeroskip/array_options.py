@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from zeroskip.config import ARCHS, FORMATS, ArrayConfig
+from zeroskip.config import ARCHS, DEPTH_OPTIONS, FORMATS, ArrayConfig
 from zeroskip.sim.loaders import BadInput
 
 __all__ = ["array_config", "array_side", "ARRAY_DEFAULTS", "MAX_ARRAY_SIDE"]
@@ -33,11 +33,15 @@ def array_side(text: str) -> int:
 def array_config(rows: int | None = None, cols: int | None = None, format: str | None = None,
                  nm: str | tuple[int, int] | None = None, board: str | None = None, *,
                  double_buffer: bool = False, arch: str = "zeroskip",
+                 depths: dict[str, int] | None = None,
                  spell: Callable[[str], str] = str) -> ArrayConfig:
     """The :class:`ArrayConfig` for these options: a board's own configuration, or an array
     sized by :meth:`ArrayConfig.for_capacity`.
 
-    ``spell`` names an option in error messages (the command passes ``--name``).
+    ``depths`` sets memory depths instead of the ones :meth:`ArrayConfig.for_capacity` derives
+    (keys of :data:`zeroskip.config.DEPTH_OPTIONS`: ``max_k``, ``act_depth``,
+    ``weight_depth``, ``pointer_depth``, ``out_depth``, ``mask_depth``). ``spell`` names an
+    option in error messages (the command passes ``--name``).
 
     Raises
     ------
@@ -47,6 +51,12 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
         given together with a board.
     """
     given = {"rows": rows, "cols": cols, "format": format, "nm": nm}
+    depths = {name: value for name, value in (depths or {}).items() if value is not None}
+    unknown = sorted(set(depths) - set(DEPTH_OPTIONS))
+    if unknown:
+        raise BadInput(f"{spell('depths')}: unknown {', '.join(unknown)} (one of "
+                       f"{', '.join(DEPTH_OPTIONS)})")
+    given.update(depths)
     if arch not in ARCHS:
         raise BadInput(f"{spell('arch')} must be one of {', '.join(ARCHS)}, not {arch!r}")
     if arch == "dense":
@@ -72,7 +82,7 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
         except ValueError as exc:
             raise BadInput(f"{spell('board')} {board}: {exc}") from None
     options: dict[str, Any] = {name: ARRAY_DEFAULTS[name] if value is None else value
-                               for name, value in given.items()}
+                               for name, value in given.items() if name in ARRAY_DEFAULTS}
     for side in ("rows", "cols"):
         value = options[side]
         if not isinstance(value, int) or isinstance(value, bool) or \
@@ -94,8 +104,14 @@ def array_config(rows: int | None = None, cols: int | None = None, format: str |
         # an N:M pattern shapes only the nm format's decoders: never drop it silently
         raise BadInput(f"{spell('nm')} {n}:{m} applies only to {spell('format')} nm, not "
                          f"{spell('format')} {options['format']}")
-    config = ArrayConfig.for_capacity(options["rows"], options["cols"], fmt=options["format"],
-                                      nm_n=n, nm_m=m)
+    try:
+        config = ArrayConfig.for_capacity(options["rows"], options["cols"],
+                                          fmt=options["format"], nm_n=n, nm_m=m, **depths)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        for name in DEPTH_OPTIONS:
+            message = message.replace(name, spell(name))
+        raise BadInput(message) from None
     if arch == "dense":
         # the energy table prices the zeroskip design's events; it has no dense counterpart
         return config.with_(arch="dense", energy_counters=False)

@@ -31,9 +31,10 @@ class GemmRunner:
                  mode: str | Mode | None = None, sim: str = "verilator",
                  board: str | None = None, port: str | None = None, waves: str | None = None,
                  config: ArrayConfig | None = None, energy_table: Any = None,
-                 double_buffer: bool = False, arch: str = "zeroskip"):
+                 double_buffer: bool = False, arch: str = "zeroskip",
+                 depths: dict[str, int] | None = None):
         from zeroskip.sim.energy import EnergyTable
-        from zeroskip.sim.rtl.runner import SIMULATORS, SimulatorMissing, check_wave_support
+        from zeroskip.sim.rtl.build import SIMULATORS, SimulatorMissing, check_wave_support
         if port is not None and board is None:
             raise BadInput("port needs board (the board programmed at that port)")
         if port is not None and waves is not None:
@@ -42,11 +43,11 @@ class GemmRunner:
             raise BadInput(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
         if config is None:
             config = array_config(rows, cols, format, nm, board, double_buffer=double_buffer,
-                                  arch=arch)
+                                  arch=arch, depths=depths)
         elif any(value is not None for value in (rows, cols, format, nm, board)) or \
-                double_buffer or arch != "zeroskip":
+                double_buffer or arch != "zeroskip" or depths:
             raise BadInput("config fixes the array; drop rows, cols, format, nm, board, "
-                             "double_buffer and arch")
+                             "double_buffer, arch and depths")
         if mode is None:
             mode = "dense" if config.arch == "dense" else "skip"
         try:

@@ -17,14 +17,6 @@ from zeroskip.sim.rtl.build import (TIMESCALE, build_accelerator, check_wave_sup
                                     prepare, wave_format)
 from zeroskip.sim.rtl.packing import act_beats, bank_bases, result_words_to_array, weight_beats
 
-# re-export for zeroskip/cli.py, removed when it imports from zeroskip.sim.rtl.build and
-# zeroskip.sim.rtl.cache (SimulatorMissing, cache_root)
-# re-export for zeroskip/api.py, removed when it imports from zeroskip.sim.rtl.build
-# (SIMULATORS, SimulatorMissing, check_wave_support)
-# re-export for zeroskip/apps/sweep.py, removed when it imports from zeroskip.sim.rtl.cache
-# (cache_root, gateware_digest)
-from zeroskip.sim.rtl.build import SIMULATORS, SimulatorMissing
-from zeroskip.sim.rtl.cache import cache_root, gateware_digest
 
 __all__ = ["DecoderFault", "CycleMismatch", "RunResult", "run_cocotb", "run_program",
            "run_programs", "LoadCounter"]

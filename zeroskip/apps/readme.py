@@ -117,13 +117,13 @@ def expected_section(name: str, docs: str | Path, where: str | Path) -> str:
     docs = Path(docs)
     if name == "results":
         return results_table(json.loads((docs / "boards.json").read_text()))
-    if name == "boards":
-        return (docs / "boards.md").read_text().rstrip("\n")
+    if name in ("boards", "tinyml"):
+        return (docs / f"{name}.md").read_text().rstrip("\n")
     if name == "bench":
         images = Path(os.path.relpath(docs, Path(where).parent)).as_posix()
         return bench_section((docs / "bench.md").read_text().rstrip("\n"), images)
     raise ValueError(f"no generator writes a section named {name!r} "
-                     f"(known: results, boards, bench)")
+                     f"(known: results, boards, tinyml, bench)")
 
 
 def main(argv: list[str] | None = None) -> int:

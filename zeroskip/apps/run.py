@@ -31,18 +31,14 @@ from zeroskip.frontend.terms import CLI
 from zeroskip.gemm_runner import GemmRunner
 from zeroskip.sim.loaders import BadInput
 
-# Re-exported for zeroskip.apps.sweep, which loads its models as this command does (a shim:
-# new code imports them from zeroskip.frontend.model).
-from zeroskip.frontend.model import DTYPES as _DTYPES, graph_inputs  # noqa: F401
 
-__all__ = ["run_model", "format_report", "plot_layers", "load_model", "bind_inputs",
-           "load_labels", "load_calibration", "prepare_model", "infer"]
+__all__ = ["run_model"]
 
 
 def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrate_path=None,
               prune=None, rows=None, cols=None, format=None, nm=None, mode="skip",
               sim="verilator", board=None, port=None, progress=False,
-              energy_table=None) -> dict:
+              energy_table=None, depths=None) -> dict:
     """The command: every input checked, the model run (:func:`infer`), the files written
     together; returns the report.
 
@@ -67,12 +63,12 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
                              prune=prune, progress=progress,
                              runner=dict(rows=rows, cols=cols, format=format, nm=nm,
                                          mode=mode, sim=sim, board=board, port=port,
-                                         energy_table=energy_table))
+                                         energy_table=energy_table, depths=depths))
         return report
     model = load_model(model_path)
     check_prune(prune, CLI)
     accelerator = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
-                             board=board, port=port, energy_table=energy_table)
+                             board=board, port=port, energy_table=energy_table, depths=depths)
     feeds = bind_inputs(model, input, inputs)
     if labels is not None:
         labels = load_labels(labels, feeds)

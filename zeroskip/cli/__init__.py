@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # an internal failure still gets one line, not a traceback
         if os.environ.get("ZEROSKIP_DEBUG"):
             raise
-        from zeroskip.sim.rtl.runner import SimulatorMissing
+        from zeroskip.sim.rtl.build import SimulatorMissing
         if isinstance(exc, SimulatorMissing):  # not a bug: a tool to install, and how
             _error(_first_line(exc))
             return EXIT_FAILURE

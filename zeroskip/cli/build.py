@@ -8,8 +8,9 @@ __all__ = ["build_command"]
 
 
 def build_command(args):
-    from zeroskip.platforms.boards import (BOARDS, ProgrammingFailed, TimingNotMet, build_board,
-                                           program)
+    from zeroskip.platforms.boards import BOARDS
+    from zeroskip.platforms.flow import build_board
+    from zeroskip.platforms.program import ProgrammingFailed, TimingNotMet, program
     from zeroskip.sim.loaders import BadInput
     from zeroskip.apps.outputs import check_folder
     try:

@@ -12,7 +12,7 @@ __all__ = ["cache_command", "limit_cache"]
 def cache_command(args):
     from zeroskip.apps.cache import clear, entries, evict, format_size, parse_size
     from zeroskip.sim.loaders import BadInput
-    from zeroskip.sim.rtl.runner import cache_root
+    from zeroskip.sim.rtl.cache import cache_root
     root = cache_root()
     if args.action == "clear" and args.limit is not None:
         raise BadInput("cache: clear removes everything; --limit keeps the newest entries: "

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from zeroskip.api import DeviceFailure, GemmRunner
-from zeroskip.cli.parser import config_from
+from zeroskip.cli.parser import config_from, depths_from
 
 __all__ = ["gemm_command", "summary_line", "size_note", "energy_line", "LARGE_WORK_CYCLES",
            "SIM_CYCLES_PER_SECOND"]
@@ -125,7 +125,8 @@ def gemm_command(args):
                              board=args.board, mode=args.mode, sim=args.sim or "verilator",
                              port=args.port, waves=None if waves is None else str(waves),
                              energy_table=args.energy_table,
-                             double_buffer=args.double_buffer, arch=args.arch)
+                             double_buffer=args.double_buffer, arch=args.arch,
+                             depths=depths_from(args))
             (result, report), = engine.run([(acts, weights)])
         except (BadInput, DeviceFailure, KeyboardInterrupt):
             raise

@@ -115,6 +115,12 @@ def _add_array_options(parser):
     parser.add_argument("--format", choices=FORMATS, help="compressed-weight format (default csc)")
     parser.add_argument("--nm", type=_n_of_m, metavar="N:M",
                         help="N:M pattern of --format nm, 1 <= N < M <= 16 (default 2:4)")
+    depths = parser.add_argument_group(
+        "memory depths", "per PE or per lane; by default each PE gets the same depths whatever "
+        "the array's size (zeroskip.config.ArrayConfig.for_capacity)")
+    for name, metavar, what in DEPTHS:
+        depths.add_argument(f"--{name.replace('_', '-')}", type=_positive, metavar=metavar,
+                            dest=name, help=what)
 
 
 def _add_size_options(parser, what):
@@ -127,11 +133,36 @@ def _add_size_options(parser, what):
 SIM_HELP = "Verilog simulator: verilator (default) or icarus"
 
 
+#: The memory-depth options of the array commands: (ArrayConfig field, metavar, help)
+DEPTHS = [("max_k", "K", "the longest K a run accumulates (default 4096)"),
+          ("act_depth", "WORDS", "activation words per PE (default 8192)"),
+          ("weight_depth", "WORDS", "compressed-weight words per lane"),
+          ("pointer_depth", "WORDS", "column pointers per lane"),
+          ("out_depth", "RESULTS", "results per PE"),
+          ("mask_depth", "WORDS", "bitmap words per lane (--format bitmap)")]
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def depths_from(args) -> dict:
+    """The memory depths a command was given (none given: an empty dict)."""
+    return {name: getattr(args, name) for name, _, _ in DEPTHS
+            if getattr(args, name, None) is not None}
+
+
 def config_from(args):
     """The ArrayConfig of a command's array options (errors spell them as flags)."""
     return array_config(args.rows, args.cols, args.format, args.nm, getattr(args, "board", None),
                         double_buffer=getattr(args, "double_buffer", False),
-                        arch=getattr(args, "arch", "zeroskip"),
+                        arch=getattr(args, "arch", "zeroskip"), depths=depths_from(args),
                         spell=lambda name: f"--{name.replace('_', '-')}")
 
 

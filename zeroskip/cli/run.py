@@ -4,13 +4,14 @@ definition."""
 import sys
 from pathlib import Path
 
-from zeroskip.cli.parser import config_from
+from zeroskip.cli.parser import config_from, depths_from
 
 __all__ = ["run_command"]
 
 
 def run_command(args):
-    from zeroskip.apps.run import format_report, run_model
+    from zeroskip.apps.run import run_model
+    from zeroskip.apps.run_report import format_report
     from zeroskip.sim.loaders import BadInput
     if args.port and args.sim:
         raise BadInput("--sim needs a simulation, not --port (the board runs the model)")
@@ -20,7 +21,7 @@ def run_command(args):
                        rows=args.rows, cols=args.cols, format=args.format, nm=args.nm,
                        mode=args.mode, sim=args.sim or "verilator", board=args.board,
                        port=args.port, progress=sys.stderr.isatty(),
-                       energy_table=args.energy_table)
+                       energy_table=args.energy_table, depths=depths_from(args))
     print(format_report(report))
     extra = [Path(report[key]).name for key in ("quantized_model", "pruned_model")
              if report.get(key)]

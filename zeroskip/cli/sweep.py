@@ -36,7 +36,7 @@ def sweep_command(args):
     try:
         import distributed  # noqa: F401
     except ImportError:
-        from zeroskip.sim.rtl.runner import SimulatorMissing
+        from zeroskip.sim.rtl.build import SimulatorMissing
         raise SimulatorMissing("zeroskip sweep runs on Dask, which is not installed: "
                                "pip install 'zeroskip[sweep]' (or dask[distributed])") from None
     check_folder(args.out, "--out")

@@ -49,8 +49,6 @@ from zeroskip.apps.sweep.results import is_done, read_results, write_results
 from zeroskip.apps.sweep.summary import markdown, write_summaries
 from zeroskip.apps.sweep.workloads import ModelWorkload, operands, random_feeds
 
-# the name tb/test_sweep.py knew is_done by, before the package
-_done = is_done
 
 __all__ = ["Point", "ModelWorkload", "plan", "parse_list", "parse_shape", "format_name",
            "sparsity_value", "pattern_name", "nm_for_sparsity", "operands", "random_feeds",

@@ -57,7 +57,7 @@ def check_points(points: Sequence[Point]) -> None:
 def build_dirs(points: Sequence[Point]) -> list[Path]:
     """The simulator builds of these points under this machine's ``$ZEROSKIP_CACHE`` that
     exist (those a local cluster made or reused: kept when the cache is trimmed)."""
-    from zeroskip.sim.rtl.runner import cache_root, gateware_digest
+    from zeroskip.sim.rtl.cache import cache_root, gateware_digest
     digest = gateware_digest()
     folders: dict[Path, None] = {}
     for point in points:

@@ -21,9 +21,10 @@ def build_figures(board: str, config: dict[str, Any], gateware: str) -> dict[str
     from dataclasses import replace
 
     from zeroskip.config import ArrayConfig
-    from zeroskip.platforms.boards import BOARDS, BuildFailed, build, design_digest
+    from zeroskip.platforms.boards import BOARDS
+    from zeroskip.platforms.flow import BuildFailed, build, design_digest
     from zeroskip.platforms.top import BoardTop
-    from zeroskip.sim.rtl.runner import cache_root, gateware_digest
+    from zeroskip.sim.rtl.cache import cache_root, gateware_digest
     figures: dict[str, Any] = {"error": ""}
     try:
         if gateware_digest() != gateware:

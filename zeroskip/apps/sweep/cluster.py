@@ -18,7 +18,7 @@ def worker_info() -> tuple[str, str]:
     """What a worker runs (checked against this machine's before a sweep): zeroskip's version
     and the gateware sources' digest. Run on every worker by ``Client.run``."""
     from zeroskip import __version__
-    from zeroskip.sim.rtl.runner import gateware_digest
+    from zeroskip.sim.rtl.cache import gateware_digest
     return __version__, gateware_digest()
 
 

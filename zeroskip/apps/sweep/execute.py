@@ -26,7 +26,7 @@ def run_point(params: dict[str, Any], gateware: str | None = None,
     a worker whose sources differ (another zeroskip, or a checkout edited during the sweep)
     runs nothing and says so in ``error``. Never raises for a failure of the point itself:
     the row's ``error`` says what failed."""
-    from zeroskip.sim.rtl.runner import gateware_digest
+    from zeroskip.sim.rtl.cache import gateware_digest
     started = time.perf_counter()
     row: dict[str, Any] = {name: "" for name in COLUMNS}
     row.update(params)
@@ -83,7 +83,8 @@ def _run_model(point: Point, workload: ModelWorkload) -> dict[str, Any]:
     --calibrate --prune`` does), run on the array and compared with onnxruntime."""
     import onnx
 
-    from zeroskip.apps.run import infer, prepare_model
+    from zeroskip.frontend.infer import infer
+    from zeroskip.frontend.quantize import prepare_model
     from zeroskip.frontend.prune import prune_quantized, weight_sparsity
     from zeroskip.sim.patterns import nm_pattern
     nm = nm_pattern(point.pattern)

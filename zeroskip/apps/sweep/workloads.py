@@ -44,15 +44,17 @@ class ModelWorkload:
              seed: int = 0) -> "ModelWorkload":
         """Everything checked as ``zeroskip run`` checks it; without ``input``, random inputs
         of the declared shapes (dynamic dimensions 1) from ``seed``."""
-        from zeroskip.apps import run as runner
         from zeroskip.frontend.graph import plan as graph_plan
-        model = runner.load_model(Path(path))
-        feeds = runner.bind_inputs(model, input) if input is not None else \
-            random_feeds(model, seed)
-        label_values = None if labels is None else runner.load_labels(labels, feeds)
-        calibration = None if calibrate is None else runner.load_calibration(calibrate)
+        from zeroskip.frontend.inputs import bind_inputs, load_calibration, load_labels
+        from zeroskip.frontend.model import load_model
+        from zeroskip.frontend.quantize import prepare_model
+        from zeroskip.frontend.terms import CLI
+        model = load_model(Path(path))
+        feeds = bind_inputs(model, input) if input is not None else random_feeds(model, seed)
+        label_values = None if labels is None else load_labels(labels, feeds)
+        calibration = None if calibrate is None else load_calibration(calibrate)
         # it quantizes and it runs: a float weight without --calibrate is bad input, named
-        graph_plan(runner.prepare_model(model, calibration, None))
+        graph_plan(prepare_model(model, calibration, None, terms=CLI), CLI)
         return cls(Path(path).name, model.SerializeToString(), feeds, label_values,
                    calibration)
 
@@ -71,7 +73,7 @@ class ModelWorkload:
 def random_feeds(model, seed: int) -> dict[str, np.ndarray]:
     """Inputs of the model's declared dtypes and shapes (dynamic dimensions 1): integers over
     their whole range, floats standard normal."""
-    from zeroskip.apps.run import _DTYPES, graph_inputs
+    from zeroskip.frontend.model import DTYPES as _DTYPES, graph_inputs
     rng = np.random.default_rng([seed, 0x5EED])
     feeds = {}
     for info in graph_inputs(model):
