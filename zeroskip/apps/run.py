@@ -23,7 +23,8 @@ import numpy as np
 
 from zeroskip.apps.run_report import format_report, plot_layers
 from zeroskip.frontend.infer import infer
-from zeroskip.frontend.inputs import bind_inputs, load_calibration, load_labels
+from zeroskip.frontend.inputs import (bind_inputs, load_calibration, load_labels,
+                                      load_single_array)
 from zeroskip.frontend.model import load_model
 from zeroskip.frontend.quantize import check_calibratable, check_prune, prepare_model
 from zeroskip.frontend.reference import check_definition
@@ -106,7 +107,7 @@ def _run_tflite(model_path, *, out, input, inputs, labels, prune, progress, runn
     accelerator = GemmRunner(**runner)
     x = bind_input(model, input, inputs)
     if labels is not None:
-        labels = _load_labels(labels)
+        labels = load_single_array(labels, "--labels", "one integer label per sample")
     extra = {}
     pruned = None
     if prune is not None:
@@ -121,15 +122,6 @@ def _run_tflite(model_path, *, out, input, inputs, labels, prune, progress, runn
     _write(Path(out), ours, report, extra)
     check_definition(ours, report)
     return report
-
-
-def _load_labels(path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise BadInput(f"--labels: no such file: {path}") from None
-    except Exception:
-        raise BadInput(f"--labels: {path} is not a NumPy file") from None
 
 
 def _write(out: Path, ours: dict, report: dict, extra: dict) -> None:

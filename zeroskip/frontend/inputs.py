@@ -11,7 +11,7 @@ import numpy as np
 from zeroskip.frontend.model import DTYPES, graph_inputs
 from zeroskip.sim.loaders import BadInput
 
-__all__ = ["bind_inputs", "check_feeds", "check_labels", "check_value", "load_labels",
+__all__ = ["load_array", "load_single_array", "bind_inputs", "check_feeds", "check_labels", "check_value", "load_labels",
            "load_calibration", "found"]
 
 
@@ -22,7 +22,8 @@ def found(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _load_array(path, what):
+def load_array(path, what):
+    """A ``.npy`` array or ``.npz`` archive (no pickles), or BadInput naming ``what``."""
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -46,14 +47,10 @@ def bind_inputs(model, input_path=None, inputs_path=None) -> dict:
         if len(wanted) != 1:
             raise BadInput(f"--input: the model has {len(wanted)} graph inputs "
                            f"({_names(wanted)}); use --inputs IN.npz keyed by name")
-        array = _load_array(input_path, "--input")
-        if not isinstance(array, np.ndarray):
-            with array:
-                keys = ", ".join(array.files) or "none"
-            raise BadInput(f"--input: {input_path} is an .npz archive (keys: {keys}); expected "
-                           f"one .npy array for {wanted[0].name!r}, or use --inputs")
+        array = load_single_array(input_path, "--input",
+                                  f"one .npy array for {wanted[0].name!r}, or use --inputs")
         return check_feeds(model, {wanted[0].name: array}, "--input")
-    archive = _load_array(inputs_path, "--inputs")
+    archive = load_array(inputs_path, "--inputs")
     if isinstance(archive, np.ndarray):
         raise BadInput(f"--inputs: {inputs_path} is a single array of shape {archive.shape}; "
                        f"expected an .npz keyed by input name ({_names(wanted)})")
@@ -126,15 +123,19 @@ def _shape_text(dims):
 
 def load_labels(path, feeds: dict) -> np.ndarray:
     """``--labels y.npy``: one integer class label per input of the batch in ``feeds``."""
-    return check_labels(_load_array(path, "--labels"), feeds, "--labels")
+    return check_labels(load_array(path, "--labels"), feeds, "--labels")
 
 
 def load_calibration(path) -> np.ndarray:
     """``--calibrate CAL.npy``: one array of calibration inputs."""
-    data = _load_array(path, "--calibrate")
+    return load_single_array(path, "--calibrate", "a single .npy array")
+
+
+def load_single_array(path, what: str, expected: str) -> np.ndarray:
+    """One ``.npy`` array; an ``.npz`` archive is BadInput naming its keys and ``expected``."""
+    data = load_array(path, what)
     if not isinstance(data, np.ndarray):
         with data:
             keys = ", ".join(data.files) or "none"
-        raise BadInput(f"--calibrate: {path} is an .npz archive (keys: {keys}); expected a "
-                       f"single .npy array")
+        raise BadInput(f"{what}: {path} is an .npz archive (keys: {keys}); expected {expected}")
     return data
