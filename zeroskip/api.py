@@ -97,7 +97,7 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         format: str | None = None, nm: str | tuple[int, int] | None = None,
         mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
         port: str | None = None, progress: bool = False,
-        energy_table: Any = None) -> tuple[dict, dict]:
+        energy_table: Any = None, depths: dict[str, int] | None = None) -> tuple[dict, dict]:
     """An ONNX or TFLite model on the generated RTL, as ``zeroskip run`` does; returns
     ``(outputs, report)``.
 
@@ -116,8 +116,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         With ``calibrate``: prune the float weights before quantization. Without: prune a
         quantized model's array weights to their zero points (each tensor's smallest
         ``|w - zero point|``).
-    rows, cols, format, nm, mode, sim, board, port, energy_table
-        The array and the energy table, as for :func:`gemm`.
+    rows, cols, format, nm, mode, sim, board, port, energy_table, depths
+        The array, its memory depths and the energy table, as for :func:`gemm`.
 
     Returns
     -------
@@ -157,7 +157,7 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
                            progress=progress,
                            runner=dict(rows=rows, cols=cols, format=format, nm=nm, mode=mode,
                                        sim=sim, board=board, port=port,
-                                       energy_table=energy_table))
+                                       energy_table=energy_table, depths=depths))
     from zeroskip.frontend.infer import infer
     from zeroskip.frontend.inputs import check_feeds, check_labels
     from zeroskip.frontend.model import check_model, graph_inputs, load_model, model_name
@@ -171,7 +171,7 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         name = model_name(check_model(model, model_name(model)))
     check_prune(prune)
     engine = GemmRunner(rows=rows, cols=cols, format=format, nm=nm, mode=mode, sim=sim,
-                        board=board, port=port, energy_table=energy_table)
+                        board=board, port=port, energy_table=energy_table, depths=depths)
     if isinstance(inputs, dict):
         feeds = dict(inputs)
     else:
