@@ -72,19 +72,42 @@ def board_rows(build_root, names=tuple(BOARDS)):
             report = build_board(board, Path(build_root) / folder)
             report["arch"] = arch
             report["throughput"] = measure(board)
-            for t in report["throughput"]:
-                t["per_klut"] = round(t["dense_equivalent_gmacs"] / report["luts_used"] * 1e3, 4)
-                t["per_dsp"] = round(t["dense_equivalent_gmacs"] / report["dsps_used"], 4)
             report["peak_dense_gmacs"] = round(board.config.pe_count * board.clock_mhz / 1e3, 3)
-            rows.append(report)
+            rows.append(with_efficiency(report))
     return rows
 
 
+#: The resources throughput is divided by: (key in a throughput entry, the report's count,
+#: the scale of the figure)
+RESOURCES = (("per_klut", "luts_used", 1e3), ("per_dsp", "dsps_used", 1.0),
+             ("per_bram", "brams_used", 1.0))
+
+
+def with_efficiency(report):
+    """``report`` with each throughput entry's dense-equivalent GMAC/s per kLUT, per DSP and
+    per BRAM of the build (derived from the RTL's cycles and nextpnr's counts)."""
+    for t in report["throughput"]:
+        for key, used, scale in RESOURCES:
+            t[key] = round(t["dense_equivalent_gmacs"] / report[used] * scale, 4)
+    return report
+
+
+def _crossover(ratios, key):
+    """The sparsity from which the ratio ``key`` reaches 1, linear between the measured
+    sparsities (None if it never crosses: ahead at every one, or behind at every one)."""
+    for lo, hi in zip(ratios, ratios[1:]):
+        if lo[key] < 1 <= hi[key]:
+            return round(lo["sparsity"] + (1 - lo[key]) * (hi["sparsity"] - lo["sparsity"]) /
+                         (hi[key] - lo[key]), 3)
+    return None
+
+
 def comparisons(rows):
-    """Per board with both architectures: zeroskip / dense dense-equivalent GMAC/s per kLUT
-    and per DSP at each sparsity, and the crossover: the sparsity from which the zeroskip
-    array does more per LUT, by linear interpolation between the measured sparsities (None
-    if it is ahead at every one, or behind at every one)."""
+    """Per board with both architectures: zeroskip / dense dense-equivalent GMAC/s per kLUT,
+    per DSP and per BRAM at each sparsity, and the crossovers: the sparsity from which the
+    zeroskip array does more per LUT (``crossover_sparsity``; per resource in ``crossovers``),
+    by linear interpolation between the measured sparsities (None if it is ahead at every one,
+    or behind at every one)."""
     out = []
     for name in dict.fromkeys(r["board"] for r in rows):
         by_arch = {r["arch"]: r for r in rows if r["board"] == name}
@@ -92,17 +115,18 @@ def comparisons(rows):
             continue
         skip, dense = by_arch["zeroskip"]["throughput"], by_arch["dense"]["throughput"]
         ratios = [{"sparsity": s["sparsity"],
-                   "per_klut": round(s["per_klut"] / d["per_klut"], 3),
-                   "per_dsp": round(s["per_dsp"] / d["per_dsp"], 3)}
+                   **{key: round(s[key] / d[key], 3) for key, _, _ in RESOURCES}}
                   for s, d in zip(skip, dense)]
-        crossover = None
-        for lo, hi in zip(ratios, ratios[1:]):
-            if lo["per_klut"] < 1 <= hi["per_klut"]:
-                crossover = round(lo["sparsity"] + (1 - lo["per_klut"]) *
-                                  (hi["sparsity"] - lo["sparsity"]) /
-                                  (hi["per_klut"] - lo["per_klut"]), 3)
-        out.append({"board": name, "ratios": ratios, "crossover_sparsity": crossover})
+        crossovers = {key: _crossover(ratios, key) for key, _, _ in RESOURCES}
+        out.append({"board": name, "ratios": ratios,
+                    "crossover_sparsity": crossovers["per_klut"], "crossovers": crossovers})
     return out
+
+
+def _crossover_text(ratios, crossover, key):
+    if ratios[0][key] >= 1:
+        return "below 0%"
+    return "not reached" if crossover is None else f"{crossover * 100:.0f}%"
 
 
 def markdown(rows, compared):
@@ -123,24 +147,30 @@ def markdown(rows, compared):
     lines = [table(head, body), ""]
     lines.append(f"Throughput: dense-equivalent GMAC/s of a {m}×{k}×{n} int8 GEMM with "
                  f"uniformly random weight sparsity (zeroskip: skip mode; dense: every MAC), "
-                 f"cycles from the RTL's counters (Verilator) at the board's clock, per kLUT "
-                 f"and per DSP of the whole board build; UART transfer time not included. "
+                 f"cycles from the RTL's counters (Verilator) at the board's clock, per kLUT, "
+                 f"per DSP and per BRAM of the whole board build; UART transfer time not "
+                 f"included. "
                  f"Resources and Fmax: nextpnr's report of `zeroskip build --board B --arch A` "
                  f"(iCE40 LUT/LC counts logic cells).")
     if compared:
         body = []
         for c in compared:
-            crossover = ("below 0%" if c["ratios"][0]["per_klut"] >= 1 else "not reached"
-                         if c["crossover_sparsity"] is None else
-                         f"{c['crossover_sparsity'] * 100:.0f}%")
-            body.append([c["board"], *(f"{r['per_klut']}× per kLUT, {r['per_dsp']}× per DSP"
-                                       for r in c["ratios"]), crossover])
+            crossovers = c.get("crossovers", {"per_klut": c["crossover_sparsity"]})
+            crossover = ", ".join(
+                f"{label} {_crossover_text(c['ratios'], crossovers.get(key), key)}"
+                for key, label in (("per_klut", "kLUT"), ("per_dsp", "DSP"),
+                                   ("per_bram", "BRAM")) if key in c["ratios"][0])
+            body.append([c["board"], *(", ".join(
+                f"{r[key]}× per {label}" for key, label in (("per_klut", "kLUT"),
+                                                          ("per_dsp", "DSP"),
+                                                          ("per_bram", "BRAM")) if key in r)
+                for r in c["ratios"]), crossover])
         lines += ["", table(["board", *(f"zeroskip / dense at {int(s * 100)}%"
                                         for s in SPARSITIES), "crossover sparsity"], body)]
-        lines += ["", "Ratio: the zeroskip array's dense-equivalent GMAC/s per kLUT (per DSP) "
-                      "over the dense baseline's on the same board; crossover: the weight "
-                      "sparsity above which zero skipping does more per LUT (linear between "
-                      "the measured sparsities)."]
+        lines += ["", "Ratio: the zeroskip array's dense-equivalent GMAC/s per kLUT (per DSP, "
+                      "per BRAM) over the dense baseline's on the same board; crossover: the "
+                      "weight sparsity above which zero skipping does more per kLUT (per DSP, "
+                      "per BRAM), linear between the measured sparsities."]
     return "\n".join(lines)
 
 
@@ -150,8 +180,15 @@ def main(argv=None):
     parser.add_argument("--build", default="build", help="board build folders go here")
     parser.add_argument("--readme", help="also rewrite this file's marked results section")
     parser.add_argument("--boards", nargs="+", choices=list(BOARDS), default=list(BOARDS))
+    parser.add_argument("--from-json", metavar="boards.json",
+                        help="build and measure nothing: derive the efficiency figures and "
+                             "comparisons again from this file's builds and cycles")
     args = parser.parse_args(argv)
-    rows = board_rows(args.build, args.boards)
+    if args.from_json:
+        rows = [with_efficiency(r)
+                for r in json.loads(Path(args.from_json).read_text())["boards"]]
+    else:
+        rows = board_rows(args.build, args.boards)
     compared = comparisons(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

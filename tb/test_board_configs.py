@@ -179,23 +179,28 @@ def test_k_chunks_of_an_n_m_group_longer_than_max_k():
 
 
 def test_board_table_compares_the_architectures_per_lut():
-    """`make boards`: zeroskip / dense per kLUT and per DSP at each sparsity, and the
-    crossover where the ratio passes 1, interpolated linearly."""
-    from zeroskip.platforms.table import comparisons, markdown
+    """`make boards`: zeroskip / dense per kLUT, per DSP and per BRAM at each sparsity, and the
+    crossover of each where the ratio passes 1, interpolated linearly."""
+    from zeroskip.platforms.table import comparisons, markdown, with_efficiency
 
-    def row(arch, gmacs, luts, dsps):
-        return {"board": "b", "device": "d", "arch": arch, "pe_count": 4, "rows": 2, "cols": 2,
-                "clock_mhz": 100, "fmax_mhz": 101.0, "timing_met": True, "luts_used": luts,
-                "luts_total": 9000, "ffs_used": 1, "dsps_used": dsps, "dsps_total": 9,
-                "brams_used": 1, "brams_total": 9, "peak_dense_gmacs": 1.0,
-                "throughput": [{"sparsity": s, "cycles": 10, "dense_equivalent_gmacs": g,
-                                "per_klut": g / luts * 1e3, "per_dsp": g / dsps}
-                               for s, g in zip((0.0, 0.5, 0.75, 0.9), gmacs)]}
-    rows = [row("zeroskip", [1, 2, 4, 10], 2000, 4), row("dense", [2, 2, 2, 2], 1000, 8)]
+    def row(arch, gmacs, luts, dsps, brams):
+        return with_efficiency({
+            "board": "b", "device": "d", "arch": arch, "pe_count": 4, "rows": 2, "cols": 2,
+            "clock_mhz": 100, "fmax_mhz": 101.0, "timing_met": True, "luts_used": luts,
+            "luts_total": 9000, "ffs_used": 1, "dsps_used": dsps, "dsps_total": 9,
+            "brams_used": brams, "brams_total": 9, "peak_dense_gmacs": 1.0,
+            "throughput": [{"sparsity": s, "cycles": 10, "dense_equivalent_gmacs": g}
+                           for s, g in zip((0.0, 0.5, 0.75, 0.9), gmacs)]})
+    rows = [row("zeroskip", [1, 2, 4, 10], 2000, 4, 8), row("dense", [2, 2, 2, 2], 1000, 8, 2)]
     compared, = comparisons(rows)
     assert [r["per_klut"] for r in compared["ratios"]] == [0.25, 0.5, 1.0, 2.5]
     assert [r["per_dsp"] for r in compared["ratios"]] == [1.0, 2.0, 4.0, 10.0]
+    assert [r["per_bram"] for r in compared["ratios"]] == [0.125, 0.25, 0.5, 1.25]
     assert compared["crossover_sparsity"] == 0.75
+    assert compared["crossovers"] == {"per_klut": 0.75, "per_dsp": None,
+                                      "per_bram": pytest.approx(0.75 + 0.15 * 0.5 / 0.75)}
+    assert "BRAM 85%" in markdown(rows, [compared]) and "DSP below 0%" in \
+        markdown(rows, [compared])
     rows[0]["throughput"][2]["per_klut"] = 1.5     # ratio 0.75 at 75%: crossover in 75..90%
     assert comparisons(rows)[0]["crossover_sparsity"] == pytest.approx(0.75 + 0.15 / 7, abs=1e-3)
     assert "crossover sparsity" in markdown(rows, comparisons(rows))

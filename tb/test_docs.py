@@ -120,9 +120,11 @@ def test_results_table_with_per_bram_ratios():
     boards = json.loads((DOCS / "boards.json").read_text())
     for c in boards["comparisons"]:
         for r in c["ratios"]:
-            r.setdefault("per_bram", 0.5)
+            r["per_bram"] = 0.5
+        c["crossovers"]["per_bram"] = None
     text = sections_writer.results_table(boards)
     assert "per BRAM vs dense" in text and "0.50× / 0.50×" in text
+    assert "BRAM not reached" in text
 
 
 def test_docs_build(tmp_path):

@@ -90,12 +90,18 @@ def results_table(boards: dict[str, Any]) -> str:
             ratios = [" / ".join(_times(x["per_klut"]) for x in c["ratios"])]
             if has_bram:
                 ratios.append(" / ".join(_times(x["per_bram"]) for x in c["ratios"]))
-            crossing = c["crossover_sparsity"]
-            if crossing is not None:
-                crossover = f"{crossing * 100:.0f}%"
-            else:
-                crossover = "ahead at 0%" if c["ratios"][0]["per_klut"] >= 1 else "not reached"
-            cells += ratios + [crossover]
+            crossings = c.get("crossovers", {"per_klut": c["crossover_sparsity"]})
+            keys = ["per_klut"] + (["per_bram"] if has_bram else [])
+            texts = []
+            for key in keys:
+                crossing = crossings.get(key)
+                if crossing is not None:
+                    text = f"{crossing * 100:.0f}%"
+                else:
+                    text = "ahead at 0%" if c["ratios"][0][key] >= 1 else "not reached"
+                texts.append(text if len(keys) == 1 else
+                             f"{'kLUT' if key == 'per_klut' else 'BRAM'} {text}")
+            cells += ratios + ["; ".join(texts)]
         else:
             cells += ["", ""] + ([""] if has_bram else [])
         body.append(cells)
@@ -104,9 +110,9 @@ def results_table(boards: dict[str, Any]) -> str:
     note = (f"Dense-equivalent GMAC/s of a {shape} int8 GEMM with uniformly random weight "
             f"sparsity, cycles from the RTL's counters (Verilator) at the board's clock, "
             f"resources and Fmax from nextpnr (`make boards`, docs/boards.json); the ratios are "
-            f"the zero-skipping array's throughput per kLUT over the dense baseline's on the "
-            f"same board at {levels}% sparsity, the crossover the sparsity above which it does "
-            f"more per LUT.")
+            f"the zero-skipping array's throughput per kLUT (per BRAM) over the dense baseline's "
+            f"on the same board at {levels}% sparsity, the crossover the sparsity above which it "
+            f"does more per kLUT (per BRAM).")
     return table(head, body, "llrlrrr" + "r" * len(sparsities)) + "\n\n" + note
 
 
