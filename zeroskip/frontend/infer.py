@@ -4,6 +4,8 @@ model's definition and onnxruntime, and the run's report."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,7 @@ from zeroskip.frontend.terms import PYTHON, Terms
 from zeroskip.sim import energy
 from zeroskip.sim.loaders import BadInput
 
-__all__ = ["infer", "check_accelerated", "total_of"]
+__all__ = ["infer", "check_accelerated", "total_of", "array_of", "layer_progress"]
 
 
 def check_accelerated(planned: Plan, name: str, terms: Terms = PYTHON) -> None:
@@ -54,45 +56,47 @@ def infer(model, feeds: dict, accelerator, *, labels=None, progress=False,
     """
     check_accelerated(plan(model, terms), name, terms)
     executor = Executor(model, accelerator, terms=terms)  # plans every node before any run
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(model.graph.node), desc="layers", unit="node")
-
-    def step(step, record):
-        if bar is not None:
-            bar.set_postfix_str(f"{record['name']} ({record['on']})")
-            bar.update(1)
-    executor.on_step = step
-    ours, layers = executor.run(feeds)
-    if bar is not None:
-        bar.close()
+    with layer_progress(progress, len(model.graph.node), "node") as step:
+        executor.on_step = step
+        ours, layers = executor.run(feeds)
     ours = {output: np.asarray(value, dtype=declared_dtype(model, output, value))
             for output, value in ours.items()}
-    config = accelerator.config
+    first = next(iter(feeds.values()))
     report = {
-        "model": name,
-        "array": {"rows": config.rows, "cols": config.cols, "format": config.fmt,
-                  "mode": accelerator.mode.name.lower(),
-                  "simulator": accelerator.sim if accelerator.port is None else
-                  f"board {accelerator.board} at {accelerator.port}"},
+        "model": name, "array": array_of(accelerator),
         "inputs": {input: list(value.shape) for input, value in feeds.items()},
         "reference": against_reference(model, feeds, ours, labels), "layers": layers,
-        "total": total_of(layers),
+        "total": total_of(layers, first.shape[0] if first.ndim else 1),
     }
-    first = next(iter(feeds.values()))
-    batch = first.shape[0] if first.ndim else 1
-    if report["total"].get("energy_pj") is not None and batch:
-        report["total"]["energy_per_inference_pj"] = round(report["total"]["energy_pj"] / batch,
-                                                           3)
-        report["total"]["provenance"]["energy_per_inference_pj"] = \
-            report["total"]["provenance"]["energy_pj"]
     return ours, report
 
 
-def total_of(layers) -> dict:
+@contextmanager
+def layer_progress(shown: bool, count: int, unit: str) -> Iterator[Callable | None]:
+    """An executor's ``on_step``: a progress bar over ``count`` layers when ``shown``."""
+    if not shown:
+        yield None
+        return
+    from tqdm import tqdm
+    with tqdm(total=count, desc="layers", unit=unit) as bar:
+        def step(_, record):
+            bar.set_postfix_str(f"{record['name']} ({record['on']})")
+            bar.update(1)
+        yield step
+
+
+def array_of(accelerator) -> dict:
+    """The report's ``array``: the configuration and mode that ran, and where."""
+    config = accelerator.config
+    return {"rows": config.rows, "cols": config.cols, "format": config.fmt,
+            "mode": accelerator.mode.name.lower(),
+            "simulator": accelerator.sim if accelerator.port is None else
+            f"board {accelerator.board} at {accelerator.port}"}
+
+
+def total_of(layers, batch: int) -> dict:
     """The ``total`` of a run's report from its layer records: the array layers' figures
-    summed, each with its provenance."""
+    summed, each with its provenance, and the energy per inference of a ``batch``."""
     accel = [layer for layer in layers if layer["on"] == "accelerator"]
     total: dict[str, Any] = {"accelerator_layers": len(accel),
                              "host_layers": len(layers) - len(accel)}
@@ -111,4 +115,7 @@ def total_of(layers) -> dict:
                                "speedup": accel[0]["provenance"]["speedup"],
                                **{name: accel[0]["provenance"].get(name)
                                   for name in energy.FIGURES}}
+    if total.get("energy_pj") is not None and batch:
+        total["energy_per_inference_pj"] = round(total["energy_pj"] / batch, 3)
+        total["provenance"]["energy_per_inference_pj"] = total["provenance"]["energy_pj"]
     return total

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from zeroskip.frontend.infer import total_of
+from zeroskip.frontend.infer import array_of, layer_progress, total_of
 from zeroskip.frontend.reference import compare
 from zeroskip.frontend.tflite.executor import Executor
 from zeroskip.frontend.tflite.model import ARRAY_OPS, TfliteModel
@@ -49,18 +49,9 @@ def infer(model: TfliteModel, x: np.ndarray, accelerator, *, labels: Any = None,
     if labels is not None:
         labels = _check_labels(labels, x.shape[0])
     executor = Executor(model, accelerator)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(model.ops), desc="layers", unit="op")
-
-        def step(op, record):
-            bar.set_postfix_str(f"{record['name']} ({record['on']})")
-            bar.update(1)
+    with layer_progress(progress, len(model.ops), "op") as step:
         executor.on_step = step
-    ours, layers = executor.run(x)
-    if bar is not None:
-        bar.close()
+        ours, layers = executor.run(x)
     batch = x.shape[0]
     for index in model.outputs:
         tensor = model.tensors[index]
@@ -74,19 +65,10 @@ def infer(model: TfliteModel, x: np.ndarray, accelerator, *, labels: Any = None,
     theirs = reference_outputs(model.buffer, x)
     runtime = {"runtime": RUNTIME, "version": runtime_version()}
     definition = compare(ours, theirs, runtime, labels, scores_kinds="fiu")
-    config = accelerator.config
     report: dict[str, Any] = {
-        "model": name, "format_in": "tflite",
-        "array": {"rows": config.rows, "cols": config.cols, "format": config.fmt,
-                  "mode": accelerator.mode.name.lower(),
-                  "simulator": accelerator.sim if accelerator.port is None else
-                  f"board {accelerator.board} at {accelerator.port}"},
+        "model": name, "format_in": "tflite", "array": array_of(accelerator),
         "inputs": {model.tensors[model.inputs[0]].name: list(x.shape)},
         "reference": {"definition": dict(definition), **definition},
-        "layers": layers, "total": total_of(layers),
+        "layers": layers, "total": total_of(layers, batch),
     }
-    total = report["total"]
-    if total.get("energy_pj") is not None:
-        total["energy_per_inference_pj"] = round(total["energy_pj"] / batch, 3)
-        total["provenance"]["energy_per_inference_pj"] = total["provenance"]["energy_pj"]
     return ours, report
