@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -40,11 +40,11 @@ __all__ = ["GatherLayer", "GatherParams", "Gather", "OUTPUT_LATENCY"]
 OUTPUT_LATENCY = 3
 
 
-def _pair(value, name):
+def _pair(value, name) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints, not {value!r}")
-    return pair
+    return pair[0], pair[1]
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,17 @@ class GatherLayer:
     ----------
     height, width, channels : int
         The stored feature map (HWC).
-    kernel, strides, dilations : int or (int, int)
-        (rows, columns).
+    kernel, strides, dilations : (int, int)
+        (rows, columns); an int is taken as both.
     pads : (int, int, int, int)
         Padding (top, left, bottom, right), as ONNX's ``pads``.
     c_first, c_count : int
-        The channel window gathered (a group, or a depthwise pack); ``c_count`` None: all.
+        The channel window gathered (a group, or a depthwise pack); ``c_count`` 0: every
+        channel from ``c_first``.
     pad_value : int
         What the padding holds: the input's zero point, in the stored representation.
     tile_first, tiles : int
-        The M-tiles gathered (``tiles`` None: to the last one).
+        The M-tiles gathered (``tiles`` 0: to the last one).
     fm_base : int
         Address of the feature map's first activation.
     act_base : int
@@ -75,15 +76,15 @@ class GatherLayer:
     height: int
     width: int
     channels: int
-    kernel: int | tuple[int, int] = 1
-    strides: int | tuple[int, int] = 1
+    kernel: tuple[int, int] = (1, 1)
+    strides: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
-    dilations: int | tuple[int, int] = 1
+    dilations: tuple[int, int] = (1, 1)
     c_first: int = 0
-    c_count: int | None = None
+    c_count: int = 0
     pad_value: int = 0
     tile_first: int = 0
-    tiles: int | None = None
+    tiles: int = 0
     fm_base: int = 0
     act_base: int = 0
     bank: int = 0
@@ -95,7 +96,7 @@ class GatherLayer:
         if len(pads) != 4 or not all(isinstance(p, int) for p in pads):
             raise TypeError(f"pads must be 4 ints (top, left, bottom, right), not {self.pads!r}")
         object.__setattr__(self, "pads", pads)
-        if self.c_count is None:
+        if self.c_count == 0:
             object.__setattr__(self, "c_count", self.channels - self.c_first)
         for name in ("height", "width", "channels", "c_count"):
             if getattr(self, name) < 1:
@@ -138,7 +139,7 @@ class GatherLayer:
 
     def tile_count(self, rows: int) -> int:
         """M-tiles this gather writes."""
-        return self.m_tiles(rows) - self.tile_first if self.tiles is None else self.tiles
+        return self.tiles or self.m_tiles(rows) - self.tile_first
 
     def descriptor(self, gather: GatherParams) -> dict:
         """The fields of ``gather.descriptor_layout`` for this layer (checked first).
@@ -197,13 +198,13 @@ class GatherParams:
         Bits of an activation.
     bank_bits : int
         Bank-select bits above the activation address (1 with double buffering).
-    ports : int or None
-        Read ports of the feature-map memory, a divisor of ``rows`` (None: ``rows``). Each
+    ports : int
+        Read ports of the feature-map memory, a divisor of ``rows`` (0: ``rows``). Each
         reads one activation per cycle; a memory with ``ports`` read ports is ``ports`` block
         RAMs of the same contents on an FPGA.
-    dim_bits, kernel_bits : int or None
+    dim_bits, kernel_bits : int
         Widths of the descriptor's dimensions (height, width, padding, channels, output
-        columns; None: enough for ``fm_depth``) and of its kernel sizes, strides and
+        columns; 0: enough for ``fm_depth``) and of its kernel sizes, strides and
         dilations.
     """
     rows: int
@@ -211,8 +212,8 @@ class GatherParams:
     act_depth: int
     act_width: int = 8
     bank_bits: int = 0
-    ports: int | None = None
-    dim_bits: int | None = None
+    ports: int = 0
+    dim_bits: int = 0
     kernel_bits: int = 4
 
     def __post_init__(self):
@@ -222,12 +223,12 @@ class GatherParams:
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
         if self.bank_bits not in (0, 1):
             raise ValueError(f"bank_bits must be 0 or 1, not {self.bank_bits!r}")
-        if self.ports is None:
+        if self.ports == 0:
             object.__setattr__(self, "ports", self.rows)
         if not isinstance(self.ports, int) or self.ports < 1 or self.rows % self.ports:
             raise ValueError(f"ports must be a positive divisor of rows ({self.rows}), not "
                              f"{self.ports!r}")
-        if self.dim_bits is None:
+        if self.dim_bits == 0:
             object.__setattr__(self, "dim_bits", bits_for(self.fm_depth + 1))
 
     @classmethod
@@ -497,7 +498,12 @@ class Gather(wiring.Component):
                      s1_addr.eq(tile_base + k_index)]
         for p in range(ports):
             def pick(name):
-                return Array(active[q * ports + p][name] for q in range(groups))[g]
+                # a chain of Mux, not an Array: Yosys writes an Array as an `always @*` case
+                # that Icarus leaves X until an operand changes
+                value = active[p][name]
+                for q in range(1, groups):
+                    value = Mux(g == q, active[q * ports + p][name], value)
+                return value
             iy = pick("iy") + dy
             ix = pick("ix") + dx
             inside = (iy >= 0) & (iy < desc.height) & (ix >= 0) & (ix < desc.width)
