@@ -178,8 +178,9 @@ def random_cases(rng, count):
     return cases
 
 
-async def _gather(ctx, dut, x, layer, *, timeout=20000):
-    """Write the feature map, gather ``layer``; the beats written and the cycles taken."""
+async def _gather(ctx, dut, x, layer, *, timeout=20000, restart_at=None, other=None):
+    """Write the feature map, gather ``layer``; the beats written and the cycles taken.
+    ``restart_at``: pulse start again that many cycles after it, with the layer ``other``."""
     for addr, value in fm_beats(x, layer):
         ctx.set(dut.fm_write.en, 1)
         ctx.set(dut.fm_write.addr, addr)
@@ -192,28 +193,54 @@ async def _gather(ctx, dut, x, layer, *, timeout=20000):
     ctx.set(dut.start, 0)
     beats, cycles = [], 1
     while not ctx.get(dut.done):
+        assert ctx.get(dut.busy)
+        if cycles == restart_at:
+            ctx.set(dut.layer, dut.layer.shape().const(other.descriptor(dut.params)))
+        ctx.set(dut.start, cycles == restart_at)
         if ctx.get(dut.act_write.en):
             beats.append((ctx.get(dut.act_write.addr),
                           [int(v) for v in ctx.get(dut.act_write.data)]))
         await ctx.tick()
         cycles += 1
         assert cycles < timeout
+    assert not ctx.get(dut.busy)
     return beats, cycles
 
 
-def simulate(cases):
-    """Run ``cases`` (feature map, layer, A) back to back on one gather unit."""
-    dut = Gather(PARAMS)
+def simulate(cases, params=PARAMS, restart=False):
+    """Run ``cases`` (feature map, layer, A) back to back on one gather unit; ``restart``:
+    each started again while busy, with the next case's layer (to be ignored)."""
+    dut = Gather(params)
     out = []
 
     async def bench(ctx):
-        for x, layer, _ in cases:
-            out.append(await _gather(ctx, dut, x, layer))
+        for i, (x, layer, _) in enumerate(cases):
+            other = cases[(i + 1) % len(cases)][1]
+            out.append(await _gather(ctx, dut, x, layer, restart_at=3 if restart else None,
+                                     other=other))
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
     return out
+
+
+def test_gather_with_a_port_per_row_and_banks(rng):
+    """The default of a read port per PE row (a beat a cycle) and the bank bit of a
+    double-buffered array; starts while busy are ignored."""
+    params = GatherParams(rows=3, fm_depth=400, act_depth=256, bank_bits=1)
+    layers = [GatherLayer(5, 4, 3, kernel=(3, 3), pads=(1, 1, 1, 1), pad_value=-7, bank=1),
+              GatherLayer(6, 6, 2, kernel=(2, 2), strides=(2, 2), pad_value=4, act_base=9),
+              GatherLayer(4, 7, 4, kernel=(1, 3), dilations=(1, 2), pads=(0, 2, 0, 2),
+                          c_first=1, c_count=2, bank=1, tile_first=1)]
+    cases = []
+    for layer in layers:
+        x = feature_map(rng, layer)
+        cases.append((x, layer, im2col(x, layer)))
+    for (beats, cycles), (_, layer, a) in zip(simulate(cases, params, restart=True), cases):
+        bank = layer.bank << params.act_addr_bits
+        assert all(addr & bank == bank for addr, _ in beats)
+        check([(addr & ~bank, word) for addr, word in beats], cycles, a, layer, params)
 
 
 def check(beats, cycles, a, layer, params):
