@@ -1,0 +1,416 @@
+"""The output stage: a layer's int32 accumulators to the next layer's int8 activations.
+
+Each GEMM result (the accumulator of output channel ``n``) gets the channel's int32 bias, is
+requantized to int8 by one of the project's two rules, and is clamped to the layer's activation
+range, bit for bit as the host paths compute it:
+
+``Rule.ONNX``
+    :func:`zeroskip.frontend.lowering.requantize` on ``acc + bias`` (the bias is added to the
+    exact integer accumulator, as :mod:`zeroskip.frontend.graph` does):
+    ``saturate(round_half_even(float32(acc + bias) · scale) + zero_point)``, the float32
+    conversion and the float32 product each rounded to nearest even. In integers: the sum is
+    normalized to a 24-bit significand (rounded), multiplied by the scale's 24-bit significand,
+    the 48-bit product rounded to 24 bits, and that float32 value rounded half-even to an
+    integer. Results too large for int8 saturate; a zero or subnormal scale gives the zero
+    point (``|acc · scale| < 2**-94`` rounds to 0).
+``Rule.TFLITE``
+    :func:`zeroskip.sim.requantize.requantize` with ``rounding="double"`` (gemmlowp's rules, as
+    LiteRT's reference CONV_2D and DEPTHWISE_CONV_2D) on ``acc + bias`` wrapped to int32: the
+    left shift, the saturating rounding doubling high multiply, the rounding divide by a power
+    of two, the output offset, the fused activation's clamp.
+
+Both rules share the datapath: one normalizing left shifter (the ONNX significand, TFLite's left
+shift), one 32 × 32 unsigned multiplier of four 16 × 16 products (one DSP each: ECP5
+``MULT18X18D``, iCE40 ``SB_MAC16``), one rounding of the product and one rounding right shift.
+
+The outputs are always int8. A uint8 output (ONNX ``QuantizeLinear`` to uint8) is its code
+minus 128, which is the int8 value the next layer's activations hold (``c = 128`` in
+:mod:`zeroskip.frontend.lowering`): set the zero point to ``zero_point - 128`` and the clamp
+bounds likewise (:func:`onnx_settings` does).
+
+The pipeline never stalls: every accepted element leaves it :data:`PIPELINE_STAGES` cycles
+later into an output queue, and the input is ready only while the queue has room for every
+element in flight (credits), so ``o.ready`` reaches no register enable and no combinational path
+joins ``o.ready`` to ``i.ready``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from zeroskip.hw.layouts import write_signature
+
+__all__ = ["Rule", "OutputStage", "PIPELINE_STAGES", "params_layout", "settings_layout",
+           "input_layout", "output_layout", "onnx_params", "tflite_params", "onnx_settings",
+           "tflite_settings"]
+
+
+class Rule(enum.IntEnum, shape=1):
+    """The requantization rule of a layer."""
+    ONNX = 0     #: float32 scale, round half to even (:mod:`zeroskip.frontend.lowering`)
+    TFLITE = 1   #: gemmlowp double rounding (:mod:`zeroskip.sim.requantize`)
+
+
+#: Register stages from an input transfer to the element's entry into the output queue.
+PIPELINE_STAGES = 14
+#: Largest magnitude the rounding keeps before the zero point is added: anything at or beyond
+#: it saturates int8 for every zero point in -128..127, so it may stand for any larger value.
+_SATURATED = 511
+
+_FLOAT_EXPONENT = slice(23, 31)
+
+
+def params_layout() -> data.StructLayout:
+    """One output channel's parameters, one word of the parameter memory.
+
+    ``bias``
+        int32, added to the accumulator.
+    ``multiplier``
+        ONNX: the float32 scale's bits (``x_scale · w_scale / y_scale`` as float32,
+        :func:`zeroskip.frontend.lowering.dequantize_scale`). TFLite: the Q0.31 quantized
+        multiplier, 0 .. 2**31 - 1.
+    ``shift``
+        TFLite only: the power-of-two exponent (positive: left shift).
+    """
+    return data.StructLayout({"bias": signed(32), "multiplier": unsigned(32),
+                              "shift": signed(8)})
+
+
+def settings_layout() -> data.StructLayout:
+    """A layer's settings: ``rule`` (:class:`Rule`), the output ``zero_point`` and the clamp
+    ``low`` .. ``high`` (int8, ``low <= high``) that also applies ReLU or ReLU6."""
+    return data.StructLayout({"rule": Rule, "zero_point": signed(8), "low": signed(8),
+                              "high": signed(8)})
+
+
+def _int8(name, value):
+    value = int(value)
+    if not -128 <= value <= 127:
+        raise ValueError(f"{name} must be in -128..127, not {value}")
+    return value
+
+
+def onnx_params(scale, bias=0) -> dict:
+    """A channel's parameter word (a dict for :func:`zeroskip.hw.layouts.pack` with
+    :func:`params_layout`) for the ONNX rule: ``scale`` a finite float32, ``bias`` an int32."""
+    value = np.float32(scale)
+    if not np.isfinite(value):
+        raise ValueError(f"scale must be a finite float32, not {scale!r}")
+    return {"bias": _int32("bias", bias), "multiplier": int(value.view(np.uint32)), "shift": 0}
+
+
+def tflite_params(multiplier, shift, bias=0) -> dict:
+    """A channel's parameter word for the TFLite rule, from
+    :func:`zeroskip.sim.requantize.quantize_multiplier` (``rounding="double"``): ``multiplier``
+    in 0 .. 2**31 - 1, ``shift`` in -128..127, ``bias`` an int32."""
+    multiplier, shift = int(multiplier), int(shift)
+    if not 0 <= multiplier < 1 << 31:
+        raise ValueError(f"multiplier must be in 0..2**31 - 1, not {multiplier}")
+    if not -128 <= shift <= 127:
+        raise ValueError(f"shift must be in -128..127, not {shift}")
+    return {"bias": _int32("bias", bias), "multiplier": multiplier, "shift": shift}
+
+
+def _int32(name, value):
+    value = int(value)
+    if not -(1 << 31) <= value < 1 << 31:
+        raise ValueError(f"{name} must be an int32, not {value}")
+    return value
+
+
+def onnx_settings(zero_point, dtype=np.int8, relu=False) -> dict:
+    """The settings (a dict for :func:`settings_layout`) of an ONNX layer whose output is
+    ``dtype`` (int8 or uint8, whose code is then emitted minus 128) with ``zero_point``, and a
+    fused ReLU (the clamp at the zero point, as :mod:`zeroskip.frontend.graph` applies it)."""
+    if np.dtype(dtype) not in (np.dtype(np.int8), np.dtype(np.uint8)):
+        raise ValueError(f"dtype must be int8 or uint8, not {np.dtype(dtype)}")
+    offset = 128 if np.dtype(dtype) == np.dtype(np.uint8) else 0
+    zero = _int8("zero_point (less 128 for uint8)", int(zero_point) - offset)
+    return {"rule": Rule.ONNX, "zero_point": zero, "low": zero if relu else -128, "high": 127}
+
+
+def tflite_settings(zero_point, low=-128, high=127) -> dict:
+    """The settings of a TFLite layer: the output offset and the fused activation's range
+    (:func:`zeroskip.sim.requantize.activation_range`)."""
+    low, high = _int8("low", low), _int8("high", high)
+    if low > high:
+        raise ValueError(f"low ({low}) must not exceed high ({high})")
+    return {"rule": Rule.TFLITE, "zero_point": _int8("zero_point", zero_point), "low": low,
+            "high": high}
+
+
+def input_layout(acc_width: int, channels: int, tag_width: int) -> data.StructLayout:
+    """An element in: the accumulator, its output channel and the writer's ``tag``."""
+    return data.StructLayout({"acc": signed(acc_width),
+                              "channel": unsigned(_channel_bits(channels)),
+                              "tag": unsigned(tag_width)})
+
+
+def output_layout(tag_width: int) -> data.StructLayout:
+    """An element out: the int8 activation and the ``tag`` it came in with."""
+    return data.StructLayout({"value": signed(8), "tag": unsigned(tag_width)})
+
+
+def _channel_bits(channels):
+    return max(1, (channels - 1).bit_length())
+
+
+class OutputStage(wiring.Component):
+    """Bias, requantization to int8, zero point and activation clamp on a stream of
+    accumulators, one element per cycle.
+
+    Parameters
+    ----------
+    channels : int
+        Output channels (words of the parameter memory), at least 1.
+    acc_width : int
+        Bits of the signed accumulators in, 2 .. 32.
+    tag_width : int
+        Bits of the tag passed through with each element (e.g. the write address), >= 0.
+
+    Members
+    -------
+    i : In(stream.Signature(input_layout))
+        ``acc``, ``channel`` (< ``channels``), ``tag``.
+    o : Out(stream.Signature(output_layout))
+        ``value`` (int8), ``tag``; in the order the elements came in.
+    params_write : In(write_signature(channel bits, params_layout))
+        Writes the parameter word of channel ``addr``.
+    settings : In(settings_layout)
+        The layer's settings.
+    busy : Out(1)
+        An element is in the pipeline or the output queue. ``settings`` and the parameter
+        memory may change only while it is low (or while no element of that channel is in).
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from an input transfer to the element's ``o.valid`` with the queue empty.
+    queue_depth : int
+        Elements the output queue holds: the most that can be in flight.
+    """
+
+    def __init__(self, channels: int, *, acc_width: int = 32, tag_width: int = 0):
+        problem = None
+        if not isinstance(channels, int) or channels < 1:
+            problem = f"channels must be a positive integer, not {channels!r}"
+        elif not isinstance(acc_width, int) or not 2 <= acc_width <= 32:
+            problem = f"acc_width must be an integer in 2..32, not {acc_width!r}"
+        elif not isinstance(tag_width, int) or tag_width < 0:
+            problem = f"tag_width must be a non-negative integer, not {tag_width!r}"
+        if problem:
+            self._MustUse__silence = True  # never built: no "created but never used" warning
+            raise TypeError(problem)
+        self._channels = channels
+        self._acc_width = acc_width
+        self._tag_width = tag_width
+        super().__init__({
+            "i": In(stream.Signature(input_layout(acc_width, channels, tag_width))),
+            "o": Out(stream.Signature(output_layout(tag_width))),
+            "params_write": In(write_signature(_channel_bits(channels), params_layout())),
+            "settings": In(settings_layout()),
+            "busy": Out(1),
+        })
+
+    @property
+    def channels(self) -> int:
+        return self._channels
+
+    @property
+    def acc_width(self) -> int:
+        return self._acc_width
+
+    @property
+    def tag_width(self) -> int:
+        return self._tag_width
+
+    @property
+    def latency(self) -> int:
+        # the stages, then the buffered queue's memory and its output register
+        return PIPELINE_STAGES + 2
+
+    @property
+    def queue_depth(self) -> int:
+        # one element per cycle needs a credit for each cycle of latency, and one for the
+        # cycle the credit takes to come back
+        return self.latency + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        onnx = self.settings.rule == Rule.ONNX
+
+        params = memory.Memory(shape=params_layout(), depth=self._channels, init=[])
+        m.submodules.params = params
+        write = params.write_port()
+        read = params.read_port()
+        m.d.comb += [write.en.eq(self.params_write.en), write.addr.eq(self.params_write.addr),
+                     write.data.eq(self.params_write.data),
+                     read.addr.eq(self.i.payload.channel), read.en.eq(1)]
+
+        queue = fifo.SyncFIFOBuffered(width=8 + self._tag_width, depth=self.queue_depth)
+        m.submodules.queue = queue
+        outstanding = Signal(range(self.queue_depth + 1))
+        accept = self.i.valid & self.i.ready
+        leave = self.o.valid & self.o.ready
+        m.d.sync += outstanding.eq(outstanding + accept - leave)
+        m.d.comb += [self.i.ready.eq(outstanding < self.queue_depth),
+                     self.busy.eq(outstanding != 0),
+                     self.o.valid.eq(queue.r_rdy), self.o.payload.eq(queue.r_data),
+                     queue.r_en.eq(self.o.ready)]
+
+        def stage(name, shape, value):
+            register = Signal(shape, name=name)
+            m.d.sync += register.eq(value)
+            return register
+
+        # valid and tag ride along every stage
+        valid, tag = accept, self.i.payload.tag
+
+        def advance(n):
+            nonlocal valid, tag
+            valid = stage(f"s{n}_valid", 1, valid)
+            tag = stage(f"s{n}_tag", self._tag_width, tag)
+
+        # s0: the element registered; its channel's parameters read
+        advance(0)
+        acc = stage("s0_acc", signed(self._acc_width), self.i.payload.acc)
+        p = read.data
+
+        # s1: bias added (ONNX: exact, 33 bits; TFLite: wrapped to int32); scale decoded
+        advance(1)
+        total = acc + p.bias
+        value = stage("s1_value", signed(33), Mux(onnx, total, total[:32].as_signed()))
+        exponent = stage("s1_exponent", 8, p.multiplier[_FLOAT_EXPONENT])
+        scale_sign = stage("s1_scale_sign", 1, p.multiplier[31])
+        # the significand with its hidden bit (a subnormal scale counts as zero, see above)
+        operand_b = stage("s1_operand_b", 32, Mux(onnx, Cat(p.multiplier[:23], C(1, 1)),
+                                                   p.multiplier))
+        left = stage("s1_left", range(33), Mux(p.shift > 32, 32,
+                                               Mux(p.shift < 0, 0, p.shift)))
+        right = stage("s1_right", range(33), Mux(p.shift < -32, 32,
+                                                 Mux(p.shift > 0, 0, -p.shift)))
+
+        def carry(n, name, shape, signal):
+            return stage(f"s{n}_{name}", shape, signal)
+
+        # s2: ONNX works on sign and magnitude; TFLite's left shift is of the two's complement
+        advance(2)
+        sign_x = carry(2, "sign_x", 1, value < 0)
+        bits = carry(2, "bits", 33, Mux(onnx & (value < 0), -value, value)[:33])
+        exponent, scale_sign, operand_b, left, right = (
+            carry(2, n, s.shape(), s) for n, s in (("exponent", exponent),
+                                                   ("scale_sign", scale_sign),
+                                                   ("operand_b", operand_b), ("left", left),
+                                                   ("right", right)))
+
+        # s3, s4: the normalizing shifter, levels 32, 16, 8 then 4, 2, 1. ONNX: shift while
+        # the top bits are zero (the leading one to bit 32); TFLite: shift by ``left``.
+        zeros = C(0, 6)
+        for n, levels in ((3, (5, 4, 3)), (4, (2, 1, 0))):
+            advance(n)
+            for level in levels:
+                k = 1 << level
+                take = Mux(onnx, bits[33 - k:] == 0, left[level])
+                bits = Mux(take, (bits << k)[:33], bits)
+                zeros = zeros | Mux(take, k, 0)
+            bits = carry(n, "bits", 33, bits)
+            zeros = carry(n, "zeros", 6, zeros)
+            sign_x, exponent, scale_sign, operand_b, left, right = (
+                carry(n, name, s.shape(), s) for name, s in (
+                    ("sign_x", sign_x), ("exponent", exponent), ("scale_sign", scale_sign),
+                    ("operand_b", operand_b), ("left", left), ("right", right)))
+
+        # s5: ONNX: float32(acc + bias), its significand rounded to 24 bits, half to even (a
+        # carry out gives 2**24, still exact); TFLite: sign and magnitude of the shifted int32
+        advance(5)
+        significand = bits[9:33]
+        up = bits[8] & ((bits[:8] != 0) | significand[0])
+        shifted = bits[:32].as_signed()
+        operand_a = carry(5, "operand_a", 32, Mux(onnx, significand + up,
+                                                  Mux(shifted < 0, -shifted, shifted)[:32]))
+        operand_b = carry(5, "operand_b", 32, operand_b)
+        sign = carry(5, "sign", 1, Mux(onnx, sign_x ^ scale_sign, shifted < 0))
+        zero = carry(5, "zero", 1, onnx & ((bits == 0) | (exponent == 0)))
+        # ONNX: value = significand · 2**(9 - zeros), scale = significand · 2**(exponent - 150);
+        # the rounded product's LSB weighs 2**-(n_base - P[47]) (see s10)
+        n_base = carry(5, "n_base", signed(11), zeros - exponent + 118)
+        right = carry(5, "right", right.shape(), right)
+
+        # s6: four 16 x 16 products; s7: the middle ones summed; s8: the 64-bit product
+        advance(6)
+        a_lo, a_hi, b_lo, b_hi = operand_a[:16], operand_a[16:], operand_b[:16], operand_b[16:]
+        ll = carry(6, "ll", 32, a_lo * b_lo)
+        lh = carry(6, "lh", 32, a_lo * b_hi)
+        hl = carry(6, "hl", 32, a_hi * b_lo)
+        hh = carry(6, "hh", 32, a_hi * b_hi)
+        sign, zero, n_base, right = (carry(6, name, s.shape(), s) for name, s in (
+            ("sign", sign), ("zero", zero), ("n_base", n_base), ("right", right)))
+        advance(7)
+        middle = carry(7, "middle", 33, lh + hl)
+        ends = carry(7, "ends", 64, Cat(ll, hh))
+        sign, zero, n_base, right = (carry(7, name, s.shape(), s) for name, s in (
+            ("sign", sign), ("zero", zero), ("n_base", n_base), ("right", right)))
+        advance(8)
+        product = carry(8, "product", 64, ends + (middle << 16))
+        sign, zero, n_base, right = (carry(8, name, s.shape(), s) for name, s in (
+            ("sign", sign), ("zero", zero), ("n_base", n_base), ("right", right)))
+
+        # s9: the product's window, guard bit and sticky bit. ONNX: the float32 product's 24
+        # bits below the leading one (bit 47 or 46). TFLite: the doubling high multiply's bits
+        # 31..61.
+        advance(9)
+        high = product[47]
+        window = carry(9, "window", 31, Mux(onnx, Mux(high, product[24:48], product[23:47]),
+                                            product[31:62]))
+        guard = carry(9, "guard", 1, Mux(onnx, Mux(high, product[23], product[22]),
+                                         product[30]))
+        sticky = carry(9, "sticky", 1, Mux(onnx, Mux(high, product[:23] != 0,
+                                                     product[:22] != 0),
+                                           product[:30] != 0))
+        n_onnx = carry(9, "n_onnx", signed(11), n_base - high)
+        sign, zero, right = (carry(9, name, s.shape(), s) for name, s in (
+            ("sign", sign), ("zero", zero), ("right", right)))
+
+        # s10: rounded. ONNX: to nearest even (the float32 product). TFLite: gemmlowp's nudge,
+        # half up for a positive product, half down for a negative one (in magnitude: up only
+        # past the half).
+        advance(10)
+        round_up = guard & Mux(onnx, sticky | window[0], ~sign | sticky)
+        magnitude = carry(10, "magnitude", 32, window + round_up)
+        # bits to shift right: ONNX the float32 value's LSB weight; TFLite the right shift
+        amount = Mux(onnx, n_onnx, right)
+        big = carry(10, "big", 1, onnx & ~zero & (n_onnx <= 0))
+        amount = carry(10, "amount", range(33), Mux(amount <= 0, 0, Mux(amount > 32, 32,
+                                                                         amount)))
+        sign, zero = (carry(10, name, 1, s) for name, s in (("sign", sign), ("zero", zero)))
+
+        # s11: the rounding right shift: integer part, guard bit, sticky bit
+        advance(11)
+        spread = Cat(C(0, 1), magnitude) >> amount
+        below = Cat(*(amount > i + 1 for i in range(32)))  # the bits under the guard bit
+        integer = carry(11, "integer", 32, spread[1:])
+        guard = carry(11, "guard", 1, spread[0])
+        sticky = carry(11, "sticky", 1, (magnitude & below) != 0)
+        big, sign, zero = (carry(11, name, 1, s) for name, s in (
+            ("big", big), ("sign", sign), ("zero", zero)))
+
+        # s12: rounded (ONNX half to even, TFLite half away from zero), saturated, signed
+        advance(12)
+        rounded = integer + (guard & (~onnx | sticky | integer[0]))
+        kept = Mux(big | (rounded > _SATURATED), _SATURATED, rounded[:10])
+        result = carry(12, "result", signed(10), Mux(zero, 0, Mux(sign, -kept, kept)))
+
+        # s13: the zero point and the clamp
+        advance(13)
+        s = self.settings
+        shifted_result = result + s.zero_point
+        clamped = Mux(shifted_result < s.low, s.low,
+                      Mux(shifted_result > s.high, s.high, shifted_result))
+        out = carry(13, "out", signed(8), clamped[:8])
+        assert PIPELINE_STAGES == 14  # s0 .. s13
+
+        m.d.comb += [queue.w_en.eq(valid), queue.w_data.eq(Cat(out, tag))]
+        return m
