@@ -239,7 +239,7 @@ def all_layers(rng, channels, *, random_elements=2000, sweep_elements=6):
     """Every case of the cocotb test."""
     return ([onnx_random(rng, channels, random_elements),
              tflite_random(rng, channels, random_elements)]
-            + onnx_ties(channels) + tflite_ties(channels)
+            + onnx_ties(channels) + [tflite_ties(channels)]
             + onnx_extremes(channels) + tflite_extremes(channels)
             + activation_layers(rng, channels, 200)
             + zero_point_sweep(rng, channels, sweep_elements))

@@ -36,19 +36,21 @@ joins ``o.ready`` to ``i.ready``.
 
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, fifo, memory, stream, wiring
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from zeroskip.hw.layouts import write_signature
 
-__all__ = ["Rule", "OutputStage", "PIPELINE_STAGES", "params_layout", "settings_layout",
-           "input_layout", "output_layout", "onnx_params", "tflite_params", "onnx_settings",
-           "tflite_settings"]
+__all__ = ["Rule", "OutputStage", "PIPELINE_STAGES", "LATENCY", "params_layout",
+           "settings_layout", "input_layout", "output_layout", "onnx_params", "tflite_params",
+           "onnx_settings", "tflite_settings"]
 
 
-class Rule(enum.IntEnum, shape=1):
+class Rule(enum.IntEnum):
     """The requantization rule of a layer."""
     ONNX = 0     #: float32 scale, round half to even (:mod:`zeroskip.frontend.lowering`)
     TFLITE = 1   #: gemmlowp double rounding (:mod:`zeroskip.sim.requantize`)
@@ -56,6 +58,9 @@ class Rule(enum.IntEnum, shape=1):
 
 #: Register stages from an input transfer to the element's entry into the output queue.
 PIPELINE_STAGES = 14
+#: Cycles from an input transfer to the element's ``o.valid`` (queue empty): the stages, then
+#: the buffered queue's memory and its output register.
+LATENCY = PIPELINE_STAGES + 2
 #: Largest magnitude the rounding keeps before the zero point is added: anything at or beyond
 #: it saturates int8 for every zero point in -128..127, so it may stand for any larger value.
 _SATURATED = 511
@@ -229,8 +234,7 @@ class OutputStage(wiring.Component):
 
     @property
     def latency(self) -> int:
-        # the stages, then the buffered queue's memory and its output register
-        return PIPELINE_STAGES + 2
+        return LATENCY
 
     @property
     def queue_depth(self) -> int:
