@@ -57,7 +57,7 @@ class Rule(enum.IntEnum):
 
 
 #: Register stages from an input transfer to the element's entry into the output queue.
-PIPELINE_STAGES = 14
+PIPELINE_STAGES = 17
 #: Cycles from an input transfer to the element's ``o.valid`` (queue empty): the stages, then
 #: the buffered queue's memory and its output register.
 LATENCY = PIPELINE_STAGES + 2
@@ -265,156 +265,172 @@ class OutputStage(wiring.Component):
                      self.o.valid.eq(queue.r_rdy), self.o.payload.eq(queue.r_data),
                      queue.r_en.eq(self.o.ready)]
 
-        def stage(name, shape, value):
-            register = Signal(shape, name=name)
-            m.d.sync += register.eq(value)
-            return register
-
-        # valid and tag ride along every stage
-        valid, tag = accept, self.i.payload.tag
-
-        def advance(n):
-            nonlocal valid, tag
-            valid = stage(f"s{n}_valid", 1, valid)
-            tag = stage(f"s{n}_tag", self._tag_width, tag)
+        stages = _Stages(m, valid=accept, tag=self.i.payload.tag)
 
         # s0: the element registered; its channel's parameters read
-        advance(0)
-        acc = stage("s0_acc", signed(self._acc_width), self.i.payload.acc)
-        p = read.data
+        stages.next()
+        acc = stages.reg("acc", self.i.payload.acc)
 
-        # s1: bias added (ONNX: exact, 33 bits; TFLite: wrapped to int32); scale decoded
-        advance(1)
-        total = acc + p.bias
-        value = stage("s1_value", signed(33), Mux(onnx, total, total[:32].as_signed()))
-        exponent = stage("s1_exponent", 8, p.multiplier[_FLOAT_EXPONENT])
-        scale_sign = stage("s1_scale_sign", 1, p.multiplier[31])
+        # s1: the parameters registered (a block RAM's output is slow)
+        stages.next()
+        acc = stages.reg("acc", acc)
+        bias, multiplier, shift = (stages.reg(name, read.data[name])
+                                   for name in ("bias", "multiplier", "shift"))
+
+        # s2: bias added (ONNX: exact, 33 bits; TFLite: wrapped to int32); scale decoded
+        stages.next()
+        total = acc + bias
+        value = stages.reg("value", Mux(onnx, total, total[:32].as_signed()), signed(33))
+        exponent = stages.reg("exponent", multiplier[_FLOAT_EXPONENT])
+        scale_sign = stages.reg("scale_sign", multiplier[31])
         # the significand with its hidden bit (a subnormal scale counts as zero, see above)
-        operand_b = stage("s1_operand_b", 32, Mux(onnx, Cat(p.multiplier[:23], C(1, 1)),
-                                                   p.multiplier))
-        left = stage("s1_left", range(33), Mux(p.shift > 32, 32,
-                                               Mux(p.shift < 0, 0, p.shift)))
-        right = stage("s1_right", range(33), Mux(p.shift < -32, 32,
-                                                 Mux(p.shift > 0, 0, -p.shift)))
+        operand_b = stages.reg("operand_b", Mux(onnx, Cat(multiplier[:23], C(1, 1)),
+                                                multiplier), 32)
+        left = stages.reg("left", Mux(shift > 32, 32, Mux(shift < 0, 0, shift)), range(33))
+        right = stages.reg("right", Mux(shift < -32, 32, Mux(shift > 0, 0, -shift)),
+                           range(33))
 
-        def carry(n, name, shape, signal):
-            return stage(f"s{n}_{name}", shape, signal)
+        # s3: ONNX works on sign and magnitude; TFLite's left shift is of the two's complement
+        stages.next()
+        sign_x = stages.reg("sign_x", value < 0)
+        bits = stages.reg("bits", Mux(onnx & (value < 0), -value, value)[:33])
+        exponent, scale_sign, operand_b, left, right = stages.carry(
+            exponent=exponent, scale_sign=scale_sign, operand_b=operand_b, left=left,
+            right=right)
 
-        # s2: ONNX works on sign and magnitude; TFLite's left shift is of the two's complement
-        advance(2)
-        sign_x = carry(2, "sign_x", 1, value < 0)
-        bits = carry(2, "bits", 33, Mux(onnx & (value < 0), -value, value)[:33])
-        exponent, scale_sign, operand_b, left, right = (
-            carry(2, n, s.shape(), s) for n, s in (("exponent", exponent),
-                                                   ("scale_sign", scale_sign),
-                                                   ("operand_b", operand_b), ("left", left),
-                                                   ("right", right)))
-
-        # s3, s4: the normalizing shifter, levels 32, 16, 8 then 4, 2, 1. ONNX: shift while
-        # the top bits are zero (the leading one to bit 32); TFLite: shift by ``left``.
+        # s4 .. s6: the normalizing shifter, levels 32 and 16, 8 and 4, 2 and 1. ONNX: shift
+        # while the top bits are zero (the leading one to bit 32); TFLite: shift by ``left``.
         zeros = C(0, 6)
-        for n, levels in ((3, (5, 4, 3)), (4, (2, 1, 0))):
-            advance(n)
+        for levels in ((5, 4), (3, 2), (1, 0)):
+            stages.next()
             for level in levels:
                 k = 1 << level
                 take = Mux(onnx, bits[33 - k:] == 0, left[level])
                 bits = Mux(take, (bits << k)[:33], bits)
                 zeros = zeros | Mux(take, k, 0)
-            bits = carry(n, "bits", 33, bits)
-            zeros = carry(n, "zeros", 6, zeros)
-            sign_x, exponent, scale_sign, operand_b, left, right = (
-                carry(n, name, s.shape(), s) for name, s in (
-                    ("sign_x", sign_x), ("exponent", exponent), ("scale_sign", scale_sign),
-                    ("operand_b", operand_b), ("left", left), ("right", right)))
+            bits = stages.reg("bits", bits, 33)
+            zeros = stages.reg("zeros", zeros, 6)
+            sign_x, exponent, scale_sign, operand_b, left, right = stages.carry(
+                sign_x=sign_x, exponent=exponent, scale_sign=scale_sign, operand_b=operand_b,
+                left=left, right=right)
 
-        # s5: ONNX: float32(acc + bias), its significand rounded to 24 bits, half to even (a
+        # s7: ONNX: float32(acc + bias), its significand rounded to 24 bits, half to even (a
         # carry out gives 2**24, still exact); TFLite: sign and magnitude of the shifted int32
-        advance(5)
+        stages.next()
         significand = bits[9:33]
         up = bits[8] & ((bits[:8] != 0) | significand[0])
         shifted = bits[:32].as_signed()
-        operand_a = carry(5, "operand_a", 32, Mux(onnx, significand + up,
-                                                  Mux(shifted < 0, -shifted, shifted)[:32]))
-        operand_b = carry(5, "operand_b", 32, operand_b)
-        sign = carry(5, "sign", 1, Mux(onnx, sign_x ^ scale_sign, shifted < 0))
-        zero = carry(5, "zero", 1, onnx & ((bits == 0) | (exponent == 0)))
+        operand_a = stages.reg("operand_a", Mux(onnx, significand + up,
+                                                Mux(shifted < 0, -shifted, shifted)[:32]), 32)
+        operand_b, right = stages.carry(operand_b=operand_b, right=right)
+        sign = stages.reg("sign", Mux(onnx, sign_x ^ scale_sign, shifted < 0))
+        zero = stages.reg("zero", onnx & ((bits == 0) | (exponent == 0)))
         # ONNX: value = significand · 2**(9 - zeros), scale = significand · 2**(exponent - 150);
-        # the rounded product's LSB weighs 2**-(n_base - P[47]) (see s10)
-        n_base = carry(5, "n_base", signed(11), zeros - exponent + 118)
-        right = carry(5, "right", right.shape(), right)
+        # the rounded product's LSB weighs 2**-(n_base - P[47]) (see s11)
+        n_base = stages.reg("n_base", zeros - exponent + 118, signed(11))
 
-        # s6: four 16 x 16 products; s7: the middle ones summed; s8: the 64-bit product
-        advance(6)
+        # s8: four 16 x 16 products; s9: the middle ones summed; s10: the 64-bit product
+        stages.next()
         a_lo, a_hi, b_lo, b_hi = operand_a[:16], operand_a[16:], operand_b[:16], operand_b[16:]
-        ll = carry(6, "ll", 32, a_lo * b_lo)
-        lh = carry(6, "lh", 32, a_lo * b_hi)
-        hl = carry(6, "hl", 32, a_hi * b_lo)
-        hh = carry(6, "hh", 32, a_hi * b_hi)
-        sign, zero, n_base, right = (carry(6, name, s.shape(), s) for name, s in (
-            ("sign", sign), ("zero", zero), ("n_base", n_base), ("right", right)))
-        advance(7)
-        middle = carry(7, "middle", 33, lh + hl)
-        ends = carry(7, "ends", 64, Cat(ll, hh))
-        sign, zero, n_base, right = (carry(7, name, s.shape(), s) for name, s in (
-            ("sign", sign), ("zero", zero), ("n_base", n_base), ("right", right)))
-        advance(8)
-        product = carry(8, "product", 64, ends + (middle << 16))
-        sign, zero, n_base, right = (carry(8, name, s.shape(), s) for name, s in (
-            ("sign", sign), ("zero", zero), ("n_base", n_base), ("right", right)))
+        ll, lh, hl, hh = (stages.reg(name, product, 32) for name, product in (
+            ("ll", a_lo * b_lo), ("lh", a_lo * b_hi), ("hl", a_hi * b_lo), ("hh", a_hi * b_hi)))
+        sign, zero, n_base, right = stages.carry(sign=sign, zero=zero, n_base=n_base,
+                                                 right=right)
+        stages.next()
+        middle = stages.reg("middle", lh + hl, 33)
+        ends = stages.reg("ends", Cat(ll, hh), 64)
+        sign, zero, n_base, right = stages.carry(sign=sign, zero=zero, n_base=n_base,
+                                                 right=right)
+        stages.next()
+        product = stages.reg("product", ends + (middle << 16), 64)
+        sign, zero, n_base, right = stages.carry(sign=sign, zero=zero, n_base=n_base,
+                                                 right=right)
 
-        # s9: the product's window, guard bit and sticky bit. ONNX: the float32 product's 24
+        # s11: the product's window, guard bit and sticky bit. ONNX: the float32 product's 24
         # bits below the leading one (bit 47 or 46). TFLite: the doubling high multiply's bits
         # 31..61.
-        advance(9)
+        stages.next()
         high = product[47]
-        window = carry(9, "window", 31, Mux(onnx, Mux(high, product[24:48], product[23:47]),
-                                            product[31:62]))
-        guard = carry(9, "guard", 1, Mux(onnx, Mux(high, product[23], product[22]),
-                                         product[30]))
-        sticky = carry(9, "sticky", 1, Mux(onnx, Mux(high, product[:23] != 0,
-                                                     product[:22] != 0),
-                                           product[:30] != 0))
-        n_onnx = carry(9, "n_onnx", signed(11), n_base - high)
-        sign, zero, right = (carry(9, name, s.shape(), s) for name, s in (
-            ("sign", sign), ("zero", zero), ("right", right)))
+        window = stages.reg("window", Mux(onnx, Mux(high, product[24:48], product[23:47]),
+                                          product[31:62]), 31)
+        guard = stages.reg("guard", Mux(onnx, Mux(high, product[23], product[22]),
+                                        product[30]), 1)
+        sticky = stages.reg("sticky", Mux(onnx, Mux(high, product[:23] != 0,
+                                                    product[:22] != 0),
+                                          product[:30] != 0), 1)
+        n_onnx = stages.reg("n_onnx", n_base - high, signed(11))
+        sign, zero, right = stages.carry(sign=sign, zero=zero, right=right)
 
-        # s10: rounded. ONNX: to nearest even (the float32 product). TFLite: gemmlowp's nudge,
+        # s12: rounded. ONNX: to nearest even (the float32 product). TFLite: gemmlowp's nudge,
         # half up for a positive product, half down for a negative one (in magnitude: up only
         # past the half).
-        advance(10)
+        stages.next()
         round_up = guard & Mux(onnx, sticky | window[0], ~sign | sticky)
-        magnitude = carry(10, "magnitude", 32, window + round_up)
+        magnitude = stages.reg("magnitude", window + round_up, 32)
         # bits to shift right: ONNX the float32 value's LSB weight; TFLite the right shift
         amount = Mux(onnx, n_onnx, right)
-        big = carry(10, "big", 1, onnx & ~zero & (n_onnx <= 0))
-        amount = carry(10, "amount", range(33), Mux(amount <= 0, 0, Mux(amount > 32, 32,
-                                                                         amount)))
-        sign, zero = (carry(10, name, 1, s) for name, s in (("sign", sign), ("zero", zero)))
+        big = stages.reg("big", onnx & ~zero & (n_onnx <= 0))
+        amount = stages.reg("amount", Mux(amount <= 0, 0, Mux(amount > 32, 32, amount)),
+                            range(33))
+        sign, zero = stages.carry(sign=sign, zero=zero)
 
-        # s11: the rounding right shift: integer part, guard bit, sticky bit
-        advance(11)
+        # s13: the rounding right shift: integer part, guard bit, sticky bit
+        stages.next()
         spread = Cat(C(0, 1), magnitude) >> amount
         below = Cat(*(amount > i + 1 for i in range(32)))  # the bits under the guard bit
-        integer = carry(11, "integer", 32, spread[1:])
-        guard = carry(11, "guard", 1, spread[0])
-        sticky = carry(11, "sticky", 1, (magnitude & below) != 0)
-        big, sign, zero = (carry(11, name, 1, s) for name, s in (
-            ("big", big), ("sign", sign), ("zero", zero)))
+        integer = stages.reg("integer", spread[1:], 32)
+        guard = stages.reg("guard", spread[0], 1)
+        sticky = stages.reg("sticky", (magnitude & below) != 0)
+        big, sign, zero = stages.carry(big=big, sign=sign, zero=zero)
 
-        # s12: rounded (ONNX half to even, TFLite half away from zero), saturated, signed
-        advance(12)
-        rounded = integer + (guard & (~onnx | sticky | integer[0]))
-        kept = Mux(big | (rounded > _SATURATED), _SATURATED, rounded[:10])
-        result = carry(12, "result", signed(10), Mux(zero, 0, Mux(sign, -kept, kept)))
+        # s14: rounded (ONNX half to even, TFLite half away from zero) in the low bits, the
+        # higher ones only telling saturation
+        stages.next()
+        low_bits = stages.reg("low_bits", integer[:9] + (guard & (~onnx | sticky |
+                                                                   integer[0])), 10)
+        over = stages.reg("over", big | (integer[9:] != 0))
+        sign, zero = stages.carry(sign=sign, zero=zero)
 
-        # s13: the zero point and the clamp
-        advance(13)
-        s = self.settings
-        shifted_result = result + s.zero_point
-        clamped = Mux(shifted_result < s.low, s.low,
-                      Mux(shifted_result > s.high, s.high, shifted_result))
-        out = carry(13, "out", signed(8), clamped[:8])
-        assert PIPELINE_STAGES == 14  # s0 .. s13
+        # s15: saturated, signed, the zero point added
+        stages.next()
+        kept = Mux(over | low_bits[9], _SATURATED, low_bits[:9])
+        zero_point = self.settings.zero_point
+        result = stages.reg("result", Mux(zero, zero_point, Mux(sign, zero_point - kept,
+                                                                zero_point + kept)),
+                            signed(11))
 
-        m.d.comb += [queue.w_en.eq(valid), queue.w_data.eq(Cat(out, tag))]
+        # s16: the clamp
+        stages.next()
+        low, high = self.settings.low, self.settings.high
+        out = stages.reg("out", Mux(result < low, low, Mux(result > high, high, result))[:8],
+                         signed(8))
+        assert stages.count == PIPELINE_STAGES
+
+        m.d.comb += [queue.w_en.eq(stages.riders["valid"]),
+                     queue.w_data.eq(Cat(out, stages.riders["tag"]))]
         return m
+
+
+class _Stages:
+    """The pipeline's registers, stage by stage: :meth:`next` opens a stage (and registers the
+    riders, the signals every stage passes on), :meth:`reg` registers a value in it,
+    :meth:`carry` passes signals on unchanged."""
+
+    def __init__(self, m, **riders):
+        self._m = m
+        self.count = 0
+        self.riders = riders
+
+    def next(self):
+        self.count += 1
+        self.riders = {name: self.reg(name, value) for name, value in self.riders.items()}
+
+    def reg(self, name, value, shape=None):
+        # only the valid bits need a reset: data registers without one are cheaper to route
+        register = Signal(value.shape() if shape is None else shape,
+                          name=f"s{self.count - 1}_{name}", reset_less=name != "valid")
+        self._m.d.sync += register.eq(value)
+        return register
+
+    def carry(self, **signals):
+        return tuple(self.reg(name, value) for name, value in signals.items())
