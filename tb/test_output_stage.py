@@ -18,11 +18,12 @@ CHANNELS = 16
 TAG_WIDTH = 16
 
 
-def simulate(layers, *, valid_p=1.0, ready_p=1.0, seed=0, register_every=1):
+def simulate(layers, *, valid_p=1.0, ready_p=1.0, seed=0, register_every=1, acc_width=32):
     """Each layer's outputs (int8 values) and tags through the stage, with the input valid
     and the output ready each up with the given probabilities; and the cycles of each layer
     from its first input offered to its last output taken."""
-    stage = OutputStage(CHANNELS, tag_width=TAG_WIDTH, register_every=register_every)
+    stage = OutputStage(CHANNELS, tag_width=TAG_WIDTH, register_every=register_every,
+                        acc_width=acc_width)
     sim = Simulator(stage)
     sim.add_clock(1e-8)
     outcomes = []
@@ -114,6 +115,28 @@ def test_one_element_per_cycle_and_the_latency(rng, register_every, latency):
     # the first output after the latency, then one per cycle
     assert stage.latency == latency
     assert outcomes[0][2] == 200 + latency
+
+
+def test_a_narrower_accumulator_is_sign_extended(rng):
+    """A 24-bit accumulator (ArrayConfig's acc_width 24): its values at both ends, with biases
+    that take the sum beyond 24 bits."""
+    layers = []
+    for layer in (cases.onnx_random(rng, CHANNELS, 150), cases.tflite_random(rng, CHANNELS, 150)):
+        acc = np.clip(layer.acc, -(1 << 23), (1 << 23) - 1)
+        acc[:4] = [-(1 << 23), (1 << 23) - 1, -1, 0]
+        params = layer.params
+        if layer.settings["rule"] == Rule.ONNX:
+            scale = np.array([p["multiplier"] for p in params], np.uint32).view(np.float32)
+            layers.append(cases.onnx_layer(layer.name, acc, layer.channel, scale,
+                                           [p["bias"] << 4 for p in params],
+                                           layer.settings["zero_point"]))
+        else:
+            layers.append(cases.tflite_layer(
+                layer.name, acc, layer.channel, [p["multiplier"] for p in params],
+                [p["shift"] for p in params], [p["bias"] << 4 for p in params],
+                layer.settings["zero_point"]))
+    _, outcomes = simulate(layers, valid_p=0.8, ready_p=0.8, seed=4, acc_width=24)
+    check(layers, outcomes)
 
 
 def test_outputs_survive_a_long_stall(rng):
