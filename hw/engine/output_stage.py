@@ -235,7 +235,7 @@ class OutputStage(wiring.Component):
     params_write : In(write_signature(channel bits, params_layout(float_rule)))
         Writes the parameter word of channel ``addr``.
     settings : In(settings_layout)
-        The layer's settings.
+        The layer's settings (``Rule.TFLITE_FLOAT`` only in a stage with ``float_rule``).
     busy : Out(1)
         An element is in the pipeline or the output queue. ``settings`` and the parameter
         memory may change only while it is low (or while no element of that channel is in).
