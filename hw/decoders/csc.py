@@ -38,7 +38,7 @@ class CSCDecoder(LaneDecoder):
         with m.If(cursor.consume):
             m.d.comb += entry_next.eq(entry + 1)
         with m.If(cursor.restart):
-            m.d.comb += entry_next.eq(0)
+            m.d.comb += entry_next.eq(lane.entry_base)
         m.d.sync += entry.eq(entry_next)
         m.d.comb += [
             entry_rd.addr.eq(entry_next),
