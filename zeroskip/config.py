@@ -196,8 +196,8 @@ class ArrayConfig:
         (:func:`zeroskip.hw.layouts.job_layout`'s bases), so runs of different layers change
         only the job and the activations (:mod:`zeroskip.sim.resident` lays the regions
         out). The lanes latch the bases at start with the other settings and restart their
-        readers there: no cycle is added. Not pipelined, not double buffered, in the
-        zeroskip architecture.
+        readers there: no cycle is added. Not double buffered, in the zeroskip
+        architecture.
     """
     rows: int = 8
     cols: int = 8
@@ -281,10 +281,9 @@ class ArrayConfig:
                              "in the zeroskip architecture")
         if self.resident not in (False, True):
             raise TypeError(f"resident must be a bool, not {self.resident!r}")
-        if self.resident and (self.arch != "zeroskip" or self.pipelined or
-                              self.double_buffer):
+        if self.resident and (self.arch != "zeroskip" or self.double_buffer):
             raise ValueError("resident weights are built for the zeroskip architecture's lanes, "
-                             "not pipelined, not double buffered")
+                             "not double buffered")
         if self.pipelined not in (False, True):
             raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
         if self.pipelined and self.fmt != "csc":  # (a dense array's pipeline has no lanes)

@@ -88,14 +88,15 @@ class LaneView:
     ``k``, ``previous_row``
         The run's K; the row of the last nonzero the lane consumed (it becomes the current
         ``row`` of the cursor when ``consume`` is set).
-    ``entry_base``, ``mask_base``
-        Where a reader restarts (``restart``) in its entries (``values``) and ``masks``: the
-        run's layer's first word with :attr:`~zeroskip.config.ArrayConfig.resident` (the
-        job's, in the start cycle; latched, after it), else 0.
+    ``entry_base``, ``mask_base``, ``end_first``
+        Where a reader restarts (``restart``) in its entries (``values``) and ``masks``, and
+        the address of the first column's end pointer: with
+        :attr:`~zeroskip.config.ArrayConfig.resident`, the run's layer's (the job's in the
+        start cycle, latched after it), else 0, 0 and 1.
     """
 
     def __init__(self, column, column_next, end_next, row, row_reset, row_advance, loaded,
-                 k, previous_row, entry_base=0, mask_base=0):
+                 k, previous_row, entry_base=0, mask_base=0, end_first=1):
         self.column = column
         self.column_next = column_next
         self.end_next = end_next
@@ -107,6 +108,7 @@ class LaneView:
         self.previous_row = previous_row
         self.entry_base = entry_base
         self.mask_base = mask_base
+        self.end_first = end_first
 
 
 class Prefetch:
@@ -275,7 +277,7 @@ class LaneDecoder(wiring.Component):
             walk.column, walk.column_next, walk.end_next, walk.row, walk.row_reset,
             walk.row_advance, loaded, run.k, walk.previous_row,
             **{name: run.restart_at[name] for name in ("entry_base", "mask_base")
-               if name in run.restart_at}))
+               if name in run.restart_at}, end_first=run.column_end_first))
         truncated = self._track_row_and_column(m, walk, cursor, memories, loaded, run)
 
         can_emit = ~self.tokens.valid | self.tokens.ready
