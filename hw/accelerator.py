@@ -9,7 +9,8 @@ from amaranth.lib.wiring import In, Out
 from zeroskip.hw.array import PEArray, tree_reduce
 from zeroskip.config import DecodeStatus, bits_for
 from zeroskip.hw.decoders import decoder_class, decoder_for
-from zeroskip.hw.layouts import counters_layout, job_layout, result_read_signature, write_signature
+from zeroskip.hw.layouts import (counters_layout, job_layout, resident_bases,
+                                 result_read_signature, write_signature)
 
 __all__ = ["Accelerator", "AcceleratorBase", "accelerator_for", "accelerator_members"]
 
@@ -124,6 +125,8 @@ class Accelerator(AcceleratorBase):
             ]
             if config.double_buffer:
                 m.d.comb += lane.bank.eq(self.job.bank)
+            for name in resident_bases(config):
+                m.d.comb += getattr(lane, name).eq(getattr(self.job, name))
             for name in self.memory_names:
                 port, lane_port = getattr(self, f"{name}_write"), getattr(lane, f"{name}_write")
                 m.d.comb += [

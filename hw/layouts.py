@@ -8,7 +8,8 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["token_layout", "result_layout", "csc_entry_layout", "job_layout", "counters_layout", "COUNTERS",
+__all__ = ["token_layout", "result_layout", "csc_entry_layout", "job_layout", "resident_bases",
+           "counters_layout", "COUNTERS",
            "ENERGY_COUNTERS", "SINCE_RESET", "TOTAL_COUNTER", "counter_names",
            "pack", "unpack", "shape_width", "write_signature", "read_signature",
            "result_read_signature"]
@@ -79,6 +80,9 @@ def job_layout(config):
         Output columns assigned to each decoder lane.
     bank : 1
         With ``double_buffer``: the bank of every memory the run reads and writes.
+    column_base, entry_base, mask_base : unsigned
+        With ``resident``: where the run's layer starts in every lane's memories
+        (:func:`resident_bases`).
     """
     fields = {
         "mode": 2,
@@ -89,7 +93,32 @@ def job_layout(config):
     }
     if config.double_buffer:
         fields["bank"] = 1
+    fields.update(resident_bases(config))
     return data.StructLayout(fields)
+
+
+def resident_bases(config):
+    """With :attr:`~zeroskip.config.ArrayConfig.resident`, the job's bases (none without it):
+    ``{name: shape}``, the same for every lane.
+
+    ``column_base``
+        The layer's first column in the lane's column-indexed memories (``pointers``, whose
+        word ``column_base`` holds the layer's first entry address and ``column_base + j + 1``
+        the end of its column ``j``; ``summaries``). Formats with such memories.
+    ``entry_base``
+        The layer's first word in ``entries`` (``values`` for bitmap).
+    ``mask_base``
+        ``bitmap``: the layer's first word in ``masks``.
+    """
+    if not config.resident:
+        return {}
+    bases = {}
+    if config.fmt != "nm":
+        bases["column_base"] = unsigned(config.pointer_addr_bits)
+    bases["entry_base"] = unsigned(config.weight_addr_bits)
+    if config.fmt == "bitmap":
+        bases["mask_base"] = unsigned(max(1, config.mask_depth.bit_length()))
+    return bases
 
 
 #: Hardware counters, in port order. All count clock cycles or events of one run, except

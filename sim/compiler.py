@@ -24,7 +24,7 @@ from zeroskip.sim import formats, model
 from zeroskip.sim.loaders import as_int8_matrix
 
 __all__ = ["Run", "Program", "GemmTooLarge", "MAX_K", "k_chunks", "compile_gemm",
-           "assign_columns", "column_costs", "assemble", "lane_tokens"]
+           "assign_columns", "column_costs", "m_tile_runs", "assemble", "lane_tokens"]
 
 
 class GemmTooLarge(ValueError):
@@ -56,6 +56,9 @@ class Run:
     tokens : list of int
         Cycles each lane's decoder spends in this run (tokens, format stalls and prefetch
         refills).
+    bases : dict
+        With :attr:`~zeroskip.config.ArrayConfig.resident`: the job's bases, where this run's
+        layer lies in the lane memories (:mod:`zeroskip.sim.resident`); else empty.
     """
     m_start: int
     k_start: int
@@ -67,6 +70,7 @@ class Run:
     lane_images: list
     lane_weights: list
     tokens: list
+    bases: dict = field(default_factory=dict)
 
     def job(self, mode):
         """The job register contents for this run (see :func:`zeroskip.hw.layouts.job_layout`)."""
@@ -76,6 +80,7 @@ class Run:
             "k": self.k,
             "rows_last": self.rows_last,
             "lane_columns": [len(cols) for cols in self.lane_columns],
+            **self.bases,
         }
 
 
@@ -237,36 +242,59 @@ def k_chunks(k, max_k, align=1):
 def _compile_chunk(program, acts, weights, k_start, drop_empty_columns):
     """Append the runs of ``acts @ weights`` (one K-chunk, K <= ``config.max_k``)."""
     config, mode = program.config, program.mode
-    m, k = acts.shape
     n = weights.shape[1]
-    rows = config.rows
     costs = column_costs(weights, mode, config)
     nnz = np.count_nonzero(weights, axis=0)
-    total_tiles = -(-m // rows)
     columns = np.arange(n)
     if mode == Mode.SKIP and drop_empty_columns:
         columns = columns[nnz > 0]
     for lane_columns, images in _column_groups(config, weights, costs, columns):
-        most_columns = max(len(cols) for cols in lane_columns)
-        tiles_per_run = min(config.act_depth // k, config.out_depth // max(most_columns, 1),
-                            _most_closes(config, weights))
-        if tiles_per_run < 1:
-            raise GemmTooLarge("the output memory cannot hold one M-tile of this schedule")
-        lane_cost = [int(costs[cols].sum()) for cols in lane_columns]
-        for tile0 in range(0, total_tiles, tiles_per_run):
-            tiles = min(tiles_per_run, total_tiles - tile0)
-            m_start = tile0 * rows
-            m_rows = min(tiles * rows, m - m_start)
-            image = np.zeros((tiles * rows, k), dtype=np.int8)
-            image[:m_rows] = acts[m_start:m_start + m_rows]
-            # row r of tile t lives in PE row r at address t*K + k
-            image = image.reshape(tiles, rows, k).transpose(1, 0, 2).reshape(rows, tiles * k)
-            program.runs.append(Run(
-                m_start=m_start, k_start=k_start, k=k, m_tiles=tiles,
-                rows_last=m_rows - (tiles - 1) * rows,
-                lane_columns=lane_columns, acts=np.ascontiguousarray(image),
-                lane_images=images, lane_weights=[weights[:, cols] for cols in lane_columns],
-                tokens=_lane_cycles(config, k, tiles, lane_cost, lane_columns)))
+        program.runs += m_tile_runs(config, acts, weights, k_start, lane_columns, images, costs)
+
+
+def m_tile_runs(config, acts, weights, k_start, lane_columns, images, costs):
+    """The runs of one column group of one K-chunk (K <= ``config.max_k``): ``acts`` (M × K)
+    in as many M-tiles per run as the activation and result memories hold.
+
+    Parameters
+    ----------
+    lane_columns : list of list of int
+        Per lane, its columns of ``weights`` (K × N), in execution order.
+    images : list of dict
+        Per lane, what a run loads into its memories (:attr:`Run.lane_images`).
+    costs : ndarray
+        Per column of ``weights``, its lane cycles in the runs' mode (:func:`column_costs`).
+
+    Raises
+    ------
+    GemmTooLarge
+        If the result memory cannot hold one M-tile of the lanes' columns.
+    """
+    m, k = acts.shape
+    rows = config.rows
+    total_tiles = -(-m // rows)
+    most_columns = max(len(cols) for cols in lane_columns)
+    tiles_per_run = min(config.act_depth // k, config.out_depth // max(most_columns, 1),
+                        _most_closes(config, weights))
+    if tiles_per_run < 1:
+        raise GemmTooLarge("the output memory cannot hold one M-tile of this schedule")
+    lane_cost = [int(costs[cols].sum()) for cols in lane_columns]
+    runs = []
+    for tile0 in range(0, total_tiles, tiles_per_run):
+        tiles = min(tiles_per_run, total_tiles - tile0)
+        m_start = tile0 * rows
+        m_rows = min(tiles * rows, m - m_start)
+        image = np.zeros((tiles * rows, k), dtype=np.int8)
+        image[:m_rows] = acts[m_start:m_start + m_rows]
+        # row r of tile t lives in PE row r at address t*K + k
+        image = image.reshape(tiles, rows, k).transpose(1, 0, 2).reshape(rows, tiles * k)
+        runs.append(Run(
+            m_start=m_start, k_start=k_start, k=k, m_tiles=tiles,
+            rows_last=m_rows - (tiles - 1) * rows,
+            lane_columns=lane_columns, acts=np.ascontiguousarray(image),
+            lane_images=images, lane_weights=[weights[:, cols] for cols in lane_columns],
+            tokens=_lane_cycles(config, k, tiles, lane_cost, lane_columns)))
+    return runs
 
 
 def _lane_cycles(config, k, tiles, lane_cost, lane_columns):

@@ -189,6 +189,15 @@ class ArrayConfig:
         the columns, every MAC executes. Its ``weight_depth`` is uncompressed weights per
         column; ``fmt``, ``pointer_depth``'s pointers and the format parameters do not apply
         (``pointer_depth - 1`` still bounds the columns of a lane).
+    resident : bool
+        A network's weights stay in the decoder lanes' memories: the host loads every
+        layer's compressed columns once, each layer in a region starting at the same
+        addresses in every lane, and a run's job names its layer's region
+        (:func:`zeroskip.hw.layouts.job_layout`'s bases), so runs of different layers change
+        only the job and the activations (:mod:`zeroskip.sim.resident` lays the regions
+        out). The lanes latch the bases at start with the other settings and restart their
+        readers there: no cycle is added. Not double buffered, in the zeroskip
+        architecture.
     """
     rows: int = 8
     cols: int = 8
@@ -213,6 +222,7 @@ class ArrayConfig:
     act_memories: str = "infer"
     column_results: bool = False
     arch: str = "zeroskip"
+    resident: bool = False
 
     act_width = 8     # int8 activations
     weight_width = 8  # int8 weights
@@ -269,6 +279,11 @@ class ArrayConfig:
                                     self.double_buffer):
             raise ValueError("column_results is built for csc lanes without double buffering, "
                              "in the zeroskip architecture")
+        if self.resident not in (False, True):
+            raise TypeError(f"resident must be a bool, not {self.resident!r}")
+        if self.resident and (self.arch != "zeroskip" or self.double_buffer):
+            raise ValueError("resident weights are built for the zeroskip architecture's lanes, "
+                             "not double buffered")
         if self.pipelined not in (False, True):
             raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
         if self.pipelined and self.fmt != "csc":  # (a dense array's pipeline has no lanes)
@@ -540,6 +555,8 @@ class ArrayConfig:
             del d["act_memories"]      # likewise
         if self.arch == "zeroskip":
             del d["arch"]              # likewise
+        if not self.resident:
+            del d["resident"]          # likewise
         return d
 
     @classmethod

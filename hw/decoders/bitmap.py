@@ -87,7 +87,7 @@ class BitmapDecoder(LaneDecoder):
         with m.If(cursor.next_column):
             m.d.sync += [cleared.eq(0), words_taken.eq(0)]
         with m.If(cursor.restart):
-            m.d.comb += [word_next.eq(0), value_next.eq(0)]
+            m.d.comb += [word_next.eq(lane.mask_base), value_next.eq(lane.entry_base)]
             m.d.sync += [cleared.eq(0), words_taken.eq(0)]
         m.d.sync += [word.eq(word_next), value.eq(value_next)]
         m.d.comb += [

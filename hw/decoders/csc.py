@@ -38,7 +38,7 @@ class CSCDecoder(LaneDecoder):
         with m.If(cursor.consume):
             m.d.comb += entry_next.eq(entry + 1)
         with m.If(cursor.restart):
-            m.d.comb += entry_next.eq(0)
+            m.d.comb += entry_next.eq(lane.entry_base)
         m.d.sync += entry.eq(entry_next)
         m.d.comb += [
             entry_rd.addr.eq(entry_next),
@@ -64,9 +64,9 @@ class CSCDecoder(LaneDecoder):
         config = self.config
         cursor = Cursor(config)
         latency = config.prefetch_latency
-        entries = Prefetch(m, memories["entries"], latency=latency, first=0,
+        entries = Prefetch(m, memories["entries"], latency=latency, first=lane.entry_base,
                            loaded=lane.loaded["entries"], name="entries")
-        ends = Prefetch(m, memories["pointers"], latency=latency, first=1,
+        ends = Prefetch(m, memories["pointers"], latency=latency, first=lane.end_first,
                         loaded=lane.loaded["pointers"], name="ends")
 
         # `entry` indexes entries.head. Whether it is at the end of its column, or one short of
@@ -76,8 +76,10 @@ class CSCDecoder(LaneDecoder):
         entry_plus = [Signal.like(entry, name=f"entry_plus_{i}") for i in (1, 2)]
         at_end = Signal()      # entry == end of the column
         at_last = Signal()     # entry + 1 == end of the column
+        base = lane.entry_base
         with m.If(cursor.restart):
-            m.d.sync += [entry.eq(0), entry_plus[0].eq(1), entry_plus[1].eq(2)]
+            m.d.sync += [entry.eq(base), entry_plus[0].eq(base + 1),
+                         entry_plus[1].eq(base + 2)]
         with m.Elif(cursor.consume):
             m.d.sync += [entry.eq(entry_plus[0]), entry_plus[0].eq(entry_plus[1]),
                          entry_plus[1].eq(entry_plus[1] + 1)]
@@ -85,7 +87,7 @@ class CSCDecoder(LaneDecoder):
         def flags_next(base, base_plus_one):
             return ends.next_head(lambda end: Cat(base == end, base_plus_one == end))
 
-        flags = Mux(cursor.restart, flags_next(0, 1),
+        flags = Mux(cursor.restart, flags_next(base, base + 1),
                     Mux(cursor.consume, flags_next(entry_plus[0], entry_plus[1]),
                         flags_next(entry, entry_plus[0])))
         m.d.sync += Cat(at_end, at_last).eq(flags)

@@ -12,7 +12,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from zeroskip.config import DecodeStatus, Mode, bits_for
-from zeroskip.hw.layouts import token_layout, write_signature
+from zeroskip.hw.layouts import resident_bases, token_layout, write_signature
 from zeroskip.hw.memories import Banked, read_port
 
 __all__ = ["LaneDecoder", "Cursor", "LaneView", "Prefetch"]
@@ -88,10 +88,15 @@ class LaneView:
     ``k``, ``previous_row``
         The run's K; the row of the last nonzero the lane consumed (it becomes the current
         ``row`` of the cursor when ``consume`` is set).
+    ``entry_base``, ``mask_base``, ``end_first``
+        Where a reader restarts (``restart``) in its entries (``values``) and ``masks``, and
+        the address of the first column's end pointer: with
+        :attr:`~zeroskip.config.ArrayConfig.resident`, the run's layer's (the job's in the
+        start cycle, latched after it), else 0, 0 and 1.
     """
 
     def __init__(self, column, column_next, end_next, row, row_reset, row_advance, loaded,
-                 k, previous_row):
+                 k, previous_row, entry_base=0, mask_base=0, end_first=1):
         self.column = column
         self.column_next = column_next
         self.end_next = end_next
@@ -101,6 +106,9 @@ class LaneView:
         self.loaded = loaded
         self.k = k
         self.previous_row = previous_row
+        self.entry_base = entry_base
+        self.mask_base = mask_base
+        self.end_first = end_first
 
 
 class Prefetch:
@@ -212,6 +220,10 @@ class LaneDecoder(wiring.Component):
     bank : In(1)
         With ``double_buffer``: the bank of the memories the run reads (the MSB of the write
         ports' addresses selects the bank written).
+    column_base, entry_base, mask_base : In
+        With ``resident``: where the run's layer starts in the lane's memories
+        (:func:`zeroskip.hw.layouts.resident_bases`); the lane's columns are ``column_base``
+        .. ``column_base + columns - 1`` of its column-indexed memories.
     """
 
     def __init__(self, config):
@@ -234,6 +246,8 @@ class LaneDecoder(wiring.Component):
             members["reads"] = Out(4)
         if config.double_buffer:
             members["bank"] = In(1)
+        for name, shape in resident_bases(config).items():
+            members[name] = In(shape)
         super().__init__(members)
 
     @property
@@ -261,7 +275,9 @@ class LaneDecoder(wiring.Component):
         walk = _Walk(self._config, self)
         cursor = self.cursor(m, memories, LaneView(
             walk.column, walk.column_next, walk.end_next, walk.row, walk.row_reset,
-            walk.row_advance, loaded, run.k, walk.previous_row))
+            walk.row_advance, loaded, run.k, walk.previous_row,
+            **{name: run.restart_at[name] for name in ("entry_base", "mask_base")
+               if name in run.restart_at}, end_first=run.column_end_first))
         truncated = self._track_row_and_column(m, walk, cursor, memories, loaded, run)
 
         can_emit = ~self.tokens.valid | self.tokens.ready
@@ -366,7 +382,36 @@ class LaneDecoder(wiring.Component):
             latched[name] = Signal.like(port, name=f"{name}_run")
             with m.If(self.start & (self.columns != 0)):
                 m.d.sync += latched[name].eq(port)
-        return SimpleNamespace(**latched, expand=latched["mode"] != Mode.SKIP)
+        run = SimpleNamespace(**latched, expand=latched["mode"] != Mode.SKIP,
+                              column_first=0, column_end_first=1, column_end=latched["columns"],
+                              restart_at={})
+        if self._config.resident:
+            self._latch_bases(m, run)
+        return run
+
+    def _latch_bases(self, m, run):
+        """With ``resident``: the job's bases, latched at start like the other settings, and
+        what the walk needs of them from registers: the layer's first column, its end pointer's
+        address, and the column after the layer's last (so no adder follows a decision).
+        ``run.restart_at`` maps each base to its value for a restart: the job's in the start
+        cycle (a reader restarts then), the latched one at later M-tiles."""
+        enable = self.start & (self.columns != 0)
+        for name in resident_bases(self._config):
+            port = getattr(self, name)
+            latched = Signal.like(port, name=f"{name}_run")
+            with m.If(enable):
+                m.d.sync += latched.eq(port)
+            run.restart_at[name] = Mux(self.start, port, latched)
+        if "column_base" not in run.restart_at:
+            return
+        base = self.column_base
+        end_first = Signal(len(base) + 1, name="column_end_first_run")
+        end = Signal(len(base) + 1, name="column_end_run")
+        with m.If(enable):
+            m.d.sync += [end_first.eq(base + 1), end.eq(base + self.columns)]
+        run.column_first = run.restart_at["column_base"]
+        run.column_end_first = Mux(self.start, base + 1, end_first)
+        run.column_end = end
 
     def _track_row_and_column(self, m, walk, cursor, memories, loaded, run):
         """Move the dense-expansion row and the column as the steps below and the cursor ask,
@@ -389,14 +434,15 @@ class LaneDecoder(wiring.Component):
         m.d.comb += [walk.column_next.eq(column), walk.end_next.eq(column + 1)]
         with m.If(cursor.next_column):
             m.d.comb += [walk.column_next.eq(column + 1), walk.end_next.eq(column + 2)]
-            m.d.sync += walk.column_last.eq(column + 2 == run.columns)
+            m.d.sync += walk.column_last.eq(column + 2 == run.column_end)
             if pointers:
                 m.d.sync += walk.end_unloaded.eq(column + 2 >= loaded["pointers"])
         with m.If(cursor.restart):
-            m.d.comb += [walk.column_next.eq(0), walk.end_next.eq(1)]
+            m.d.comb += [walk.column_next.eq(run.column_first),
+                         walk.end_next.eq(run.column_end_first)]
             m.d.sync += walk.column_last.eq(Mux(self.start, self.columns, run.columns) == 1)
             if pointers:
-                m.d.sync += walk.end_unloaded.eq(loaded["pointers"] <= 1)
+                m.d.sync += walk.end_unloaded.eq(loaded["pointers"] <= run.column_end_first)
         m.d.sync += column.eq(walk.column_next)
         return truncated
 

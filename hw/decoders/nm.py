@@ -73,8 +73,8 @@ class NMDecoder(LaneDecoder):
             m.d.comb += entry_next.eq(column_start)
             m.d.sync += [group_end.eq(column_start + n), slot.eq(0), group_base.eq(0)]
         with m.If(cursor.restart):
-            m.d.comb += entry_next.eq(0)
-            m.d.sync += [group_end.eq(n), slot.eq(0), group_base.eq(0)]
+            m.d.comb += entry_next.eq(lane.entry_base)
+            m.d.sync += [group_end.eq(lane.entry_base + n), slot.eq(0), group_base.eq(0)]
         m.d.sync += entry.eq(entry_next)
         m.d.comb += entry_rd.addr.eq(entry_next)
         return cursor

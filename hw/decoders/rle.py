@@ -82,7 +82,7 @@ class RLEDecoder(LaneDecoder):
         with m.If(cursor.next_column):
             m.d.sync += base.eq(0)
         with m.If(cursor.restart):
-            m.d.comb += entry_next.eq(0)
+            m.d.comb += entry_next.eq(lane.entry_base)
             m.d.sync += base.eq(0)
         m.d.sync += entry.eq(entry_next)
         m.d.comb += [

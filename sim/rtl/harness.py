@@ -131,6 +131,9 @@ async def run_program(dut):
     for name in job["runs"][0]["memory_beats"] if job["runs"] else ():
         getattr(dut, f"{name}_write__en").value = 0
     await _reset(dut)
+    # a resident network's weights, loaded once: its runs load activations only
+    for name, beats in job.get("preload", {}).items():
+        await write_beats(dut, f"{name}_write", beats, masked=True)
 
     outputs = []
     if job.get("double_buffer"):

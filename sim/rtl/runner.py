@@ -135,9 +135,15 @@ def run_program(program, sim="verilator", *, waves=None):
     return run_programs([program], sim, waves=waves)[0]
 
 
-def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abort_after=None):
+def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abort_after=None,
+                 resident=None):
     """Run several programs of one configuration in a single simulation, one after another
     (a simulator start costs more than a small GEMM).
+
+    ``resident``: a :class:`zeroskip.sim.resident.ResidentNetwork` of the configuration, whose
+    lane memories are loaded once, after the first reset; the programs are its layers' runs
+    (:meth:`~zeroskip.sim.resident.ResidentNetwork.program`), which load activations only.
+    Its write beats count in the first run's ``load_cycles`` (and ``lane_writes``).
 
     ``abort_after``, for tests: per program, None or a cycle count after which the simulation
     resets the accelerator in the middle of that program's (first) run; such a program's
@@ -154,6 +160,8 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
     config = programs[0].config
     if any(p.config != config for p in programs):
         raise ValueError("all programs of one simulation must share a configuration")
+    if resident is not None and resident.config != config:
+        raise ValueError("the resident network's configuration is not the programs'")
     if waves is not None:
         check_wave_support(sim, waves)
     build_dir = build_accelerator(config, sim, waves=wave_format(waves) if waves else None)
@@ -185,8 +193,10 @@ def run_programs(programs, sim="verilator", *, waves=None, timeout_factor=4, abo
     progress.info(f"simulating {len(runs)} run{'s' * (len(runs) != 1)} on {sim} "
                   f"({predicted_total:,} cycles predicted)",
                   extra={"step": "start", "kind": "simulation"})
+    preload = weight_beats(config, resident) if resident is not None else {}
     out = run_cocotb(sim, build_dir, TOP_NAME, HARNESS,
-                     {"runs": runs, "double_buffer": config.double_buffer}, waves=waves)
+                     {"runs": runs, "double_buffer": config.double_buffer, "preload": preload},
+                     waves=waves)
     progress.info("simulated", extra={"step": "end", "kind": "simulation"})
 
     layout = counters_layout(config)
