@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
-from zeroskip.config import bits_for
+from zeroskip.config import ArrayConfig, bits_for
 from zeroskip.hw.engine.gather import GatherParams
 from zeroskip.hw.engine.output_stage import settings_layout
 from zeroskip.hw.engine.pool import PoolParams
@@ -74,7 +74,7 @@ class EngineParams:
     program_depth : int
         Steps of the program memory.
     """
-    config: object
+    config: ArrayConfig
     fm_depth: int = 1024
     aux_depth: int = 1024
     param_depth: int = 64

@@ -18,6 +18,7 @@ else is refused with a ValueError naming the node, what it needs and what the en
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +105,7 @@ def lower(model, feeds: dict) -> EngineModel:
     shapes = dict(zip(names, (np.shape(v) for v in evaluator.run(names, feeds))))
 
     layers: list[NetLayer] = []
-    previous_out = None       # (tensor name, out map HWC shape)
+    previous_out = ""        # the previous layer's requantized output tensor
     for index, step in enumerate(steps):
         node = step.node
         if node.op_type not in ("Conv", "Gemm", "MatMul"):
@@ -122,11 +123,12 @@ def lower(model, feeds: dict) -> EngineModel:
         ys, yz = values[q.input[1]], values[q.input[2]]
         flatten_from = None
         if index:
-            flatten_from = _between(producers, values, previous_out[0], x_name, layers[-1],
+            flatten_from = _between(producers, values, previous_out, x_name, layers[-1],
                                     node)
         x_shape = shapes[x_name]
         offset = _offset(xz.dtype)
         attrs = _attrs(node)
+        geometry: dict[str, Any] = {}  # a 1×1 kernel unless a Conv's
         if node.op_type == "Conv":
             if attrs.get("group", 1) != 1:
                 raise ValueError(f"{_label(node)}: group {attrs['group']}; the engine's "
@@ -151,7 +153,6 @@ def lower(model, feeds: dict) -> EngineModel:
                 raise ValueError(f"{_label(node)}: {w.ndim}-D weights; the engine takes 2-D")
             real_w = (w.T if attrs.get("transB", 0) else w).astype(np.int64)
             channels, height, width = int(np.prod(x_shape[1:])), 1, 1
-            geometry = {}
             if flatten_from is not None:
                 # ONNX flattens NCHW; the engine's map is HWC: row (y, x, c) is W's (c, y, x)
                 h, w_, c = flatten_from
@@ -184,7 +185,7 @@ def lower(model, feeds: dict) -> EngineModel:
             params=[onnx_params(scale[j], int(bias[j])) for j in range(n)],
             settings=onnx_settings(int(np.asarray(yz).reshape(())), yz.dtype, step_relu(quantize)),
             pad_value=int(np.asarray(xz).reshape(())) - offset, **geometry))
-        previous_out = (q.output[0], None)
+        previous_out = q.output[0]
     first = steps[0].node
     first_dq = producers[first.input[0]]
     last_q = fused[steps[-1].index].node
