@@ -672,7 +672,8 @@ def test_native_verilog_names_its_configuration_command_and_ports(tmp_path, bus)
     assert lines and all(line.startswith("//") and len(line) <= 100 for line in lines)
     from zeroskip import __version__
     assert lines[0].startswith(f"// zeroskip {__version__}: module ") and config.name() in lines[0]
-    assert "ArrayConfig(rows=2, cols=3, fmt='csc'" in header and "arch='zeroskip')" in header
+    assert "ArrayConfig(rows=2, cols=3, fmt='csc'" in header
+    assert "arch='zeroskip', resident=False)" in " ".join(header.replace("//", "").split())
     assert f"--bus {bus} -o {out}" in " ".join(header.replace("//", "").split())
     top = "zeroskip_accel" if bus == "native" else "zeroskip_axi"
     ports = top_ports(verilog, top)

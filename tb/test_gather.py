@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from zeroskip.config import ArrayConfig
+from zeroskip.config import ArrayConfig, Mode
 from zeroskip.frontend import lowering
 from zeroskip.frontend.tflite import array_ops
 from zeroskip.frontend.tflite.model import load
 from zeroskip.hw.engine.gather import Gather, GatherLayer, GatherParams
 from zeroskip.hw.layouts import pack
+from zeroskip.sim.compiler import compile_gemm
 from zeroskip.tb.tflite_builder import conv_model
 
 #: One hardware configuration for every case: 4 PE rows read through 2 ports (two read
@@ -43,6 +44,7 @@ def im2col(x, layer):
 def act_words(a, layer, rows):
     """The activation-memory words the host compiler writes for A's tiles of ``layer``:
     ``{address: [activation of PE row r]}``, rows beyond M zero (sim/compiler.py)."""
+    a = a[:, layer.k_first:layer.k_first + layer.k_count]
     m, k = a.shape
     words = {}
     for t in range(layer.tile_count(rows)):
@@ -168,8 +170,10 @@ def random_cases(rng, count):
                                 pad_value=int(rng.integers(-128, 128)))
             tiles = layer.m_tiles(PARAMS.rows)
             first = int(rng.integers(0, tiles))
+            k_first = int(rng.integers(0, layer.k)) if rng.random() < 0.3 else 0
             layer = replace(layer, tile_first=first,
-                            tiles=int(rng.integers(1, tiles - first + 1)))
+                            tiles=int(rng.integers(1, tiles - first + 1)), k_first=k_first,
+                            k_count=int(rng.integers(1, layer.k - k_first + 1)))
             layer.descriptor(PARAMS)
         except ValueError:
             continue                                    # a geometry that does not fit
@@ -269,6 +273,27 @@ def test_gather_random_layers(rng):
     cases = random_cases(rng, 40)
     for (beats, cycles), (_, layer, a) in zip(simulate(cases), cases):
         check(beats, cycles, a, layer, PARAMS)
+
+
+def test_gather_writes_the_host_compilers_runs_k_chunks_included(rng):
+    """Each run of :func:`zeroskip.sim.compiler.compile_gemm` on A (its M-tiles and, with K
+    beyond ``max_k``, its K-chunks) is a gather whose beats are the run's activation image."""
+    config = ArrayConfig(rows=PARAMS.rows, cols=2, max_k=20, act_depth=PARAMS.act_depth,
+                         weight_depth=512, pointer_depth=17, out_depth=8)
+    whole = GatherLayer(7, 6, 5, kernel=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1),
+                        pad_value=-3)
+    x = feature_map(rng, whole)
+    a = im2col(x, whole)
+    weights = rng.integers(-128, 128, (a.shape[1], 3)).astype(np.int8)
+    program = compile_gemm(a, weights, config, Mode.DENSE)
+    assert program.k_chunks > 1 and len({run.m_start for run in program.runs}) > 1
+    cases = [(x, replace(whole, k_first=run.k_start, k_count=run.k,
+                         tile_first=run.m_start // config.rows, tiles=run.m_tiles), a)
+             for run in program.runs]
+    for (beats, cycles), run, (_, layer, _) in zip(simulate(cases), program.runs, cases):
+        assert dict(beats) == {addr: [int(v) for v in run.acts[:, addr]]
+                               for addr in range(run.acts.shape[1])}
+        assert cycles == PARAMS.cycles(layer)
 
 
 def test_cases_reach_the_limits():

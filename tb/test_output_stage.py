@@ -9,9 +9,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from zeroskip.hw.engine.output_stage import (OutputStage, Rule, onnx_params, onnx_settings,
-                                             tflite_params, tflite_settings)
+                                             params_layout, tflite_params, tflite_settings)
 from zeroskip.hw.layouts import pack, unpack
-from zeroskip.hw.engine.output_stage import params_layout, settings_layout
 
 from . import output_stage_cases as cases
 
@@ -19,11 +18,12 @@ CHANNELS = 16
 TAG_WIDTH = 16
 
 
-def simulate(layers, *, valid_p=1.0, ready_p=1.0, seed=0):
+def simulate(layers, *, valid_p=1.0, ready_p=1.0, seed=0, register_every=1, acc_width=32):
     """Each layer's outputs (int8 values) and tags through the stage, with the input valid
     and the output ready each up with the given probabilities; and the cycles of each layer
     from its first input offered to its last output taken."""
-    stage = OutputStage(CHANNELS, tag_width=TAG_WIDTH)
+    stage = OutputStage(CHANNELS, tag_width=TAG_WIDTH, register_every=register_every,
+                        acc_width=acc_width)
     sim = Simulator(stage)
     sim.add_clock(1e-8)
     outcomes = []
@@ -93,7 +93,8 @@ def sample(layer, count, rng):
                        layer.channel[pick], layer.expected[pick])
 
 
-def test_every_kind_of_case_matches_the_host_requantization(rng):
+@pytest.mark.parametrize("register_every", [1, 2, 3])
+def test_every_kind_of_case_matches_the_host_requantization(rng, register_every):
     layers = ([cases.onnx_random(rng, CHANNELS, 120), cases.tflite_random(rng, CHANNELS, 120)]
               + [sample(layer, 60, rng) for layer in cases.onnx_ties(CHANNELS)]
               + [sample(cases.tflite_ties(CHANNELS), 80, rng)]
@@ -101,16 +102,41 @@ def test_every_kind_of_case_matches_the_host_requantization(rng):
               + [sample(layer, 60, rng) for layer in cases.tflite_extremes(CHANNELS)[:2]]
               + [sample(layer, 30, rng) for layer in cases.activation_layers(rng, CHANNELS,
                                                                              30)])
-    _, outcomes = simulate(layers, valid_p=0.7, ready_p=0.6, seed=1)
+    _, outcomes = simulate(layers, valid_p=0.7, ready_p=0.6, seed=1,
+                           register_every=register_every)
     check(layers, outcomes)
 
 
-def test_one_element_per_cycle_and_the_latency(rng):
+@pytest.mark.parametrize("register_every,latency", [(1, 19), (2, 11), (3, 8)])
+def test_one_element_per_cycle_and_the_latency(rng, register_every, latency):
     layers = [cases.tflite_random(rng, CHANNELS, 200)]
-    stage, outcomes = simulate(layers)
+    stage, outcomes = simulate(layers, register_every=register_every)
     check(layers, outcomes)
     # the first output after the latency, then one per cycle
-    assert outcomes[0][2] == 200 + stage.latency
+    assert stage.latency == latency
+    assert outcomes[0][2] == 200 + latency
+
+
+def test_a_narrower_accumulator_is_sign_extended(rng):
+    """A 24-bit accumulator (ArrayConfig's acc_width 24): its values at both ends, with biases
+    that take the sum beyond 24 bits."""
+    layers = []
+    for layer in (cases.onnx_random(rng, CHANNELS, 150), cases.tflite_random(rng, CHANNELS, 150)):
+        acc = np.clip(layer.acc, -(1 << 23), (1 << 23) - 1)
+        acc[:4] = [-(1 << 23), (1 << 23) - 1, -1, 0]
+        params = layer.params
+        if layer.settings["rule"] == Rule.ONNX:
+            scale = np.array([p["multiplier"] for p in params], np.uint32).view(np.float32)
+            layers.append(cases.onnx_layer(layer.name, acc, layer.channel, scale,
+                                           [p["bias"] << 4 for p in params],
+                                           layer.settings["zero_point"]))
+        else:
+            layers.append(cases.tflite_layer(
+                layer.name, acc, layer.channel, [p["multiplier"] for p in params],
+                [p["shift"] for p in params], [p["bias"] << 4 for p in params],
+                layer.settings["zero_point"]))
+    _, outcomes = simulate(layers, valid_p=0.8, ready_p=0.8, seed=4, acc_width=24)
+    check(layers, outcomes)
 
 
 def test_outputs_survive_a_long_stall(rng):
@@ -149,6 +175,6 @@ def test_parameter_words():
         with pytest.raises(ValueError):
             bad()
     for bad in (lambda: OutputStage(0), lambda: OutputStage(4, acc_width=33),
-                lambda: OutputStage(4, tag_width=-1)):
+                lambda: OutputStage(4, tag_width=-1), lambda: OutputStage(4, register_every=4)):
         with pytest.raises(TypeError):
             bad()

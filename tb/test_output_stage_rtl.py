@@ -9,8 +9,8 @@ layers in one simulation."""
 import numpy as np
 import pytest
 
-from zeroskip.hw.engine.output_stage import (LATENCY, OutputStage, input_layout, output_layout,
-                                             params_layout, settings_layout)
+from zeroskip.hw.engine.output_stage import (OutputStage, input_layout, latency,
+                                             output_layout, params_layout, settings_layout)
 from zeroskip.hw.layouts import pack
 from zeroskip.hw.verilog import convert
 from zeroskip.sim.rtl import build
@@ -55,7 +55,7 @@ def packed(layer):
 def test_output_stage_matches_the_host_requantization(sim, rng, capsys):
     layers = cases.all_layers(rng, CHANNELS)
     job = {"layers": [packed(layer) for layer in layers], "pressures": PRESSURES,
-           "latency": LATENCY, "timeout_cycles_per_element": 50}
+           "latency": latency(), "timeout_cycles_per_element": 50}
     outcomes = run_cocotb(sim, stage_build(sim), TOPLEVEL, "zeroskip.tb.cocotb_output_stage",
                           job)
     assert [o["elements"] for o in outcomes] == [len(layer.acc) for layer in layers]
@@ -67,7 +67,7 @@ def test_output_stage_matches_the_host_requantization(sim, rng, capsys):
     # full rate: one element per cycle after the latency
     first = outcomes[0]
     assert (first["valid_p"], first["ready_p"]) == (1.0, 1.0)
-    assert first["cycles"] == first["elements"] + LATENCY
+    assert first["cycles"] == first["elements"] + latency()
     elements = sum(o["elements"] for o in outcomes)
     with capsys.disabled():
         print(f"\n[{sim}] output stage: {elements} elements in {len(outcomes)} layers checked")

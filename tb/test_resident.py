@@ -2,6 +2,8 @@
 of :mod:`zeroskip.sim.resident` and its refusals, and every format's decoder lane (Amaranth
 simulator) walking the layers of one image loaded once, selected by the job's bases."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -234,8 +236,9 @@ def simulate_resident_lane(config, network, lane, jobs):
 
 
 #: Every format's lane, and the csc lane that reads through prefetch queues.
+_KINDS: dict[str, dict[str, Any]] = {**FORMAT_CONFIGS, "csc-pipelined": {"pipelined": True}}
 LANES = {name: {"fmt": name.split("1:")[0].split("-")[0], **params}
-         for name, params in {**FORMAT_CONFIGS, "csc-pipelined": dict(pipelined=True)}.items()}
+         for name, params in _KINDS.items()}
 
 
 @pytest.mark.parametrize("lane_kind", LANES)

@@ -8,7 +8,10 @@ row ``r`` at address ``act_base + t * K + k``, one write beat = one column ``k``
 activation per PE row. Column ``k`` is ``(channel, kernel row, kernel column)`` in that order,
 as :func:`zeroskip.frontend.lowering.im2col` flattens a patch; the padding holds ``pad_value``.
 
-Groups and depthwise convolutions gather a channel window (``c_first``, ``c_count``) of the
+A K beyond what the accumulators hold is split by the host compiler into K-chunks, each a GEMM
+of its own: the unit gathers a chunk (``k_first``, ``k_count``: columns of A) alone, its tiles
+``k_count`` words apart. Groups and depthwise convolutions gather a channel window
+(``c_first``, ``c_count``) of the
 feature map: a group of a grouped convolution is its ``per_in`` channels, and a depthwise
 convolution's block-diagonal GEMM of ``pack`` channels (:mod:`zeroskip.frontend.tflite.array_ops`)
 has the im2col of those channels side by side, which is the im2col of the window.
@@ -64,6 +67,8 @@ class GatherLayer:
         channel from ``c_first``.
     pad_value : int
         What the padding holds: the input's zero point, in the stored representation.
+    k_first, k_count : int
+        The columns of A gathered, a K-chunk of the host compiler (``k_count`` 0: to K).
     tile_first, tiles : int
         The M-tiles gathered (``tiles`` 0: to the last one).
     fm_base : int
@@ -83,6 +88,8 @@ class GatherLayer:
     c_first: int = 0
     c_count: int = 0
     pad_value: int = 0
+    k_first: int = 0
+    k_count: int = 0
     tile_first: int = 0
     tiles: int = 0
     fm_base: int = 0
@@ -111,6 +118,11 @@ class GatherLayer:
         if self.c_first + self.c_count > self.channels:
             raise ValueError(f"channels {self.c_first} .. {self.c_first + self.c_count - 1} "
                              f"are not all in a feature map of {self.channels}")
+        if self.k_count == 0:
+            object.__setattr__(self, "k_count", self.k - self.k_first)
+        if self.k_first < 0 or self.k_count < 1 or self.k_first + self.k_count > self.k:
+            raise ValueError(f"columns {self.k_first} .. {self.k_first + self.k_count - 1} "
+                             f"are not all among the {self.k} of A")
         if min(self.out_shape) < 1:
             raise ValueError(f"the kernel {self.kernel} (dilations {self.dilations}) does not "
                              f"fit the padded {self.height}×{self.width} feature map")
@@ -160,19 +172,25 @@ class GatherLayer:
         oh, ow = self.out_shape
         tiles = self.tile_count(rows)
         oy, ox = divmod(self.tile_first * rows, ow)
+        # the chunk's first column: (channel, kernel row, kernel column)
+        c0, rest = divmod(self.k_first, kh * kw)
+        ky0, kx0 = divmod(rest, kw)
         iy, ix = oy * sh - top, ox * sw - left
         c, w = self.channels, self.width
         wrap = (1 << gather.fm_addr_bits) - 1           # address arithmetic is modular
         origin = self.fm_base + self.c_first
         fields = {
-            "height": self.height, "width": self.width, "c_count": self.c_count,
+            "height": self.height, "width": self.width,
             "kh": kh, "kw": kw, "dil_h": dh, "dil_w": dw, "stride_h": sh, "stride_w": sw,
             "kx_step": dw * c & wrap, "ky_step": dh * w * c & wrap,
             "x_step": sw * c & wrap, "y_step": sh * w * c & wrap,
             "out_last": ow - 1, "pad_left": left, "ox_first": ox, "iy_first": iy,
             "ix_first": ix, "base_first": origin + (iy * w + ix) * c & wrap,
             "row_base_first": origin + (iy * w - left) * c & wrap,
-            "k": self.k, "tiles": tiles,
+            "c_start": c0, "ky_start": ky0, "kx_start": kx0, "dy_start": ky0 * dh,
+            "dx_start": kx0 * dw, "off_row_start": c0 + ky0 * dh * w * c & wrap,
+            "off_start": c0 + (ky0 * dh * w + kx0 * dw) * c & wrap,
+            "k": self.k_count, "tiles": tiles,
             "rows_last": min(rows, self.m - (self.tile_first + tiles - 1) * rows),
             "act_base": self.act_base, "pad_value": self.pad_value,
         }
@@ -256,7 +274,7 @@ class GatherParams:
 
         Members
         -------
-        height, width : the feature map; c_count : channels gathered
+        height, width : the feature map
         kh, kw, dil_h, dil_w, stride_h, stride_w : the kernel's geometry
         kx_step, ky_step : address step of a kernel column, a kernel row (modular)
         x_step, y_step : address step of an output column, an output row (modular)
@@ -271,7 +289,7 @@ class GatherParams:
         """
         dim, kern, addr = self.dim_bits, self.kernel_bits, self.fm_addr_bits
         fields = {
-            "height": unsigned(dim), "width": unsigned(dim), "c_count": unsigned(dim),
+            "height": unsigned(dim), "width": unsigned(dim),
             "kh": unsigned(kern), "kw": unsigned(kern),
             "dil_h": unsigned(kern), "dil_w": unsigned(kern),
             "stride_h": unsigned(kern), "stride_w": unsigned(kern),
@@ -280,6 +298,9 @@ class GatherParams:
             "out_last": unsigned(dim), "pad_left": unsigned(dim), "ox_first": unsigned(dim),
             "iy_first": signed(dim + 1), "ix_first": signed(dim + 1),
             "base_first": unsigned(addr), "row_base_first": unsigned(addr),
+            "c_start": unsigned(dim), "ky_start": unsigned(kern), "kx_start": unsigned(kern),
+            "dy_start": unsigned(dim + 1), "dx_start": unsigned(dim + 1),
+            "off_row_start": unsigned(addr), "off_start": unsigned(addr),
             "k": unsigned(bits_for(self.act_depth + 1)),
             "tiles": unsigned(bits_for(self.act_depth + 1)),
             "rows_last": unsigned(bits_for(self.rows + 1)),
@@ -317,15 +338,15 @@ class GatherParams:
         if tiles < 1 or layer.tile_first + tiles > total:
             raise ValueError(f"tiles {layer.tile_first} .. {layer.tile_first + tiles - 1} are "
                              f"not all among the layer's {total} M-tiles")
-        if layer.act_base + tiles * layer.k > self.act_depth:
-            raise ValueError(f"{tiles} tiles of K = {layer.k} from address {layer.act_base} do "
-                             f"not fit act_depth {self.act_depth}")
+        if layer.act_base + tiles * layer.k_count > self.act_depth:
+            raise ValueError(f"{tiles} tiles of {layer.k_count} columns from address "
+                             f"{layer.act_base} do not fit act_depth {self.act_depth}")
         if layer.bank >= 1 << self.bank_bits:
             raise ValueError(f"bank {layer.bank} with bank_bits {self.bank_bits}")
 
     def cycles(self, layer: GatherLayer) -> int:
         """Cycles from the cycle ``start`` is taken to the first cycle ``done`` is up."""
-        beat = layer.k * self.groups
+        beat = layer.k_count * self.groups
         tiles = layer.tile_count(self.rows)
         return self.rows + 2 + OUTPUT_LATENCY + beat + (tiles - 1) * max(beat, self.rows)
 
@@ -354,8 +375,8 @@ class Gather(wiring.Component):
 
     Throughput
     ----------
-    A tile of K columns takes ``K * rows / ports`` read cycles; the next tile's ``rows``
-    output pixels are walked into a shadow register meanwhile, one per cycle, so a tile costs
+    A tile of K columns (``k_count``) takes ``K * rows / ports`` read cycles; the next tile's
+    ``rows`` output pixels are walked into a shadow register meanwhile, one a cycle: a tile costs
     ``max(K * rows / ports, rows)`` cycles, and a gather of T tiles
     (:meth:`GatherParams.cycles`) ``rows + 5 + K * rows / ports + (T - 1) * max(K * rows /
     ports, rows)`` from the cycle start is taken to the first cycle ``done`` is up (the first
@@ -420,11 +441,11 @@ class Gather(wiring.Component):
         c = Signal(params.dim_bits)
         ky, kx = Signal(params.kernel_bits), Signal(params.kernel_bits)
         dy, dx = Signal(params.dim_bits + 1), Signal(params.dim_bits + 1)
-        off_c, off_row, off = Signal(addr_bits), Signal(addr_bits), Signal(addr_bits)
+        off_row, off = Signal(addr_bits), Signal(addr_bits)
         k_index = Signal(params.act_addr_bits)
         tile_base, next_base = Signal(params.act_addr_bits), Signal(params.act_addr_bits)
 
-        last_beat = (kx == desc.kw - 1) & (ky == desc.kh - 1) & (c == desc.c_count - 1)
+        last_beat = k_index == desc.k - 1
         last_issue = gathering & (g == groups - 1) & last_beat
         switch = busy & (fill == rows) & (~gathering | last_issue)
         shift = Signal()
@@ -467,8 +488,9 @@ class Gather(wiring.Component):
         # The read loop: for each column k = (channel, kernel row, kernel column), the rows of
         # the tile in groups of `ports`, one group per cycle.
         with m.If(switch):
-            m.d.sync += [g.eq(0), c.eq(0), ky.eq(0), kx.eq(0), dy.eq(0), dx.eq(0), off_c.eq(0),
-                         off_row.eq(0), off.eq(0), k_index.eq(0)]
+            m.d.sync += [g.eq(0), c.eq(desc.c_start), ky.eq(desc.ky_start),
+                         kx.eq(desc.kx_start), dy.eq(desc.dy_start), dx.eq(desc.dx_start),
+                         off_row.eq(desc.off_row_start), off.eq(desc.off_start), k_index.eq(0)]
         with m.Elif(gathering):
             with m.If(last_issue):
                 m.d.sync += gathering.eq(0)
@@ -484,7 +506,7 @@ class Gather(wiring.Component):
                                  off.eq(off_row + desc.ky_step)]
                 with m.Else():
                     m.d.sync += [kx.eq(0), dx.eq(0), ky.eq(0), dy.eq(0), c.eq(c + 1),
-                                 off_c.eq(off_c + 1), off_row.eq(off_c + 1), off.eq(off_c + 1)]
+                                 off_row.eq(c + 1), off.eq(c + 1)]
 
         # Stage 1: each port's address and whether its pixel is inside the feature map.
         s1_en, s1_final, s1_last_group = Signal(), Signal(), Signal()

@@ -28,10 +28,16 @@ minus 128, which is the int8 value the next layer's activations hold (``c = 128`
 :mod:`zeroskip.frontend.lowering`): set the zero point to ``zero_point - 128`` and the clamp
 bounds likewise (:func:`onnx_settings` does).
 
-The pipeline never stalls: every accepted element leaves it :data:`PIPELINE_STAGES` cycles
-later into an output queue, and the input is ready only while the queue has room for every
-element in flight (credits), so ``o.ready`` reaches no register enable and no combinational path
-joins ``o.ready`` to ``i.ready``.
+Not covered: LiteRT's reference FULLY_CONNECTED, which requantizes in double precision
+(:func:`zeroskip.sim.requantize.requantize_float`), TFLite's single-rounding build, negative
+TFLite multipliers (:func:`zeroskip.sim.requantize.quantize_multiplier` never gives one) and
+non-finite ONNX scales (:func:`onnx_params` refuses them).
+
+The pipeline never stalls: every accepted element leaves it a fixed number of cycles later
+(:data:`STAGES` register stages, or half or a third of them for a slower clock) into an output
+queue, and the input is ready only while the queue has room for every element in flight
+(credits), so ``o.ready`` reaches no register enable and no combinational path joins
+``o.ready`` to ``i.ready``.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from amaranth.lib.wiring import In, Out
 
 from zeroskip.hw.layouts import write_signature
 
-__all__ = ["Rule", "OutputStage", "PIPELINE_STAGES", "LATENCY", "params_layout",
+__all__ = ["Rule", "OutputStage", "STAGES", "latency", "params_layout",
            "settings_layout", "input_layout", "output_layout", "onnx_params", "tflite_params",
            "onnx_settings", "tflite_settings"]
 
@@ -56,11 +62,9 @@ class Rule(enum.IntEnum):
     TFLITE = 1   #: gemmlowp double rounding (:mod:`zeroskip.sim.requantize`)
 
 
-#: Register stages from an input transfer to the element's entry into the output queue.
-PIPELINE_STAGES = 17
-#: Cycles from an input transfer to the element's ``o.valid`` (queue empty): the stages, then
-#: the buffered queue's memory and its output register.
-LATENCY = PIPELINE_STAGES + 2
+#: The datapath's steps, each a register stage when every one is registered (``register_every``
+#: 1): from an input transfer to the element's entry into the output queue.
+STAGES = 17
 #: Largest magnitude the rounding keeps before the zero point is added: anything at or beyond
 #: it saturates int8 for every zero point in -128..127, so it may stand for any larger value.
 _SATURATED = 511
@@ -159,6 +163,13 @@ def output_layout(tag_width: int) -> data.StructLayout:
     return data.StructLayout({"value": signed(8), "tag": unsigned(tag_width)})
 
 
+def latency(register_every: int = 1) -> int:
+    """Cycles from an input transfer to the element's ``o.valid`` (the output queue empty) in
+    an :class:`OutputStage` with ``register_every``: the registered steps (the first always:
+    the parameter memory's read), then the buffered queue's memory and its output register."""
+    return len(range(0, STAGES, register_every)) + 2
+
+
 def _channel_bits(channels):
     return max(1, (channels - 1).bit_length())
 
@@ -175,6 +186,10 @@ class OutputStage(wiring.Component):
         Bits of the signed accumulators in, 2 .. 32.
     tag_width : int
         Bits of the tag passed through with each element (e.g. the write address), >= 0.
+    register_every : int
+        1, 2 or 3: a register after every step of the datapath (:data:`STAGES` of them: a
+        100 MHz ECP5), or after every second or third (fewer flip-flops for a slower clock,
+        e.g. a 30 MHz iCE40).
 
     Members
     -------
@@ -198,7 +213,8 @@ class OutputStage(wiring.Component):
         Elements the output queue holds: the most that can be in flight.
     """
 
-    def __init__(self, channels: int, *, acc_width: int = 32, tag_width: int = 0):
+    def __init__(self, channels: int, *, acc_width: int = 32, tag_width: int = 0,
+                 register_every: int = 1):
         problem = None
         if not isinstance(channels, int) or channels < 1:
             problem = f"channels must be a positive integer, not {channels!r}"
@@ -206,12 +222,15 @@ class OutputStage(wiring.Component):
             problem = f"acc_width must be an integer in 2..32, not {acc_width!r}"
         elif not isinstance(tag_width, int) or tag_width < 0:
             problem = f"tag_width must be a non-negative integer, not {tag_width!r}"
+        elif register_every not in (1, 2, 3):
+            problem = f"register_every must be 1, 2 or 3, not {register_every!r}"
         if problem:
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise TypeError(problem)
         self._channels = channels
         self._acc_width = acc_width
         self._tag_width = tag_width
+        self._register_every = register_every
         super().__init__({
             "i": In(stream.Signature(input_layout(acc_width, channels, tag_width))),
             "o": Out(stream.Signature(output_layout(tag_width))),
@@ -233,8 +252,12 @@ class OutputStage(wiring.Component):
         return self._tag_width
 
     @property
+    def register_every(self) -> int:
+        return self._register_every
+
+    @property
     def latency(self) -> int:
-        return LATENCY
+        return latency(self._register_every)
 
     @property
     def queue_depth(self) -> int:
@@ -265,7 +288,7 @@ class OutputStage(wiring.Component):
                      self.o.valid.eq(queue.r_rdy), self.o.payload.eq(queue.r_data),
                      queue.r_en.eq(self.o.ready)]
 
-        stages = _Stages(m, valid=accept, tag=self.i.payload.tag)
+        stages = _Stages(m, self._register_every, valid=accept, tag=self.i.payload.tag)
 
         # s0: the element registered; its channel's parameters read
         stages.next()
@@ -404,7 +427,7 @@ class OutputStage(wiring.Component):
         low, high = self.settings.low, self.settings.high
         out = stages.reg("out", Mux(result < low, low, Mux(result > high, high, result))[:8],
                          signed(8))
-        assert stages.count == PIPELINE_STAGES
+        assert stages.count == STAGES
 
         m.d.comb += [queue.w_en.eq(stages.riders["valid"]),
                      queue.w_data.eq(Cat(out, stages.riders["tag"]))]
@@ -412,12 +435,14 @@ class OutputStage(wiring.Component):
 
 
 class _Stages:
-    """The pipeline's registers, stage by stage: :meth:`next` opens a stage (and registers the
-    riders, the signals every stage passes on), :meth:`reg` registers a value in it,
-    :meth:`carry` passes signals on unchanged."""
+    """The pipeline's registers, step by step: :meth:`next` opens a step (and registers the
+    riders, the signals every step passes on), :meth:`reg` registers a value in it,
+    :meth:`carry` passes signals on unchanged; only every ``every``-th step (the first
+    included) has registers, the others pass their values on combinationally."""
 
-    def __init__(self, m, **riders):
+    def __init__(self, m, every, **riders):
         self._m = m
+        self._every = every
         self.count = 0
         self.riders = riders
 
@@ -429,7 +454,9 @@ class _Stages:
         # only the valid bits need a reset: data registers without one are cheaper to route
         register = Signal(value.shape() if shape is None else shape,
                           name=f"s{self.count - 1}_{name}", reset_less=name != "valid")
-        self._m.d.sync += register.eq(value)
+        # a step without registers: the same signal, driven combinationally
+        domain = self._m.d.comb if (self.count - 1) % self._every else self._m.d.sync
+        domain += register.eq(value)
         return register
 
     def carry(self, **signals):
