@@ -71,6 +71,9 @@ class NetLayer:
     pool : dict or None
         Pooling of the output: ``filter``, ``strides``, optional ``pads`` (top, left),
         ``average`` (bool), ``low``, ``high`` (:class:`~zeroskip.hw.engine.pool.PoolLayer`).
+    table : ndarray of int8, (N, 256), or None
+        A second requantization after the output stage, per channel: output ``v`` of channel
+        ``n`` becomes ``table[n, v + 128]`` (the engine's lookup table).
     """
     height: int
     width: int
@@ -84,6 +87,7 @@ class NetLayer:
     dilations: tuple = (1, 1)
     pad_value: int = 0
     pool: dict | None = None
+    table: np.ndarray | None = None
 
     def gather(self, **kwargs) -> GatherLayer:
         return GatherLayer(self.height, self.width, self.channels, kernel=self.kernel,
@@ -141,8 +145,9 @@ class EngineProgram:
         The lane memories' images (``network.lane_images``) and each layer's bases.
     steps : list of dict
         The program words (fields of ``params.step_layout``).
-    param_words, colmap_words : list
-        The parameter memory's words (dicts of ``params_layout``) and the column map's.
+    param_words, colmap_words, lut_words : list
+        The parameter memory's words (dicts of ``params_layout``), the column map's and the
+        lookup table's (int8).
     input_shape, output_shape : (int, int, int)
         The input map (from feature-map address 0) and the output map (from auxiliary
         address 0), HWC.
@@ -154,6 +159,7 @@ class EngineProgram:
     steps: list = field(default_factory=list)
     param_words: list = field(default_factory=list)
     colmap_words: list = field(default_factory=list)
+    lut_words: list = field(default_factory=list)
     input_shape: tuple = (1, 1, 1)
     output_shape: tuple = (1, 1, 1)
     runs_per_layer: list = field(default_factory=list)
@@ -161,7 +167,7 @@ class EngineProgram:
 
     def beats(self) -> dict:
         """The host's load beats: ``{"program": [(addr, word)], "params": ..., "colmap":
-        ..., "lanes": {memory: [(addr, word, mask)]}}``."""
+        ..., "lut": ..., "lanes": {memory: [(addr, word, mask)]}}``."""
         from zeroskip.sim.rtl.packing import weight_beats
         layout = self.params.step_layout
         return {
@@ -169,6 +175,7 @@ class EngineProgram:
             "params": [(i, pack(params_layout(), word))
                        for i, word in enumerate(self.param_words)],
             "colmap": [(i, word) for i, word in enumerate(self.colmap_words)],
+            "lut": [(i, int(word) & 0xFF) for i, word in enumerate(self.lut_words)],
             "lanes": weight_beats(self.params.config, self.network),
         }
 
@@ -238,11 +245,17 @@ def compile_network(layers, params: EngineParams) -> EngineProgram:
     strides = [max(len(cols) for cols in resident.lane_columns) for resident in network.layers]
     _fits("column map (colmap_depth)", sum(config.cols * s for s in strides),
           params.colmap_depth)
+    _fits("lookup table (lut_depth)", 256 * sum(layer.n for layer in layers
+                                                if layer.table is not None), params.lut_depth)
 
     program = EngineProgram(params=params, layers=layers, network=network,
                             input_shape=(layers[0].height, layers[0].width, layers[0].channels),
                             output_shape=layers[-1].out_shape)
     param_base = colmap_base = 0
+    for index, layer in enumerate(layers):
+        if layer.table is not None and np.shape(layer.table) != (layer.n, 256):
+            raise ValueError(f"layer {index}: a table of shape {np.shape(layer.table)}, its "
+                             f"{layer.n} channels need ({layer.n}, 256)")
     for index, (layer, resident, stride) in enumerate(zip(layers, network.layers, strides)):
         last = index == len(layers) - 1
         in_base = region * (index % 2)
@@ -251,6 +264,9 @@ def compile_network(layers, params: EngineParams) -> EngineProgram:
         gemm = layer.gather()
         acts = np.zeros((gemm.m, gemm.k), dtype=np.int8)
         runs = network.program(index, acts, Mode.SKIP).runs
+        lut = {"lut": int(layer.table is not None), "lut_base": len(program.lut_words)}
+        if layer.table is not None:
+            program.lut_words += [int(v) for v in np.asarray(layer.table).reshape(-1)]
         program.runs_per_layer.append(len(runs))
         for run in runs:
             program.run_tokens.append(run.tokens)
@@ -261,7 +277,7 @@ def compile_network(layers, params: EngineParams) -> EngineProgram:
                 "job": run.job(Mode.SKIP), "settings": layer.settings,
                 "param_base": param_base, "colmap_base": colmap_base, "lane_stride": stride,
                 "channels": layer.n, "tile_step": config.rows * layer.n,
-                "pixel_first": out_base + run.m_start * layer.n,
+                "pixel_first": out_base + run.m_start * layer.n, **lut,
             })
         pool = layer.pool_layer(src_base=0, dst_base=region * ((index + 1) % 2))
         if pool is not None:
@@ -311,7 +327,11 @@ def reference(layers, x) -> np.ndarray:
         cols, out = im2col(chw[None].astype(np.int64), list(layer.kernel), list(layer.strides),
                            list(layer.pads), list(layer.dilations), layer.pad_value)
         acc = cols @ np.asarray(layer.weights, dtype=np.int64)
-        y = _requantize(acc, layer.params, layer.settings).reshape(*out, layer.n)
+        y = _requantize(acc, layer.params, layer.settings)
+        if layer.table is not None:
+            y = np.asarray(layer.table, dtype=np.int8)[np.arange(layer.n),
+                                                       y.astype(np.int64) + 128]
+        y = y.reshape(*out, layer.n)
         pool = layer.pool_layer()
         if pool is not None:
             y = _pool(y, pool)

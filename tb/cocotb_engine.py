@@ -54,7 +54,7 @@ async def engine_networks(dut):
         job = pickle.load(f)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.start.value = 0
-    for port in LOAD_PORTS:
+    for port in LOAD_PORTS + (("lut_write",) if job["lut"] else ()):
         getattr(dut, f"{port}__en").value = 0
     for name in job["networks"][0]["beats"]["lanes"]:
         getattr(dut, f"{name}_write__en").value = 0
@@ -68,6 +68,8 @@ async def engine_networks(dut):
         await write_beats(dut, "program_write", beats["program"])
         await write_beats(dut, "params_write", beats["params"])
         await write_beats(dut, "colmap_write", beats["colmap"])
+        if beats["lut"]:
+            await write_beats(dut, "lut_write", beats["lut"])
         outputs = []
         for index, inputs in enumerate(network["inputs"]):
             if index == network.get("reset_before", -1):

@@ -21,8 +21,8 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 CONFIG = ArrayConfig(rows=8, cols=8, max_k=512, act_depth=1024, weight_depth=1024,
                      pointer_depth=64, out_depth=256, mask_depth=64, energy_counters=False,
                      resident=True)
-PARAMS = EngineParams(CONFIG, fm_depth=1024, aux_depth=1024, param_depth=128, colmap_depth=128,
-                      program_depth=16)
+PARAMS = EngineParams(CONFIG, fm_depth=1024, aux_depth=1024, param_depth=256, colmap_depth=256,
+                      program_depth=16, lut_depth=256 * 256)
 
 
 def gemm_network(rng, sizes=(48, 40, 24, 10), density=0.4):
@@ -32,7 +32,9 @@ def gemm_network(rng, sizes=(48, 40, 24, 10), density=0.4):
     for index, (k, n) in enumerate(zip(sizes, sizes[1:])):
         w = rng.integers(-128, 128, (k, n)) * (rng.random((k, n)) < density)
         bias = rng.integers(-3000, 3000, n)
-        scale = np.float32(rng.uniform(0.5, 2.0) / (np.abs(w).sum(axis=0).mean() * 32 + 1))
+        # the accumulators' spread for activations of spread 74 mapped to about 40 steps
+        spread = 74 * np.sqrt((w.astype(np.int64) ** 2).sum(axis=0).mean()) + 1
+        scale = np.float32(rng.uniform(0.5, 2.0) * 40 / spread)
         last = index == len(sizes) - 2
         zero = int(rng.integers(-20, 20))
         layers.append(NetLayer(1, 1, k, w.astype(np.int8),
@@ -76,12 +78,17 @@ def test_program_of_a_gemm_network(rng):
         program.input_beats(np.zeros(47, np.int8))
 
 
-def digits_cnn():
+def digits_model(name):
+    """A bundled digits model, its test images and its lowering for the engine."""
     import onnx
     from zeroskip.frontend.resident import lower
-    model = onnx.load(MODELS / "digits_cnn.onnx")
+    model = onnx.load(MODELS / f"{name}.onnx")
     x = np.load(MODELS / "digits_test_x.npy").astype(np.float32)
     return model, x, lower(model, {"x": x[:1]})
+
+
+def digits_cnn():
+    return digits_model("digits_cnn")
 
 
 def engine_inputs(model, lowered, x):
@@ -162,13 +169,33 @@ def test_layers_that_do_not_chain_or_pool_last_are_refused(rng):
         compile_network(layers, PARAMS)
 
 
-def test_the_mlp_add_between_layers_is_refused_naming_the_node():
+def test_digits_mlp_bias_after_requantization_is_a_table():
+    """The MLP's MatMul → Q → DQ → Add(bias) → Q: the second requantization tabulated per
+    channel; the engine's reference equals the model's definition on the last Add's
+    quantized output (the host runs the softmax and the argmax after it)."""
+    model, x, lowered = digits_model("digits_mlp")
+    assert [layer.table.shape for layer in lowered.layers] == [(128, 256), (64, 256),
+                                                               (10, 256)]
+    assert lowered.output_name == "add_result2_QuantizeLinear_Output"
+    program = compile_network(lowered.layers, PARAMS)
+    assert len(program.lut_words) == (128 + 64 + 10) * 256
+    assert all(step.get("lut", 1) for step in program.steps if step["kind"] == 1)
+    for engine_in, expected in engine_inputs(model, lowered, x[:10]):
+        assert np.array_equal(lowered.tensor_output(reference(lowered.layers, engine_in)),
+                              expected)
+    with pytest.raises(EngineTooSmall, match=r"lookup table \(lut_depth\): the network needs "
+                                             r"51,712, the engine has 256"):
+        compile_network(lowered.layers, EngineParams(CONFIG, param_depth=256,
+                                                     colmap_depth=256, lut_depth=256))
+
+
+def test_the_encoder_residual_add_is_refused_naming_the_node():
+    model, x, _ = digits_model("digits_cnn")
     import onnx
     from zeroskip.frontend.resident import lower
-    model = onnx.load(MODELS / "digits_mlp.onnx")
-    x = np.load(MODELS / "digits_test_x.npy")[:1]
-    with pytest.raises(ValueError, match=r"\(Add\)"):
-        lower(model, {"x": x})
+    encoder = onnx.load(MODELS / "encoder.onnx")
+    with pytest.raises(ValueError, match=r"node 'h0' \(Add\): between two layers the engine"):
+        lower(encoder, {"x": x[:1]})
 
 
 def test_engine_params_refuse_a_configuration_without_resident_weights():

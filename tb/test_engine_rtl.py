@@ -15,7 +15,7 @@ from zeroskip.sim.rtl import build
 from zeroskip.sim.rtl.runner import run_cocotb
 
 from .rtl import simulators
-from .test_engine import PARAMS, digits_cnn, engine_inputs, gemm_network
+from .test_engine import PARAMS, digits_model, engine_inputs, gemm_network
 
 TOP = "zeroskip_engine"
 
@@ -48,26 +48,29 @@ def test_engine_runs_networks_on_chip(sim, rng, capsys):
     gemm_layers = gemm_network(rng)
     gemm_program = compile_network(gemm_layers, PARAMS)
     gemm_inputs = [rng.integers(-128, 128, 48).astype(np.int8) for _ in range(4)]
-    model, x, lowered = digits_cnn()
-    cnn_program = compile_network(lowered.layers, PARAMS)
-    cnn_cases = engine_inputs(model, lowered, x[:6])
-    job = {"networks": [
+    models = {name: digits_model(name) for name in ("digits_cnn", "digits_mlp")}
+    programs = {name: compile_network(lowered.layers, PARAMS)
+                for name, (_, _, lowered) in models.items()}
+    cases = {name: engine_inputs(model, lowered, x[:images])
+             for (name, (model, x, lowered)), images in zip(models.items(), (6, 4))}
+    job = {"lut": True, "networks": [
         # the second inference is abandoned by a reset after 300 cycles
         _network_job(gemm_program, gemm_inputs, reset_before=1, reset_after=300),
-        _network_job(cnn_program, [case[0] for case in cnn_cases]),
+        *(_network_job(programs[name], [case[0] for case in cases[name]]) for name in models),
     ]}
     results = run_cocotb(sim, engine_build(sim), TOP, "zeroskip.tb.cocotb_engine", job)
 
     layout = PARAMS.counters_layout
     figures = {}
-    for name, program, layers, outputs, expected in (
-            ("gemm chain", gemm_program, gemm_layers, results[0],
-             [reference(gemm_layers, x).reshape(-1) for x in gemm_inputs]),
-            ("digits_cnn", cnn_program, lowered.layers, results[1],
-             [case[1].reshape(-1) for case in cnn_cases])):
+    checks = [("gemm chain", gemm_program, gemm_layers, results[0],
+               [reference(gemm_layers, x).reshape(-1) for x in gemm_inputs], None)]
+    checks += [(name, programs[name], models[name][2].layers, outputs,
+                [case[1].reshape(-1) for case in cases[name]], models[name][2])
+               for name, outputs in zip(models, results[1:])]
+    for name, program, layers, outputs, expected, lowered in checks:
         for (words, raw, fault, cycles), want in zip(outputs, expected):
             got = np.array(words, dtype=np.uint8).view(np.int8)
-            if name == "digits_cnn":
+            if lowered is not None:
                 got = lowered.tensor_output(got).reshape(-1)
             assert fault == 0
             assert np.array_equal(got, want), name

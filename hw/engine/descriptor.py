@@ -13,6 +13,8 @@ A program is a list of steps, one word each in the engine's program memory
     ``pixel_first + (p - first pixel of the run) * channels + n``, in the gather unit's
     feature-map memory or (``to_aux``) the auxiliary map (pooling's source, the host's output).
     Lane ``c``'s ``j``-th column is output channel ``colmap[colmap_base + c * lane_stride + j]``.
+    With ``lut``, each output ``v`` of channel ``n`` becomes ``table[lut_base + 256 n + v + 128]``
+    before it is written.
 ``POOL``
     The pooling unit from the auxiliary map into the feature-map memory (``pool``).
 ``END``
@@ -73,6 +75,10 @@ class EngineParams:
         Words of the column map (per layer, its lanes' columns' output channels).
     program_depth : int
         Steps of the program memory.
+    lut_depth : int
+        Words of the lookup table (0: none), 256 per output channel that has one: a layer's
+        second requantization (an ONNX ``DequantizeLinear → Add → QuantizeLinear`` after its
+        fused one) tabulated per channel, int8 to int8, applied after the output stage.
     """
     config: ArrayConfig
     fm_depth: int = 1024
@@ -80,6 +86,7 @@ class EngineParams:
     param_depth: int = 64
     colmap_depth: int = 64
     program_depth: int = 16
+    lut_depth: int = 0
 
     def __post_init__(self):
         config = self.config
@@ -92,6 +99,9 @@ class EngineParams:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.lut_depth, int) or self.lut_depth < 0 or self.lut_depth % 256:
+            raise TypeError(f"lut_depth must be a multiple of 256 (0: no lookup table), not "
+                            f"{self.lut_depth!r}")
 
     @property
     def gather(self) -> GatherParams:
@@ -130,6 +140,8 @@ class EngineParams:
             "tile_step": unsigned(addr + 1),
             "pixel_first": unsigned(addr),
             "pool": self.pool.descriptor_layout,
+            "lut": 1,
+            "lut_base": unsigned(bits_for(max(self.lut_depth, 1))),
         })
 
     @property
@@ -140,4 +152,5 @@ class EngineParams:
     def name(self) -> str:
         """A name for builds of this engine."""
         return (f"engine-{self.config.name()}-fm{self.fm_depth}-aux{self.aux_depth}"
-                f"-p{self.param_depth}-c{self.colmap_depth}-s{self.program_depth}")
+                f"-p{self.param_depth}-c{self.colmap_depth}-s{self.program_depth}"
+                f"-l{self.lut_depth}")

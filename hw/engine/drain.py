@@ -14,7 +14,7 @@ A word costs two cycles (address, latch) and then one per element the output sta
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,12 +23,17 @@ from zeroskip.hw.engine.output_stage import input_layout
 from zeroskip.hw.layouts import result_read_signature, write_signature
 from zeroskip.hw.memories import read_port
 
-__all__ = ["Drain", "channel_bits"]
+__all__ = ["Drain", "channel_bits", "tag_width"]
 
 
 def channel_bits(params) -> int:
     """Bits of an output channel in the column map (``params``: an EngineParams)."""
     return bits_for(params.max_channels + 1)
+
+
+def tag_width(params) -> int:
+    """Bits of an element's tag: its map address, and above it its output channel."""
+    return params.map_addr_bits + channel_bits(params)
 
 
 class Drain(wiring.Component):
@@ -50,7 +55,8 @@ class Drain(wiring.Component):
     colmap_write : In(write_signature)
         Writes the column map (the host, before an inference).
     o : Out(stream of output_stage.input_layout)
-        ``acc``, ``channel`` (the parameter word's address) and ``tag`` (the map address).
+        ``acc``, ``channel`` (the parameter word's address) and ``tag`` (the map address,
+        and above it the output channel: :func:`tag_width`).
     """
 
     def __init__(self, params):
@@ -66,7 +72,7 @@ class Drain(wiring.Component):
             "colmap_write": In(write_signature(bits_for(params.colmap_depth),
                                                unsigned(channel_bits(params)))),
             "o": Out(stream.Signature(input_layout(config.acc_width, params.param_depth,
-                                                   params.map_addr_bits))),
+                                                   tag_width(params)))),
         })
 
     def elaborate(self, platform):
@@ -106,7 +112,13 @@ class Drain(wiring.Component):
         m.d.comb += [self.result_read.addr.eq(j), self.result_column.eq(c),
                      colmap_read.addr.eq(lane_map + jj)]
 
-        with m.FSM():
+        # the stream's members are continuous assignments, not statements of the FSM's
+        # states: Icarus leaves an `always @*` block's outputs X until an operand changes
+        m.d.comb += [self.o.payload.acc.eq(word[r[:max(1, (rows - 1).bit_length())]]
+                                           if rows > 1 else word[0]),
+                     self.o.payload.channel.eq(step.param_base + channel),
+                     self.o.payload.tag.eq(Cat(row_addr, channel))]
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [busy.eq(1), done.eq(0), c.eq(0), lane_map.eq(step.colmap_base),
@@ -128,11 +140,6 @@ class Drain(wiring.Component):
                              valid_rows.eq(Mux(t == job.m_tiles - 1, job.rows_last, rows))]
                 m.next = "EMIT"
             with m.State("EMIT"):
-                m.d.comb += [self.o.valid.eq(1),
-                             self.o.payload.acc.eq(word[r[:max(1, (rows - 1).bit_length())]]
-                                                   if rows > 1 else word[0]),
-                             self.o.payload.channel.eq(step.param_base + channel),
-                             self.o.payload.tag.eq(row_addr)]
                 with m.If(self.o.ready):
                     m.d.sync += [r.eq(r + 1), row_addr.eq(row_addr + step.channels)]
                     with m.If(r + 1 == valid_rows):
@@ -150,4 +157,5 @@ class Drain(wiring.Component):
                             m.next = "LANE"
                         with m.Else():
                             m.next = "READ"
+        m.d.comb += self.o.valid.eq(fsm.ongoing("EMIT"))
         return m

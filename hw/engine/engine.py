@@ -23,7 +23,7 @@ input map rewritten only.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,7 +31,7 @@ from zeroskip.config import bits_for
 from zeroskip.hw.accelerator import Accelerator
 from zeroskip.hw.decoders import decoder_class
 from zeroskip.hw.engine.descriptor import EngineParams, Step
-from zeroskip.hw.engine.drain import Drain, channel_bits
+from zeroskip.hw.engine.drain import Drain, channel_bits, tag_width
 from zeroskip.hw.engine.gather import Gather
 from zeroskip.hw.engine.output_stage import OutputStage, params_layout
 from zeroskip.hw.engine.pool import Pool
@@ -60,9 +60,10 @@ class Engine(wiring.Component):
     fault : Out(1)
         A decoder lane stopped on malformed memory contents in this inference (its results,
         and so the output, are not valid).
-    program_write, params_write, colmap_write, fm_write : In(write_signature)
+    program_write, params_write, colmap_write, fm_write, lut_write : In(write_signature)
         The host's loads: program words, output channels' parameter words, column-map words,
-        the input feature map's activations (write only while not busy).
+        the input feature map's activations (write only while not busy), the lookup table's
+        words (with ``lut_depth``).
     <memory>_write : In(write_signature with lane mask)
         The decoder lanes' memories (the resident weights), as the accelerator's.
     out_read : In(read_signature)
@@ -89,6 +90,8 @@ class Engine(wiring.Component):
             "fm_write": In(write_signature(bits_for(params.fm_depth), signed(8))),
             "out_read": In(read_signature(bits_for(params.aux_depth), signed(8))),
         }
+        if params.lut_depth:
+            members["lut_write"] = In(write_signature(bits_for(params.lut_depth), signed(8)))
         for name, (shape, depth) in decoder_class(config).memories(config).items():
             members[f"{name}_write"] = In(write_signature(
                 bits_for(depth), data.ArrayLayout(shape, config.cols), mask=config.cols))
@@ -107,7 +110,7 @@ class Engine(wiring.Component):
         m.submodules.gather = gather = Gather(params.gather)
         m.submodules.drain = drain = Drain(params)
         m.submodules.stage = stage = OutputStage(params.param_depth, acc_width=config.acc_width,
-                                                 tag_width=params.map_addr_bits)
+                                                 tag_width=tag_width(params))
         m.submodules.pool = pool = Pool(params.pool)
 
         # the host's loads
@@ -146,32 +149,52 @@ class Engine(wiring.Component):
         m.d.comb += accel.result_column.eq(drain.result_column)
         wiring.connect(m, drain.o, stage.i)
 
+        # the output stage's elements, a cycle later, through the lookup table where the step
+        # says (the table's read takes that cycle)
+        m.d.comb += stage.o.ready.eq(1)
+        addr_bits = params.map_addr_bits
+        out_valid = Signal()
+        out_addr = Signal(addr_bits)
+        out_value = Signal(signed(8))
+        late_value = Signal(signed(8), reset_less=True)
+        m.d.sync += [out_valid.eq(stage.o.valid), out_addr.eq(stage.o.payload.tag[:addr_bits]),
+                     late_value.eq(stage.o.payload.value)]
+        if params.lut_depth:
+            lut = memory.Memory(shape=signed(8), depth=params.lut_depth, init=[])
+            m.submodules.lut = lut
+            lut_write = lut.write_port()
+            m.d.comb += [lut_write.en.eq(self.lut_write.en), lut_write.addr.eq(self.lut_write.addr),
+                         lut_write.data.eq(self.lut_write.data)]
+            lut_read = read_port(m, lut, name="lut")
+            # channel n's entry of value v: 256 n + v + 128 (v's sign bit inverted)
+            entry = Cat(stage.o.payload.value[:7], ~stage.o.payload.value[7],
+                        stage.o.payload.tag[addr_bits:])
+            m.d.comb += [lut_read.addr.eq(step.lut_base + entry),
+                         out_value.eq(Mux(step.lut, lut_read.data, late_value))]
+        else:
+            m.d.comb += out_value.eq(late_value)
+
         # where activations land: the output stage's (either map), the pooling unit's, the
         # host's input (never at once: each writes only in its own phase)
-        out = stage.o
-        m.d.comb += out.ready.eq(1)
-        to_fm = out.valid & ~step.to_aux
-        with m.If(to_fm):
-            m.d.comb += [gather.fm_write.en.eq(1), gather.fm_write.addr.eq(out.payload.tag),
-                         gather.fm_write.data.eq(out.payload.value)]
-        with m.Elif(pool.dst.en):
-            m.d.comb += [gather.fm_write.en.eq(1), gather.fm_write.addr.eq(pool.dst.addr),
-                         gather.fm_write.data.eq(pool.dst.data)]
-        with m.Else():
-            m.d.comb += [gather.fm_write.en.eq(self.fm_write.en & ~busy),
-                         gather.fm_write.addr.eq(self.fm_write.addr),
-                         gather.fm_write.data.eq(self.fm_write.data)]
-        m.d.comb += [aux_write.en.eq(out.valid & step.to_aux), aux_write.addr.eq(out.payload.tag),
-                     aux_write.data.eq(out.payload.value),
-                     pool.src.data.eq(aux_read.data), self.out_read.data.eq(aux_read.data)]
-        with m.If(pooling):
-            m.d.comb += aux_read.addr.eq(pool.src.addr)
-        with m.Else():
-            m.d.comb += aux_read.addr.eq(self.out_read.addr)
+        # (multiplexers, not If statements: Icarus leaves an `always @*` block's outputs X
+        # until an operand changes)
+        to_fm = out_valid & ~step.to_aux
+        host = self.fm_write.en & ~busy
+        m.d.comb += [
+            gather.fm_write.en.eq(to_fm | pool.dst.en | host),
+            gather.fm_write.addr.eq(Mux(to_fm, out_addr,
+                                        Mux(pool.dst.en, pool.dst.addr, self.fm_write.addr))),
+            gather.fm_write.data.eq(Mux(to_fm, out_value,
+                                        Mux(pool.dst.en, pool.dst.data, self.fm_write.data))),
+            aux_write.en.eq(out_valid & step.to_aux), aux_write.addr.eq(out_addr),
+            aux_write.data.eq(out_value),
+            pool.src.data.eq(aux_read.data), self.out_read.data.eq(aux_read.data),
+            aux_read.addr.eq(Mux(pooling, pool.src.addr, self.out_read.addr)),
+        ]
 
         # the sequencer
         counters = self.counters
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [busy.eq(1), done.eq(0), fault.eq(0), pc.eq(0)]
@@ -191,13 +214,11 @@ class Engine(wiring.Component):
                         m.d.sync += [busy.eq(0), done.eq(1)]
                         m.next = "IDLE"
             with m.State("GATHER_START"):
-                m.d.comb += gather.start.eq(1)
                 m.next = "GATHER"
             with m.State("GATHER"):
                 with m.If(gather.done):
                     m.next = "RUN_START"
             with m.State("RUN_START"):
-                m.d.comb += accel.start.eq(1)
                 m.d.sync += counters.runs.eq(counters.runs + 1)
                 m.next = "RUN"
             with m.State("RUN"):
@@ -206,23 +227,27 @@ class Engine(wiring.Component):
                         m.d.sync += fault.eq(1)
                     m.next = "DRAIN_START"
             with m.State("DRAIN_START"):
-                m.d.comb += drain.start.eq(1)
                 m.next = "DRAIN"
             with m.State("DRAIN"):
                 # the drain's last element accepted, and then written by the output stage
-                with m.If(drain.done & ~stage.busy):
+                with m.If(drain.done & ~stage.busy & ~out_valid):
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "FETCH"
             with m.State("POOL_START"):
-                m.d.comb += pool.start.eq(1)
                 m.next = "POOL"
             with m.State("POOL"):
                 with m.If(pool.done):
                     m.d.sync += [pc.eq(pc + 1), pooling.eq(0)]
                     m.next = "FETCH"
 
+        # the units' starts as continuous assignments (not statements of the FSM's states,
+        # whose `always @*` Icarus leaves X until an operand changes)
+        m.d.comb += [gather.start.eq(fsm.ongoing("GATHER_START")),
+                     accel.start.eq(fsm.ongoing("RUN_START")),
+                     drain.start.eq(fsm.ongoing("DRAIN_START")),
+                     pool.start.eq(fsm.ongoing("POOL_START"))]
         draining = Signal()
-        m.d.comb += draining.eq(busy & (drain.busy | stage.busy))
+        m.d.comb += draining.eq(busy & (drain.busy | stage.busy | out_valid))
         with m.If(busy):
             m.d.sync += counters.cycles.eq(counters.cycles + 1)
             with m.If(accel.busy):

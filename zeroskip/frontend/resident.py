@@ -98,6 +98,10 @@ def lower(model, feeds: dict) -> EngineModel:
     if not steps:
         raise ValueError("no layer of the model runs on the array")
     fused = {step.fused_from: step for step in planned.steps if step.fused_from is not None}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
     names = []
     for step in steps:
         names.append(producers[step.node.input[0]].input[0])
@@ -121,13 +125,16 @@ def lower(model, feeds: dict) -> EngineModel:
                              f"QuantizeLinear alone; the engine's output stage needs one")
         q = quantize.node
         ys, yz = values[q.input[1]], values[q.input[2]]
+        attrs = _attrs(node)
+        second = _second_requantization(model, consumers, producers, values, q,
+                                        w.shape[0] if node.op_type == "Conv" else
+                                        (w.shape[0] if attrs.get("transB", 0) else w.shape[-1]))
         flatten_from = None
         if index:
             flatten_from = _between(producers, values, previous_out, x_name, layers[-1],
                                     node)
         x_shape = shapes[x_name]
         offset = _offset(xz.dtype)
-        attrs = _attrs(node)
         geometry: dict[str, Any] = {}  # a 1×1 kernel unless a Conv's
         if node.op_type == "Conv":
             if attrs.get("group", 1) != 1:
@@ -184,16 +191,65 @@ def lower(model, feeds: dict) -> EngineModel:
             weights=real_w.astype(np.int8),
             params=[onnx_params(scale[j], int(bias[j])) for j in range(n)],
             settings=onnx_settings(int(np.asarray(yz).reshape(())), yz.dtype, step_relu(quantize)),
-            pad_value=int(np.asarray(xz).reshape(())) - offset, **geometry))
-        previous_out = q.output[0]
+            pad_value=int(np.asarray(xz).reshape(())) - offset,
+            table=None if second is None else second[0], **geometry))
+        previous_out = q.output[0] if second is None else second[1].output[0]
+        last_q = q if second is None else second[1]
     first = steps[0].node
     first_dq = producers[first.input[0]]
-    last_q = fused[steps[-1].index].node
     return EngineModel(layers=layers, input_name=first_dq.input[0],
                        output_name=last_q.output[0],
                        input_offset=_offset(values[first_dq.input[2]].dtype),
                        output_offset=_offset(values[last_q.input[2]].dtype),
                        output_dtype=values[last_q.input[2]].dtype)
+
+
+def _second_requantization(model, consumers, producers, values, q, channels):
+    """A ``DequantizeLinear → Add (a constant's DequantizeLinear) → QuantizeLinear`` that
+    alone consumes the layer's requantized output ``q`` (a bias added after requantization,
+    as scikit-learn's converted MLPs do): its per-channel int8 → int8 table, computed by ONNX's
+    reference kernels on every input code (what the host path runs), and the final
+    QuantizeLinear; None without one (or with an addend that is not one per output channel
+    of the layer's ``channels``)."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+    users = consumers.get(q.output[0], [])
+    if len(users) != 1 or users[0].op_type != "DequantizeLinear":
+        return None
+    dq = users[0]
+    adds = consumers.get(dq.output[0], [])
+    if len(adds) != 1 or adds[0].op_type != "Add":
+        return None
+    add = adds[0]
+    other = add.input[1] if add.input[0] == dq.output[0] else add.input[0]
+    constant = producers.get(other)
+    if constant is None or constant.op_type != "DequantizeLinear" or \
+            constant.input[0] not in values:
+        return None
+    finals = consumers.get(add.output[0], [])
+    if len(finals) != 1 or finals[0].op_type != "QuantizeLinear":
+        return None
+    final = finals[0]
+    addend = np.shape(values[constant.input[0]])
+    if int(np.prod(addend)) != channels or (addend and addend[-1] != channels):
+        return None
+    code_type = values[q.input[2]].dtype
+    nodes = [dq, constant, add, final]
+    used = {name for node in nodes for name in node.input if name in values}
+    inits = [onnx.numpy_helper.from_array(np.asarray(values[name]), name) for name in used]
+    elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(code_type))
+    graph = onnx.helper.make_graph(
+        nodes, "second_requantization",
+        [onnx.helper.make_tensor_value_info(q.output[0], elem, [256, channels])],
+        [onnx.helper.make_tensor_value_info(final.output[0], onnx.TensorProto.UNDEFINED,
+                                            None)], inits)
+    sub = onnx.helper.make_model(graph, opset_imports=list(model.opset_import))
+    codes = (np.arange(-128, 128) + _offset(code_type)).astype(code_type)
+    inputs = np.repeat(codes[:, None], channels, axis=1)
+    out, = ReferenceEvaluator(sub, new_ops=[_dequantize_linear()]).run(
+        None, {q.output[0]: inputs})
+    table = (np.asarray(out).astype(np.int64) - _offset(out.dtype)).T
+    return table.astype(np.int8), final
 
 
 def step_relu(quantize_step) -> bool:
