@@ -9,7 +9,8 @@ row (the last tile's rows beyond ``rows_last`` are padding) with its parameter w
 (``param_base`` + the output channel, from the column map) and its feature-map address (HWC,
 from ``pixel_first``).
 
-A word costs two cycles (address, latch) and then one per element the output stage accepts.
+A lane's first word costs two cycles (address, latch), every other one a cycle (its address
+goes out while the previous word is emitted), then one per element the output stage accepts.
 """
 
 from __future__ import annotations
@@ -109,8 +110,14 @@ class Drain(wiring.Component):
                                if cols > 1 else job.lane_columns[0])
         valid_rows = Signal(range(rows + 1))
 
-        m.d.comb += [self.result_read.addr.eq(j), self.result_column.eq(c),
-                     colmap_read.addr.eq(lane_map + jj)]
+        # the next word's address goes out while a word is emitted, so that the next word is
+        # latched right after the last element of this one (no READ cycle between them)
+        emitting = Signal()
+        jj_next = Signal.like(jj)
+        m.d.comb += [jj_next.eq(Mux(jj == columns - 1, 0, jj + 1)),
+                     self.result_read.addr.eq(Mux(emitting, j + 1, j)),
+                     self.result_column.eq(c),
+                     colmap_read.addr.eq(lane_map + Mux(emitting, jj_next, jj))]
 
         # the stream's members are continuous assignments, not statements of the FSM's
         # states: Icarus leaves an `always @*` block's outputs X until an operand changes
@@ -156,6 +163,6 @@ class Drain(wiring.Component):
                                          tile_addr.eq(step.pixel_first)]
                             m.next = "LANE"
                         with m.Else():
-                            m.next = "READ"
-        m.d.comb += self.o.valid.eq(fsm.ongoing("EMIT"))
+                            m.next = "LATCH"    # its address is out now
+        m.d.comb += [self.o.valid.eq(fsm.ongoing("EMIT")), emitting.eq(fsm.ongoing("EMIT"))]
         return m
