@@ -201,3 +201,19 @@ def test_the_encoder_residual_add_is_refused_naming_the_node():
 def test_engine_params_refuse_a_configuration_without_resident_weights():
     with pytest.raises(ValueError, match="resident=True"):
         EngineParams(CONFIG.with_(resident=False))
+
+
+@pytest.mark.parametrize("name", ["digits_cnn", "digits_mlp"])
+def test_a_resident_run_gives_the_host_paths_outputs(name):
+    """The whole model with its layers on the engine (here its NumPy contract): the host's
+    prologue and epilogue around it give every graph output of the host-sequenced path."""
+    from zeroskip.frontend.graph import Executor
+    from zeroskip.frontend.resident_run import numpy_engine, run_resident
+    from .test_frontend import NumpyGemms
+    model, x, _ = digits_model(name)
+    feeds = {"x": x[:16]}
+    result = run_resident(model, feeds, PARAMS, engine=numpy_engine)
+    host, _ = Executor(model, NumpyGemms()).run(feeds)
+    assert set(result.outputs) == set(host)
+    for output, value in host.items():
+        assert np.array_equal(np.asarray(result.outputs[output]), np.asarray(value)), output
