@@ -4,9 +4,9 @@ and its cocotb test: layers of elements with their expected int8 outputs.
 The expected values come from the project's one requantization of each rule, never from a
 model written here: :func:`zeroskip.frontend.lowering.requantize` (ONNX, with the bias added to
 the integer accumulator and a fused ReLU clamped at the zero point as
-:mod:`zeroskip.frontend.graph` does) and :func:`zeroskip.sim.requantize.requantize` with
-``rounding="double"`` (TFLite, the bias added as :mod:`zeroskip.frontend.tflite.array_ops`
-does).
+:mod:`zeroskip.frontend.graph` does), :func:`zeroskip.sim.requantize.requantize` with
+``rounding="double"`` and :func:`zeroskip.sim.requantize.requantize_float` (TFLite, the bias
+added as :mod:`zeroskip.frontend.tflite.array_ops` does).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from zeroskip.frontend import lowering
-from zeroskip.hw.engine.output_stage import (onnx_params, onnx_settings, tflite_params,
+from zeroskip.hw.engine.output_stage import (Rule, onnx_params, onnx_settings,
+                                             tflite_float_params, tflite_params,
                                              tflite_settings)
 from zeroskip.sim import requantize as rq
 
@@ -60,6 +61,66 @@ def tflite_layer(name, acc, channel, multiplier, shift, bias, zero_point, low=-1
     return Layer(name, tflite_settings(zero_point, low, high),
                  [tflite_params(q, s, b) for q, s, b in zip(multiplier, shift, bias)],
                  acc, channel, expected)
+
+
+def tflite_float_layer(name, acc, channel, real, bias, zero_point, low=-128, high=127):
+    """TFLite's float rule (FULLY_CONNECTED): ``real`` (float64) and ``bias``, one per
+    channel."""
+    acc, channel = np.asarray(acc, np.int64), np.asarray(channel, np.int64)
+    real, bias = np.asarray(real, np.float64), np.asarray(bias, np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge multiplier: infinite products
+        expected = rq.requantize_float(acc + bias[channel], real[channel], zero_point, low,
+                                       high).astype(np.int64)
+    return Layer(name, tflite_settings(zero_point, low, high, Rule.TFLITE_FLOAT),
+                 [tflite_float_params(r, b) for r, b in zip(real, bias)], acc, channel,
+                 expected)
+
+
+def tflite_float_layers(rng, channels, n):
+    """The float rule: random multipliers (as TFLite derives them from float32 scales) and
+    accumulators; ties (``acc · 2**-k`` exactly ``j + 0.5``, and ``real = (j + 0.5) / acc``
+    whose float64 product lands on or next to the half); extremes (0, subnormal, the smallest
+    normal, huge, negative; biases at the int32 limits); a zero point sweep."""
+    real = rq.effective_multipliers(float(2.0 ** rng.uniform(-8, 0)),
+                                    (2.0 ** rng.uniform(-10, -4, channels)).astype(np.float32),
+                                    float(2.0 ** rng.uniform(-6, 0)))
+    channel = rng.integers(0, channels, n)
+    acc = np.where(rng.random(n) < 0.5, _accumulators(rng, n),
+                   np.round(rng.uniform(-300, 300, n) / real[channel]).clip(
+                       -2 ** 31, 2 ** 31 - 1).astype(np.int64))
+    bias = rng.integers(-2 ** 20, 2 ** 20, channels)
+    layers = [tflite_float_layer("tflite float random", acc, channel, real, bias,
+                                 int(rng.integers(-128, 128)))]
+    # ties: exact halves on channels 0..11, near-halves through channels 12..15
+    real = np.concatenate([2.0 ** -np.arange(1, 24, 2), np.zeros(max(0, channels - 12))])
+    accs, chans = [], []
+    for c in range(12):
+        k = 2 * c + 1
+        for j in (-129, -128, -3, -2, -1, 0, 1, 2, 126, 127):
+            accs.append((2 * j + 1) << (k - 1))
+            chans.append(c)
+    near = [int(a) | 1 for a in rng.integers(1 << 20, 1 << 31, max(0, channels - 12))]
+    for c, a in zip(range(12, channels), near):
+        real[c] = np.float64(rng.integers(0, 128) + 0.5) / a
+        for delta in (-2, -1, 0, 1, 2):
+            accs += [a + delta, -(a + delta)]
+            chans += [c, c]
+    layers.append(tflite_float_layer("tflite float ties", accs, chans, real,
+                                     np.zeros(channels, np.int64), 0))
+    extreme = np.array([1.0, 0.0, 5e-324, 2.2250738585072014e-308, 1e300, -0.5, 2.0 ** -31,
+                        2.0 ** -40, 1.0 - 2.0 ** -53, 3.0, 2.0 ** 20, 0.25, 1e-9, 7.0, 0.5,
+                        2.0 ** -33])[np.arange(channels) % 16]
+    bias = np.array([0, INT32_MAX, INT32_MIN, 0, 1, -1, 0, INT32_MAX, INT32_MIN, 0, 0,
+                     12345, -7, 0, 0, INT32_MIN], np.int64)[np.arange(channels) % 16]
+    values = np.array([0, 1, -1, 2, -3, 127, 128, -128, -129, 255, 1 << 23, INT32_MAX,
+                       INT32_MIN, 1 << 30, -(1 << 30)], np.int64)
+    acc = np.repeat(values, channels)
+    chans = np.tile(np.arange(channels), len(values))
+    layers += [tflite_float_layer(f"tflite float extremes zp {z}", acc, chans, extreme, bias, z)
+               for z in (0, -128, 127)]
+    layers.append(tflite_float_layer("tflite float relu6", acc, chans, extreme, bias, -100,
+                                     -100, 20))
+    return layers
 
 
 def _accumulators(rng, n, bits_high=31):
@@ -150,6 +211,11 @@ def onnx_extremes(channels):
                    np.uint8, relu=True)]
 
 
+def _reals(params):
+    return np.array([p["multiplier"] | p["multiplier_high"] << 32 for p in params],
+                    np.uint64).view(np.float64)
+
+
 def tflite_random(rng, channels, n, name="tflite random", low=-128, high=127, zero_point=None):
     """Random accumulators and biases, per-channel multipliers of reals from 2**-24 to 2**6
     (double rounding: left shifts above 1.0)."""
@@ -235,11 +301,19 @@ def zero_point_sweep(rng, channels, per_layer):
     return layers
 
 
-def all_layers(rng, channels, *, random_elements=2000, sweep_elements=6):
-    """Every case of the cocotb test."""
+def all_layers(rng, channels, *, random_elements=2000, sweep_elements=6, float_rule=True):
+    """Every case of the cocotb test (``float_rule``: also those of TFLite's float rule)."""
+    floats = []
+    if float_rule:
+        floats = tflite_float_layers(rng, channels, random_elements)
+        base = floats[0]
+        floats += [tflite_float_layer(f"tflite float zp {z}", base.acc[:sweep_elements],
+                                      base.channel[:sweep_elements], _reals(base.params),
+                                      [p["bias"] for p in base.params], z)
+                   for z in range(-128, 128)]
     return ([onnx_random(rng, channels, random_elements),
              tflite_random(rng, channels, random_elements)]
             + onnx_ties(channels) + [tflite_ties(channels)]
             + onnx_extremes(channels) + tflite_extremes(channels)
             + activation_layers(rng, channels, 200)
-            + zero_point_sweep(rng, channels, sweep_elements))
+            + zero_point_sweep(rng, channels, sweep_elements) + floats)

@@ -18,12 +18,13 @@ CHANNELS = 16
 TAG_WIDTH = 16
 
 
-def simulate(layers, *, valid_p=1.0, ready_p=1.0, seed=0, register_every=1, acc_width=32):
+def simulate(layers, *, valid_p=1.0, ready_p=1.0, seed=0, register_every=1, acc_width=32,
+             float_rule=False):
     """Each layer's outputs (int8 values) and tags through the stage, with the input valid
     and the output ready each up with the given probabilities; and the cycles of each layer
     from its first input offered to its last output taken."""
     stage = OutputStage(CHANNELS, tag_width=TAG_WIDTH, register_every=register_every,
-                        acc_width=acc_width)
+                        acc_width=acc_width, float_rule=float_rule)
     sim = Simulator(stage)
     sim.add_clock(1e-8)
     outcomes = []
@@ -137,6 +138,21 @@ def test_a_narrower_accumulator_is_sign_extended(rng):
                 layer.settings["zero_point"]))
     _, outcomes = simulate(layers, valid_p=0.8, ready_p=0.8, seed=4, acc_width=24)
     check(layers, outcomes)
+
+
+@pytest.mark.parametrize("register_every", [1, 3])
+def test_the_float_rule_and_the_others_beside_it(rng, register_every):
+    """TFLite's float rule (FULLY_CONNECTED) in a stage built with it, and a sample of the
+    other rules' cases through the same stage."""
+    layers = ([sample(layer, 80, rng) for layer in cases.tflite_float_layers(rng, CHANNELS,
+                                                                              200)]
+              + [sample(cases.onnx_random(rng, CHANNELS, 100), 60, rng),
+                 sample(cases.tflite_ties(CHANNELS), 60, rng)]
+              + [sample(layer, 30, rng) for layer in cases.onnx_ties(CHANNELS)])
+    stage, outcomes = simulate(layers, valid_p=0.8, ready_p=0.7, seed=5, float_rule=True,
+                               register_every=register_every)
+    check(layers, outcomes)
+    assert stage.latency == {1: 21, 3: 9}[register_every]
 
 
 def test_outputs_survive_a_long_stall(rng):

@@ -1,10 +1,12 @@
 """cocotb (Verilator and Icarus): the output stage's Verilog against the project's requantization
-(ONNX's float32 rule and TFLite's gemmlowp rule) over random accumulators, constructed rounding
-ties, saturation both ways, scale, multiplier, shift and bias extremes, every output zero point,
-the activation clamps, and random idle cycles and backpressure on both streams.
+(ONNX's float32 rule, TFLite's gemmlowp rule and its float rule) over random accumulators,
+constructed rounding ties, saturation both ways, scale, multiplier, shift and bias extremes,
+every output zero point, the activation clamps, and random idle cycles and backpressure on both
+streams.
 
-One build per simulator for every case (a build costs 40-140 s): one configuration, all the
-layers in one simulation."""
+One build per simulator for every case (a build costs 40-140 s): one configuration, with the
+float rule (the stage without it is the same datapath less the float rule's part; the Amaranth
+simulator tests run both), all the layers in one simulation."""
 
 import numpy as np
 import pytest
@@ -28,11 +30,11 @@ PRESSURES = [(1.0, 1.0), (0.5, 0.5), (0.9, 0.3), (0.3, 0.9), (1.0, 0.7), (0.7, 1
 
 def stage_build(sim):
     def generate():
-        return convert(OutputStage(CHANNELS, acc_width=ACC_WIDTH, tag_width=TAG_WIDTH),
-                       TOPLEVEL)
+        return convert(OutputStage(CHANNELS, acc_width=ACC_WIDTH, tag_width=TAG_WIDTH,
+                                   float_rule=True), TOPLEVEL)
     # build.build looked up on its module: the guard in conftest.py replaces it there
-    return build.build(sim, f"output_stage-c{CHANNELS}-a{ACC_WIDTH}-t{TAG_WIDTH}", generate,
-                       TOPLEVEL)
+    return build.build(sim, f"output_stage-c{CHANNELS}-a{ACC_WIDTH}-t{TAG_WIDTH}-float",
+                       generate, TOPLEVEL)
 
 
 def packed(layer):
@@ -43,7 +45,8 @@ def packed(layer):
     return {
         "name": layer.name,
         "settings": pack(settings_layout(), layer.settings),
-        "params": [(c, pack(params_layout(), word)) for c, word in enumerate(layer.params)],
+        "params": [(c, pack(params_layout(float_rule=True), word))
+                   for c, word in enumerate(layer.params)],
         "inputs": [pack(inputs, {"acc": int(a), "channel": int(c), "tag": int(t)})
                    for a, c, t in zip(layer.acc, layer.channel, tags)],
         "expected": [pack(outputs, {"value": int(v), "tag": int(t)})
@@ -55,7 +58,7 @@ def packed(layer):
 def test_output_stage_matches_the_host_requantization(sim, rng, capsys):
     layers = cases.all_layers(rng, CHANNELS)
     job = {"layers": [packed(layer) for layer in layers], "pressures": PRESSURES,
-           "latency": latency(), "timeout_cycles_per_element": 50}
+           "latency": latency(float_rule=True), "timeout_cycles_per_element": 50}
     outcomes = run_cocotb(sim, stage_build(sim), TOPLEVEL, "zeroskip.tb.cocotb_output_stage",
                           job)
     assert [o["elements"] for o in outcomes] == [len(layer.acc) for layer in layers]
@@ -64,10 +67,11 @@ def test_output_stage_matches_the_host_requantization(sim, rng, capsys):
     assert all(f"onnx zp {z}" in names and f"tflite zp {z}" in names
                for z in range(-128, 128))
     assert all(f"onnx uint8 zp {z}" in names for z in range(256))
+    assert all(f"tflite float zp {z}" in names for z in range(-128, 128))
     # full rate: one element per cycle after the latency
     first = outcomes[0]
     assert (first["valid_p"], first["ready_p"]) == (1.0, 1.0)
-    assert first["cycles"] == first["elements"] + latency()
+    assert first["cycles"] == first["elements"] + latency(float_rule=True)
     elements = sum(o["elements"] for o in outcomes)
     with capsys.disabled():
         print(f"\n[{sim}] output stage: {elements} elements in {len(outcomes)} layers checked")

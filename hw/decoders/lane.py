@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from zeroskip.config import DecodeStatus, Mode, bits_for
 from zeroskip.hw.layouts import resident_bases, token_layout, write_signature
+from zeroskip.hw.decoders.resident import latch_bases
 from zeroskip.hw.memories import Banked, read_port
 
 __all__ = ["LaneDecoder", "Cursor", "LaneView", "Prefetch"]
@@ -368,7 +369,8 @@ class LaneDecoder(wiring.Component):
 
     def _latch_run_settings(self, m):
         """The run's settings (``mode``, ``m_tiles``, ``k``, ``rows_last``, ``columns``), latched
-        at start, and ``expand``: whether the run expands its columns (dense and gate modes).
+        at start, and ``expand``: whether the run expands its columns (dense and gate modes);
+        with ``resident``, the layer's bases too (:func:`~.resident.latch_bases`).
 
         The settings come from the host link's registers, across the chip, and the lane's
         decisions would otherwise start there. Only the start cycle reads the inputs. A lane
@@ -386,32 +388,8 @@ class LaneDecoder(wiring.Component):
                               column_first=0, column_end_first=1, column_end=latched["columns"],
                               restart_at={})
         if self._config.resident:
-            self._latch_bases(m, run)
+            latch_bases(m, self, run)
         return run
-
-    def _latch_bases(self, m, run):
-        """With ``resident``: the job's bases, latched at start like the other settings, and
-        what the walk needs of them from registers: the layer's first column, its end pointer's
-        address, and the column after the layer's last (so no adder follows a decision).
-        ``run.restart_at`` maps each base to its value for a restart: the job's in the start
-        cycle (a reader restarts then), the latched one at later M-tiles."""
-        enable = self.start & (self.columns != 0)
-        for name in resident_bases(self._config):
-            port = getattr(self, name)
-            latched = Signal.like(port, name=f"{name}_run")
-            with m.If(enable):
-                m.d.sync += latched.eq(port)
-            run.restart_at[name] = Mux(self.start, port, latched)
-        if "column_base" not in run.restart_at:
-            return
-        base = self.column_base
-        end_first = Signal(len(base) + 1, name="column_end_first_run")
-        end = Signal(len(base) + 1, name="column_end_run")
-        with m.If(enable):
-            m.d.sync += [end_first.eq(base + 1), end.eq(base + self.columns)]
-        run.column_first = run.restart_at["column_base"]
-        run.column_end_first = Mux(self.start, base + 1, end_first)
-        run.column_end = end
 
     def _track_row_and_column(self, m, walk, cursor, memories, loaded, run):
         """Move the dense-expansion row and the column as the steps below and the cursor ask,

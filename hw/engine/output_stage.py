@@ -18,8 +18,13 @@ range, bit for bit as the host paths compute it:
     LiteRT's reference CONV_2D and DEPTHWISE_CONV_2D) on ``acc + bias`` wrapped to int32: the
     left shift, the saturating rounding doubling high multiply, the rounding divide by a power
     of two, the output offset, the fused activation's clamp.
+``Rule.TFLITE_FLOAT`` (a stage built with ``float_rule``)
+    :func:`zeroskip.sim.requantize.requantize_float` (LiteRT's reference FULLY_CONNECTED) on
+    ``acc + bias`` (exact): the float64 product ``acc · real`` rounded to nearest even, then
+    half away from zero to an integer, the output offset, the clamp. In integers as ONNX, with
+    the sum's 33 bits exact and the multiplier's 53-bit significand.
 
-Both rules share the datapath: one normalizing left shifter (the ONNX significand, TFLite's left
+The rules share the datapath: one normalizing left shifter (the ONNX significand, TFLite's left
 shift), one 32 × 32 unsigned multiplier of four 16 × 16 products (one DSP each: ECP5
 ``MULT18X18D``, iCE40 ``SB_MAC16``), one rounding of the product and one rounding right shift.
 
@@ -28,10 +33,9 @@ minus 128, which is the int8 value the next layer's activations hold (``c = 128`
 :mod:`zeroskip.frontend.lowering`): set the zero point to ``zero_point - 128`` and the clamp
 bounds likewise (:func:`onnx_settings` does).
 
-Not covered: LiteRT's reference FULLY_CONNECTED, which requantizes in double precision
-(:func:`zeroskip.sim.requantize.requantize_float`), TFLite's single-rounding build, negative
-TFLite multipliers (:func:`zeroskip.sim.requantize.quantize_multiplier` never gives one) and
-non-finite ONNX scales (:func:`onnx_params` refuses them).
+Not covered: TFLite's single-rounding build, negative gemmlowp multipliers
+(:func:`zeroskip.sim.requantize.quantize_multiplier` never gives one) and non-finite scales
+(:func:`onnx_params` and :func:`tflite_float_params` refuse them).
 
 The pipeline never stalls: every accepted element leaves it a fixed number of cycles later
 (:data:`STAGES` register stages, or half or a third of them for a slower clock) into an output
@@ -53,17 +57,19 @@ from zeroskip.hw.layouts import write_signature
 
 __all__ = ["Rule", "OutputStage", "STAGES", "latency", "params_layout",
            "settings_layout", "input_layout", "output_layout", "onnx_params", "tflite_params",
-           "onnx_settings", "tflite_settings"]
+           "tflite_float_params", "onnx_settings", "tflite_settings"]
 
 
 class Rule(enum.IntEnum):
     """The requantization rule of a layer."""
-    ONNX = 0     #: float32 scale, round half to even (:mod:`zeroskip.frontend.lowering`)
-    TFLITE = 1   #: gemmlowp double rounding (:mod:`zeroskip.sim.requantize`)
+    ONNX = 0          #: float32 scale, round half to even (:mod:`zeroskip.frontend.lowering`)
+    TFLITE = 1        #: gemmlowp double rounding (:mod:`zeroskip.sim.requantize`)
+    TFLITE_FLOAT = 2  #: double precision, half away from zero (LiteRT's FULLY_CONNECTED)
 
 
 #: The datapath's steps, each a register stage when every one is registered (``register_every``
-#: 1): from an input transfer to the element's entry into the output queue.
+#: 1): from an input transfer to the element's entry into the output queue; two more with
+#: ``float_rule``.
 STAGES = 17
 #: Largest magnitude the rounding keeps before the zero point is added: anything at or beyond
 #: it saturates int8 for every zero point in -128..127, so it may stand for any larger value.
@@ -72,20 +78,25 @@ _SATURATED = 511
 _FLOAT_EXPONENT = slice(23, 31)
 
 
-def params_layout() -> data.StructLayout:
-    """One output channel's parameters, one word of the parameter memory.
+def params_layout(float_rule: bool = False) -> data.StructLayout:
+    """One output channel's parameters, one word of the parameter memory (of an
+    :class:`OutputStage` with ``float_rule`` or without).
 
     ``bias``
         int32, added to the accumulator.
     ``multiplier``
         ONNX: the float32 scale's bits (``x_scale · w_scale / y_scale`` as float32,
         :func:`zeroskip.frontend.lowering.dequantize_scale`). TFLite: the Q0.31 quantized
-        multiplier, 0 .. 2**31 - 1.
+        multiplier, 0 .. 2**31 - 1. TFLite's float rule: the float64 multiplier's low bits.
     ``shift``
         TFLite only: the power-of-two exponent (positive: left shift).
+    ``multiplier_high``
+        With ``float_rule``: the float64 multiplier's high bits.
     """
-    return data.StructLayout({"bias": signed(32), "multiplier": unsigned(32),
-                              "shift": signed(8)})
+    fields = {"bias": signed(32), "multiplier": unsigned(32), "shift": signed(8)}
+    if float_rule:
+        fields["multiplier_high"] = unsigned(32)
+    return data.StructLayout(fields)
 
 
 def settings_layout() -> data.StructLayout:
@@ -109,6 +120,18 @@ def onnx_params(scale, bias=0) -> dict:
     if not np.isfinite(value):
         raise ValueError(f"scale must be a finite float32, not {scale!r}")
     return {"bias": _int32("bias", bias), "multiplier": int(value.view(np.uint32)), "shift": 0}
+
+
+def tflite_float_params(real, bias=0) -> dict:
+    """A channel's parameter word for TFLite's float rule (an :class:`OutputStage` with
+    ``float_rule``): ``real`` the finite float64 multiplier ``input_scale · weight_scale /
+    output_scale`` (:func:`zeroskip.sim.requantize.requantize_float`), ``bias`` an int32."""
+    value = np.float64(real)
+    if not np.isfinite(value):
+        raise ValueError(f"real must be a finite float64, not {real!r}")
+    bits = int(value.view(np.uint64))
+    return {"bias": _int32("bias", bias), "multiplier": bits & 0xFFFF_FFFF, "shift": 0,
+            "multiplier_high": bits >> 32}
 
 
 def tflite_params(multiplier, shift, bias=0) -> dict:
@@ -141,13 +164,16 @@ def onnx_settings(zero_point, dtype=np.int8, relu=False) -> dict:
     return {"rule": Rule.ONNX, "zero_point": zero, "low": zero if relu else -128, "high": 127}
 
 
-def tflite_settings(zero_point, low=-128, high=127) -> dict:
+def tflite_settings(zero_point, low=-128, high=127, rule=Rule.TFLITE) -> dict:
     """The settings of a TFLite layer: the output offset and the fused activation's range
-    (:func:`zeroskip.sim.requantize.activation_range`)."""
+    (:func:`zeroskip.sim.requantize.activation_range`); ``rule`` TFLITE (gemmlowp's, as
+    CONV_2D) or TFLITE_FLOAT (as FULLY_CONNECTED)."""
+    if rule not in (Rule.TFLITE, Rule.TFLITE_FLOAT):
+        raise ValueError(f"rule must be TFLITE or TFLITE_FLOAT, not {rule!r}")
     low, high = _int8("low", low), _int8("high", high)
     if low > high:
         raise ValueError(f"low ({low}) must not exceed high ({high})")
-    return {"rule": Rule.TFLITE, "zero_point": _int8("zero_point", zero_point), "low": low,
+    return {"rule": rule, "zero_point": _int8("zero_point", zero_point), "low": low,
             "high": high}
 
 
@@ -163,11 +189,16 @@ def output_layout(tag_width: int) -> data.StructLayout:
     return data.StructLayout({"value": signed(8), "tag": unsigned(tag_width)})
 
 
-def latency(register_every: int = 1) -> int:
+def latency(register_every: int = 1, float_rule: bool = False) -> int:
     """Cycles from an input transfer to the element's ``o.valid`` (the output queue empty) in
-    an :class:`OutputStage` with ``register_every``: the registered steps (the first always:
-    the parameter memory's read), then the buffered queue's memory and its output register."""
-    return len(range(0, STAGES, register_every)) + 2
+    an :class:`OutputStage` with ``register_every`` and ``float_rule``: the registered steps
+    (the first always: the parameter memory's read), then the buffered queue's memory and its
+    output register."""
+    return len(range(0, _steps(float_rule), register_every)) + 2
+
+
+def _steps(float_rule):
+    return STAGES + 2 * bool(float_rule)
 
 
 def _channel_bits(channels):
@@ -190,6 +221,10 @@ class OutputStage(wiring.Component):
         1, 2 or 3: a register after every step of the datapath (:data:`STAGES` of them: a
         100 MHz ECP5), or after every second or third (fewer flip-flops for a slower clock,
         e.g. a 30 MHz iCE40).
+    float_rule : bool
+        Also LiteRT's FULLY_CONNECTED rule, ``Rule.TFLITE_FLOAT``
+        (:func:`zeroskip.sim.requantize.requantize_float`): a float64 multiplier in the
+        parameter word, a 33 × 53-bit product (eight 16 × 16 products instead of four).
 
     Members
     -------
@@ -197,10 +232,10 @@ class OutputStage(wiring.Component):
         ``acc``, ``channel`` (< ``channels``), ``tag``.
     o : Out(stream.Signature(output_layout))
         ``value`` (int8), ``tag``; in the order the elements came in.
-    params_write : In(write_signature(channel bits, params_layout))
+    params_write : In(write_signature(channel bits, params_layout(float_rule)))
         Writes the parameter word of channel ``addr``.
     settings : In(settings_layout)
-        The layer's settings.
+        The layer's settings (``Rule.TFLITE_FLOAT`` only in a stage with ``float_rule``).
     busy : Out(1)
         An element is in the pipeline or the output queue. ``settings`` and the parameter
         memory may change only while it is low (or while no element of that channel is in).
@@ -214,7 +249,7 @@ class OutputStage(wiring.Component):
     """
 
     def __init__(self, channels: int, *, acc_width: int = 32, tag_width: int = 0,
-                 register_every: int = 1):
+                 register_every: int = 1, float_rule: bool = False):
         problem = None
         if not isinstance(channels, int) or channels < 1:
             problem = f"channels must be a positive integer, not {channels!r}"
@@ -231,10 +266,12 @@ class OutputStage(wiring.Component):
         self._acc_width = acc_width
         self._tag_width = tag_width
         self._register_every = register_every
+        self._float_rule = bool(float_rule)
         super().__init__({
             "i": In(stream.Signature(input_layout(acc_width, channels, tag_width))),
             "o": Out(stream.Signature(output_layout(tag_width))),
-            "params_write": In(write_signature(_channel_bits(channels), params_layout())),
+            "params_write": In(write_signature(_channel_bits(channels),
+                                               params_layout(self._float_rule))),
             "settings": In(settings_layout()),
             "busy": Out(1),
         })
@@ -256,8 +293,12 @@ class OutputStage(wiring.Component):
         return self._register_every
 
     @property
+    def float_rule(self) -> bool:
+        return self._float_rule
+
+    @property
     def latency(self) -> int:
-        return latency(self._register_every)
+        return latency(self._register_every, self._float_rule)
 
     @property
     def queue_depth(self) -> int:
@@ -267,9 +308,14 @@ class OutputStage(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        onnx = self.settings.rule == Rule.ONNX
+        floats = self._float_rule
+        rule = self.settings.rule
+        onnx = rule == Rule.ONNX
+        flt = (rule == Rule.TFLITE_FLOAT) if floats else C(0, 1)
+        # ONNX and the float rule: the sum exact, in sign and magnitude, normalized
+        exact = onnx | flt
 
-        params = memory.Memory(shape=params_layout(), depth=self._channels, init=[])
+        params = memory.Memory(shape=params_layout(floats), depth=self._channels, init=[])
         m.submodules.params = params
         write = params.write_port()
         read = params.read_port()
@@ -299,13 +345,20 @@ class OutputStage(wiring.Component):
         acc = stages.reg("acc", acc)
         bias, multiplier, shift = (stages.reg(name, read.data[name])
                                    for name in ("bias", "multiplier", "shift"))
+        high_word = stages.reg("multiplier_high", read.data.multiplier_high) if floats else \
+            C(0, 32)
 
-        # s2: bias added (ONNX: exact, 33 bits; TFLite: wrapped to int32); scale decoded
+        # s2: bias added (ONNX, float rule: exact, 33 bits; TFLite: wrapped to int32); scale
+        # decoded
         stages.next()
         total = acc + bias
-        value = stages.reg("value", Mux(onnx, total, total[:32].as_signed()), signed(33))
+        value = stages.reg("value", Mux(exact, total, total[:32].as_signed()), signed(33))
         exponent = stages.reg("exponent", multiplier[_FLOAT_EXPONENT])
-        scale_sign = stages.reg("scale_sign", multiplier[31])
+        scale_sign = stages.reg("scale_sign", Mux(flt, high_word[31], multiplier[31]))
+        # the float64 multiplier: its exponent, the top 21 bits of its significand (with the
+        # hidden bit; its low 32 are operand_b)
+        real_exponent = stages.reg("real_exponent", high_word[20:31])
+        b_top = stages.reg("b_top", Cat(high_word[:20], C(1, 1)))
         # the significand with its hidden bit (a subnormal scale counts as zero, see above)
         operand_b = stages.reg("operand_b", Mux(onnx, Cat(multiplier[:23], C(1, 1)),
                                                 multiplier), 32)
@@ -316,10 +369,10 @@ class OutputStage(wiring.Component):
         # s3: ONNX works on sign and magnitude; TFLite's left shift is of the two's complement
         stages.next()
         sign_x = stages.reg("sign_x", value < 0)
-        bits = stages.reg("bits", Mux(onnx & (value < 0), -value, value)[:33])
-        exponent, scale_sign, operand_b, left, right = stages.carry(
+        bits = stages.reg("bits", Mux(exact & (value < 0), -value, value)[:33])
+        exponent, scale_sign, operand_b, left, right, real_exponent, b_top = stages.carry(
             exponent=exponent, scale_sign=scale_sign, operand_b=operand_b, left=left,
-            right=right)
+            right=right, real_exponent=real_exponent, b_top=b_top)
 
         # s4 .. s6: the normalizing shifter, levels 32 and 16, 8 and 4, 2 and 1. ONNX: shift
         # while the top bits are zero (the leading one to bit 32); TFLite: shift by ``left``.
@@ -328,14 +381,15 @@ class OutputStage(wiring.Component):
             stages.next()
             for level in levels:
                 k = 1 << level
-                take = Mux(onnx, bits[33 - k:] == 0, left[level])
+                take = Mux(exact, bits[33 - k:] == 0, left[level])
                 bits = Mux(take, (bits << k)[:33], bits)
                 zeros = zeros | Mux(take, k, 0)
             bits = stages.reg("bits", bits, 33)
             zeros = stages.reg("zeros", zeros, 6)
-            sign_x, exponent, scale_sign, operand_b, left, right = stages.carry(
-                sign_x=sign_x, exponent=exponent, scale_sign=scale_sign, operand_b=operand_b,
-                left=left, right=right)
+            sign_x, exponent, scale_sign, operand_b, left, right, real_exponent, b_top = \
+                stages.carry(sign_x=sign_x, exponent=exponent, scale_sign=scale_sign,
+                             operand_b=operand_b, left=left, right=right,
+                             real_exponent=real_exponent, b_top=b_top)
 
         # s7: ONNX: float32(acc + bias), its significand rounded to 24 bits, half to even (a
         # carry out gives 2**24, still exact); TFLite: sign and magnitude of the shifted int32
@@ -343,56 +397,100 @@ class OutputStage(wiring.Component):
         significand = bits[9:33]
         up = bits[8] & ((bits[:8] != 0) | significand[0])
         shifted = bits[:32].as_signed()
+        # the float rule: the exact sum's 33 bits, the top one (bit 32) added in s10
         operand_a = stages.reg("operand_a", Mux(onnx, significand + up,
-                                                Mux(shifted < 0, -shifted, shifted)[:32]), 32)
-        operand_b, right = stages.carry(operand_b=operand_b, right=right)
-        sign = stages.reg("sign", Mux(onnx, sign_x ^ scale_sign, shifted < 0))
-        zero = stages.reg("zero", onnx & ((bits == 0) | (exponent == 0)))
+                                                Mux(flt, bits[:32],
+                                                    Mux(shifted < 0, -shifted, shifted)[:32])),
+                               32)
+        a_top = stages.reg("a_top", bits[32])
+        operand_b, right, b_top = stages.carry(operand_b=operand_b, right=right, b_top=b_top)
+        sign = stages.reg("sign", Mux(exact, sign_x ^ scale_sign, shifted < 0))
+        zero = stages.reg("zero", (onnx & ((bits == 0) | (exponent == 0))) |
+                          (flt & ((bits == 0) | (real_exponent == 0))))
         # ONNX: value = significand · 2**(9 - zeros), scale = significand · 2**(exponent - 150);
-        # the rounded product's LSB weighs 2**-(n_base - P[47]) (see s11)
-        n_base = stages.reg("n_base", zeros - exponent + 118, signed(11))
+        # the rounded product's LSB weighs 2**-(n_base - P[47]) (see s11). The float rule:
+        # value = bits · 2**-zeros, real = significand · 2**(real_exponent - 1075), the
+        # rounded product's LSB 2**-(n_base - P[85]).
+        n_base = stages.reg("n_base", Mux(flt, zeros - real_exponent + 1043,
+                                          zeros - exponent + 118), signed(13))
 
         # s8: four 16 x 16 products; s9: the middle ones summed; s10: the 64-bit product
         stages.next()
         a_lo, a_hi, b_lo, b_hi = operand_a[:16], operand_a[16:], operand_b[:16], operand_b[16:]
         ll, lh, hl, hh = (stages.reg(name, product, 32) for name, product in (
             ("ll", a_lo * b_lo), ("lh", a_lo * b_hi), ("hl", a_hi * b_lo), ("hh", a_hi * b_hi)))
+        if floats:  # operand_a times the multiplier's top 21 bits
+            t_lo, t_hi = b_top[:16], b_top[16:]
+            ll_top, lh_top, hl_top, hh_top = (stages.reg(name, product, 32) for name, product in (
+                ("ll_top", a_lo * t_lo), ("lh_top", a_lo * t_hi), ("hl_top", a_hi * t_lo),
+                ("hh_top", a_hi * t_hi)))
+            operand_b, b_top, a_top = stages.carry(operand_b=operand_b, b_top=b_top,
+                                                   a_top=a_top)
         sign, zero, n_base, right = stages.carry(sign=sign, zero=zero, n_base=n_base,
                                                  right=right)
         stages.next()
         middle = stages.reg("middle", lh + hl, 33)
         ends = stages.reg("ends", Cat(ll, hh), 64)
+        if floats:
+            middle_top = stages.reg("middle_top", lh_top + hl_top, 33)
+            ends_top = stages.reg("ends_top", Cat(ll_top, hh_top[:21]), 53)
+            # the top bit of the float rule's operand a times the whole significand
+            whole = stages.reg("whole", Mux(a_top, Cat(operand_b, b_top), 0), 53)
         sign, zero, n_base, right = stages.carry(sign=sign, zero=zero, n_base=n_base,
                                                  right=right)
         stages.next()
         product = stages.reg("product", ends + (middle << 16), 64)
+        if floats:
+            # s10b, s10c: the 86-bit product: (operand_a · top bits + whole) · 2**32 + product
+            top = stages.reg("top", ends_top + (middle_top << 16), 54)
+            whole, = stages.carry(whole=whole)
+            sign, zero, n_base, right = stages.carry(sign=sign, zero=zero, n_base=n_base,
+                                                     right=right)
+            stages.next()
+            top = stages.reg("top", top + whole, 55)
+            product, sign, zero, n_base, right = stages.carry(
+                product=product, sign=sign, zero=zero, n_base=n_base, right=right)
+            stages.next()
+            full = stages.reg("full", product + (top << 32), 87)
+            product, = stages.carry(product=product)
         sign, zero, n_base, right = stages.carry(sign=sign, zero=zero, n_base=n_base,
                                                  right=right)
 
         # s11: the product's window, guard bit and sticky bit. ONNX: the float32 product's 24
         # bits below the leading one (bit 47 or 46). TFLite: the doubling high multiply's bits
-        # 31..61.
+        # 31..61. The float rule: the float64 product's 53 bits below bit 85 or 84.
         stages.next()
         high = product[47]
-        window = stages.reg("window", Mux(onnx, Mux(high, product[24:48], product[23:47]),
-                                          product[31:62]), 31)
-        guard = stages.reg("guard", Mux(onnx, Mux(high, product[23], product[22]),
-                                        product[30]), 1)
-        sticky = stages.reg("sticky", Mux(onnx, Mux(high, product[:23] != 0,
-                                                    product[:22] != 0),
-                                          product[:30] != 0), 1)
-        n_onnx = stages.reg("n_onnx", n_base - high, signed(11))
+        window = Mux(onnx, Mux(high, product[24:48], product[23:47]), product[31:62])
+        guard = Mux(onnx, Mux(high, product[23], product[22]), product[30])
+        sticky = Mux(onnx, Mux(high, product[:23] != 0, product[:22] != 0), product[:30] != 0)
+        if floats:
+            high = Mux(flt, full[85], high)
+            window = Mux(flt, Mux(full[85], full[33:86], full[32:85]), window)
+            guard = Mux(flt, Mux(full[85], full[32], full[31]), guard)
+            sticky = Mux(flt, Mux(full[85], full[:32] != 0, full[:31] != 0), sticky)
+        window = stages.reg("window", window, 53 if floats else 31)
+        guard = stages.reg("guard", guard, 1)
+        sticky = stages.reg("sticky", sticky, 1)
+        n_exact = stages.reg("n_exact", n_base - high, signed(13))
         sign, zero, right = stages.carry(sign=sign, zero=zero, right=right)
 
         # s12: rounded. ONNX: to nearest even (the float32 product). TFLite: gemmlowp's nudge,
         # half up for a positive product, half down for a negative one (in magnitude: up only
         # past the half).
+        # The float rule as ONNX, its float64 value then kept from bit 44 of the window only:
+        # a window shifted right by 44 or fewer bits is at least 2**8 (saturated), and the
+        # rounding half away from zero that follows needs no sticky bit.
         stages.next()
-        round_up = guard & Mux(onnx, sticky | window[0], ~sign | sticky)
-        magnitude = stages.reg("magnitude", window + round_up, 32)
+        round_up = guard & Mux(exact, sticky | window[0], ~sign | sticky)
+        rounded = window[:31] + round_up
+        if floats:
+            rounded = Mux(flt, window[44:53] + (round_up & (window[:44] == (1 << 44) - 1)),
+                          rounded)
+        magnitude = stages.reg("magnitude", rounded, 32)
         # bits to shift right: ONNX the float32 value's LSB weight; TFLite the right shift
-        amount = Mux(onnx, n_onnx, right)
-        big = stages.reg("big", onnx & ~zero & (n_onnx <= 0))
+        amount = Mux(onnx, n_exact, Mux(flt, n_exact - 44, right))
+        big = stages.reg("big", ~zero & ((onnx & (n_exact <= 0)) | (flt & (n_exact <= 44))))
         amount = stages.reg("amount", Mux(amount <= 0, 0, Mux(amount > 32, 32, amount)),
                             range(33))
         sign, zero = stages.carry(sign=sign, zero=zero)
@@ -427,7 +525,7 @@ class OutputStage(wiring.Component):
         low, high = self.settings.low, self.settings.high
         out = stages.reg("out", Mux(result < low, low, Mux(result > high, high, result))[:8],
                          signed(8))
-        assert stages.count == STAGES
+        assert stages.count == _steps(floats)
 
         m.d.comb += [queue.w_en.eq(stages.riders["valid"]),
                      queue.w_data.eq(Cat(out, stages.riders["tag"]))]
