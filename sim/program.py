@@ -41,7 +41,7 @@ from zeroskip.sim.loaders import as_int8_matrix
 from zeroskip.sim.resident import ResidentNetwork, plan_network
 
 __all__ = ["EngineTooSmall", "NetLayer", "EngineProgram", "compile_network", "reference",
-           "predicted_array_cycles"]
+           "predicted_array_cycles", "engine_params_for"]
 
 
 class EngineTooSmall(ValueError):
@@ -290,6 +290,35 @@ def compile_network(layers, params: EngineParams) -> EngineProgram:
     program.steps.append({"kind": Step.END})
     _fits("program memory (program_depth)", len(program.steps), params.program_depth)
     return program
+
+
+def engine_params_for(layers, config) -> EngineParams:
+    """The smallest engine of ``config`` (memories of powers of two) that holds ``layers``:
+    for a simulation sized to a model; a fixed engine (a board's) is checked by
+    :func:`compile_network` instead."""
+    from zeroskip.sim.resident import plan_network
+
+    def power(value, least=16):
+        return max(least, 1 << (max(int(value), 1) - 1).bit_length())
+
+    network = plan_network([layer.weights for layer in layers], config,
+                           drop_empty_columns=False)
+    region = max(layer.height * layer.width * layer.channels for layer in layers)
+    aux = max([int(np.prod(layers[-1].out_shape))] +
+              [layer.conv_shape[0] * layer.conv_shape[1] * layer.n
+               for layer in layers if layer.pool is not None])
+    colmap = sum(config.cols * max(len(cols) for cols in resident.lane_columns)
+                 for resident in network.layers)
+    tables = 256 * sum(layer.n for layer in layers if layer.table is not None)
+    steps = 0
+    for index, layer in enumerate(layers):
+        gemm = layer.gather()
+        acts = np.zeros((gemm.m, gemm.k), dtype=np.int8)
+        steps += len(network.program(index, acts).runs) + (layer.pool is not None)
+    return EngineParams(config, fm_depth=power(2 * region), aux_depth=power(aux),
+                        param_depth=power(sum(layer.n for layer in layers)),
+                        colmap_depth=power(colmap), program_depth=power(steps + 1),
+                        lut_depth=power(tables, 256) if tables else 0)
 
 
 def predicted_array_cycles(program: EngineProgram) -> int:

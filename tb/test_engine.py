@@ -217,3 +217,35 @@ def test_a_resident_run_gives_the_host_paths_outputs(name):
     assert set(result.outputs) == set(host)
     for output, value in host.items():
         assert np.array_equal(np.asarray(result.outputs[output]), np.asarray(value)), output
+
+
+def test_run_resident_refuses_what_the_engine_does_not_do_yet():
+    import zeroskip
+    from zeroskip.sim.loaders import BadInput
+    x = np.load(MODELS / "digits_test_x.npy")[:2].astype(np.float32)
+    model = MODELS / "digits_cnn.onnx"
+    with pytest.raises(BadInput, match="resident: the network engine runs skip mode"):
+        zeroskip.run(model, x, resident=True, mode="dense")
+    with pytest.raises(BadInput, match="leave board and port out"):
+        zeroskip.run(model, x, resident=True, board="ulx3s-85f")
+    encoder = MODELS / "encoder.onnx"
+    with pytest.raises(BadInput, match=r"resident: node 'h0' \(Add\)"):
+        zeroskip.run(encoder, x, resident=True)
+
+
+def test_infer_resident_reports_the_engine_and_the_definition():
+    """The report of a resident run (here with the engine's NumPy contract): the engine
+    sized to the model, the layers it holds, the comparison with the model's definition."""
+    import onnx
+    from zeroskip.frontend.resident_run import infer_resident, numpy_engine
+    model = onnx.load(MODELS / "digits_cnn.onnx")
+    x = np.load(MODELS / "digits_test_x.npy")[:8].astype(np.float32)
+    labels = np.load(MODELS / "digits_test_y.npy")[:8]
+    outputs, report = infer_resident(model, {"x": x}, ArrayConfig.for_capacity(8, 8),
+                                     labels=labels, engine=numpy_engine)
+    assert report["reference"]["unoptimized"]["bit_exact"]
+    assert report["total"]["resident"] and report["total"]["inferences"] == 8
+    assert report["engine"]["fm_depth"] == 1024 and report["engine"]["steps"] == 5
+    assert [(layer["m"], layer["k"], layer["n"]) for layer in report["layers"]] == \
+        [(64, 9, 8), (64, 72, 16), (1, 256, 10)]
+    assert outputs["logits"].shape == (8, 10)

@@ -92,3 +92,25 @@ def test_digits_models_resident_match_the_host_path(sim, capsys):
         with capsys.disabled():
             print(f"\n{sim} {name}: {len(labels)} images bit-exact with the host path, "
                   f"accuracy {accuracy:.4f}, cycles per inference {sorted(cycles)}")
+
+
+def test_zeroskip_run_resident(capsys):
+    """``zeroskip.run(..., resident=True)``: the engine sized to digits_cnn on an 8×8 array
+    of the default depths (Verilator), the outputs the host-sequenced path's, the report's
+    figures from the engine's counters."""
+    import zeroskip
+    from zeroskip.frontend.graph import Executor
+    from .test_frontend import NumpyGemms
+    model, x, _ = digits_model("digits_cnn")
+    labels = np.load(MODELS / "digits_test_y.npy")[:8]
+    outputs, report = zeroskip.run(MODELS / "digits_cnn.onnx", x[:8], labels=labels,
+                                   rows=8, cols=8, resident=True)
+    host, _ = Executor(model, NumpyGemms()).run({"x": x[:8]})
+    assert np.array_equal(outputs["logits"], host["logits"])
+    total = report["total"]
+    assert report["reference"]["unoptimized"]["bit_exact"]
+    assert total["array_cycles_per_inference"] == 443
+    assert total["cycles_per_inference"] > total["array_cycles_per_inference"]
+    with capsys.disabled():
+        print(f"\nzeroskip.run resident digits_cnn (8x8, default depths): "
+              f"{total['cycles_per_inference']} cycles per inference")

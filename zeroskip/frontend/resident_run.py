@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from zeroskip.frontend.resident import EngineModel, lower
-from zeroskip.sim.program import compile_network, reference
+from zeroskip.sim.program import EngineProgram, compile_network, reference
 
-__all__ = ["ResidentResult", "run_resident", "numpy_engine"]
+__all__ = ["ResidentResult", "run_resident", "numpy_engine", "infer_resident"]
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ResidentResult:
     outputs: dict
     counters: list
     lowered: EngineModel
-    program: object
+    program: EngineProgram
 
 
 def numpy_engine(networks, sim=None):
@@ -127,3 +127,51 @@ def _epilogue(model, name, tensor, feeds):
     values = evaluator.run(None, {name: tensor,
                                   **{i.name: feeds[i.name] for i in graph_inputs}})
     return dict(zip((o.name for o in graph.output), values))
+
+
+def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "verilator",
+                   name: str = "model", engine: Callable | None = None) -> tuple[dict, dict]:
+    """:func:`zeroskip.frontend.infer.infer` with the model's layers resident on an engine of
+    ``config`` (``resident=True`` is set) sized to the model
+    (:func:`zeroskip.sim.program.engine_params_for`): the outputs (in the dtypes the graph
+    declares) and the report, whose ``total`` gives the engine's figures per inference from
+    its hardware counters (``resident``, ``cycles_per_inference``, the array's, the gather
+    unit's, the drain's and the pooling unit's cycles, the runs) and whose ``reference``
+    compares the outputs with the model's definition, as the host-sequenced run's does."""
+    from zeroskip.frontend.model import declared_dtype
+    from zeroskip.frontend.reference import against_reference
+    from zeroskip.sim.program import engine_params_for
+    config = config.with_(resident=True)
+    lowered = lower(model, {key: value[:1] for key, value in feeds.items()})
+    params = engine_params_for(lowered.layers, config)
+    result = run_resident(model, feeds, params, sim=sim, engine=engine)
+    outputs = {output: np.asarray(value, dtype=declared_dtype(model, output, value))
+               for output, value in result.outputs.items()}
+    counters = result.counters[-1] if result.counters else {}
+    total: dict = {"resident": True, "inferences": len(result.counters)}
+    for field, counter in (("cycles_per_inference", "cycles"),
+                           ("array_cycles_per_inference", "array_cycles"),
+                           ("gather_cycles_per_inference", "gather_cycles"),
+                           ("drain_cycles_per_inference", "drain_cycles"),
+                           ("pool_cycles_per_inference", "pool_cycles"),
+                           ("runs_per_inference", "runs")):
+        total[field] = int(counters[counter]) if counter in counters else None
+    total["provenance"] = {field: "rtl" for field in total
+                           if field.endswith("_per_inference")}
+    layers = [{"name": f"layer {index}", "on": "engine", "m": layer.conv_shape[0] *
+               layer.conv_shape[1], "k": layer.weights.shape[0], "n": layer.n,
+               "pool": layer.pool is not None, "table": layer.table is not None}
+              for index, layer in enumerate(lowered.layers)]
+    report = {
+        "model": name,
+        "array": {"rows": config.rows, "cols": config.cols, "format": config.fmt,
+                  "mode": "skip", "simulator": sim, "resident": True},
+        "engine": {"fm_depth": params.fm_depth, "aux_depth": params.aux_depth,
+                   "param_depth": params.param_depth, "colmap_depth": params.colmap_depth,
+                   "program_depth": params.program_depth, "lut_depth": params.lut_depth,
+                   "steps": len(result.program.steps)},
+        "inputs": {key: list(value.shape) for key, value in feeds.items()},
+        "reference": against_reference(model, feeds, outputs, labels),
+        "layers": layers, "total": total,
+    }
+    return outputs, report
