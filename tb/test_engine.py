@@ -249,3 +249,52 @@ def test_infer_resident_reports_the_engine_and_the_definition():
     assert [(layer["m"], layer["k"], layer["n"]) for layer in report["layers"]] == \
         [(64, 9, 8), (64, 72, 16), (1, 256, 10)]
     assert outputs["logits"].shape == (8, 10)
+
+
+def _cli_run(tmp_path, capsys, *extra, model="digits_mlp.onnx"):
+    from zeroskip import cli
+    x = np.load(MODELS / "digits_test_x.npy")[:12]
+    y = np.load(MODELS / "digits_test_y.npy")[:12]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    status = cli.main(["run", str(MODELS / model), "--input", str(tmp_path / "x.npy"),
+                       "--labels", str(tmp_path / "y.npy"), "--out", str(tmp_path / "out"),
+                       "--rows", "8", "--cols", "8", "--resident", *extra])
+    return status, capsys.readouterr()
+
+
+def test_cli_run_resident_writes_the_engine_report(tmp_path, capsys, monkeypatch):
+    """``zeroskip run --resident`` (the engine's NumPy contract in place of its RTL): exit
+    0, the outputs bit-exact with the definition, report.md with the engine's layers."""
+    import json
+    from zeroskip.frontend.resident_run import numpy_engine
+    from zeroskip.sim.rtl import engine_runner
+    monkeypatch.setattr(engine_runner, "run_engine", numpy_engine)
+    status, captured = _cli_run(tmp_path, capsys)
+    assert status == 0, captured.err
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == {"outputs.npz", "report.json", "report.md"}
+    report = json.loads((out / "report.json").read_text())
+    assert report["total"]["resident"] and report["reference"]["unoptimized"]["bit_exact"]
+    assert "resident on the network engine" in captured.out
+    assert "| layer 0 | 1×64×128 |" in (out / "report.md").read_text()
+    assert captured.out.strip().endswith("wrote " + str(out) + "/outputs.npz, report.json, "
+                                         "report.md")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--mode", "dense"), "--resident: the network engine runs --mode skip, not dense"),
+    (("--energy-table", "x.json"), "drop --energy-table"),
+])
+def test_cli_run_resident_refusals_exit_2(tmp_path, capsys, extra, message):
+    status, captured = _cli_run(tmp_path, capsys, *extra)
+    assert status == 2
+    assert captured.err.startswith("zeroskip: error: ") and message in captured.err, \
+        captured.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_run_resident_refuses_a_model_the_engine_does_not_run(tmp_path, capsys):
+    status, captured = _cli_run(tmp_path, capsys, model="encoder.onnx")
+    assert status == 2
+    assert "zeroskip: error: --resident: node 'h0' (Add)" in captured.err, captured.err
