@@ -7,7 +7,7 @@ Block diagram (data flow of one GEMM step, :mod:`zeroskip.hw.engine.descriptor`)
         ▲                                      (resident weights, job)     │
         │                                             │ result_read        │
         │                                             ▼                    │
-        ├──────────── output stage ◄──── drain (column map) ◄──────────────┘
+        ├── (lookup table) ◄── output stage ◄── drain (column map) ◄───────┘
         │                 │ (to_aux)
         │                 ▼
         └── pool ◄── auxiliary map ─► out_read (the host reads the last layer's output)
