@@ -97,7 +97,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         format: str | None = None, nm: str | tuple[int, int] | None = None,
         mode: str | Mode = "skip", sim: str = "verilator", board: str | None = None,
         port: str | None = None, progress: bool = False,
-        energy_table: Any = None, depths: dict[str, int] | None = None) -> tuple[dict, dict]:
+        energy_table: Any = None, depths: dict[str, int] | None = None,
+        resident: bool = False) -> tuple[dict, dict]:
     """An ONNX or TFLite model on the generated RTL, as ``zeroskip run`` does; returns
     ``(outputs, report)``.
 
@@ -118,6 +119,12 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         ``|w - zero point|``).
     rows, cols, format, nm, mode, sim, board, port, energy_table, depths
         The array, its memory depths and the energy table, as for :func:`gemm`.
+    resident : bool
+        Run the model's layers resident on the network engine (:mod:`zeroskip.hw.engine`),
+        simulated, sized to the model: weights loaded once, activations on chip between
+        layers, the host quantizing the input and running what follows the engine's last
+        layer; ``report["total"]`` then gives the engine's cycles per inference from its
+        counters. ONNX models, skip mode, no board yet.
 
     Returns
     -------
@@ -152,6 +159,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
     import os
 
     from zeroskip.frontend.tflite.model import is_tflite
+    if resident:
+        _check_resident(model, is_tflite(model), mode, board, port, energy_table)
     if is_tflite(model):
         return _run_tflite(model, inputs, labels=labels, calibrate=calibrate, prune=prune,
                            progress=progress,
@@ -187,9 +196,37 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
         check_calibratable(model, name)
         calibrate = np.asarray(calibrate)
     model = prepare_model(model, calibrate, prune, name=name)
+    if resident:
+        from zeroskip.frontend.resident_run import infer_resident
+        try:
+            outputs, report = infer_resident(model, feeds, engine.config, labels=labels,
+                                             sim=sim, name=name)
+        except BadInput:
+            raise
+        except ValueError as exc:   # what the engine does not run or what does not fit
+            raise BadInput(f"resident: {exc}") from None
+        check_definition(outputs, report)
+        return outputs, report
     outputs, report = infer(model, feeds, engine, labels=labels, progress=progress, name=name)
     check_definition(outputs, report)
     return outputs, report
+
+
+def _check_resident(model: Any, tflite: bool, mode: Any, board: str | None,
+                    port: str | None, energy_table: Any) -> None:
+    """BadInput for what :func:`run` with ``resident`` does not do yet."""
+    from zeroskip.sim.loaders import BadInput
+    if tflite:
+        raise BadInput("resident: the network engine runs ONNX models so far; leave resident "
+                       "out for a TFLite model")
+    if board is not None or port is not None:
+        raise BadInput("resident: the network engine is simulated on its own so far, not in "
+                       "a board's configuration; leave board and port out")
+    if str(getattr(mode, "name", mode)).lower() != "skip":
+        raise BadInput(f"resident: the network engine runs skip mode, not {mode}")
+    if energy_table is not None:
+        raise BadInput("resident: the network engine's energy is not estimated yet; leave "
+                       "energy_table out")
 
 
 def _run_tflite(model: Any, inputs: Any, *, labels: Any, calibrate: Any, prune: float | None,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zeroskip.apps.run_report import format_report, plot_layers
+from zeroskip.apps.run_report import format_report, format_resident_report, plot_layers
 from zeroskip.frontend.infer import infer
 from zeroskip.frontend.inputs import (bind_inputs, load_calibration, load_labels,
                                       load_single_array)
@@ -39,7 +39,7 @@ __all__ = ["run_model"]
 def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrate_path=None,
               prune=None, rows=None, cols=None, format=None, nm=None, mode="skip",
               sim="verilator", board=None, port=None, progress=False,
-              energy_table=None, depths=None) -> dict:
+              energy_table=None, depths=None, resident=False) -> dict:
     """The command: every input checked, the model run (:func:`infer`), the files written
     together; returns the report.
 
@@ -56,6 +56,8 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     check_folder(out, "--out")
     name = str(model_path)
     from zeroskip.frontend.tflite.model import is_tflite
+    if resident:
+        _check_resident(is_tflite(model_path), mode, board, port, energy_table)
     if is_tflite(model_path):
         if calibrate_path is not None:
             raise BadInput("--calibrate: a .tflite model is quantized already (full-integer "
@@ -78,8 +80,18 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
         check_calibratable(model, name, CLI)
         calibration = load_calibration(calibrate_path)
     model = prepare_model(model, calibration, prune, name=name, terms=CLI)
-    ours, report = infer(model, feeds, accelerator, labels=labels, progress=progress,
-                         name=name, terms=CLI)
+    if resident:
+        from zeroskip.frontend.resident_run import infer_resident
+        try:
+            ours, report = infer_resident(model, feeds, accelerator.config, labels=labels,
+                                          sim=sim, name=name)
+        except BadInput:
+            raise
+        except ValueError as exc:   # what the engine does not run or what does not fit
+            raise BadInput(f"--resident: {exc}") from None
+    else:
+        ours, report = infer(model, feeds, accelerator, labels=labels, progress=progress,
+                             name=name, terms=CLI)
     out = Path(out)
     if calibrate_path is not None:
         # the summary and report.md say where it went: it is the model that ran
@@ -91,6 +103,21 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     _write(out, ours, report, extra)
     check_definition(ours, report)  # a wrong answer never passes: after the files, for diagnosis
     return report
+
+
+def _check_resident(tflite, mode, board, port, energy_table) -> None:
+    """BadInput for what ``--resident`` does not do yet."""
+    if tflite:
+        raise BadInput("--resident: the network engine runs ONNX models so far; drop "
+                       "--resident for a .tflite model")
+    if board is not None or port is not None:
+        raise BadInput("--resident: the network engine is simulated on its own so far, not "
+                       "in a board's configuration; drop --board and --port")
+    if str(mode).lower() != "skip":
+        raise BadInput(f"--resident: the network engine runs --mode skip, not {mode}")
+    if energy_table is not None:
+        raise BadInput("--resident: the network engine's energy is not estimated yet; drop "
+                       "--energy-table")
 
 
 def _run_tflite(model_path, *, out, input, inputs, labels, prune, progress, runner) -> dict:
@@ -125,15 +152,18 @@ def _run_tflite(model_path, *, out, input, inputs, labels, prune, progress, runn
 
 
 def _write(out: Path, ours: dict, report: dict, extra: dict) -> None:
-    """outputs.npz, report.json, report.md, layers.png and ``extra`` (name -> writer), all
-    together or none."""
+    """outputs.npz, report.json, report.md, layers.png (not for a resident run) and ``extra``
+    (name -> writer), all together or none."""
     from zeroskip.apps.outputs import Outputs
     out.mkdir(parents=True, exist_ok=True)
     with Outputs() as files:
         files.write(out / "outputs.npz", lambda tmp: _savez(tmp, ours))
         files.write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
-        files.write_text(out / "report.md", format_report(report))
-        files.write(out / "layers.png", lambda tmp: plot_layers(report["layers"], tmp))
+        if report["total"].get("resident"):
+            files.write_text(out / "report.md", format_resident_report(report))
+        else:
+            files.write_text(out / "report.md", format_report(report))
+            files.write(out / "layers.png", lambda tmp: plot_layers(report["layers"], tmp))
         for file, writer in extra.items():
             files.write(out / file, writer)
         files.commit()

@@ -10,7 +10,7 @@ import numpy as np
 from zeroskip.frontend.reference import FUSED_KERNELS_DIFFER
 from zeroskip.markdown import table
 
-__all__ = ["format_report", "plot_layers"]
+__all__ = ["format_report", "format_resident_report", "plot_layers"]
 
 
 def _agreement(comparison: dict) -> str:
@@ -93,6 +93,35 @@ def format_report(report) -> str:
                   f"static {parts['static'] / 1e6:.3g} µJ); dense mode "
                   f"{total['dense_energy_pj'] / 1e6:.4g} µJ (model); on-chip EDP "
                   f"{total['onchip_edp_ratio_vs_dense']}× better than dense mode.", ""]
+    return "\n".join(lines)
+
+
+def format_resident_report(report) -> str:
+    """``report.md`` of a run with ``--resident``: the comparisons, the layers the engine
+    holds, its figures per inference (the engine's hardware counters) and its memories."""
+    array, total = report["array"], report["total"]
+    lines = [f"# {Path(report['model']).name} resident on the network engine of a "
+             f"{array['rows']}×{array['cols']} {array['format']} array ({array['simulator']})",
+             ""]
+    lines += _comparisons(report["reference"])
+    rows = [[layer["name"], f"{layer['m']}×{layer['k']}×{layer['n']}",
+             "yes" if layer["pool"] else "", "yes" if layer["table"] else ""]
+            for layer in report["layers"]]
+    lines += ["", table(["engine layer", "M×K×N", "pooled", "lookup table"], rows, "lrll")]
+    figures = [("cycles", "cycles_per_inference"), ("array", "array_cycles_per_inference"),
+               ("gather", "gather_cycles_per_inference"),
+               ("drain and output stage", "drain_cycles_per_inference"),
+               ("pooling", "pool_cycles_per_inference"), ("array runs", "runs_per_inference")]
+    lines += ["", table(["per inference (RTL counters)", "value"],
+                        [[label, f"{total[key]:,}" if total[key] is not None else "n/a"]
+                         for label, key in figures], "lr")]
+    engine = report["engine"]
+    lines += ["", f"{total['inferences']} inferences; the engine's memories: feature maps "
+              f"{engine['fm_depth']:,} + {engine['aux_depth']:,} activations, "
+              f"{engine['param_depth']:,} channel parameters, {engine['program_depth']:,} "
+              f"program words ({engine['steps']} used), lookup table {engine['lut_depth']:,}. "
+              f"The host quantizes the input and runs the nodes after the engine's output.",
+              ""]
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ __all__ = ["run_command"]
 
 def run_command(args):
     from zeroskip.apps.run import run_model
-    from zeroskip.apps.run_report import format_report
+    from zeroskip.apps.run_report import format_report, format_resident_report
     from zeroskip.sim.loaders import BadInput
     if args.port and args.sim:
         raise BadInput("--sim needs a simulation, not --port (the board runs the model)")
@@ -21,9 +21,11 @@ def run_command(args):
                        rows=args.rows, cols=args.cols, format=args.format, nm=args.nm,
                        mode=args.mode, sim=args.sim or "verilator", board=args.board,
                        port=args.port, progress=sys.stderr.isatty(),
-                       energy_table=args.energy_table, depths=depths_from(args))
-    print(format_report(report))
+                       energy_table=args.energy_table, depths=depths_from(args),
+                       resident=args.resident)
+    print(format_resident_report(report) if args.resident else format_report(report))
     extra = [Path(report[key]).name for key in ("quantized_model", "pruned_model")
              if report.get(key)]
-    print(f"wrote {args.out}/outputs.npz, report.json, report.md, layers.png"
+    print(f"wrote {args.out}/outputs.npz, report.json, report.md"
+          + ("" if args.resident else ", layers.png")
           + "".join(f", {name}" for name in extra))

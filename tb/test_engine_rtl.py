@@ -1,0 +1,116 @@
+"""cocotb (Verilator and Icarus): the network engine's Verilog runs whole networks on chip, one
+build per simulator (:data:`tb.test_engine.PARAMS`): a chain of GEMMs built here, the bundled
+digits CNN and the digits MLP (its bias after requantization through the lookup table), every
+output bit-exact against the NumPy reference and the model's definition, the array's cycles
+equal to the cycle model's, and an inference abandoned by a reset followed by an exact one.
+The compiler's tests without a simulator: tb/test_engine.py."""
+
+import numpy as np
+import pytest
+
+from zeroskip.sim.program import compile_network, predicted_array_cycles, reference
+from zeroskip.sim.rtl.engine_runner import network_job, run_engine
+
+from .rtl import simulators
+from .test_engine import MODELS, PARAMS, digits_model, engine_inputs, gemm_network
+
+pytestmark = pytest.mark.rtl
+
+
+def host_array_cycles(layers):
+    """The host-sequenced path's array cycles of the same GEMMs (each layer compiled and
+    loaded on its own; the cycle model its RTL runs are checked against)."""
+    from zeroskip.config import Mode
+    from zeroskip.sim.compiler import compile_gemm
+    config = PARAMS.config.with_(resident=False)
+    return sum(compile_gemm(np.zeros((layer.conv_shape[0] * layer.conv_shape[1],
+                                      layer.weights.shape[0]), np.int8), layer.weights,
+                            config, Mode.SKIP).predicted_cycles for layer in layers)
+
+
+@pytest.mark.parametrize("sim", simulators())
+def test_engine_runs_networks_on_chip(sim, rng, capsys):
+    gemm_layers = gemm_network(rng)
+    gemm_program = compile_network(gemm_layers, PARAMS)
+    gemm_inputs = [rng.integers(-128, 128, 48).astype(np.int8) for _ in range(4)]
+    models = {name: digits_model(name) for name in ("digits_cnn", "digits_mlp")}
+    programs = {name: compile_network(lowered.layers, PARAMS)
+                for name, (_, _, lowered) in models.items()}
+    cases = {name: engine_inputs(model, lowered, x[:images])
+             for (name, (model, x, lowered)), images in zip(models.items(), (6, 4))}
+    # the gemm chain's second inference is abandoned by a reset 300 cycles after its start
+    networks = [{"program": gemm_program,
+                 **network_job(gemm_program, gemm_inputs, reset_before=1, reset_after=300)}]
+    networks += [(programs[name], [case[0] for case in cases[name]]) for name in models]
+    results = run_engine(networks, sim)
+
+    checks = [("gemm chain", gemm_program, gemm_layers, results[0],
+               [reference(gemm_layers, x).reshape(-1) for x in gemm_inputs], None)]
+    checks += [(name, programs[name], models[name][2].layers, runs,
+                [case[1].reshape(-1) for case in cases[name]], models[name][2])
+               for name, runs in zip(models, results[1:])]
+    figures = {}
+    for name, program, layers, runs, expected, lowered in checks:
+        assert len(runs) == len(expected)
+        for run, want in zip(runs, expected):
+            got = run.output if lowered is None else lowered.tensor_output(run.output)
+            assert not run.fault
+            assert np.array_equal(got.reshape(-1), want), name
+            assert run.counters["array_cycles"] == predicted_array_cycles(program)
+            assert run.counters["runs"] == sum(program.runs_per_layer)
+            assert run.counters["cycles"] <= run.bench_cycles
+        figures[name] = (run.counters, host_array_cycles(layers))
+    with capsys.disabled():
+        for name, (counters, host) in figures.items():
+            print(f"\n{sim} {name}: {counters['cycles']} cycles per inference "
+                  f"(array {counters['array_cycles']}, gather {counters['gather_cycles']}, "
+                  f"drain {counters['drain_cycles']}, pool {counters['pool_cycles']}); "
+                  f"host-sequenced array cycles {host}")
+
+
+@pytest.mark.parametrize("sim", simulators())
+def test_digits_models_resident_match_the_host_path(sim, capsys):
+    """Every test image (Verilator; three on Icarus, which runs ~1,000 cycles a second here)
+    through digits_cnn and digits_mlp on the engine: the graph's outputs equal the
+    host-sequenced path's (its GEMMs in NumPy, bit-exact with its RTL runs elsewhere), so the
+    accuracy is the same."""
+    from zeroskip.frontend.graph import Executor
+    from zeroskip.frontend.resident_run import run_resident
+    from .test_frontend import NumpyGemms
+    images = None if sim == "verilator" else 3
+    labels = np.load(MODELS / "digits_test_y.npy")[:images]
+    for name in ("digits_cnn", "digits_mlp"):
+        model, x, _ = digits_model(name)
+        feeds = {"x": x[:images]}
+        result = run_resident(model, feeds, PARAMS, sim=sim)
+        host, _ = Executor(model, NumpyGemms()).run(feeds)
+        for output, value in host.items():
+            assert np.array_equal(np.asarray(result.outputs[output]), np.asarray(value))
+        scores = result.outputs["logits" if name == "digits_cnn" else "probabilities"]
+        accuracy = float(np.mean(np.argmax(scores, axis=1) == labels))
+        cycles = {c["cycles"] for c in result.counters}
+        with capsys.disabled():
+            print(f"\n{sim} {name}: {len(labels)} images bit-exact with the host path, "
+                  f"accuracy {accuracy:.4f}, cycles per inference {sorted(cycles)}")
+
+
+def test_zeroskip_run_resident(capsys):
+    """``zeroskip.run(..., resident=True)``: the engine sized to digits_cnn on an 8×8 array
+    of the default depths (Verilator), the outputs the host-sequenced path's, the report's
+    figures from the engine's counters."""
+    import zeroskip
+    from zeroskip.frontend.graph import Executor
+    from .test_frontend import NumpyGemms
+    model, x, _ = digits_model("digits_cnn")
+    labels = np.load(MODELS / "digits_test_y.npy")[:8]
+    outputs, report = zeroskip.run(MODELS / "digits_cnn.onnx", x[:8], labels=labels,
+                                   rows=8, cols=8, resident=True)
+    host, _ = Executor(model, NumpyGemms()).run({"x": x[:8]})
+    assert np.array_equal(outputs["logits"], host["logits"])
+    total = report["total"]
+    assert report["reference"]["unoptimized"]["bit_exact"]
+    assert total["array_cycles_per_inference"] == 443
+    assert total["cycles_per_inference"] > total["array_cycles_per_inference"]
+    with capsys.disabled():
+        print(f"\nzeroskip.run resident digits_cnn (8x8, default depths): "
+              f"{total['cycles_per_inference']} cycles per inference")

@@ -1,0 +1,177 @@
+"""An ONNX model's inference with its layers resident on the network engine: the host
+quantizes the input (the nodes before the engine's first layer), the engine runs every layer
+it holds (:func:`zeroskip.frontend.resident.lower`), and the host runs the nodes after its
+output (a ``DequantizeLinear``, a softmax, an argmax), each by ONNX's reference kernels as the
+host-sequenced path runs them (:class:`zeroskip.frontend.graph.Executor`), so the outputs are
+the host-sequenced path's, bit for bit.
+
+The engine is the RTL's (:func:`zeroskip.sim.rtl.engine_runner.run_engine`, one simulation for
+the batch, an image an inference) or, for tests, any callable with its signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from zeroskip.frontend.resident import EngineModel, lower
+from zeroskip.sim.program import EngineProgram, compile_network, reference
+
+__all__ = ["ResidentResult", "run_resident", "numpy_engine", "infer_resident"]
+
+
+@dataclass
+class ResidentResult:
+    """A batch's outputs (every graph output, as the graph computes it) and, per image, the
+    engine's counters (None from an engine without them)."""
+    outputs: dict
+    counters: list
+    lowered: EngineModel
+    program: EngineProgram
+
+
+def numpy_engine(networks, sim=None):
+    """:func:`~zeroskip.sim.rtl.engine_runner.run_engine`'s contract computed by
+    :func:`zeroskip.sim.program.reference` (no hardware, no counters)."""
+    from zeroskip.sim.rtl.engine_runner import EngineRun
+    return [[EngineRun(output=reference(program.layers, x).reshape(-1), counters={},
+                       fault=False, bench_cycles=0) for x in inputs]
+            for program, inputs in networks]
+
+
+def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
+                 engine: Callable | None = None) -> ResidentResult:
+    """The model's outputs for ``feeds`` (a batch) with its layers on an engine of ``params``.
+
+    Raises
+    ------
+    ValueError
+        A node the engine does not run, or a resource the model overflows (naming it, what
+        the model needs and what the engine has), before anything runs.
+    RuntimeError
+        A decoder lane of the engine faulted.
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    from zeroskip.frontend.graph import _dequantize_linear
+    if engine is None:
+        from zeroskip.sim.rtl.engine_runner import run_engine
+        engine = run_engine
+    first = next(iter(feeds.values()))
+    batch = int(first.shape[0]) if np.ndim(first) else 1
+    lowered = lower(model, {name: value[:1] for name, value in feeds.items()})
+    program = compile_network(lowered.layers, params)
+    evaluator = ReferenceEvaluator(model, new_ops=[_dequantize_linear()])
+    inputs = []
+    for image in range(batch):
+        tensor, = evaluator.run([lowered.input_name],
+                                {name: value[image:image + 1] for name, value in feeds.items()})
+        inputs.append(lowered.engine_input(tensor))
+    runs = engine([(program, inputs)], sim)[0]
+    if any(run.fault for run in runs):
+        raise RuntimeError("a decoder lane of the engine stopped on malformed memory "
+                           "contents: the outputs are not valid")
+    tensor = np.concatenate([_as_tensor(lowered, run.output) for run in runs])
+    outputs = _epilogue(model, lowered.output_name, tensor, feeds)
+    return ResidentResult(outputs=outputs, counters=[run.counters for run in runs],
+                          lowered=lowered, program=program)
+
+
+def _as_tensor(lowered, stored):
+    """The engine's output map (HWC) as the model's tensor of batch 1 (NCHW for a map with
+    more than one pixel, else N × channels)."""
+    h, w, c = lowered.layers[-1].out_shape
+    values = lowered.tensor_output(stored).reshape(h, w, c)
+    if h * w == 1:
+        return values.reshape(1, c)
+    return values.transpose(2, 0, 1)[None]
+
+
+def _epilogue(model, name, tensor, feeds):
+    """The graph's outputs from the engine's output tensor ``name``: the nodes it takes to
+    compute them (none of those before the engine), by ONNX's reference kernels."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    from zeroskip.frontend.graph import _dequantize_linear
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    needed, stack = set(), [o.name for o in graph.output]
+    inputs = set()
+    while stack:
+        value = stack.pop()
+        if value == name or value in inputs:
+            continue
+        node = producers.get(value)
+        if node is None:
+            inputs.add(value)    # an initializer or a graph input
+            continue
+        if id(node) in needed:
+            continue
+        needed.add(id(node))
+        stack += [v for v in node.input if v]
+    nodes = [node for node in graph.node if id(node) in needed]
+    if not nodes:
+        return {name: tensor}
+    graph_inputs = [i for i in graph.input if i.name in inputs]
+    elem = onnx.helper.np_dtype_to_tensor_dtype(tensor.dtype)
+    sub = onnx.helper.make_graph(
+        nodes, "epilogue",
+        [onnx.helper.make_tensor_value_info(name, elem, list(tensor.shape))] + graph_inputs,
+        list(graph.output),
+        [init for init in graph.initializer if init.name in inputs])
+    sub_model = onnx.helper.make_model(sub, opset_imports=list(model.opset_import))
+    evaluator = ReferenceEvaluator(sub_model, new_ops=[_dequantize_linear()])
+    values = evaluator.run(None, {name: tensor,
+                                  **{i.name: feeds[i.name] for i in graph_inputs}})
+    return dict(zip((o.name for o in graph.output), values))
+
+
+def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "verilator",
+                   name: str = "model", engine: Callable | None = None) -> tuple[dict, dict]:
+    """:func:`zeroskip.frontend.infer.infer` with the model's layers resident on an engine of
+    ``config`` (``resident=True`` is set) sized to the model
+    (:func:`zeroskip.sim.program.engine_params_for`): the outputs (in the dtypes the graph
+    declares) and the report, whose ``total`` gives the engine's figures per inference from
+    its hardware counters (``resident``, ``cycles_per_inference``, the array's, the gather
+    unit's, the drain's and the pooling unit's cycles, the runs) and whose ``reference``
+    compares the outputs with the model's definition, as the host-sequenced run's does."""
+    from zeroskip.frontend.model import declared_dtype
+    from zeroskip.frontend.reference import against_reference
+    from zeroskip.sim.program import engine_params_for
+    config = config.with_(resident=True)
+    lowered = lower(model, {key: value[:1] for key, value in feeds.items()})
+    params = engine_params_for(lowered.layers, config)
+    result = run_resident(model, feeds, params, sim=sim, engine=engine)
+    outputs = {output: np.asarray(value, dtype=declared_dtype(model, output, value))
+               for output, value in result.outputs.items()}
+    counters = result.counters[-1] if result.counters else {}
+    total: dict = {"resident": True, "inferences": len(result.counters)}
+    for field, counter in (("cycles_per_inference", "cycles"),
+                           ("array_cycles_per_inference", "array_cycles"),
+                           ("gather_cycles_per_inference", "gather_cycles"),
+                           ("drain_cycles_per_inference", "drain_cycles"),
+                           ("pool_cycles_per_inference", "pool_cycles"),
+                           ("runs_per_inference", "runs")):
+        total[field] = int(counters[counter]) if counter in counters else None
+    total["provenance"] = {field: "rtl" for field in total
+                           if field.endswith("_per_inference")}
+    layers = [{"name": f"layer {index}", "on": "engine", "m": layer.conv_shape[0] *
+               layer.conv_shape[1], "k": layer.weights.shape[0], "n": layer.n,
+               "pool": layer.pool is not None, "table": layer.table is not None}
+              for index, layer in enumerate(lowered.layers)]
+    report = {
+        "model": name,
+        "array": {"rows": config.rows, "cols": config.cols, "format": config.fmt,
+                  "mode": "skip", "simulator": sim, "resident": True},
+        "engine": {"fm_depth": params.fm_depth, "aux_depth": params.aux_depth,
+                   "param_depth": params.param_depth, "colmap_depth": params.colmap_depth,
+                   "program_depth": params.program_depth, "lut_depth": params.lut_depth,
+                   "steps": len(result.program.steps)},
+        "inputs": {key: list(value.shape) for key, value in feeds.items()},
+        "reference": against_reference(model, feeds, outputs, labels),
+        "layers": layers, "total": total,
+    }
+    return outputs, report
