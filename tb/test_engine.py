@@ -25,6 +25,16 @@ PARAMS = EngineParams(CONFIG, fm_depth=1024, aux_depth=1024, param_depth=256, co
                       program_depth=16, lut_depth=256 * 256)
 
 
+def numpy_engine(networks, sim=None):
+    """:func:`~zeroskip.sim.rtl.engine_runner.run_engine`'s contract computed by
+    :func:`zeroskip.sim.program.reference` (no hardware, no counters): the fast tests'
+    stand-in for the engine's RTL, which tb/test_engine_rtl.py runs."""
+    from zeroskip.sim.rtl.engine_runner import EngineRun
+    return [[EngineRun(output=reference(program.layers, x).reshape(-1), counters={},
+                       fault=False, bench_cycles=0) for x in inputs]
+            for program, inputs in networks]
+
+
 def gemm_network(rng, sizes=(48, 40, 24, 10), density=0.4):
     """A chain of fully connected layers (int8 weights of random sparsity, int32 biases,
     float32 scales, ReLU but on the last), the input and hidden maps 1×1×K."""
@@ -208,7 +218,7 @@ def test_a_resident_run_gives_the_host_paths_outputs(name):
     """The whole model with its layers on the engine (here its NumPy contract): the host's
     prologue and epilogue around it give every graph output of the host-sequenced path."""
     from zeroskip.frontend.graph import Executor
-    from zeroskip.frontend.resident_run import numpy_engine, run_resident
+    from zeroskip.frontend.resident_run import run_resident
     from .test_frontend import NumpyGemms
     model, x, _ = digits_model(name)
     feeds = {"x": x[:16]}
@@ -237,7 +247,7 @@ def test_infer_resident_reports_the_engine_and_the_definition():
     """The report of a resident run (here with the engine's NumPy contract): the engine
     sized to the model, the layers it holds, the comparison with the model's definition."""
     import onnx
-    from zeroskip.frontend.resident_run import infer_resident, numpy_engine
+    from zeroskip.frontend.resident_run import infer_resident
     model = onnx.load(MODELS / "digits_cnn.onnx")
     x = np.load(MODELS / "digits_test_x.npy")[:8].astype(np.float32)
     labels = np.load(MODELS / "digits_test_y.npy")[:8]
@@ -267,7 +277,6 @@ def test_cli_run_resident_writes_the_engine_report(tmp_path, capsys, monkeypatch
     """``zeroskip run --resident`` (the engine's NumPy contract in place of its RTL): exit
     0, the outputs bit-exact with the definition, report.md with the engine's layers."""
     import json
-    from zeroskip.frontend.resident_run import numpy_engine
     from zeroskip.sim.rtl import engine_runner
     monkeypatch.setattr(engine_runner, "run_engine", numpy_engine)
     status, captured = _cli_run(tmp_path, capsys)

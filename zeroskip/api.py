@@ -198,13 +198,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
     model = prepare_model(model, calibrate, prune, name=name)
     if resident:
         from zeroskip.frontend.resident_run import infer_resident
-        try:
-            outputs, report = infer_resident(model, feeds, engine.config, labels=labels,
-                                             sim=sim, name=name)
-        except BadInput:
-            raise
-        except ValueError as exc:   # what the engine does not run or what does not fit
-            raise BadInput(f"resident: {exc}") from None
+        outputs, report = infer_resident(model, feeds, engine.config, labels=labels, sim=sim,
+                                         name=name)
         check_definition(outputs, report)
         return outputs, report
     outputs, report = infer(model, feeds, engine, labels=labels, progress=progress, name=name)

@@ -82,13 +82,8 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     model = prepare_model(model, calibration, prune, name=name, terms=CLI)
     if resident:
         from zeroskip.frontend.resident_run import infer_resident
-        try:
-            ours, report = infer_resident(model, feeds, accelerator.config, labels=labels,
-                                          sim=sim, name=name)
-        except BadInput:
-            raise
-        except ValueError as exc:   # what the engine does not run or what does not fit
-            raise BadInput(f"--resident: {exc}") from None
+        ours, report = infer_resident(model, feeds, accelerator.config, labels=labels, sim=sim,
+                                      name=name, terms=CLI)
     else:
         ours, report = infer(model, feeds, accelerator, labels=labels, progress=progress,
                              name=name, terms=CLI)

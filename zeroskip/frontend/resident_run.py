@@ -17,9 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from zeroskip.frontend.resident import EngineModel, lower
-from zeroskip.sim.program import EngineProgram, compile_network, reference
+from zeroskip.frontend.terms import PYTHON, Terms
+from zeroskip.sim.loaders import BadInput
+from zeroskip.sim.program import EngineProgram, compile_network
 
-__all__ = ["ResidentResult", "run_resident", "numpy_engine", "infer_resident"]
+__all__ = ["ResidentResult", "run_resident", "infer_resident"]
 
 
 @dataclass
@@ -30,15 +32,6 @@ class ResidentResult:
     counters: list
     lowered: EngineModel
     program: EngineProgram
-
-
-def numpy_engine(networks, sim=None):
-    """:func:`~zeroskip.sim.rtl.engine_runner.run_engine`'s contract computed by
-    :func:`zeroskip.sim.program.reference` (no hardware, no counters)."""
-    from zeroskip.sim.rtl.engine_runner import EngineRun
-    return [[EngineRun(output=reference(program.layers, x).reshape(-1), counters={},
-                       fault=False, bench_cycles=0) for x in inputs]
-            for program, inputs in networks]
 
 
 def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
@@ -130,14 +123,29 @@ def _epilogue(model, name, tensor, feeds):
 
 
 def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "verilator",
-                   name: str = "model", engine: Callable | None = None) -> tuple[dict, dict]:
+                   name: str = "model", engine: Callable | None = None,
+                   terms: Terms = PYTHON) -> tuple[dict, dict]:
     """:func:`zeroskip.frontend.infer.infer` with the model's layers resident on an engine of
     ``config`` (``resident=True`` is set) sized to the model
     (:func:`zeroskip.sim.program.engine_params_for`): the outputs (in the dtypes the graph
     declares) and the report, whose ``total`` gives the engine's figures per inference from
     its hardware counters (``resident``, ``cycles_per_inference``, the array's, the gather
     unit's, the drain's and the pooling unit's cycles, the runs) and whose ``reference``
-    compares the outputs with the model's definition, as the host-sequenced run's does."""
+    compares the outputs with the model's definition, as the host-sequenced run's does.
+
+    What the engine does not run, or what does not fit, is :class:`BadInput` naming the
+    ``resident`` option in ``terms``' words."""
+    try:
+        return _infer_resident(model, feeds, config, labels=labels, sim=sim, name=name,
+                               engine=engine)
+    except BadInput:
+        raise
+    except ValueError as exc:   # what the engine does not run or what does not fit
+        raise BadInput(f"{terms('resident')}: {exc}") from None
+
+
+def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
+                    engine: Callable | None) -> tuple[dict, dict]:
     from zeroskip.frontend.model import declared_dtype
     from zeroskip.frontend.reference import against_reference
     from zeroskip.sim.program import engine_params_for
