@@ -329,6 +329,7 @@ def test_resident_report_prices_the_engines_counters_per_inference():
     assert provenance["energy_events"]["mac_executed"] == "rtl"
     assert provenance["energy_events"]["fm_reads"] == "derived"
     assert provenance["energy_events"]["host_words_in"] == "host"
+    assert provenance["energy_events"]["lane_writes"] == "host"
     assert provenance["cycles_per_inference"] == "rtl"
     from zeroskip.apps.run_report import format_resident_report
     text = format_resident_report(report | {"model": "digits_cnn.onnx"})
