@@ -110,8 +110,9 @@ EVENT_SOURCES = {
 #: every closed output's word (``outputs × rows``, as they are written); no lane-memory word
 #: is written during an inference (the host loads the weights once: its figure, 0); the
 #: off-chip words are the host's figures (the input and output tensors' sizes).
-RESIDENT_SOURCES = EVENT_SOURCES | {"result_reads": DERIVED, "lane_writes": HOST, "stage_elements": RTL,
-                                    "fm_reads": DERIVED, "fm_writes": RTL}
+RESIDENT_SOURCES = EVENT_SOURCES | {"result_reads": DERIVED, "lane_writes": HOST,
+                                    "stage_elements": RTL, "fm_reads": DERIVED,
+                                    "fm_writes": RTL}
 
 #: Events renamed since tables were written for them: old name -> new name.
 RENAMED = {"act_reads": "act_operand_reads"}
