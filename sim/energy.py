@@ -39,7 +39,20 @@ what is counted:
 ``host_words_in``      host     32-bit words of operands the host sends (activations and the
                                 lanes' memory images, from the program)
 ``host_words_out``     host     32-bit result words sent back
+``stage_elements``     rtl      resident runs only (:func:`resident_events`): results the
+                                output stage requantized (engine counter ``stage_elements``)
+``fm_reads``           derived  resident runs only: activations the gather unit read from the
+                                feature map, ``act_writes / cols`` (a beat's rows; padding's
+                                zeros included: an upper bound), plus the pooling unit's
+                                busy cycles (engine counter ``pool_cycles``: a read each)
+``fm_writes``          rtl      resident runs only: activations written into either feature
+                                map (engine counter ``map_writes``)
 =====================  =======  ==============================================================
+
+A resident run (:func:`resident_events`) prices the network engine's counters per inference
+(:data:`zeroskip.hw.engine.descriptor.ENGINE_ENERGY_COUNTERS`) with the same table; its
+``lane_writes`` are 0 (the weights are loaded once, not per inference) and its off-chip words
+are the input and output tensors only.
 
 The board builds have no energy counters (:attr:`~zeroskip.config.ArrayConfig.energy_counters`):
 their reports have no events.
@@ -55,9 +68,10 @@ from typing import Any
 
 from zeroskip.sim.loaders import BadInput
 
-__all__ = ["EVENTS", "CATEGORIES", "EVENT_SOURCES", "RTL", "DERIVED", "HOST", "RENAMED",
-           "EnergyTable", "events", "dense_events", "estimate", "combine", "DEFAULT_TABLE",
-           "FIGURES"]
+__all__ = ["EVENTS", "CATEGORIES", "EVENT_SOURCES", "RESIDENT_EVENTS",
+           "RESIDENT_CATEGORIES", "RESIDENT_SOURCES", "RTL", "DERIVED",
+           "HOST", "RENAMED", "EnergyTable", "events", "resident_events", "dense_events",
+           "estimate", "combine", "DEFAULT_TABLE", "FIGURES"]
 
 #: The energy figures of a report that :func:`combine` sums over GEMMs or layers.
 FIGURES = ("energy_pj", "energy_breakdown_pj", "edp_pj_cycles", "dense_energy_pj",
@@ -74,6 +88,14 @@ CATEGORIES = {
 }
 EVENTS = tuple(name for names in CATEGORIES.values() for name in names)
 
+#: A resident run's categories (:func:`resident_events`): the network engine's own events too.
+RESIDENT_CATEGORIES = {
+    "compute": CATEGORIES["compute"] + ("stage_elements",),
+    "onchip_memory": CATEGORIES["onchip_memory"] + ("fm_reads", "fm_writes"),
+    "offchip": CATEGORIES["offchip"],
+}
+RESIDENT_EVENTS = tuple(name for names in RESIDENT_CATEGORIES.values() for name in names)
+
 #: Where an event's count comes from (the module's table says why): a hardware counter of that
 #: very activity, a computation on hardware counters, or the host's own figure.
 RTL, DERIVED, HOST = "rtl", "derived", "host"
@@ -83,6 +105,14 @@ EVENT_SOURCES = {
     "acc_updates": DERIVED, "act_operand_reads": DERIVED, "result_writes": DERIVED,
     "result_reads": HOST, "host_words_in": HOST, "host_words_out": HOST,
 }
+
+#: A resident run's sources where they differ from :data:`EVENT_SOURCES`: the drain reads
+#: every closed output's word (``outputs × rows``, as they are written); no lane-memory word
+#: is written during an inference (the host loads the weights once: its figure, 0); the
+#: off-chip words are the host's figures (the input and output tensors' sizes).
+RESIDENT_SOURCES = EVENT_SOURCES | {"result_reads": DERIVED, "lane_writes": HOST,
+                                    "stage_elements": RTL, "fm_reads": DERIVED,
+                                    "fm_writes": RTL}
 
 #: Events renamed since tables were written for them: old name -> new name.
 RENAMED = {"act_reads": "act_operand_reads"}
@@ -135,7 +165,7 @@ class EnergyTable:
                                f"the activations valid MACs read); rename the key")
             if key not in pj:
                 raise BadInput(f"{what}: unknown key {key!r} (the events are "
-                               f"{', '.join(EVENTS)}, and {STATIC})")
+                               f"{', '.join(RESIDENT_EVENTS)}, and {STATIC})")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     not math.isfinite(value) or value < 0:
                 raise BadInput(f"{what}: {key} must be a number of picojoules >= 0, not "
@@ -167,6 +197,36 @@ def events(program, rtl) -> dict[str, int] | None:
         "result_reads": result_words,
         "host_words_in": _host_words_in(program),
         "host_words_out": result_words,
+    }
+
+
+def resident_events(counters: dict, config, words_in: int,
+                    words_out: int) -> dict[str, int] | None:
+    """The events of one inference on the network engine (the module's table) from its
+    counters (:data:`zeroskip.hw.engine.descriptor.ENGINE_ENERGY_COUNTERS`), or None without
+    them (a configuration without ``energy_counters``). ``words_in``/``words_out``: the 32-bit
+    words of the input and output tensors (the only off-chip traffic of an inference)."""
+    if not config.energy_counters or "macs_executed" not in counters:
+        return None
+    executed, gated = int(counters["macs_executed"]), int(counters["macs_gated"])
+    act_writes = int(counters["act_writes"])
+    result_words = int(counters["outputs"]) * config.rows
+    return {
+        "mac_executed": executed,
+        "mac_gated": gated,
+        "acc_updates": executed,
+        "act_operand_reads": executed + gated,
+        "act_writes": act_writes,
+        "lane_reads": int(counters["lane_reads"]),
+        "lane_writes": 0,
+        "tokens": int(counters["lane_busy"]),
+        "result_writes": result_words,
+        "result_reads": result_words,
+        "host_words_in": words_in,
+        "host_words_out": words_out,
+        "stage_elements": int(counters["stage_elements"]),
+        "fm_reads": act_writes // config.cols + int(counters["pool_cycles"]),
+        "fm_writes": int(counters["map_writes"]),
     }
 
 
@@ -213,17 +273,18 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
             "energy_table": parts[0]["energy_table"]}
 
 
-def estimate(events_: dict[str, int] | None, cycles: int, table: EnergyTable) -> dict[str, Any]:
+def estimate(events_: dict[str, int] | None, cycles: int, table: EnergyTable,
+             categories: dict[str, tuple[str, ...]] = CATEGORIES) -> dict[str, Any]:
     """``energy_pj``, ``energy_breakdown_pj`` (compute, onchip_memory, offchip, static: they sum
     to ``energy_pj``), ``edp_pj_cycles`` (energy × cycles), ``onchip_edp_pj_cycles`` (energy
     without ``offchip``, × cycles) and ``energy_table`` (its name and source); all None without
-    events."""
+    events. ``categories``: :data:`RESIDENT_CATEGORIES` for :func:`resident_events`' events."""
     described = {"name": table.name, "source": table.source}
     if events_ is None:
         return {"energy_pj": None, "energy_breakdown_pj": None, "edp_pj_cycles": None,
                 "onchip_edp_pj_cycles": None, "energy_table": described}
     breakdown = {category: sum(events_[name] * table.pj[name] for name in names)
-                 for category, names in CATEGORIES.items()}
+                 for category, names in categories.items()}
     breakdown["static"] = cycles * table.pj[STATIC]
     breakdown = {category: round(value, 3) for category, value in breakdown.items()}
     energy = round(sum(breakdown.values()), 3)

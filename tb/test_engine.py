@@ -19,7 +19,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 #: The one engine configuration the RTL test builds: 8×8 csc, resident, small memories.
 CONFIG = ArrayConfig(rows=8, cols=8, max_k=512, act_depth=1024, weight_depth=1024,
-                     pointer_depth=64, out_depth=256, mask_depth=64, energy_counters=False,
+                     pointer_depth=64, out_depth=256, mask_depth=64, energy_counters=True,
                      resident=True)
 PARAMS = EngineParams(CONFIG, fm_depth=1024, aux_depth=1024, param_depth=256, colmap_depth=256,
                       program_depth=16, lut_depth=256 * 256)
@@ -33,6 +33,29 @@ def numpy_engine(networks, sim=None):
     return [[EngineRun(output=reference(program.layers, x).reshape(-1), counters={},
                        fault=False, bench_cycles=0) for x in inputs]
             for program, inputs in networks]
+
+
+def event_counts(layers, x) -> dict:
+    """The engine's event counters of one inference that NumPy gives exactly
+    (:data:`zeroskip.hw.engine.descriptor.ENGINE_ENERGY_COUNTERS`): the multiplier fires (a
+    product of a nonzero weight and a nonzero activation of the im2col matrix, padding's
+    value included), the results through the output stage (every output pixel's channels),
+    the activations written into the feature maps (those, and the pooled maps')."""
+    from zeroskip.frontend.lowering import im2col
+    fm = np.asarray(x, dtype=np.int8).reshape(-1)
+    counts = {"macs_executed": 0, "stage_elements": 0, "map_writes": 0}
+    for layer in layers:
+        chw = fm.reshape(layer.height, layer.width, layer.channels).transpose(2, 0, 1)
+        cols, _ = im2col(chw[None].astype(np.int64), list(layer.kernel), list(layer.strides),
+                         list(layer.pads), list(layer.dilations), layer.pad_value)
+        nonzero = (cols != 0).astype(np.int64) @ (layer.weights != 0).astype(np.int64)
+        counts["macs_executed"] += int(nonzero.sum())
+        outputs = cols.shape[0] * layer.n
+        counts["stage_elements"] += outputs
+        pooled = int(np.prod(layer.out_shape)) if layer.pool is not None else 0
+        counts["map_writes"] += outputs + pooled
+        fm = reference([layer], fm).reshape(-1)
+    return counts
 
 
 def gemm_network(rng, sizes=(48, 40, 24, 10), density=0.4):
@@ -259,6 +282,78 @@ def test_infer_resident_reports_the_engine_and_the_definition():
     assert [(layer["m"], layer["k"], layer["n"]) for layer in report["layers"]] == \
         [(64, 9, 8), (64, 72, 16), (1, 256, 10)]
     assert outputs["logits"].shape == (8, 10)
+
+
+def counting_engine(networks, sim=None):
+    """:func:`numpy_engine` with counters: :func:`event_counts`' and fixed figures for the
+    rest (the report's arithmetic is under test, not the counts)."""
+    from zeroskip.sim.rtl.engine_runner import EngineRun
+    fixed = {"cycles": 2000, "array_cycles": 900, "gather_cycles": 500, "drain_cycles": 400,
+             "pool_cycles": 100, "runs": 3, "macs_gated": 50, "lane_busy": 300,
+             "lane_reads": 320, "outputs": 40, "act_writes": 64 * 30}
+    return [[EngineRun(output=reference(program.layers, x).reshape(-1),
+                       counters=fixed | event_counts(program.layers, x), fault=False,
+                       bench_cycles=2000) for x in inputs]
+            for program, inputs in networks]
+
+
+def test_resident_report_prices_the_engines_counters_per_inference():
+    """``total``'s off-chip words (the input and output tensors), inferences per second at
+    the assumed clock and the energy estimate of the engine's counters, with provenance."""
+    import onnx
+    from zeroskip.frontend.resident_run import ASSUMED_CLOCK_HZ, infer_resident
+    from zeroskip.sim import energy
+    model = onnx.load(MODELS / "digits_cnn.onnx")
+    x = np.load(MODELS / "digits_test_x.npy")[:2].astype(np.float32)
+    config = ArrayConfig.for_capacity(8, 8)
+    _, report = infer_resident(model, {"x": x}, config, engine=counting_engine)
+    total, provenance = report["total"], report["total"]["provenance"]
+    # an 8×8 one-channel int8 image in, 10 int8 logits out: 16 + 3 words
+    assert total["offchip_words_per_inference"] == 19
+    assert total["inferences_per_s"] == ASSUMED_CLOCK_HZ / 2000
+    assert total["clock_hz"] == ASSUMED_CLOCK_HZ and "assumed" in total["clock"]
+    events = total["energy_events"]
+    assert events["host_words_in"] == 16 and events["host_words_out"] == 3
+    assert events["lane_writes"] == 0        # the weights are loaded once, not per inference
+    assert events["fm_reads"] == 64 * 30 // 8 + 100
+    assert events["result_writes"] == events["result_reads"] == 40 * 8
+    table = energy.EnergyTable.default()
+    breakdown = total["energy_breakdown_pj"]
+    assert breakdown["offchip"] == 19 * table.pj["host_words_in"]
+    assert breakdown["static"] == 2000 * table.pj["static_pj_per_cycle"]
+    assert total["energy_per_inference_pj"] == pytest.approx(sum(breakdown.values()))
+    assert total["energy_table"]["source"] == table.source
+    assert provenance["offchip_words_per_inference"] == "host"
+    assert provenance["inferences_per_s"] == "derived"
+    assert provenance["energy_per_inference_pj"] == "derived"
+    assert provenance["energy_events"]["mac_executed"] == "rtl"
+    assert provenance["energy_events"]["fm_reads"] == "derived"
+    assert provenance["energy_events"]["host_words_in"] == "host"
+    assert provenance["energy_events"]["lane_writes"] == "host"
+    assert provenance["cycles_per_inference"] == "rtl"
+    from zeroskip.apps.run_report import format_resident_report
+    text = format_resident_report(report | {"model": "digits_cnn.onnx"})
+    assert "energy per inference (estimate" in text and "inferences/s" in text
+
+
+def test_resident_report_without_counters_has_no_energy():
+    import onnx
+    from zeroskip.frontend.resident_run import infer_resident
+    model = onnx.load(MODELS / "digits_mlp.onnx")
+    x = np.load(MODELS / "digits_test_x.npy")[:1].astype(np.float32)
+    _, report = infer_resident(model, {"x": x}, ArrayConfig.for_capacity(8, 8),
+                               engine=numpy_engine)
+    total = report["total"]
+    assert total["energy_per_inference_pj"] is None and total["inferences_per_s"] is None
+    assert total["offchip_words_per_inference"] == 16 + 3
+
+
+def test_event_counts_of_a_gemm_chain(rng):
+    layers = gemm_network(rng)
+    x = rng.integers(-128, 128, 48).astype(np.int8)
+    counts = event_counts(layers, x)
+    assert counts["stage_elements"] == counts["map_writes"] == 40 + 24 + 10
+    assert 0 < counts["macs_executed"] <= 48 * 40 + 40 * 24 + 24 * 10
 
 
 def _cli_run(tmp_path, capsys, *extra, model="digits_mlp.onnx"):

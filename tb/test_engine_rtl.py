@@ -12,7 +12,8 @@ from zeroskip.sim.program import compile_network, predicted_array_cycles, refere
 from zeroskip.sim.rtl.engine_runner import network_job, run_engine
 
 from .rtl import simulators
-from .test_engine import MODELS, PARAMS, digits_model, engine_inputs, gemm_network
+from .test_engine import (MODELS, PARAMS, digits_model, engine_inputs, event_counts,
+                          gemm_network)
 
 pytestmark = pytest.mark.rtl
 
@@ -45,26 +46,39 @@ def test_engine_runs_networks_on_chip(sim, rng, capsys):
     results = run_engine(networks, sim)
 
     checks = [("gemm chain", gemm_program, gemm_layers, results[0],
-               [reference(gemm_layers, x).reshape(-1) for x in gemm_inputs], None)]
+               [reference(gemm_layers, x).reshape(-1) for x in gemm_inputs], None,
+               gemm_inputs)]
     checks += [(name, programs[name], models[name][2].layers, runs,
-                [case[1].reshape(-1) for case in cases[name]], models[name][2])
+                [case[1].reshape(-1) for case in cases[name]], models[name][2],
+                [case[0] for case in cases[name]])
                for name, runs in zip(models, results[1:])]
     figures = {}
-    for name, program, layers, runs, expected, lowered in checks:
+    for name, program, layers, runs, expected, lowered, inputs in checks:
         assert len(runs) == len(expected)
-        for run, want in zip(runs, expected):
+        for run, want, x in zip(runs, expected, inputs):
             got = run.output if lowered is None else lowered.tensor_output(run.output)
             assert not run.fault
             assert np.array_equal(got.reshape(-1), want), name
             assert run.counters["array_cycles"] == predicted_array_cycles(program)
             assert run.counters["runs"] == sum(program.runs_per_layer)
             assert run.counters["cycles"] <= run.bench_cycles
+            # the energy events per inference: those NumPy gives exactly, and the rest's
+            # bounds (a valid MAC per token and PE row; a beat of rows per gathered column)
+            counters = run.counters
+            for event, count in event_counts(layers, x).items():
+                assert counters[event] == count, (name, event)
+            assert counters["macs_executed"] + counters["macs_gated"] <= \
+                counters["lane_busy"] * PARAMS.config.rows
+            assert counters["lane_busy"] > 0 and counters["lane_reads"] > 0
+            assert counters["outputs"] > 0 and counters["act_writes"] > 0
+            assert counters["act_writes"] % (PARAMS.config.rows * PARAMS.config.cols) == 0
         figures[name] = (run.counters, host_array_cycles(layers))
     with capsys.disabled():
         for name, (counters, host) in figures.items():
             print(f"\n{sim} {name}: {counters['cycles']} cycles per inference "
                   f"(array {counters['array_cycles']}, gather {counters['gather_cycles']}, "
-                  f"drain {counters['drain_cycles']}, pool {counters['pool_cycles']}); "
+                  f"drain {counters['drain_cycles']}, pool {counters['pool_cycles']}; "
+                  f"MACs {counters['macs_executed']} fired, {counters['macs_gated']} gated); "
                   f"host-sequenced array cycles {host}")
 
 

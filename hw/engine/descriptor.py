@@ -35,7 +35,7 @@ from zeroskip.hw.engine.output_stage import settings_layout
 from zeroskip.hw.engine.pool import PoolParams
 from zeroskip.hw.layouts import job_layout
 
-__all__ = ["Step", "EngineParams", "ENGINE_COUNTERS"]
+__all__ = ["Step", "EngineParams", "ENGINE_COUNTERS", "ENGINE_ENERGY_COUNTERS"]
 
 
 class Step(enum.IntEnum):
@@ -53,6 +53,19 @@ ENGINE_COUNTERS = (
     "drain_cycles",     # cycles from a run's done to its last activation written
     "pool_cycles",      # cycles the pooling unit was busy
     "runs",             # accelerator runs
+)
+
+#: With the accelerator's ``energy_counters``, the events per inference the energy estimate
+#: prices (:func:`zeroskip.sim.energy.resident_events`), after :data:`ENGINE_COUNTERS`.
+ENGINE_ENERGY_COUNTERS = (
+    "macs_executed",    # the accelerator's per-run counters, summed over the inference's runs
+    "macs_gated",
+    "lane_busy",        # tokens the decoder lanes emitted
+    "lane_reads",       # lane-memory words the decoder lanes read
+    "outputs",          # outputs the lanes closed (each writes a result word per PE row)
+    "act_writes",       # activation bytes the gather wrote into the PEs' memories (each copy)
+    "stage_elements",   # results the drain read and passed through the output stage
+    "map_writes",       # activations written into either feature map (output stage, pooling)
 )
 
 
@@ -146,8 +159,9 @@ class EngineParams:
 
     @property
     def counters_layout(self) -> data.StructLayout:
-        return data.StructLayout({name: unsigned(self.config.counter_width)
-                                  for name in ENGINE_COUNTERS})
+        names = ENGINE_COUNTERS + (ENGINE_ENERGY_COUNTERS if self.config.energy_counters
+                                   else ())
+        return data.StructLayout({name: unsigned(self.config.counter_width) for name in names})
 
     def name(self) -> str:
         """A name for builds of this engine."""

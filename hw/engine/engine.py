@@ -40,6 +40,9 @@ from zeroskip.hw.memories import read_port
 
 __all__ = ["Engine"]
 
+#: The accelerator's per-run counters the engine sums per inference.
+RUN_SUMS = ("macs_executed", "macs_gated", "lane_busy", "lane_reads", "outputs")
+
 
 class Engine(wiring.Component):
     """The resident accelerator, the gather, drain, output-stage and pooling units, and the
@@ -56,7 +59,9 @@ class Engine(wiring.Component):
     busy, done : Out(1)
         ``done`` rises after the END step and stays until the next start.
     counters : Out(params.counters_layout)
-        Per inference (:data:`zeroskip.hw.engine.descriptor.ENGINE_COUNTERS`).
+        Per inference (:data:`zeroskip.hw.engine.descriptor.ENGINE_COUNTERS`, and
+        :data:`~zeroskip.hw.engine.descriptor.ENGINE_ENERGY_COUNTERS` with the configuration's
+        ``energy_counters``).
     fault : Out(1)
         A decoder lane stopped on malformed memory contents in this inference (its results,
         and so the output, are not valid).
@@ -232,6 +237,11 @@ class Engine(wiring.Component):
                 # the drain's last element accepted, and then written by the output stage
                 with m.If(drain.done & ~stage.busy & ~out_valid):
                     m.d.sync += pc.eq(pc + 1)
+                    if config.energy_counters:
+                        # the run's counters, settled long since its done (the drain took
+                        # every result after it), added to the inference's
+                        m.d.sync += [counters[name].eq(counters[name] + accel.counters[name])
+                                     for name in RUN_SUMS]
                     m.next = "FETCH"
             with m.State("POOL_START"):
                 m.next = "POOL"
@@ -258,4 +268,21 @@ class Engine(wiring.Component):
                 m.d.sync += counters.drain_cycles.eq(counters.drain_cycles + 1)
             with m.If(pool.busy):
                 m.d.sync += counters.pool_cycles.eq(counters.pool_cycles + 1)
+        if config.energy_counters:
+            self._count_events(m, busy, gather, drain, stage, pool, out_valid)
         return m
+
+    def _count_events(self, m, busy, gather, drain, stage, pool, out_valid):
+        """The engine's own counts of :data:`~zeroskip.hw.engine.descriptor.
+        ENGINE_ENERGY_COUNTERS` (the accelerator's are summed at each run's end)."""
+        config, counters = self._params.config, self.counters
+        with m.If(busy):
+            # an activation beat writes one byte into every PE of its row: rows × cols copies,
+            # as the accelerator's act_writes counts (which counts since reset, not per run)
+            with m.If(gather.act_write.en):
+                m.d.sync += counters.act_writes.eq(counters.act_writes +
+                                                   config.rows * config.cols)
+            with m.If(drain.o.valid & stage.i.ready):
+                m.d.sync += counters.stage_elements.eq(counters.stage_elements + 1)
+            with m.If(out_valid | pool.dst.en):
+                m.d.sync += counters.map_writes.eq(counters.map_writes + 1)

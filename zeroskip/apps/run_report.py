@@ -115,6 +115,8 @@ def format_resident_report(report) -> str:
     lines += ["", table(["per inference (RTL counters)", "value"],
                         [[label, f"{total[key]:,}" if total[key] is not None else "n/a"]
                          for label, key in figures], "lr")]
+    lines += ["", table(["per inference", "value", "provenance"], _resident_figures(total),
+                        "lrl")]
     engine = report["engine"]
     lines += ["", f"{total['inferences']} inferences; the engine's memories: feature maps "
               f"{engine['fm_depth']:,} + {engine['aux_depth']:,} activations, "
@@ -123,6 +125,25 @@ def format_resident_report(report) -> str:
               f"The host quantizes the input and runs the nodes after the engine's output.",
               ""]
     return "\n".join(lines)
+
+
+def _resident_figures(total) -> list[list[str]]:
+    """The rows of a resident report's off-chip words, throughput and energy estimate."""
+    provenance = total["provenance"]
+    energy, rate = total.get("energy_per_inference_pj"), total.get("inferences_per_s")
+    source = total.get("energy_table") or {}
+    rows = [["off-chip words (input and output tensors)",
+             f"{total['offchip_words_per_inference']:,}",
+             provenance["offchip_words_per_inference"]],
+            [f"inferences/s at {total['clock_hz'] / 1e6:g} MHz ({total['clock']}; no UART)",
+             f"{rate:,.1f}" if rate is not None else "n/a", provenance["inferences_per_s"]],
+            [f"energy per inference (estimate, table {source.get('name', 'n/a')})",
+             f"{energy:,.1f} pJ" if energy is not None else "n/a",
+             provenance["energy_per_inference_pj"]]]
+    for category, value in (total.get("energy_breakdown_pj") or {}).items():
+        rows.append([f"  of which {category.replace('_', ' ')}", f"{value:,.1f} pJ",
+                     provenance["energy_breakdown_pj"]])
+    return rows
 
 
 def plot_layers(layers, path):

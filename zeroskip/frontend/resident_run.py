@@ -72,6 +72,52 @@ def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
                           lowered=lowered, program=program)
 
 
+#: The clock ``inferences_per_s`` assumes: a configuration names no board, so no clock of its
+#: own (the ULX3S configuration's target is 100 MHz); the report says it is assumed.
+ASSUMED_CLOCK_HZ = 100_000_000
+
+
+def _per_inference(counters: dict, config, result: ResidentResult) -> dict:
+    """The report's figures per inference beyond the engine's cycles, each with its provenance
+    (merged into ``total["provenance"]`` by the caller's ``update``):
+
+    ``offchip_words_per_inference``
+        32-bit words of the engine's input tensor (int8, as the host writes it) and output
+        tensor (int8, as the host reads it): ``host``, computed from the tensors' sizes, since
+        the resident path has no link hardware yet; the board link will count it.
+    ``inferences_per_s``, ``clock_hz``
+        ``clock_hz / cycles_per_inference`` at :data:`ASSUMED_CLOCK_HZ` (``clock`` says it is
+        assumed), the engine's compute alone: no UART, no host nodes (``derived``).
+    ``energy_per_inference_pj``, ``energy_breakdown_pj``, ``energy_events``, ``energy_table``
+        An **estimate**: the engine's event counters of one inference priced by
+        :mod:`zeroskip.sim.energy`'s table (:func:`~zeroskip.sim.energy.resident_events`), the
+        off-chip part the input and output tensors only (``derived``: its events' sources are
+        ``provenance["energy_events"]``). None for a configuration without energy counters.
+    """
+    from zeroskip.sim import energy
+    words_in = -(-int(np.prod(result.program.input_shape)) // 4)
+    words_out = -(-int(result.program.output_size) // 4)
+    cycles = counters.get("cycles")
+    figures: dict = {
+        "offchip_words_per_inference": words_in + words_out,
+        "clock_hz": ASSUMED_CLOCK_HZ,
+        "clock": "assumed (no board given)",
+        "inferences_per_s": round(ASSUMED_CLOCK_HZ / cycles, 1) if cycles else None,
+    }
+    table = energy.EnergyTable.default()
+    events = energy.resident_events(counters, config, words_in, words_out) if cycles else None
+    estimate = energy.estimate(events, int(cycles or 0), table, energy.RESIDENT_CATEGORIES)
+    figures.update(energy_per_inference_pj=estimate["energy_pj"],
+                   energy_breakdown_pj=estimate["energy_breakdown_pj"],
+                   energy_events=events, energy_table=estimate["energy_table"])
+    provenance = {"offchip_words_per_inference": "host", "clock_hz": "model",
+                  "inferences_per_s": "derived",
+                  "energy_per_inference_pj": "derived", "energy_breakdown_pj": "derived",
+                  "energy_events": {name: energy.RESIDENT_SOURCES[name] for name in events}
+                  if events else None}
+    return figures | {"_provenance": provenance}
+
+
 def _as_tensor(lowered, stored):
     """The engine's output map (HWC) as the model's tensor of batch 1 (NCHW for a map with
     more than one pixel, else N × channels)."""
@@ -130,7 +176,8 @@ def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "veril
     (:func:`zeroskip.sim.program.engine_params_for`): the outputs (in the dtypes the graph
     declares) and the report, whose ``total`` gives the engine's figures per inference from
     its hardware counters (``resident``, ``cycles_per_inference``, the array's, the gather
-    unit's, the drain's and the pooling unit's cycles, the runs) and whose ``reference``
+    unit's, the drain's and the pooling unit's cycles, the runs; and :func:`_per_inference`'s
+    off-chip words, throughput and energy estimate) and whose ``reference``
     compares the outputs with the model's definition, as the host-sequenced run's does.
 
     What the engine does not run, or what does not fit, is :class:`BadInput` naming the
@@ -166,6 +213,9 @@ def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
         total[field] = int(counters[counter]) if counter in counters else None
     total["provenance"] = {field: "rtl" for field in total
                            if field.endswith("_per_inference")}
+    figures = _per_inference(counters, config, result)
+    total["provenance"].update(figures.pop("_provenance"))
+    total.update(figures)
     layers = [{"name": f"layer {index}", "on": "engine", "m": layer.conv_shape[0] *
                layer.conv_shape[1], "k": layer.weights.shape[0], "n": layer.n,
                "pool": layer.pool is not None, "table": layer.table is not None}
