@@ -73,13 +73,15 @@ BOARDS = {
         # the iCEBreaker's FT2232H flash interface is openFPGALoader's generic iCE40 pinout
         program_argv=("openFPGALoader", "-b", "ice40_generic", "{bitstream}"),
         # the dense baseline: the same 16 PEs (8 SB_MAC16, two PEs each) as a 4 x 4 array;
-        # one activation buffer per row and one weight memory per column; one result word per
-        # column, in flip-flops (a block RAM per 16 bits of its 96 would need 24; two words per
-        # column filled 93% of the logic cells and missed 30 MHz)
+        # one activation buffer per row and one weight memory per column; each column's
+        # results in one memory of one result per word (column_results: 16 outputs per PE and
+        # run, two block RAMs). (Before: one result word of 96 bits per column in flip-flops,
+        # a run per output; a block RAM per 16 bits of it would have needed 24, and two words
+        # per column filled 93% of the logic cells and missed 30 MHz.)
         dense_config=ArrayConfig(rows=4, cols=4, arch="dense", max_k=256, act_depth=1024,
-                                 weight_depth=1024, pointer_depth=5, out_depth=1,
-                                 acc_width=24, counter_width=32, multipliers="ice40_pairs",
-                                 energy_counters=False),
+                                 weight_depth=1024, pointer_depth=5, out_depth=16,
+                                 column_results=True, acc_width=24, counter_width=32,
+                                 multipliers="ice40_pairs", energy_counters=False),
         dense_clock_mhz=30),
     # 128 PEs (16 x 8), each with a MULT18X18D whose input and output registers are in use
     # and a DP16KD of activations whose output register is in use, pipelined csc lanes and
