@@ -246,9 +246,9 @@ class DenseAccelerator(AcceleratorBase):
         for r in range(rows):
             if r:
                 ctl = _delayed_value(m, ctl, f"beat_row{r}")
-            c_ctl = _delayed_value(m, ctl, f"row{r}_ctl")
             if config.act_memories == "ecp5_outreg":
                 # the block RAM's output register is the pipelined read's second register
+                c_ctl = _delayed_value(m, ctl, f"row{r}_ctl")
                 a = ecp5_outreg_memory(m, _RowWrite(act_port, r), ctl.act_addr,
                                        name=f"acts{r}")
                 c_ctl = _delayed_value(m, c_ctl, f"row{r}_ctl_p")
@@ -261,7 +261,7 @@ class DenseAccelerator(AcceleratorBase):
                              wr.data.eq(act_port.data[r])]
                 rd = read_port(m, acts, name=f"acts{r}")
                 m.d.comb += rd.addr.eq(ctl.act_addr)
-                a = rd.data
+                a, c_ctl = rd.data, _delayed_value(m, ctl, f"row{r}_ctl")
                 if config.pipelined:
                     a, c_ctl = _delayed_value(m, a, f"row{r}_a"), _delayed_value(
                         m, c_ctl, f"row{r}_ctl_p")
@@ -313,6 +313,12 @@ class DenseAccelerator(AcceleratorBase):
         read_data = []
         closed = []
         for c in range(cols):
+            # (the order in which the memories and signals are made keeps the Verilog of the
+            # builds measured before column_results, and of the first one with it, unchanged)
+            if not config.column_results:
+                results = memory.Memory(shape=unsigned(rows * config.acc_width),
+                                        depth=config.out_depth, init=[])
+                m.submodules[f"results{c}"] = results
             arriving = pes[0, c].out
             row = Signal(range(rows), name=f"result_row{c}")
             slot_c = Signal(config.pointer_addr_bits, name=f"result_slot{c}")
@@ -326,14 +332,12 @@ class DenseAccelerator(AcceleratorBase):
                 m.d.sync += [wr.addr.eq(_word_address(config, addr, row)),
                              wr.data.eq(arriving.value),
                              wr.en.eq(arriving.valid & real)]
+                m.submodules[f"results{c}"] = results
             else:
-                results = memory.Memory(shape=unsigned(rows * config.acc_width),
-                                        depth=config.out_depth, init=[])
                 wr = results.write_port(granularity=config.acc_width)
                 m.d.comb += [wr.addr.eq(addr),
                              wr.data.eq(Cat(*[arriving.value] * rows)),
                              wr.en.eq(Mux(arriving.valid & real, 1 << row, 0))]
-            m.submodules[f"results{c}"] = results
             # a (tile, column) word is complete with its last row's result
             closed.append(arriving.valid & real & (row == rows - 1))
             with m.If(starting):
@@ -350,7 +354,7 @@ class DenseAccelerator(AcceleratorBase):
             for _ in range(config.result_read_latency - 1):
                 # registered before the column select (a block RAM's clock-to-out)
                 value = _delayed_value(m, value, f"results{c}_data_registered")
-            read_data.append(Mux(selected[c], value, 0) if cols > 1 else value)
+            read_data.append(Mux(selected[c], value, 0))
         m.d.comb += self.result_read.data.eq(tree_reduce(operator.or_, read_data))
         m.d.comb += self.status.eq(0)
 
