@@ -103,19 +103,19 @@ BOARDS = {
         clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
         program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
-        # the dense baseline: the zeroskip build's 128 PEs as 16 x 8, with its timing
-        # measures: registered MULT18X18D, pipelined, each row's activations in a DP16KD
-        # whose output register is in use (2048 per row), the load ports and the reset from
-        # flip-flops (fanout_registers), each column's results in one block RAM
-        # (column_results: 16 outputs per PE and run, one result per word), and 24-bit
-        # accumulators (enough for K = 256; a longer K is split by the host). Its memories are
-        # not replicated, so they are deep (2048 activations per row, 4096 weights per column).
-        # (Before: an 8 x 8 at 90 MHz with a word of 8 results per column in distributed RAM,
-        # 205 LUTs per PE; the 12 x 13 did not route.)
-        dense_config=ArrayConfig(rows=16, cols=8, arch="dense", max_k=256, act_depth=2048,
+        # the dense baseline: 8 x 8 registered MULT18X18D at 90 MHz (94.7 MHz reached at seed
+        # 2 at 3 Mbaud; at a 125 MHz target seed 1 reached 94.3). All 156 multipliers (12 x 13) did not
+        # route: nextpnr's router2 was left with 14,000 overused wires after 8 iterations (37
+        # minutes), router1 with 107,000 after 10 minutes. Its memories are not replicated, so
+        # they are deep (2048 activations per row, 4096 weights per column). A 16 x 8 with the
+        # zeroskip build's four timing measures (this configuration with rows=16,
+        # column_results=True, act_memories="ecp5_outreg", acc_width=24: fanout_registers
+        # follows) is bit-exact in simulation and placed at an estimated 101.7 MHz (seed 1,
+        # 12,110 LUT, 12,181 FF, 128 MULT18X18D, 41 DP16KD) but did not finish routing: router1
+        # still had 32 arcs to route after 90,000 iterations (65 minutes), stopped.
+        dense_config=ArrayConfig(rows=8, cols=8, arch="dense", max_k=256, act_depth=2048,
                                  weight_depth=4096, pointer_depth=33, out_depth=16,
-                                 pipelined=True, column_results=True, acc_width=24,
-                                 multipliers="ecp5_registered", act_memories="ecp5_outreg",
+                                 pipelined=True, multipliers="ecp5_registered",
                                  energy_counters=False),
-        dense_clock_mhz=100),
+        dense_clock_mhz=90),
 }
