@@ -232,3 +232,15 @@ def test_area_counts_cells_per_family():
                        "SB_MAC16": 0}
     with pytest.raises(ValueError, match="family must be one of"):
         module_cells(BOARDS["icebreaker"].config, "gowin")
+
+
+def test_dense_column_results_are_one_result_per_word():
+    """The dense array takes column_results (a memory of one result per word per column);
+    other formats' lanes and double buffering still refuse it."""
+    from zeroskip.config import ArrayConfig
+    config = ArrayConfig(rows=3, cols=2, arch="dense", max_k=64, act_depth=64,
+                         out_depth=4, column_results=True, pipelined=True)
+    assert (config.result_rows, config.result_depth, config.result_read_latency) == (1, 12, 2)
+    assert config.fanout_registers
+    with pytest.raises(ValueError, match="column_results is built for csc lanes"):
+        ArrayConfig(fmt="bitmap", column_results=True)
