@@ -76,9 +76,10 @@ flash: $(STAMP)
 	$(VENV)/bin/zeroskip build --board $(BOARD) --out $(OUT)/$(BOARD) --program
 
 # both boards' builds and simulated throughput: docs/boards.{md,json} and the README's results
-# table
+# table; ARCH=dense builds and measures only the dense baselines (the zeroskip rows are kept)
+ARCH   ?=
 boards: $(STAMP)
-	$(PY) -m zeroskip.platforms.table --out docs --readme README.md
+	$(PY) -m zeroskip.platforms.table --out docs --readme README.md $(if $(ARCH),--arch $(ARCH))
 
 # the README's "use it in your SoC": the register maps of the default 8x8 core, what the AXI and
 # Wishbone wrappers cost on the ULX3S (synthesis only) and a simulated job's timing diagram

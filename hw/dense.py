@@ -18,6 +18,14 @@ upwards, one row per cycle, through a register per PE, into the column's result 
 top. A column's closes are a cycle apart row after row, so two results of one step reach the
 top two cycles apart and the next step's first result after the last (``2·R - 1``).
 
+For 100 MHz-class fabrics the array takes the zeroskip design's timing measures
+(:class:`~zeroskip.config.ArrayConfig`): ``pipelined`` registers every block-RAM read and
+product; ``column_results`` keeps a column's results in one memory of one result per word
+(output ``j`` of row ``r`` at ``j * R + r``, a block RAM, written a cycle after the result
+reaches the top) instead of a word of R results; ``fanout_registers`` registers the load
+ports before they spread over the edge memories; ``act_memories="ecp5_outreg"`` reads each
+row's activations through a DP16KD's own output register.
+
 The memories hold what the zeroskip design's do, in the same layout, so the host compiler and
 runtimes are shared: ``act_write`` writes row r's activations (M-tile × K) into that row's
 one buffer (not into every PE of the row); the ``weights`` memory of lane c holds its columns
@@ -33,6 +41,7 @@ from amaranth.lib import data, memory, wiring
 from zeroskip.config import bits_for
 from zeroskip.hw.accelerator import AcceleratorBase
 from zeroskip.hw.memories import read_port
+from zeroskip.hw.pe import ecp5_outreg_memory
 
 __all__ = ["DenseColumns", "DenseAccelerator", "DensePE"]
 
@@ -132,10 +141,11 @@ def dense_latency(config):
     first column by the first row (later rows and columns add 2 and 1 cycles each): the
     beat register, the memory read (and its register when pipelined), the operand
     registers, the multiplier's own registers, the product register (pipelined), the
-    accumulator and the output register (plus the closing register, pipelined)."""
+    accumulator and the output register (plus the closing register, pipelined), and with
+    ``column_results`` the register before the column's result memory."""
     pipelined = int(config.pipelined)
     mul = max(config.multiplier_latency, 1)
-    return 1 + (1 + pipelined) + mul + 2 * pipelined + 1
+    return 1 + (1 + pipelined) + mul + 2 * pipelined + 1 + int(config.column_results)
 
 
 def dense_drain_cycles(config):
@@ -225,24 +235,36 @@ class DenseAccelerator(AcceleratorBase):
         # Edge memories: an activation buffer per row, a weight memory per column; their read
         # addresses skewed a cycle per row / column, so PE (r, c) gets both operands of a
         # beat r + c cycles after PE (0, 0).
-        weights_port = getattr(self, "weights_write")
+        act_port = self.act_write
+        weights_port = weights_write = getattr(self, "weights_write")
+        if config.fanout_registers:
+            # the load ports registered before they spread over the edge memories
+            act_port = _registered_port(m, act_port, "act_write_registered")
+            weights_port = _registered_port(m, weights_port, "weights_write_registered")
         row_ctl, row_a = [], []
         ctl = beat
         for r in range(rows):
             if r:
                 ctl = _delayed_value(m, ctl, f"beat_row{r}")
-            acts = memory.Memory(shape=signed(config.act_width), depth=config.act_depth,
-                                 init=[])
-            m.submodules[f"acts{r}"] = acts
-            wr = acts.write_port()
-            m.d.comb += [wr.en.eq(self.act_write.en), wr.addr.eq(self.act_write.addr),
-                         wr.data.eq(self.act_write.data[r])]
-            rd = read_port(m, acts, name=f"acts{r}")
-            m.d.comb += rd.addr.eq(ctl.act_addr)
-            a, c_ctl = rd.data, _delayed_value(m, ctl, f"row{r}_ctl")
-            if config.pipelined:
-                a, c_ctl = _delayed_value(m, a, f"row{r}_a"), _delayed_value(m, c_ctl,
-                                                                           f"row{r}_ctl_p")
+            if config.act_memories == "ecp5_outreg":
+                # the block RAM's output register is the pipelined read's second register
+                c_ctl = _delayed_value(m, ctl, f"row{r}_ctl")
+                a = ecp5_outreg_memory(m, _RowWrite(act_port, r), ctl.act_addr,
+                                       name=f"acts{r}")
+                c_ctl = _delayed_value(m, c_ctl, f"row{r}_ctl_p")
+            else:
+                acts = memory.Memory(shape=signed(config.act_width), depth=config.act_depth,
+                                     init=[])
+                m.submodules[f"acts{r}"] = acts
+                wr = acts.write_port()
+                m.d.comb += [wr.en.eq(act_port.en), wr.addr.eq(act_port.addr),
+                             wr.data.eq(act_port.data[r])]
+                rd = read_port(m, acts, name=f"acts{r}")
+                m.d.comb += rd.addr.eq(ctl.act_addr)
+                a, c_ctl = rd.data, _delayed_value(m, ctl, f"row{r}_ctl")
+                if config.pipelined:
+                    a, c_ctl = _delayed_value(m, a, f"row{r}_a"), _delayed_value(
+                        m, c_ctl, f"row{r}_ctl_p")
             row_a.append(a)
             row_ctl.append(c_ctl)
         col_w = []
@@ -283,25 +305,39 @@ class DenseAccelerator(AcceleratorBase):
                     m.d.comb += pes[r, c].below.eq(pes[r + 1, c].out)
         add_multipliers(m, config, pes)
 
-        # Result memories at the top: a word of R results per (tile, column) of the lane, as
-        # the zeroskip PEs' memories hold them; results arrive row 0 first, two cycles apart.
+        # Result memories at the top: as the zeroskip PEs' memories hold them, a word of R
+        # results per (tile, column) of the lane, or with column_results one result per word
+        # (row r of output j at j * R + r); results arrive row 0 first, two cycles apart.
         selected = Signal(cols)
         m.d.sync += selected.eq(1 << self.result_column)
         read_data = []
         closed = []
         for c in range(cols):
-            results = memory.Memory(shape=unsigned(rows * config.acc_width),
-                                    depth=config.out_depth, init=[])
-            m.submodules[f"results{c}"] = results
+            # (the order in which the memories and signals are made keeps the Verilog of the
+            # builds measured before column_results, and of the first one with it, unchanged)
+            if not config.column_results:
+                results = memory.Memory(shape=unsigned(rows * config.acc_width),
+                                        depth=config.out_depth, init=[])
+                m.submodules[f"results{c}"] = results
             arriving = pes[0, c].out
             row = Signal(range(rows), name=f"result_row{c}")
             slot_c = Signal(config.pointer_addr_bits, name=f"result_slot{c}")
             addr = Signal(config.out_addr_bits + 1, name=f"result_addr{c}")
             real = slot_c < job.lane_columns[c]
-            wr = results.write_port(granularity=config.acc_width)
-            m.d.comb += [wr.addr.eq(addr),
-                         wr.data.eq(Cat(*[arriving.value] * rows)),
-                         wr.en.eq(Mux(arriving.valid & real, 1 << row, 0))]
+            if config.column_results:
+                results = memory.Memory(shape=signed(config.acc_width),
+                                        depth=config.result_depth, init=[])
+                wr = results.write_port()
+                # registered: the block RAM's write port has a cycle of its own
+                m.d.sync += [wr.addr.eq(_word_address(config, addr, row)),
+                             wr.data.eq(arriving.value),
+                             wr.en.eq(arriving.valid & real)]
+                m.submodules[f"results{c}"] = results
+            else:
+                wr = results.write_port(granularity=config.acc_width)
+                m.d.comb += [wr.addr.eq(addr),
+                             wr.data.eq(Cat(*[arriving.value] * rows)),
+                             wr.en.eq(Mux(arriving.valid & real, 1 << row, 0))]
             # a (tile, column) word is complete with its last row's result
             closed.append(arriving.valid & real & (row == rows - 1))
             with m.If(starting):
@@ -314,7 +350,11 @@ class DenseAccelerator(AcceleratorBase):
                         m.d.sync += slot_c.eq(0)
             rd = read_port(m, results, name=f"results{c}")
             m.d.comb += rd.addr.eq(self.result_read.addr)
-            read_data.append(Mux(selected[c], rd.data, 0))
+            value = rd.data
+            for _ in range(config.result_read_latency - 1):
+                # registered before the column select (a block RAM's clock-to-out)
+                value = _delayed_value(m, value, f"results{c}_data_registered")
+            read_data.append(Mux(selected[c], value, 0))
         m.d.comb += self.result_read.data.eq(tree_reduce(operator.or_, read_data))
         m.d.comb += self.status.eq(0)
 
@@ -331,7 +371,7 @@ class DenseAccelerator(AcceleratorBase):
             with m.If(beat_valid):
                 m.d.sync += [counters.macs_executed.eq(counters.macs_executed + rows * cols),
                              counters.lane_busy.eq(counters.lane_busy + cols)]
-        loading = self.act_write.en | weights_port.en
+        loading = self.act_write.en | weights_write.en
         with m.If(loading):
             m.d.sync += counters.load_cycles.eq(counters.load_cycles + 1)
         if config.energy_counters:
@@ -347,9 +387,9 @@ class DenseAccelerator(AcceleratorBase):
             # one copy per row: activations are not replicated across the columns
             with m.If(self.act_write.en):
                 m.d.sync += counters.act_writes.eq(counters.act_writes + rows)
-            with m.If(weights_port.en):
+            with m.If(weights_write.en):
                 m.d.sync += counters.lane_writes.eq(counters.lane_writes +
-                                                    _popcount(weights_port.mask))
+                                                    _popcount(weights_write.mask))
         return m
 
 
@@ -357,3 +397,29 @@ def _delayed_value(m, value, name):
     copy = Signal.like(value, name=name)
     m.d.sync += copy.eq(value)
     return copy
+
+
+def _word_address(config, out_addr, row):
+    """The result-memory word of output ``out_addr`` of PE row ``row`` (``column_results``):
+    ``out_addr * rows + row``, a concatenation when ``rows`` is a power of two."""
+    rows = config.rows
+    if rows & (rows - 1) == 0:
+        return Cat(row[:(rows - 1).bit_length()], out_addr[:config.out_addr_bits])
+    return out_addr * rows + row
+
+
+def _registered_port(m, port, name):
+    """A write port's ``en``, ``addr``, ``data`` (and ``mask``) a cycle later, as a port."""
+    copy = port.signature.flip().create(path=(name,))
+    for member in ("en", "addr", "data", "mask"):
+        if hasattr(port, member):
+            m.d.sync += getattr(copy, member).eq(getattr(port, member))
+    return copy
+
+
+class _RowWrite:
+    """Row ``r``'s part of the activation write port (its byte of ``data``), for
+    :func:`zeroskip.hw.pe.ecp5_outreg_memory`."""
+
+    def __init__(self, port, r):
+        self.en, self.addr, self.data = port.en, port.addr, port.data[r]

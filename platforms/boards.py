@@ -73,13 +73,15 @@ BOARDS = {
         # the iCEBreaker's FT2232H flash interface is openFPGALoader's generic iCE40 pinout
         program_argv=("openFPGALoader", "-b", "ice40_generic", "{bitstream}"),
         # the dense baseline: the same 16 PEs (8 SB_MAC16, two PEs each) as a 4 x 4 array;
-        # one activation buffer per row and one weight memory per column; one result word per
-        # column, in flip-flops (a block RAM per 16 bits of its 96 would need 24; two words per
-        # column filled 93% of the logic cells and missed 30 MHz)
+        # one activation buffer per row and one weight memory per column; each column's
+        # results in one memory of one result per word (column_results: 16 outputs per PE and
+        # run, two block RAMs). (Before: one result word of 96 bits per column in flip-flops,
+        # a run per output; a block RAM per 16 bits of it would have needed 24, and two words
+        # per column filled 93% of the logic cells and missed 30 MHz.)
         dense_config=ArrayConfig(rows=4, cols=4, arch="dense", max_k=256, act_depth=1024,
-                                 weight_depth=1024, pointer_depth=5, out_depth=1,
-                                 acc_width=24, counter_width=32, multipliers="ice40_pairs",
-                                 energy_counters=False),
+                                 weight_depth=1024, pointer_depth=5, out_depth=16,
+                                 column_results=True, acc_width=24, counter_width=32,
+                                 multipliers="ice40_pairs", energy_counters=False),
         dense_clock_mhz=30),
     # 128 PEs (16 x 8), each with a MULT18X18D whose input and output registers are in use
     # and a DP16KD of activations whose output register is in use, pipelined csc lanes and
@@ -105,7 +107,12 @@ BOARDS = {
         # 2 at 3 Mbaud; at a 125 MHz target seed 1 reached 94.3). All 156 multipliers (12 x 13) did not
         # route: nextpnr's router2 was left with 14,000 overused wires after 8 iterations (37
         # minutes), router1 with 107,000 after 10 minutes. Its memories are not replicated, so
-        # they are deep (2048 activations per row, 4096 weights per column)
+        # they are deep (2048 activations per row, 4096 weights per column). A 16 x 8 with the
+        # zeroskip build's four timing measures (this configuration with rows=16,
+        # column_results=True, act_memories="ecp5_outreg", acc_width=24: fanout_registers
+        # follows) is bit-exact in simulation and placed at an estimated 101.7 MHz (seed 1,
+        # 12,110 LUT, 12,181 FF, 128 MULT18X18D, 41 DP16KD) but did not finish routing: router1
+        # still had 32 arcs to route after 90,000 iterations (65 minutes), stopped.
         dense_config=ArrayConfig(rows=8, cols=8, arch="dense", max_k=256, act_depth=2048,
                                  weight_depth=4096, pointer_depth=33, out_depth=16,
                                  pipelined=True, multipliers="ecp5_registered",

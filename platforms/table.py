@@ -5,7 +5,9 @@ Verilator, and how the zero-skipping array compares with the dense baseline on t
 ``python -m zeroskip.platforms.table --out docs --readme README.md`` (``make boards``) builds
 what is not built yet and writes ``docs/boards.md``, ``docs/boards.json`` and the README's
 results table (its ``results`` section, ``zeroskip.apps.readme.results_table``; a ``boards``
-section, if the file has one, gets docs/boards.md's table).
+section, if the file has one, gets docs/boards.md's table). ``--arch dense`` (``make boards
+ARCH=dense``) builds and measures only the dense baselines and keeps the zeroskip rows of the
+existing ``docs/boards.json``.
 
 Dense-equivalent GMAC/s = M·K·N / (cycles / clock) / 1e9: the dense multiply-accumulates the
 GEMM stands for, per second of accelerator time at the board's clock. It counts compute cycles
@@ -63,10 +65,12 @@ def measure(board, sparsities=SPARSITIES, shape=SHAPE, seed=0):
     return out
 
 
-def board_rows(build_root, names=tuple(BOARDS)):
+def board_rows(build_root, names=tuple(BOARDS), archs=("zeroskip", "dense")):
+    """Per board of ``names`` and architecture of ``archs`` it has: its build (made unless
+    built already, :func:`~zeroskip.platforms.flow.build_board`) and measured throughput."""
     rows = []
     for name in names:
-        for arch in architectures(BOARDS[name]):
+        for arch in [a for a in architectures(BOARDS[name]) if a in archs]:
             board = BOARDS[name].for_arch(arch)
             folder = name if arch == "zeroskip" else f"{name}-{arch}"
             report = build_board(board, Path(build_root) / folder)
@@ -84,12 +88,24 @@ RESOURCES = (("per_klut", "luts_used", 1e3), ("per_dsp", "dsps_used", 1.0),
 
 
 def with_efficiency(report):
-    """``report`` with each throughput entry's dense-equivalent GMAC/s per kLUT, per DSP and
-    per BRAM of the build (derived from the RTL's cycles and nextpnr's counts)."""
+    """``report`` with its LUTs per PE (``luts_per_pe``) and each throughput entry's
+    dense-equivalent GMAC/s per kLUT, per DSP and per BRAM of the build (derived from the
+    RTL's cycles and nextpnr's counts)."""
+    report["luts_per_pe"] = round(report["luts_used"] / report["pe_count"], 1)
     for t in report["throughput"]:
         for key, used, scale in RESOURCES:
             t[key] = round(t["dense_equivalent_gmacs"] / report[used] * scale, 4)
     return report
+
+
+def merged_rows(fresh, previous):
+    """The rows of ``previous`` (a boards.json's ``boards``) with each (board, arch) that
+    ``fresh`` has replaced by the fresh one, in ``previous``'s order (fresh ones it lacks at
+    the end)."""
+    key = lambda r: (r["board"], r["arch"])                       # noqa: E731
+    by_key = {key(r): r for r in fresh}
+    rows = [by_key.pop(key(r), r) for r in previous]
+    return rows + list(by_key.values())
 
 
 def _crossover(ratios, key):
@@ -131,7 +147,8 @@ def _crossover_text(ratios, crossover, key):
 
 def markdown(rows, compared):
     m, k, n = SHAPE
-    head = ["board", "arch", "PEs", "clock (Fmax)", "LUT/LC", "FF", "DSP", "BRAM",
+    head = ["board", "arch", "PEs", "clock (Fmax)", "LUT/LC", "LUT/LC per PE", "FF", "DSP",
+            "BRAM",
             "peak GMAC/s", *(f"{int(s * 100)}% sparse" for s in SPARSITIES)]
     body = []
     for r in rows:
@@ -139,7 +156,7 @@ def markdown(rows, compared):
         body.append([
             f"{r['board']} ({r['device']})", r["arch"], f"{r['pe_count']} ({r['rows']}×{r['cols']})",
             f"{r['clock_mhz']} MHz ({r['fmax_mhz']} MHz, {timing})",
-            f"{r['luts_used']}/{r['luts_total']}", r["ffs_used"],
+            f"{r['luts_used']}/{r['luts_total']}", r["luts_per_pe"], r["ffs_used"],
             f"{r['dsps_used']}/{r['dsps_total']}", f"{r['brams_used']}/{r['brams_total']}",
             r["peak_dense_gmacs"],
             *(f"{t['dense_equivalent_gmacs']} ({t['per_klut']:.3f}/kLUT, "
@@ -180,6 +197,10 @@ def main(argv=None):
     parser.add_argument("--build", default="build", help="board build folders go here")
     parser.add_argument("--readme", help="also rewrite this file's marked results section")
     parser.add_argument("--boards", nargs="+", choices=list(BOARDS), default=list(BOARDS))
+    parser.add_argument("--arch", nargs="+", choices=["zeroskip", "dense"],
+                        default=["zeroskip", "dense"],
+                        help="build and measure only these architectures; the other rows "
+                             "come from the --out folder's boards.json")
     parser.add_argument("--from-json", metavar="boards.json",
                         help="build and measure nothing: derive the efficiency figures and "
                              "comparisons again from this file's builds and cycles")
@@ -188,7 +209,11 @@ def main(argv=None):
         rows = [with_efficiency(r)
                 for r in json.loads(Path(args.from_json).read_text())["boards"]]
     else:
-        rows = board_rows(args.build, args.boards)
+        rows = board_rows(args.build, args.boards, args.arch)
+        previous = Path(args.out) / "boards.json"
+        if set(args.arch) != {"zeroskip", "dense"} and previous.exists():
+            rows = merged_rows(rows, [with_efficiency(r) for r in
+                                      json.loads(previous.read_text())["boards"]])
     compared = comparisons(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

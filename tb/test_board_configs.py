@@ -205,3 +205,42 @@ def test_board_table_compares_the_architectures_per_lut():
     assert comparisons(rows)[0]["crossover_sparsity"] == pytest.approx(0.75 + 0.15 / 7, abs=1e-3)
     assert "crossover sparsity" in markdown(rows, comparisons(rows))
     assert comparisons(rows[:1]) == []     # a board without a dense build is not compared
+
+
+def test_board_table_rebuilds_one_architecture_and_keeps_the_others():
+    """`make boards ARCH=dense`: the fresh dense rows replace the boards.json's dense rows in
+    place, the zeroskip rows are kept; every row carries its LUTs per PE."""
+    from zeroskip.platforms.table import merged_rows, with_efficiency
+
+    def row(board, arch, luts):
+        return with_efficiency({"board": board, "arch": arch, "pe_count": 8, "luts_used": luts,
+                                "dsps_used": 1, "brams_used": 1, "throughput": []})
+    previous = [row("a", "zeroskip", 800), row("a", "dense", 1600), row("b", "zeroskip", 80)]
+    fresh = [row("a", "dense", 400), row("b", "dense", 40)]
+    merged = merged_rows(fresh, previous)
+    assert [(r["board"], r["arch"], r["luts_used"]) for r in merged] == [
+        ("a", "zeroskip", 800), ("a", "dense", 400), ("b", "zeroskip", 80), ("b", "dense", 40)]
+    assert [r["luts_per_pe"] for r in merged] == [100.0, 50.0, 10.0, 5.0]
+
+
+def test_area_counts_cells_per_family():
+    """`make area`: an iCE40 statistic's flip-flop kinds count as one column; a family
+    without a synthesis flow is refused."""
+    from zeroskip.platforms.area import _counted, module_cells
+    counted = _counted({"SB_DFFE": 3, "SB_DFFSR": 2, "SB_LUT4": 7, "SB_IO": 1}, "ice40")
+    assert counted == {"SB_LUT4": 7, "SB_CARRY": 0, "SB_DFF*": 5, "SB_RAM40_4K": 0,
+                       "SB_MAC16": 0}
+    with pytest.raises(ValueError, match="family must be one of"):
+        module_cells(BOARDS["icebreaker"].config, "gowin")
+
+
+def test_dense_column_results_are_one_result_per_word():
+    """The dense array takes column_results (a memory of one result per word per column);
+    other formats' lanes and double buffering still refuse it."""
+    from zeroskip.config import ArrayConfig
+    config = ArrayConfig(rows=3, cols=2, arch="dense", max_k=64, act_depth=64,
+                         out_depth=4, column_results=True, pipelined=True)
+    assert (config.result_rows, config.result_depth, config.result_read_latency) == (1, 12, 2)
+    assert config.fanout_registers
+    with pytest.raises(ValueError, match="column_results is built for csc lanes"):
+        ArrayConfig(fmt="bitmap", column_results=True)

@@ -57,8 +57,16 @@ CONFIGS = {
     "4x3": dict(rows=4, cols=3),
     # the ULX3S' PEs: pipelined, registered ECP5 multipliers (our MULT18X18D model)
     "3x4-ecp5": dict(rows=3, cols=4, pipelined=True, multipliers="ecp5_registered"),
-    # the iCE40's: two PEs per SB_MAC16 (Yosys' model), 24-bit accumulators
-    "4x2-ice40": dict(rows=4, cols=2, multipliers="ice40_pairs", acc_width=24, max_k=64),
+    # the ULX3S' timing measures: the rows' activations in DP16KD with their output
+    # register (our model), a result memory of one result per word per column, registered
+    # load ports; rows not a power of two (the result address is a multiply)
+    "3x4-ecp5-columns": dict(rows=3, cols=4, pipelined=True, multipliers="ecp5_registered",
+                             act_memories="ecp5_outreg", column_results=True, acc_width=24,
+                             max_k=64),
+    # the iCE40's: two PEs per SB_MAC16 (Yosys' model), 24-bit accumulators, a result
+    # memory per column (not pipelined: read latency 1)
+    "4x2-ice40": dict(rows=4, cols=2, multipliers="ice40_pairs", acc_width=24, max_k=64,
+                      column_results=True),
     # some PEs multiplying in logic; a single row
     "1x5-logic": dict(rows=1, cols=5, logic_multipliers=2),
 }

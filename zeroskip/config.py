@@ -181,7 +181,9 @@ class ArrayConfig:
         lane emits has at least ``rows`` tokens (:attr:`min_column_tokens`; the host pads a
         shorter column with stored zeros, which the PEs gate), so the next column's closes
         come after them. The result port reads one result per address (:attr:`result_rows`
-        = 1). ``csc`` lanes, not double buffered.
+        = 1). ``csc`` lanes, not double buffered. The dense array (``arch="dense"``) takes it
+        too: its results reach the top of a column one a cycle at most, and each column's go
+        into one block RAM of one result per word instead of a word of ``rows`` results.
     arch : str
         ``"zeroskip"``: decoder lanes feed the PE columns with nonzeros. ``"dense"``: the
         baseline, a conventional output-stationary systolic array with no decoders
@@ -275,10 +277,9 @@ class ArrayConfig:
                              "buffering, with act_depth up to 2048")
         if self.column_results not in (False, True):
             raise TypeError(f"column_results must be a bool, not {self.column_results!r}")
-        if self.column_results and (self.arch != "zeroskip" or self.fmt != "csc" or
-                                    self.double_buffer):
-            raise ValueError("column_results is built for csc lanes without double buffering, "
-                             "in the zeroskip architecture")
+        if self.column_results and (self.fmt != "csc" or self.double_buffer):
+            raise ValueError("column_results is built for csc lanes (or the dense array) "
+                             "without double buffering")
         if self.resident not in (False, True):
             raise TypeError(f"resident must be a bool, not {self.resident!r}")
         if self.resident and (self.arch != "zeroskip" or self.double_buffer):
