@@ -160,7 +160,8 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
 
     from zeroskip.frontend.tflite.model import is_tflite
     if resident:
-        _check_resident(model, is_tflite(model), mode, board, port, energy_table)
+        from zeroskip.frontend.resident_run import check_resident
+        check_resident(is_tflite(model), mode, board, port, energy_table)
     if is_tflite(model):
         return _run_tflite(model, inputs, labels=labels, calibrate=calibrate, prune=prune,
                            progress=progress,
@@ -205,23 +206,6 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
     outputs, report = infer(model, feeds, engine, labels=labels, progress=progress, name=name)
     check_definition(outputs, report)
     return outputs, report
-
-
-def _check_resident(model: Any, tflite: bool, mode: Any, board: str | None,
-                    port: str | None, energy_table: Any) -> None:
-    """BadInput for what :func:`run` with ``resident`` does not do yet."""
-    from zeroskip.sim.loaders import BadInput
-    if tflite:
-        raise BadInput("resident: the network engine runs ONNX models so far; leave resident "
-                       "out for a TFLite model")
-    if board is not None or port is not None:
-        raise BadInput("resident: the network engine is simulated on its own so far, not in "
-                       "a board's configuration; leave board and port out")
-    if str(getattr(mode, "name", mode)).lower() != "skip":
-        raise BadInput(f"resident: the network engine runs skip mode, not {mode}")
-    if energy_table is not None:
-        raise BadInput("resident: the network engine's energy is not estimated yet; leave "
-                       "energy_table out")
 
 
 def _run_tflite(model: Any, inputs: Any, *, labels: Any, calibrate: Any, prune: float | None,

@@ -57,7 +57,8 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     name = str(model_path)
     from zeroskip.frontend.tflite.model import is_tflite
     if resident:
-        _check_resident(is_tflite(model_path), mode, board, port, energy_table)
+        from zeroskip.frontend.resident_run import check_resident
+        check_resident(is_tflite(model_path), mode, board, port, energy_table, CLI)
     if is_tflite(model_path):
         if calibrate_path is not None:
             raise BadInput("--calibrate: a .tflite model is quantized already (full-integer "
@@ -98,21 +99,6 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     _write(out, ours, report, extra)
     check_definition(ours, report)  # a wrong answer never passes: after the files, for diagnosis
     return report
-
-
-def _check_resident(tflite, mode, board, port, energy_table) -> None:
-    """BadInput for what ``--resident`` does not do yet."""
-    if tflite:
-        raise BadInput("--resident: the network engine runs ONNX models so far; drop "
-                       "--resident for a .tflite model")
-    if board is not None or port is not None:
-        raise BadInput("--resident: the network engine is simulated on its own so far, not "
-                       "in a board's configuration; drop --board and --port")
-    if str(mode).lower() != "skip":
-        raise BadInput(f"--resident: the network engine runs --mode skip, not {mode}")
-    if energy_table is not None:
-        raise BadInput("--resident: the network engine's energy is not estimated yet; drop "
-                       "--energy-table")
 
 
 def _run_tflite(model_path, *, out, input, inputs, labels, prune, progress, runner) -> dict:

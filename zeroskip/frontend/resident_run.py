@@ -21,7 +21,7 @@ from zeroskip.frontend.terms import PYTHON, Terms
 from zeroskip.sim.loaders import BadInput
 from zeroskip.sim.program import EngineProgram, compile_network
 
-__all__ = ["ResidentResult", "run_resident", "infer_resident"]
+__all__ = ["ResidentResult", "run_resident", "check_resident", "infer_resident"]
 
 
 @dataclass
@@ -166,6 +166,24 @@ def _epilogue(model, name, tensor, feeds):
     values = evaluator.run(None, {name: tensor,
                                   **{i.name: feeds[i.name] for i in graph_inputs}})
     return dict(zip((o.name for o in graph.output), values))
+
+
+def check_resident(tflite: bool, mode, board: str | None, port: str | None, energy_table,
+                   terms: Terms = PYTHON) -> None:
+    """:class:`BadInput`, in ``terms``' words, for what a resident run does not do yet."""
+    option = terms("resident")
+    if tflite:
+        raise BadInput(f"{option}: the network engine runs ONNX models so far; leave {option} "
+                       "out for a TFLite model")
+    if board is not None or port is not None:
+        raise BadInput(f"{option}: the network engine is simulated on its own so far, not in a "
+                       f"board's configuration; leave {terms('board')} and {terms('port')} out")
+    if str(getattr(mode, "name", mode)).lower() != "skip":
+        skip = f"{terms('mode')} skip" if terms.flags else "skip mode"
+        raise BadInput(f"{option}: the network engine runs {skip}, not {mode}")
+    if energy_table is not None:
+        raise BadInput(f"{option}: the network engine's energy is estimated with the default "
+                       f"table only; drop {terms('energy_table')}")
 
 
 def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "verilator",
