@@ -12,18 +12,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 
-from zeroskip.sim.rtl.harness import write_beats
+from zeroskip.sim.rtl.harness import reset, write_beats
 
 CLOCK_NS = 10
 LOAD_PORTS = ("program_write", "params_write", "colmap_write", "fm_write")
-
-
-async def _reset(dut):
-    dut.rst.value = 1
-    await FallingEdge(dut.clk)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    await FallingEdge(dut.clk)
 
 
 async def _infer(dut, network, beats):
@@ -64,7 +56,7 @@ async def engine_networks(dut):
     for name in job["networks"][0]["beats"]["lanes"]:
         getattr(dut, f"{name}_write__en").value = 0
     dut.out_read__addr.value = 0
-    await _reset(dut)
+    await reset(dut)
     results = []
     for network in job["networks"]:
         beats = network["beats"]
@@ -87,7 +79,7 @@ async def engine_networks(dut):
                 await FallingEdge(dut.clk)
                 if not dut.busy.value:
                     raise AssertionError("the engine was not busy when reset")
-                await _reset(dut)
+                await reset(dut)
             outputs.append(await _infer(dut, network, inputs))
         results.append(outputs)
     with open(os.environ["ZEROSKIP_RESULT"], "wb") as f:

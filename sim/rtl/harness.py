@@ -82,7 +82,7 @@ async def _run_double_buffered(dut, runs):
     """One program's runs, overlapped: while run i computes in one bank, run i+1's operands
     go into the other and run i-1's results come out of it. The accelerator is reset first,
     so its total_cycles counter times this program alone."""
-    await _reset(dut)
+    await reset(dut)
     outputs = []
     await _load(dut, runs[0])
     previous = None   # (output, run) whose results are still to be read
@@ -102,7 +102,7 @@ async def _run_double_buffered(dut, runs):
         if status:
             # a lane stopped on malformed memory contents: its results are not read, and the
             # accelerator is reset (memories and the next run's operands are kept)
-            await _reset(dut)
+            await reset(dut)
             previous = None
         else:
             previous = (output, run)
@@ -112,7 +112,8 @@ async def _run_double_buffered(dut, runs):
     return outputs
 
 
-async def _reset(dut):
+async def reset(dut):
+    """Hold ``rst`` for two cycles and let one more pass: memories keep their contents."""
     dut.rst.value = 1
     await FallingEdge(dut.clk)
     await FallingEdge(dut.clk)
@@ -130,7 +131,7 @@ async def run_program(dut):
     dut.act_write__en.value = 0
     for name in job["runs"][0]["memory_beats"] if job["runs"] else ():
         getattr(dut, f"{name}_write__en").value = 0
-    await _reset(dut)
+    await reset(dut)
     # a resident network's weights, loaded once: its runs load activations only
     for name, beats in job.get("preload", {}).items():
         await write_beats(dut, f"{name}_write", beats, masked=True)
@@ -159,7 +160,7 @@ async def run_program(dut):
             # reset in the middle of the job: nothing of it may survive into the next one
             await ClockCycles(dut.clk, run["abort_after"])
             await FallingEdge(dut.clk)
-            await _reset(dut)
+            await reset(dut)
             outputs.append({"aborted": True, "busy_before_reset": True})
             continue
         # The RTL runs on its own; Python only waits (a generous bound catches a hang).
@@ -177,7 +178,7 @@ async def run_program(dut):
                         "wall_s": wall})
         if status:
             # a lane stopped on malformed memory contents: reset before the next job
-            await _reset(dut)
+            await reset(dut)
 
     with open(os.environ["ZEROSKIP_RESULT"], "wb") as f:
         pickle.dump({"runs": outputs}, f)
