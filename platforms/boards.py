@@ -10,6 +10,7 @@ around the core), :mod:`zeroskip.platforms.flow` (the bitstream build),
 from dataclasses import dataclass, replace
 
 from zeroskip.config import ArrayConfig
+from zeroskip.hw.engine.descriptor import EngineParams
 
 __all__ = ["Board", "BOARDS"]
 
@@ -37,6 +38,9 @@ class Board:
     # the dense baseline (``--arch dense``) on this board: its configuration and clock
     dense_config: ArrayConfig | None = None
     dense_clock_mhz: float | None = None
+    # the network engine (``run --resident --board``): its fixed memories, around this
+    # board's array with resident weights (None: the board has none)
+    engine: EngineParams | None = None
 
     def for_arch(self, arch):
         """This board with the configuration and clock of ``arch`` (``"zeroskip"`` or
@@ -46,12 +50,18 @@ class Board:
         if arch != "dense" or self.dense_config is None:
             raise ValueError(f"{self.name} has no {arch!r} configuration")
         return replace(self, config=self.dense_config, clock_mhz=self.dense_clock_mhz,
-                       dense_config=None, dense_clock_mhz=None)
+                       dense_config=None, dense_clock_mhz=None, engine=None)
 
     def make_platform(self):
         module, cls = self.platform.split(":")
         return getattr(__import__(f"amaranth_boards.{module}", fromlist=[cls]), cls)()
 
+
+# the ULX3S's array (the reasons for each choice: its entry in BOARDS)
+_ULX3S = ArrayConfig(rows=16, cols=8, fmt="csc", max_k=256, act_depth=512,
+                     weight_depth=1023, pointer_depth=32, out_depth=16, pipelined=True,
+                     column_results=True, multipliers="ecp5_registered",
+                     act_memories="ecp5_outreg", energy_counters=False)
 
 BOARDS = {
     # 16 PEs in one column: the UP5K's 8 SB_MAC16 each multiply for two PEs (8x8 mode); one
@@ -96,10 +106,7 @@ BOARDS = {
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="ulx3s:ULX3S_85F_Platform", family="ecp5",
         device="LFE5U-85F-6BG381",
-        config=ArrayConfig(rows=16, cols=8, fmt="csc", max_k=256, act_depth=512,
-                           weight_depth=1023, pointer_depth=32, out_depth=16, pipelined=True,
-                           column_results=True, multipliers="ecp5_registered",
-                           act_memories="ecp5_outreg", energy_counters=False),
+        config=_ULX3S,
         clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
         program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
@@ -117,5 +124,12 @@ BOARDS = {
                                  weight_depth=4096, pointer_depth=33, out_depth=16,
                                  pipelined=True, multipliers="ecp5_registered",
                                  energy_counters=False),
-        dense_clock_mhz=90),
+        dense_clock_mhz=90,
+        # the engine's memories (block RAM): feature maps of 4,096 activations (two of them),
+        # an output/pooling map of 4,096, 512 output channels' parameters and column-map
+        # words, 64 program steps, and lookup tables for 208 channels (the digits MLP's
+        # second requantization needs 202)
+        engine=EngineParams(_ULX3S.with_(resident=True), fm_depth=8192, aux_depth=4096,
+                            param_depth=512, colmap_depth=512, program_depth=64,
+                            lut_depth=208 * 256)),
 }

@@ -3,7 +3,9 @@
 NumPy reference against the host-sequenced path and the model's definition, and the refusals.
 The engine's RTL: tb/test_engine_rtl.py."""
 
+from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -259,8 +261,12 @@ def test_run_resident_refuses_what_the_engine_does_not_do_yet():
     model = MODELS / "digits_cnn.onnx"
     with pytest.raises(BadInput, match="resident: the network engine runs skip mode"):
         zeroskip.run(model, x, resident=True, mode="dense")
-    with pytest.raises(BadInput, match="leave board and port out"):
-        zeroskip.run(model, x, resident=True, board="ulx3s-85f")
+    with pytest.raises(BadInput, match="not programmed into a board over its link; leave "
+                                       "port out"):
+        zeroskip.run(model, x, resident=True, board="ulx3s-85f", port="/dev/ttyUSB0")
+    with pytest.raises(BadInput, match="icebreaker has no network engine configuration .*: "
+                                       "ulx3s-85f"):
+        zeroskip.run(model, x, resident=True, board="icebreaker")
     encoder = MODELS / "encoder.onnx"
     with pytest.raises(BadInput, match=r"resident: node 'h0' \(Add\)"):
         zeroskip.run(encoder, x, resident=True)
@@ -334,6 +340,31 @@ def test_resident_report_prices_the_engines_counters_per_inference():
     from zeroskip.apps.run_report import format_resident_report
     text = format_resident_report(report | {"model": "digits_cnn.onnx"})
     assert "energy per inference (estimate" in text and "inferences/s" in text
+
+
+def test_a_resident_run_on_a_board_uses_its_engine_and_clock():
+    """``board``: the board's own engine (fixed memories; the report names them) at the
+    board's clock; a model that overflows it is refused naming the resource."""
+    import onnx
+    from zeroskip.frontend.resident_run import infer_resident
+    from zeroskip.platforms.boards import BOARDS
+    from zeroskip.sim.loaders import BadInput
+    board = BOARDS["ulx3s-85f"]
+    model = onnx.load(MODELS / "digits_cnn.onnx")
+    x = np.load(MODELS / "digits_test_x.npy")[:2].astype(np.float32)
+    _, report = infer_resident(model, {"x": x}, board.config, board="ulx3s-85f",
+                               engine=counting_engine)
+    assert report["engine"]["fm_depth"] == board.engine.fm_depth == 8192
+    assert report["array"]["board"] == "ulx3s-85f"
+    total = report["total"]
+    assert total["clock_hz"] == 100e6 and total["clock"] == "ulx3s-85f's clock"
+    assert total["inferences_per_s"] == round(100e6 / total["cycles_per_inference"], 1)
+    small = replace(board, engine=replace(board.engine, fm_depth=512))
+    with mock.patch.dict(BOARDS, {"ulx3s-85f": small}):
+        with pytest.raises(BadInput, match=r"^resident: feature-map memory \(fm_depth\): the "
+                                           r"network needs 1,024, the engine has 512$"):
+            infer_resident(model, {"x": x}, board.config, board="ulx3s-85f",
+                           engine=counting_engine)
 
 
 def test_resident_report_without_counters_has_no_energy():

@@ -76,7 +76,7 @@ class EngineParams:
     Parameters
     ----------
     config : ArrayConfig
-        The accelerator's, with ``resident=True`` (not ``column_results``, not pipelined).
+        The accelerator's, with ``resident=True`` (so not double-buffered).
     fm_depth : int
         Activations of the gather unit's feature-map memory (every map a layer reads).
     aux_depth : int
@@ -105,9 +105,9 @@ class EngineParams:
         config = self.config
         if not getattr(config, "resident", False):
             raise ValueError("the engine needs a configuration with resident=True")
-        if config.column_results or config.pipelined or config.double_buffer:
-            raise ValueError("the engine is built for resident csc-style lanes without "
-                             "column_results, pipelining or double buffering")
+        if config.double_buffer:
+            raise ValueError("the engine is built for resident lanes without double "
+                             "buffering")
         for name in ("fm_depth", "aux_depth", "param_depth", "colmap_depth", "program_depth"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -32,8 +32,9 @@ class EngineRun:
 def engine_build(params, sim="verilator"):
     """The build of an engine of ``params`` (an EngineParams) on ``sim`` (cached)."""
     from zeroskip.hw.engine.engine import Engine
-    from zeroskip.hw.verilog import convert
-    return build(sim, params.name(), lambda: convert(Engine(params), TOP), TOP)
+    from zeroskip.hw.verilog import convert, primitive_models
+    return build(sim, params.name(), lambda: (convert(Engine(params), TOP) +
+                                              primitive_models(params.config)), TOP)
 
 
 def network_job(program, inputs, *, timeout=200_000, reset_before=None, reset_after=0):

@@ -77,7 +77,8 @@ def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
 ASSUMED_CLOCK_HZ = 100_000_000
 
 
-def _per_inference(counters: dict, config, result: ResidentResult) -> dict:
+def _per_inference(counters: dict, config, result: ResidentResult,
+                   clock: tuple[str, float] | None) -> dict:
     """The report's figures per inference beyond the engine's cycles, each with its provenance
     (merged into ``total["provenance"]`` by the caller's ``update``):
 
@@ -86,8 +87,10 @@ def _per_inference(counters: dict, config, result: ResidentResult) -> dict:
         tensor (int8, as the host reads it): ``host``, computed from the tensors' sizes, since
         the resident path has no link hardware yet; the board link will count it.
     ``inferences_per_s``, ``clock_hz``
-        ``clock_hz / cycles_per_inference`` at :data:`ASSUMED_CLOCK_HZ` (``clock`` says it is
-        assumed), the engine's compute alone: no UART, no host nodes (``derived``).
+        ``clock_hz / cycles_per_inference`` at the board's clock (``clock``: a board name and
+        its clock in Hz, the PLL's target, which its build meets) or else at
+        :data:`ASSUMED_CLOCK_HZ` (``clock`` says it is assumed), the engine's compute alone:
+        no UART, no host nodes (``derived``).
     ``energy_per_inference_pj``, ``energy_breakdown_pj``, ``energy_events``, ``energy_table``
         An **estimate**: the engine's event counters of one inference priced by
         :mod:`zeroskip.sim.energy`'s table (:func:`~zeroskip.sim.energy.resident_events`), the
@@ -98,11 +101,12 @@ def _per_inference(counters: dict, config, result: ResidentResult) -> dict:
     words_in = -(-int(np.prod(result.program.input_shape)) // 4)
     words_out = -(-int(result.program.output_size) // 4)
     cycles = counters.get("cycles")
+    board, clock_hz = clock if clock is not None else (None, ASSUMED_CLOCK_HZ)
     figures: dict = {
         "offchip_words_per_inference": words_in + words_out,
-        "clock_hz": ASSUMED_CLOCK_HZ,
-        "clock": "assumed (no board given)",
-        "inferences_per_s": round(ASSUMED_CLOCK_HZ / cycles, 1) if cycles else None,
+        "clock_hz": clock_hz,
+        "clock": f"{board}'s clock" if board else "assumed (no board given)",
+        "inferences_per_s": round(clock_hz / cycles, 1) if cycles else None,
     }
     table = energy.EnergyTable.default()
     events = energy.resident_events(counters, config, words_in, words_out) if cycles else None
@@ -175,9 +179,16 @@ def check_resident(tflite: bool, mode, board: str | None, port: str | None, ener
     if tflite:
         raise BadInput(f"{option}: the network engine runs ONNX models so far; leave {option} "
                        "out for a TFLite model")
-    if board is not None or port is not None:
-        raise BadInput(f"{option}: the network engine is simulated on its own so far, not in a "
-                       f"board's configuration; leave {terms('board')} and {terms('port')} out")
+    if port is not None:
+        raise BadInput(f"{option}: the network engine is simulated so far, not programmed into "
+                       f"a board over its link; leave {terms('port')} out")
+    if board is not None:
+        from zeroskip.platforms.boards import BOARDS
+        if board in BOARDS and BOARDS[board].engine is None:
+            have = [name for name, b in BOARDS.items() if b.engine is not None]
+            raise BadInput(f"{option}: {board} has no network engine configuration (its array "
+                           f"cannot hold a network's weights); boards with one: "
+                           f"{', '.join(have)}")
     if str(getattr(mode, "name", mode)).lower() != "skip":
         skip = f"{terms('mode')} skip" if terms.flags else "skip mode"
         raise BadInput(f"{option}: the network engine runs {skip}, not {mode}")
@@ -187,11 +198,13 @@ def check_resident(tflite: bool, mode, board: str | None, port: str | None, ener
 
 
 def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "verilator",
-                   name: str = "model", engine: Callable | None = None,
+                   name: str = "model", engine: Callable | None = None, board: str | None = None,
                    terms: Terms = PYTHON) -> tuple[dict, dict]:
     """:func:`zeroskip.frontend.infer.infer` with the model's layers resident on an engine of
     ``config`` (``resident=True`` is set) sized to the model
-    (:func:`zeroskip.sim.program.engine_params_for`): the outputs (in the dtypes the graph
+    (:func:`zeroskip.sim.program.engine_params_for`), or on ``board``'s own engine (its
+    fixed memories; a model that overflows one is refused) at its clock: the outputs (in the
+    dtypes the graph
     declares) and the report, whose ``total`` gives the engine's figures per inference from
     its hardware counters (``resident``, ``cycles_per_inference``, the array's, the gather
     unit's, the drain's and the pooling unit's cycles, the runs; and :func:`_per_inference`'s
@@ -202,7 +215,7 @@ def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "veril
     ``resident`` option in ``terms``' words."""
     try:
         return _infer_resident(model, feeds, config, labels=labels, sim=sim, name=name,
-                               engine=engine)
+                               engine=engine, board=board)
     except BadInput:
         raise
     except ValueError as exc:   # what the engine does not run or what does not fit
@@ -210,13 +223,18 @@ def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "veril
 
 
 def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
-                    engine: Callable | None) -> tuple[dict, dict]:
+                    engine: Callable | None, board: str | None) -> tuple[dict, dict]:
     from zeroskip.frontend.model import declared_dtype
     from zeroskip.frontend.reference import against_reference
     from zeroskip.sim.program import engine_params_for
-    config = config.with_(resident=True)
     lowered = lower(model, {key: value[:1] for key, value in feeds.items()})
-    params = engine_params_for(lowered.layers, config)
+    board_engine = None
+    if board is not None:
+        from zeroskip.platforms.boards import BOARDS
+        board_engine = BOARDS[board].engine    # check_resident refused a board without one
+    clock = None if board is None else (board, BOARDS[board].clock_mhz * 1e6)
+    params = board_engine or engine_params_for(lowered.layers, config.with_(resident=True))
+    config = params.config
     result = run_resident(model, feeds, params, sim=sim, engine=engine)
     outputs = {output: np.asarray(value, dtype=declared_dtype(model, output, value))
                for output, value in result.outputs.items()}
@@ -231,7 +249,7 @@ def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
         total[field] = int(counters[counter]) if counter in counters else None
     total["provenance"] = {field: "rtl" for field in total
                            if field.endswith("_per_inference")}
-    figures = _per_inference(counters, config, result)
+    figures = _per_inference(counters, config, result, clock)
     total["provenance"].update(figures.pop("_provenance"))
     total.update(figures)
     layers = [{"name": f"layer {index}", "on": "engine", "m": layer.conv_shape[0] *
@@ -241,7 +259,7 @@ def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
     report = {
         "model": name,
         "array": {"rows": config.rows, "cols": config.cols, "format": config.fmt,
-                  "mode": "skip", "simulator": sim, "resident": True},
+                  "mode": "skip", "simulator": sim, "resident": True, "board": board},
         "engine": {"fm_depth": params.fm_depth, "aux_depth": params.aux_depth,
                    "param_depth": params.param_depth, "colmap_depth": params.colmap_depth,
                    "program_depth": params.program_depth, "lut_depth": params.lut_depth,
