@@ -182,6 +182,7 @@ class BoardLink(Driver):
         self.max_payload = None
         self.clock_hz = None
         self._targets = write_targets(config)
+        self.digest = config.digest()   # what INFO must report
         super().__init__()
 
     @property
@@ -253,9 +254,9 @@ class BoardLink(Driver):
         raw = await self.request(Command.INFO, reply_bytes=byte_count(layout.size))
         info = unpack(layout, int.from_bytes(raw, "little"))
         digest = info["digest"].to_bytes(6, "little").hex()
-        if digest != self.config.digest()[:12]:
+        if digest != self.digest[:12]:
             raise LinkError(f"the board runs configuration {digest}, not "
-                            f"{self.config.digest()[:12]} ({self.config.name()})")
+                            f"{self.digest[:12]} ({self.config.name()})")
         self.max_payload = info["max_payload"]
         self.clock_hz = info["clock_hz"]
         self.settle = info["idle_timeout"] / self.clock_hz

@@ -8,6 +8,7 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from zeroskip.hw.link.device import engine_device
 from zeroskip.hw.link.host_link import HostLink
 from zeroskip.hw.uart import UARTRx, UARTTx
 
@@ -20,7 +21,7 @@ DEFAULT_BAUD = 3_000_000
 
 
 class BoardTop(wiring.Component):
-    """Accelerator, protocol engine and UART.
+    """Accelerator (or network engine), protocol engine and UART.
 
     Parameters
     ----------
@@ -33,6 +34,9 @@ class BoardTop(wiring.Component):
     idle_timeout : int or None
         Cycles of line silence that end a broken frame; by default 20 ms, far longer than any
         gap a USB-serial adapter leaves inside a frame.
+    engine : EngineParams or None
+        Put a network engine of these parameters (around ``config``'s array with resident
+        weights: ``engine.config``) behind the link instead of the accelerator.
 
     Members
     -------
@@ -45,8 +49,9 @@ class BoardTop(wiring.Component):
     """
 
     def __init__(self, config, *, clock_hz, baud=DEFAULT_BAUD, max_payload=512,
-                 idle_timeout=None):
-        self._config = config
+                 idle_timeout=None, engine=None):
+        self._config = config if engine is None else engine.config
+        self._engine = engine
         self._clock_hz = clock_hz
         self._divisor = round(clock_hz / baud)
         if abs(clock_hz / self._divisor - baud) > 0.02 * baud:
@@ -59,9 +64,20 @@ class BoardTop(wiring.Component):
     def config(self):
         return self._config
 
+    @property
+    def divisor(self):
+        """Clock cycles per UART bit."""
+        return self._divisor
+
+    @property
+    def idle_timeout(self):
+        """Cycles of line silence that end a broken frame."""
+        return self._idle_timeout
+
     def link(self):
+        device = None if self._engine is None else engine_device(self._engine)
         return HostLink(self._config, clock_hz=self._clock_hz, max_payload=self._max_payload,
-                        idle_timeout=self._idle_timeout)
+                        idle_timeout=self._idle_timeout, device=device)
 
     def elaborate(self, platform):
         m = Module()

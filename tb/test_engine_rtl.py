@@ -109,10 +109,10 @@ def test_digits_models_resident_match_the_host_path(sim, capsys):
 
 
 def test_zeroskip_run_resident(capsys):
-    """``zeroskip.run(..., resident=True, board="ulx3s-85f")``: digits_cnn on the ULX3S's
-    engine (its 16×8 pipelined array with column result memories, its fixed memories;
-    Verilator), the outputs the host-sequenced path's, the report's figures from the engine's
-    counters at the board's clock."""
+    """``zeroskip.run(..., resident=True, board="ulx3s-85f")``: digits_cnn on the ULX3S's board
+    top (its engine: the 16×8 pipelined array with column result memories, fixed memories)
+    through its UART (Verilator), the outputs the host-sequenced path's, the report's
+    figures from the engine's counters and the link's byte counts at the board's clock."""
     import zeroskip
     from zeroskip.frontend.graph import Executor
     from .test_frontend import NumpyGemms
@@ -126,6 +126,47 @@ def test_zeroskip_run_resident(capsys):
     assert report["reference"]["unoptimized"]["bit_exact"]
     assert report["array"]["rows"] == 16 and report["engine"]["fm_depth"] == 8192
     assert total["cycles_per_inference"] > total["array_cycles_per_inference"] > 0
+    # the input map (64 bytes) written, a RUN, the output map (10 bytes) read, with frames
+    assert total["link_bytes_per_inference"] == link_bytes(64, 10, report_bytes=45)
+    assert total["offchip_words_per_inference"] == -(-91 // 4) + -(-73 // 4)
+    assert total["inferences_per_s_with_uart"] < total["inferences_per_s"]
     with capsys.disabled():
-        print(f"\nzeroskip.run resident digits_cnn (ulx3s-85f's engine): "
-              f"{total['cycles_per_inference']} cycles per inference")
+        print(f"\nzeroskip.run resident digits_cnn (ulx3s-85f's board top, UART): "
+              f"{total['cycles_per_inference']} cycles, {total['link_bytes_per_inference']} "
+              f"link bytes per inference")
+
+
+def link_bytes(input_bytes, output_bytes, report_bytes):
+    """The protocol's bytes for one inference (frames of payload + 6 bytes): the input map's
+    WRITE (target, address, bytes) and its empty reply, RUN (a byte) and its report, READ
+    (column, address, count) and the output map."""
+    requests = (3 + input_bytes + 6) + (1 + 6) + (5 + 6)
+    replies = 6 + (report_bytes + 6) + (output_bytes + 6)
+    return requests + replies
+
+
+def test_a_damaged_program_download_is_refused_and_retried():
+    """The ULX3S's board top with digits_cnn through its UART (Verilator): a program frame
+    damaged on the way (a flipped bit) is refused by the board, nothing of it written, and
+    sent again; the outputs are bit-exact, and the link's own byte counts per inference are
+    the protocol's. (Dropped bytes and stalled frames: the same link's tests on the
+    accelerator's board top, tb/test_board_rtl.py; each costs the 20 ms idle timeout.)"""
+    from zeroskip.platforms.boards import BOARDS
+    from zeroskip.sim.rtl.engine_runner import run_engine_board
+    board = BOARDS["ulx3s-85f"]
+    model, x, lowered = digits_model("digits_cnn")
+    cases = engine_inputs(model, lowered, x[:3])
+    program = compile_network(lowered.layers, board.engine)
+    # requests 0, 1: INFO, RESET; the program's WRITEs follow
+    faults = {3: "corrupt"}
+    out = run_engine_board(program, [c[0] for c in cases], board, faults=faults)
+    assert out.injected == ["corrupt"]
+    assert out.causes == {"BAD_CRC": 1} and out.retries == 1
+    for (inputs, _), run in zip(cases, out.runs):
+        assert not run.fault
+        assert np.array_equal(run.output, reference(lowered.layers, inputs).reshape(-1))
+    for i in (1, 2):
+        received = out.link_rx[i] - out.link_rx[i - 1]
+        sent = out.link_tx[i] - out.link_tx[i - 1]
+        assert received + sent == link_bytes(64, 10, report_bytes=45)
+        assert received == 3 + 64 + 6 + 7 + 11

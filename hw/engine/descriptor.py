@@ -163,6 +163,12 @@ class EngineParams:
                                    else ())
         return data.StructLayout({name: unsigned(self.config.counter_width) for name in names})
 
+    def digest(self) -> str:
+        """A hex digest of the engine (its configuration and memories): what a board behind
+        the host link reports, so the host knows what it talks to."""
+        import hashlib
+        return hashlib.sha256(self.name().encode()).hexdigest()
+
     def name(self) -> str:
         """A name for builds of this engine."""
         return (f"engine-{self.config.name()}-fm{self.fm_depth}-aux{self.aux_depth}"

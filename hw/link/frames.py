@@ -10,25 +10,26 @@ in a fixed order, which with those names keeps the generated Verilog byte-identi
 from amaranth.hdl import Array, Cat, Const, Mux, Signal
 from amaranth.lib import data, memory
 
-from zeroskip.hw.layouts import job_layout
-from zeroskip.hw.link.protocol import CRC_INIT, Reply, byte_count, info_layout, write_targets
+from zeroskip.hw.link.protocol import CRC_INIT, Reply, byte_count, info_layout
 from zeroskip.hw.memories import read_port
 
 __all__ = ["Sizes", "FrameBuffer", "Frame", "Word", "ReplyFrame"]
 
 
 class Sizes:
-    """The byte counts of everything the link moves, and the constant INFO payload and the
-    run report it replies with (plain numbers and values, no signals)."""
+    """The byte counts of everything the link moves for its device (a
+    :class:`~zeroskip.hw.link.device.LinkDevice`), and the constant INFO payload and the run
+    report it replies with (plain numbers and values, no signals)."""
 
-    def __init__(self, config, info_fields, accel):
-        self.targets = write_targets(config)
+    def __init__(self, device, info_fields, accel, link_counts=()):
+        self.targets = device.targets
         self.word_bytes = [byte_count(bits + mask) for _, bits, mask, _ in self.targets]
-        self.job_bytes = byte_count(job_layout(config).size)
-        self.result_bytes = byte_count(config.result_rows * config.acc_width)
-        self.max_read = min(config.result_depth, 0xFFFF // self.result_bytes)
+        self.job_bytes = byte_count(device.job_bits)
+        self.result_bytes = byte_count(device.read_bits)
+        self.max_read = min(device.read_depth, 0xFFFF // self.result_bytes)
         self.info = Const(info_layout().const(info_fields).as_value().value, info_layout().size)
-        self.report = Cat(accel.counters.as_value(), accel.status.as_value())
+        # the device's counters and status, and the link's byte counts where it reports them
+        self.report = Cat(accel.counters.as_value(), accel.status.as_value(), *link_counts)
         self.reply_bytes = {"info": byte_count(len(self.info)),
                             "report": byte_count(len(self.report))}
         # the longest word: a memory word, the job, a result word or a whole INFO/RUN reply
@@ -104,13 +105,13 @@ class ReplyFrame:
     by byte: INFO's constant, the run report, the result port. A byte multiplexer, where
     `word_select` on a wide vector would build a barrel shifter (over a thousand iCE40 LUTs)."""
 
-    def __init__(self, config, sizes, status):
+    def __init__(self, columns, sizes, status):
         self.status = status
         self.length = Signal(16, name="reply_length")
         self.last = Signal(16, name="reply_last")                  # length - 1
         self.word_last = Signal(range(sizes.longest + 1), name="reply_word_last")
         self.words = Signal(16, name="reply_words")
-        self.read_column = Signal(range(config.cols), name="read_column")
+        self.read_column = Signal(range(columns), name="read_column")
 
     def lay_out(self, sources):
         """Lays ``sources`` (name → value) out byte by byte, and builds the byte select in two

@@ -12,18 +12,18 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from zeroskip.config import DecodeStatus
-from zeroskip.hw.accelerator import accelerator_for
 from zeroskip.hw.layouts import counters_layout, job_layout
+from zeroskip.hw.link.device import LinkDevice, accelerator_device
 from zeroskip.hw.link.frames import Frame, FrameBuffer, ReplyFrame, Sizes, Word
 from zeroskip.hw.link.protocol import (CRC_INIT, REPLY_SYNC, REQUEST_SYNC, Command, Reply,
-                                       byte_count, crc16_step, write_targets)
+                                       byte_count, crc16_step)
 from zeroskip.hw.link.reset import with_registered_reset
 
 __all__ = ["HostLink"]
 
 
 class HostLink(wiring.Component):
-    """The protocol engine and the accelerator it drives.
+    """The protocol engine and the device it drives: the accelerator, or the network engine.
 
     Parameters
     ----------
@@ -38,6 +38,9 @@ class HostLink(wiring.Component):
         For an SoC bus (:mod:`zeroskip.hw.bus`): ``rx`` gets a ``ready`` (a UART cannot wait,
         an AXI4-Stream master can), and the ``ext_*`` members below let a register block start
         runs and reset the accelerator. Off for the boards, whose Verilog it leaves unchanged.
+    device : LinkDevice or None
+        What the link drives (:mod:`zeroskip.hw.link.device`): by default the accelerator of
+        ``config``; :func:`~zeroskip.hw.link.device.engine_device` for a network engine.
 
     Members
     -------
@@ -60,8 +63,12 @@ class HostLink(wiring.Component):
         The accelerator's, of its last run.
     """
 
-    def __init__(self, config, *, clock_hz, max_payload=512, idle_timeout=1 << 16, bus=False):
+    def __init__(self, config, *, clock_hz, max_payload=512, idle_timeout=1 << 16, bus=False,
+                 device: LinkDevice | None = None):
         self._config = config
+        self._device = device or accelerator_device(config)
+        if bus and self._device.link_counts:
+            raise ValueError("the network engine is not built behind an SoC bus")
         self._bus = bus
         self._clock_hz = clock_hz
         self._max_payload = max_payload
@@ -72,7 +79,7 @@ class HostLink(wiring.Component):
         if not 16 <= max_payload < 1 << 16:
             raise ValueError(f"max_payload must be 16..65535 bytes, not {max_payload}")
         # WRITE addresses are 16 bits, and a word must fit a frame
-        for name, bits, mask, depth in write_targets(config):
+        for name, bits, mask, depth in self._device.targets:
             if depth > 1 << 16 or byte_count(bits + mask) + 3 > max_payload:
                 raise ValueError(f"memory {name!r} cannot be written through a "
                                  f"{max_payload}-byte frame with 16-bit addresses")
@@ -97,7 +104,7 @@ class HostLink(wiring.Component):
 
     def info(self):
         """The INFO reply's payload fields."""
-        return {"digest": int.from_bytes(bytes.fromhex(self._config.digest()[:12]), "little"),
+        return {"digest": int.from_bytes(bytes.fromhex(self._device.digest[:12]), "little"),
                 "max_payload": self._max_payload, "clock_hz": self._clock_hz,
                 "idle_timeout": self._idle_timeout}
 
@@ -110,26 +117,28 @@ class HostLink(wiring.Component):
         m = Module()
 
         accel_reset = Signal(name="accel_reset")
-        accel = accelerator_for(config)
+        device = self._device
+        accel = device.make()
         if config.fanout_registers:
             m.submodules.accelerator = with_registered_reset(m, accel, accel_reset, platform)
         else:
             m.submodules.accelerator = ResetInserter(accel_reset)(accel)
         m.d.comb += self.busy.eq(accel.busy)
 
-        sizes = Sizes(config, self.info(), accel)
+        sizes = Sizes(device, self.info(), accel, self._count_link(m) if device.link_counts
+                      else ())
         write_ports = [accel.act_write] + [getattr(accel, f"{name}_write")
                                            for name in accel.memory_names]
         buffer = FrameBuffer(m, self._max_payload)
         frame = Frame(self.rx.payload, sizes, self._idle_timeout)
         word = Word(sizes)
-        reply = ReplyFrame(config, sizes, frame.status)
+        reply = ReplyFrame(device.read_columns, sizes, frame.status)
         if self._bus:
             frame.accel_reset, frame.job_word = accel_reset, word.word
             frame.external = Signal(name="external")   # the running job came from ext_start
         # the job is the word a RUN loaded: nothing writes `word` while the accelerator runs
         m.d.comb += [accel.result_column.eq(reply.read_column),
-                     accel.job.eq(word.word[:job_layout(config).size])]
+                     accel.job.eq(word.word[:device.job_bits])]
         reply.lay_out({"info": sizes.info, "report": sizes.report,
                        "result": self._result_word(m, accel)})
         m.d.comb += self.tx.payload.eq(reply.tx_byte)
@@ -161,11 +170,25 @@ class HostLink(wiring.Component):
                          self.status.eq(accel.status)]
         return m
 
+    def _count_link(self, m):
+        """The bytes the link received and sent (wrapping 32-bit counts), as they were when the
+        last RUN started: RUN's reply reports them, so the host learns from the hardware what
+        an inference moves over the link (the difference between two RUNs)."""
+        received, sent = Signal(32, name="link_rx"), Signal(32, name="link_tx")
+        self._link_counts = snapshot = (Signal(32, name="link_rx_at_run"),
+                                        Signal(32, name="link_tx_at_run"))
+        with m.If(self.rx.valid & (self.rx.ready if self._bus else 1)):
+            m.d.sync += received.eq(received + 1)
+        with m.If(self.tx.valid & self.tx.ready):
+            m.d.sync += sent.eq(sent + 1)
+        self._link_now = (received, sent)
+        return snapshot
+
     def _result_word(self, m, accel):
         """The result port's read data as the reply reads it: registered on pipelined
         configurations."""
         result = accel.result_read.data.as_value()
-        if self._config.pipelined:
+        if self._device.registered_read:
             # registered: the result memories' read data, the column select and the first byte
             # select step do not fit one 100 MHz cycle together (REPLY_WAIT waits for it)
             result_word = Signal(len(result), name="result_word")
@@ -267,7 +290,7 @@ class HostLink(wiring.Component):
         DISPATCH only chooses (the comparisons and the decision did not fit one iCE40 cycle).
 
         Returns the flags ``ok`` and the READ reply's length in bytes."""
-        config = self._config
+        device = self._device
         command, length, target = frame.command, frame.length, frame.target
         ok = Signal(data.StructLayout({name: 1 for name in
                                        ("crc", "info", "reset", "write", "run", "read")}),
@@ -285,9 +308,9 @@ class HostLink(wiring.Component):
                             (frame.address + frame.words <= depth)),
                 ok.run.eq((command == Command.RUN) & (length == sizes.job_bytes)),
                 ok.read.eq((command == Command.READ) & (length == 5) &
-                           (frame.header[0] < config.cols) & (frame.read_count != 0) &
-                           (frame.read_count <= sizes.max_read) &
-                           (frame.address + frame.read_count <= config.result_depth)),
+                           (frame.header[0] < device.read_columns) &
+                           (frame.read_count != 0) & (frame.read_count <= sizes.max_read) &
+                           (frame.address + frame.read_count <= device.read_depth)),
                 read_length.eq(_times_constant(frame.read_count, sizes.result_bytes)),
             ]
             m.next = "DISPATCH"
@@ -356,6 +379,9 @@ class HostLink(wiring.Component):
                 m.next = "JOB_FETCH"
         with m.State("JOB_START"):
             m.d.sync += accel.start.eq(1)
+            if self._device.link_counts:
+                m.d.sync += [snap.eq(now) for snap, now in zip(self._link_counts,
+                                                               self._link_now)]
             m.next = "JOB_WAIT"
         with m.State("JOB_WAIT"):
             # `done` rises a cycle after `start` is seen at the earliest; `busy` covers it
@@ -434,7 +460,7 @@ class HostLink(wiring.Component):
                                  reply.byte_index.eq(reply.byte_index + 1)]
         # the next word's read data: the result port's latency, and the registered result word
         waits = [f"REPLY_WAIT{i or ''}" for i in
-                 range(self._config.result_read_latency - 1 + self._config.pipelined)]
+                 range(self._device.read_latency - 1 + self._device.registered_read)]
         for state, next_state in zip(["REPLY_NEXT_WORD", *waits], [*waits, "REPLY_FETCH"]):
             with m.State(state):
                 m.next = next_state

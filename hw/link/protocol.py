@@ -31,16 +31,17 @@ READ
     then the word at ``addr`` is row ``addr % 2**b``'s output ``addr >> b``).
 RESET
     none → none. Resets the accelerator (not the link).
+
+Behind a board's network engine (:func:`zeroskip.hw.link.device.engine_device`) the same
+commands load the engine's memories (WRITE), run an inference (RUN, a reserved byte → the
+engine's counters, its fault flag and the link's byte counts) and read the output map (READ,
+column 0, a byte per word).
 """
 
 import enum
 
 from amaranth.hdl import Mux, Signal
 from amaranth.lib import data
-
-from zeroskip.config import DecodeStatus
-from zeroskip.hw.decoders import decoder_class
-from zeroskip.hw.layouts import counters_layout, shape_width
 
 __all__ = ["REQUEST_SYNC", "REPLY_SYNC", "CRC_INIT", "CRC_POLY", "Command", "Reply",
            "write_targets", "info_layout", "run_report_layout", "byte_count", "crc16_step"]
@@ -71,16 +72,15 @@ def byte_count(bits):
 
 
 def write_targets(config):
-    """The memories WRITE can fill, in target order: ``[(name, data_bits, mask_bits, depth)]``.
+    """The memories WRITE can fill on an accelerator, in target order: ``[(name, data_bits,
+    mask_bits, depth)]`` (:func:`zeroskip.hw.link.device.accelerator_device`).
 
     A word is ``data | mask << data_bits``, little-endian in ``byte_count`` bytes. Target 0 is
     the activations (one int8 per PE row); then one per decoder memory, with one slot of
     ``data`` and one ``mask`` bit per lane, exactly the accelerator's write ports.
     """
-    targets = [("act", config.rows * config.act_width, 0, config.act_depth)]
-    for name, (shape, depth) in decoder_class(config).memories(config).items():
-        targets.append((name, config.cols * shape_width(shape), config.cols, depth))
-    return targets
+    from zeroskip.hw.link.device import accelerator_device
+    return accelerator_device(config).targets
 
 
 def info_layout():
@@ -93,10 +93,9 @@ def info_layout():
 
 
 def run_report_layout(config):
-    return data.StructLayout({
-        "counters": counters_layout(config),
-        "status": data.ArrayLayout(DecodeStatus, config.cols),
-    })
+    """RUN's reply on an accelerator: its counters and lane status."""
+    from zeroskip.hw.link.device import accelerator_device
+    return accelerator_device(config).report_layout
 
 
 def crc16_step(crc, byte, m=None):

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zeroskip.hw.layouts import unpack
 from zeroskip.sim.rtl.build import build
 from zeroskip.sim.rtl.runner import run_cocotb
 
-__all__ = ["TOP", "EngineRun", "engine_build", "run_engine"]
+__all__ = ["TOP", "EngineRun", "engine_build", "run_engine", "BoardRun", "run_engine_board"]
 
 TOP = "zeroskip_engine"
 BENCH = "zeroskip.tb.cocotb_engine"
@@ -52,7 +53,6 @@ def run_engine(networks, sim="verilator"):
     """Run ``networks`` (a list of ``(program, inputs)`` or of :func:`network_job` dicts with
     their program as ``"program"``), all compiled for one EngineParams, in one simulation.
     Returns, per network, an :class:`EngineRun` per input."""
-    from zeroskip.hw.layouts import unpack
     jobs, programs = [], []
     for network in networks:
         if isinstance(network, dict):
@@ -74,3 +74,55 @@ def run_engine(networks, sim="verilator"):
                        bench_cycles=cycles)
              for words, counters, fault, cycles in outputs]
             for outputs in raw]
+
+
+@dataclass
+class BoardRun:
+    """A network through a board top's UART (:func:`run_engine_board`): per input an
+    :class:`EngineRun` (``bench_cycles`` 0: the bench times the whole), the link's byte
+    counts (received, sent) from the board's counters when each RUN started, the cycles from
+    the first request to the last reply, and the link's retries and their causes."""
+    runs: list
+    link_rx: list
+    link_tx: list
+    cycles: int
+    retries: int
+    causes: dict
+    injected: list
+
+
+def board_engine_build(board, sim="verilator"):
+    """The build of ``board``'s top with its network engine behind the link (cached)."""
+    from zeroskip.hw.verilog import convert, primitive_models
+    from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop
+    params = board.engine
+    top = BoardTop(params.config, clock_hz=int(board.clock_mhz * 1e6), baud=DEFAULT_BAUD,
+                   engine=params)
+    return build(sim, f"board-{board.name}-{params.name()}",
+                 lambda: convert(top, "board_top") + primitive_models(params.config),
+                 "board_top"), top
+
+
+def run_engine_board(program, inputs, board, sim="verilator", *, faults=None, seed=1):
+    """Run ``program`` (compiled for ``board.engine``) on ``inputs`` through the simulated
+    board top of ``board`` (:class:`~zeroskip.platforms.top.BoardTop` with its engine, the
+    UART at :data:`~zeroskip.platforms.top.DEFAULT_BAUD`), driven by the host runtime
+    (:mod:`zeroskip.platforms.engine_runtime`) as a real board is: the program loaded once
+    through the link, then each input. ``faults``: ``{request number: "corrupt" | "drop" |
+    "stall" | "reply"}`` to damage on the way (the board refuses them, the host retries)."""
+    from zeroskip.sim.program import predicted_array_cycles
+    if program.params != board.engine:
+        raise ValueError(f"the network was compiled for another engine than {board.name}'s")
+    build_dir, top = board_engine_build(board, sim)
+    # a RUN's bound: the array's predicted cycles and generous room for the rest
+    bound = 8 * predicted_array_cycles(program) + 64 * sum(
+        layer.height * layer.width * layer.channels for layer in program.layers) + 100_000
+    raw = run_cocotb(sim, build_dir, "board_top", "zeroskip.tb.cocotb_engine_board", {
+        "program": program, "inputs": [np.asarray(x, dtype=np.int8) for x in inputs],
+        "divisor": top.divisor, "idle_timeout": top.idle_timeout, "cycles_bound": bound,
+        "faults": dict(faults or {}), "seed": seed})
+    runs = [EngineRun(output=np.asarray(i["output"], dtype=np.int8), counters=i["counters"],
+                      fault=i["fault"], bench_cycles=0) for i in raw["inferences"]]
+    return BoardRun(runs=runs, link_rx=[i["link_rx"] for i in raw["inferences"]],
+                    link_tx=[i["link_tx"] for i in raw["inferences"]], cycles=raw["cycles"],
+                    retries=raw["retries"], causes=raw["causes"], injected=raw["injected"])

@@ -100,9 +100,11 @@ def format_resident_report(report) -> str:
     """``report.md`` of a run with ``--resident``: the comparisons, the layers the engine
     holds, its figures per inference (the engine's hardware counters) and its memories."""
     array, total = report["array"], report["total"]
+    where = (f"{array['board']}'s board top, through its UART" if array.get("board") else
+             "a simulation of the engine alone")
     lines = [f"# {Path(report['model']).name} resident on the network engine of a "
-             f"{array['rows']}×{array['cols']} {array['format']} array ({array['simulator']})",
-             ""]
+             f"{array['rows']}×{array['cols']} {array['format']} array ({array['simulator']}: "
+             f"{where})", ""]
     lines += _comparisons(report["reference"])
     rows = [[layer["name"], f"{layer['m']}×{layer['k']}×{layer['n']}",
              "yes" if layer["pool"] else "", "yes" if layer["table"] else ""]
@@ -132,13 +134,24 @@ def _resident_figures(total) -> list[list[str]]:
     provenance = total["provenance"]
     energy, rate = total.get("energy_per_inference_pj"), total.get("inferences_per_s")
     source = total.get("energy_table") or {}
-    rows = [["off-chip words (input and output tensors)",
-             f"{total['offchip_words_per_inference']:,}",
+    words, link = total["offchip_words_per_inference"], total.get("link_bytes_per_inference")
+    rows = [[("off-chip words (input and output tensors)" if link is None and
+              provenance["offchip_words_per_inference"] == "host" else
+              "off-chip words (the board link's byte counts: input, output, frames)"),
+             f"{words:,}" if words is not None else "n/a",
              provenance["offchip_words_per_inference"]],
             [f"inferences/s at {total['clock_hz'] / 1e6:g} MHz ({total['clock']}; no UART)",
-             f"{rate:,.1f}" if rate is not None else "n/a", provenance["inferences_per_s"]],
+             f"{rate:,.1f}" if rate is not None else "n/a", provenance["inferences_per_s"]]]
+    if link is not None:
+        baud = total["uart_baud"]
+        rows += [[f"link bytes and seconds at {baud / 1e6:g} Mbaud",
+                  f"{link:,} B, {total['link_seconds_per_inference'] * 1e3:.3f} ms",
+                  provenance["link_seconds_per_inference"]],
+                 ["inferences/s with the UART", f"{total['inferences_per_s_with_uart']:,.1f}",
+                  provenance["inferences_per_s_with_uart"]]]
+    rows += [
             [f"energy per inference (estimate, table {source.get('name', 'n/a')})",
-             f"{energy:,.1f} pJ" if energy is not None else "n/a",
+             f"{energy:,.1f} pJ" if energy is not None else "n/a (no energy counters)",
              provenance["energy_per_inference_pj"]]]
     for category, value in (total.get("energy_breakdown_pj") or {}).items():
         rows.append([f"  of which {category.replace('_', ' ')}", f"{value:,.1f} pJ",

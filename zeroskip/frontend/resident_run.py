@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,16 +28,21 @@ __all__ = ["ResidentResult", "run_resident", "check_resident", "infer_resident"]
 @dataclass
 class ResidentResult:
     """A batch's outputs (every graph output, as the graph computes it) and, per image, the
-    engine's counters (None from an engine without them)."""
+    engine's counters (None from an engine without them); through a board top's UART, the
+    link's record (:class:`~zeroskip.sim.rtl.engine_runner.BoardRun`)."""
     outputs: dict
     counters: list
     lowered: EngineModel
     program: EngineProgram
+    link: Any = None
 
 
 def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
-                 engine: Callable | None = None) -> ResidentResult:
-    """The model's outputs for ``feeds`` (a batch) with its layers on an engine of ``params``.
+                 engine: Callable | None = None, board: str | None = None) -> ResidentResult:
+    """The model's outputs for ``feeds`` (a batch) with its layers on an engine of ``params``;
+    with ``board`` (and no ``engine``), on that board's simulated top through its UART, the
+    program loaded once through the link as on the board
+    (:func:`~zeroskip.sim.rtl.engine_runner.run_engine_board`).
 
     Raises
     ------
@@ -49,9 +55,6 @@ def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
     from onnx.reference import ReferenceEvaluator
 
     from zeroskip.frontend.graph import _dequantize_linear
-    if engine is None:
-        from zeroskip.sim.rtl.engine_runner import run_engine
-        engine = run_engine
     first = next(iter(feeds.values()))
     batch = int(first.shape[0]) if np.ndim(first) else 1
     lowered = lower(model, {name: value[:1] for name, value in feeds.items()})
@@ -62,14 +65,24 @@ def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
         tensor, = evaluator.run([lowered.input_name],
                                 {name: value[image:image + 1] for name, value in feeds.items()})
         inputs.append(lowered.engine_input(tensor))
-    runs = engine([(program, inputs)], sim)[0]
+    link = None
+    if engine is None and board is not None:
+        from zeroskip.platforms.boards import BOARDS
+        from zeroskip.sim.rtl.engine_runner import run_engine_board
+        link = run_engine_board(program, inputs, BOARDS[board], sim)
+        runs = link.runs
+    else:
+        if engine is None:
+            from zeroskip.sim.rtl.engine_runner import run_engine
+            engine = run_engine
+        runs = engine([(program, inputs)], sim)[0]
     if any(run.fault for run in runs):
         raise RuntimeError("a decoder lane of the engine stopped on malformed memory "
                            "contents: the outputs are not valid")
     tensor = np.concatenate([_as_tensor(lowered, run.output) for run in runs])
     outputs = _epilogue(model, lowered.output_name, tensor, feeds)
     return ResidentResult(outputs=outputs, counters=[run.counters for run in runs],
-                          lowered=lowered, program=program)
+                          lowered=lowered, program=program, link=link)
 
 
 #: The clock ``inferences_per_s`` assumes: a configuration names no board, so no clock of its
@@ -83,9 +96,16 @@ def _per_inference(counters: dict, config, result: ResidentResult,
     (merged into ``total["provenance"]`` by the caller's ``update``):
 
     ``offchip_words_per_inference``
-        32-bit words of the engine's input tensor (int8, as the host writes it) and output
-        tensor (int8, as the host reads it): ``host``, computed from the tensors' sizes, since
-        the resident path has no link hardware yet; the board link will count it.
+        Through a board top's UART: the bytes the board's link received and sent between two
+        RUNs (its own byte counters, reported by each RUN; an inference's input map written,
+        its RUN, its output map read, with their frames and replies), in 32-bit words
+        (``derived``; None for a single inference). Otherwise the 32-bit words of the
+        engine's input tensor (int8, as the host writes it) and output tensor (``host``,
+        from the tensors' sizes).
+    ``link_bytes_per_inference``, ``link_seconds_per_inference``, ``inferences_per_s_with_uart``
+        Through the UART only: those bytes, their time on the line at the board's baud (10
+        bits a byte; the link never sends and receives at once) and inferences per second
+        with it, ``1 / (cycles / clock_hz + link_seconds)`` (``derived``).
     ``inferences_per_s``, ``clock_hz``
         ``clock_hz / cycles_per_inference`` at the board's clock (``clock``: a board name and
         its clock in Hz, the PLL's target, which its build meets) or else at
@@ -107,19 +127,48 @@ def _per_inference(counters: dict, config, result: ResidentResult,
         "clock_hz": clock_hz,
         "clock": f"{board}'s clock" if board else "assumed (no board given)",
         "inferences_per_s": round(clock_hz / cycles, 1) if cycles else None,
+        "link_bytes_per_inference": None, "link_seconds_per_inference": None,
+        "inferences_per_s_with_uart": None,
     }
+    link_provenance = "host"
+    if result.link is not None:
+        link_provenance = "derived"
+        moved = _link_bytes(result.link)
+        figures["offchip_words_per_inference"] = None
+        if moved is not None:
+            received, sent = moved
+            from zeroskip.platforms.top import DEFAULT_BAUD
+            words_in, words_out = -(-received // 4), -(-sent // 4)
+            seconds = (received + sent) * 10 / DEFAULT_BAUD
+            figures.update(offchip_words_per_inference=words_in + words_out,
+                           link_bytes_per_inference=received + sent, uart_baud=DEFAULT_BAUD,
+                           link_seconds_per_inference=round(seconds, 9),
+                           inferences_per_s_with_uart=round(
+                               1 / (seconds + (cycles or 0) / clock_hz), 1))
     table = energy.EnergyTable.default()
     events = energy.resident_events(counters, config, words_in, words_out) if cycles else None
     estimate = energy.estimate(events, int(cycles or 0), table, energy.RESIDENT_CATEGORIES)
     figures.update(energy_per_inference_pj=estimate["energy_pj"],
                    energy_breakdown_pj=estimate["energy_breakdown_pj"],
                    energy_events=events, energy_table=estimate["energy_table"])
-    provenance = {"offchip_words_per_inference": "host", "clock_hz": "model",
-                  "inferences_per_s": "derived",
+    provenance = {"offchip_words_per_inference": link_provenance, "clock_hz": "model",
+                  "inferences_per_s": "derived", "link_bytes_per_inference": "derived",
+                  "link_seconds_per_inference": "derived",
+                  "inferences_per_s_with_uart": "derived",
                   "energy_per_inference_pj": "derived", "energy_breakdown_pj": "derived",
                   "energy_events": {name: energy.RESIDENT_SOURCES[name] for name in events}
                   if events else None}
     return figures | {"_provenance": provenance}
+
+
+def _link_bytes(link) -> tuple[int, int] | None:
+    """Bytes (received, sent) the board's link moved for one inference: the difference of
+    its counters between the last two RUNs (32-bit counts, wrapping); None for a single
+    inference."""
+    if len(link.link_rx) < 2:
+        return None
+    return ((link.link_rx[-1] - link.link_rx[-2]) % 2 ** 32,
+            (link.link_tx[-1] - link.link_tx[-2]) % 2 ** 32)
 
 
 def _as_tensor(lowered, stored):
@@ -235,7 +284,7 @@ def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
     clock = None if board is None else (board, BOARDS[board].clock_mhz * 1e6)
     params = board_engine or engine_params_for(lowered.layers, config.with_(resident=True))
     config = params.config
-    result = run_resident(model, feeds, params, sim=sim, engine=engine)
+    result = run_resident(model, feeds, params, sim=sim, engine=engine, board=board)
     outputs = {output: np.asarray(value, dtype=declared_dtype(model, output, value))
                for output, value in result.outputs.items()}
     counters = result.counters[-1] if result.counters else {}
