@@ -12,6 +12,7 @@ the simulated UART, :func:`run_engine_on_board` over a serial port.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,7 +21,8 @@ from zeroskip.hw.link.device import ENGINE_JOB_BITS, engine_device
 from zeroskip.hw.link.protocol import Command, byte_count
 from zeroskip.platforms.runtime import BoardLink, SerialTransport
 
-__all__ = ["EngineLink", "EngineInference", "run_network", "run_engine_on_board"]
+__all__ = ["EngineLink", "EngineInference", "NetworkRun", "cycles_bound", "run_network",
+           "run_engine_on_board"]
 
 
 class EngineInference:
@@ -31,6 +33,36 @@ class EngineInference:
     def __init__(self, output, counters, fault, link_rx, link_tx):
         self.output, self.counters, self.fault = output, counters, fault
         self.link_rx, self.link_tx = link_rx, link_tx
+
+
+@dataclass
+class NetworkRun:
+    """A network's inferences through a board's link: one :class:`EngineInference` per input
+    (``runs``), the link's retries and their causes, and from a simulated board the cycles
+    from the first request to the last reply and the faults injected on the way."""
+    runs: list
+    retries: int = 0
+    causes: dict = field(default_factory=dict)
+    cycles: int | None = None
+    injected: list = field(default_factory=list)
+
+    @property
+    def link_rx(self) -> list:
+        """Per inference, the bytes the board had received when its RUN started."""
+        return [run.link_rx for run in self.runs]
+
+    @property
+    def link_tx(self) -> list:
+        """Per inference, the bytes the board had sent when its RUN started."""
+        return [run.link_tx for run in self.runs]
+
+
+def cycles_bound(program) -> int:
+    """A bound on an inference's cycles for RUN's timeout: the array's predicted cycles and
+    generous room for gathering, draining and pooling every map."""
+    from zeroskip.sim.program import predicted_array_cycles
+    return 8 * predicted_array_cycles(program) + 64 * sum(
+        layer.height * layer.width * layer.channels for layer in program.layers) + 100_000
 
 
 class EngineLink(BoardLink):
@@ -81,22 +113,24 @@ class EngineLink(BoardLink):
         return np.frombuffer(bytes(values), dtype=np.int8).copy()
 
 
-async def run_network(link, program, inputs, cycles_bound):
+async def run_network(link, program, inputs):
     """Connect (INFO checks the engine's digest, RESET), load ``program`` once, then one
     :class:`EngineInference` per input map."""
     if not link.connected:
         await link.connect()
     await link.load(program)
-    return [await link.infer(program, x, cycles_bound) for x in inputs]
+    bound = cycles_bound(program)
+    return [await link.infer(program, x, bound) for x in inputs]
 
 
-def run_engine_on_board(program, inputs, port, *, baud, cycles_bound, retries=8):
-    """:func:`run_network` on the board at serial ``port``; returns the inferences and the
-    link statistics."""
+def run_engine_on_board(program, inputs, port, *, baud, retries=8) -> NetworkRun:
+    """:func:`run_network` on the board at serial ``port``. A link that fails (even after
+    retries) raises :class:`~zeroskip.platforms.runtime.LinkError`."""
     transport = SerialTransport(port, baud)
     try:
         link = EngineLink(transport, program.params, retries=retries)
-        return asyncio.run(run_network(link, program, inputs, cycles_bound)), link.stats
+        runs = asyncio.run(run_network(link, program, inputs))
+        return NetworkRun(runs=runs, retries=link.stats.retries, causes=dict(link.stats.causes))
     finally:
         transport.close()
 

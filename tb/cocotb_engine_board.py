@@ -24,7 +24,7 @@ async def engine_board(dut):
     link = EngineLink(saboteur, job["program"].params, retries=4, settle=idle,
                       slack=4 * idle + 64 * uart.byte_seconds)
     started = get_sim_time("ns")
-    inferences = await run_network(link, job["program"], job["inputs"], job["cycles_bound"])
+    inferences = await run_network(link, job["program"], job["inputs"])
     cycles = round((get_sim_time("ns") - started) / CLOCK_NS)
     with open(os.environ["ZEROSKIP_RESULT"], "wb") as f:
         pickle.dump({"inferences": [vars(i) for i in inferences], "cycles": cycles,

@@ -261,9 +261,6 @@ def test_run_resident_refuses_what_the_engine_does_not_do_yet():
     model = MODELS / "digits_cnn.onnx"
     with pytest.raises(BadInput, match="resident: the network engine runs skip mode"):
         zeroskip.run(model, x, resident=True, mode="dense")
-    with pytest.raises(BadInput, match="not programmed into a board over its link; leave "
-                                       "port out"):
-        zeroskip.run(model, x, resident=True, board="ulx3s-85f", port="/dev/ttyUSB0")
     with pytest.raises(BadInput, match="icebreaker has no network engine configuration .*: "
                                        "ulx3s-85f"):
         zeroskip.run(model, x, resident=True, board="icebreaker")

@@ -65,11 +65,13 @@ def board_top(config):
 
 
 class SimulatedBoard:
-    """The board top in a cocotb simulation on another thread, at the far end of a pty."""
+    """The board top in a cocotb simulation on another thread, at the far end of a pty
+    (``make_top(config)`` builds it, ``name`` names its build)."""
 
-    def __init__(self, tmp_path, config, drop=(), damage=()):
+    def __init__(self, tmp_path, config, drop=(), damage=(), make_top=board_top,
+                 name=BUILD_NAME):
         # built here, not on the thread: a (cached) build may take a while, the pty must not
-        build_dir = build_component(SIM, BUILD_NAME, config, board_top, "board_top")
+        build_dir = build_component(SIM, name, config, make_top, "board_top")
         self.port_file = tmp_path / "port"
         self.stop_file = tmp_path / "stop"
         self.out, self.error = None, None
@@ -143,6 +145,66 @@ def test_gemm_through_a_pty_with_pyserial(tmp_path, rng):
     if stats.retries == 3:
         assert stats.causes == {"damaged reply": 1, "TIMEOUT": 1, "bad reply length": 1}, stats
         assert seconds < 30  # no wait for the damaged length's 4 KiB (135 s at 300 baud)
+
+
+# The ULX3S's network engine behind the link, faster than the GEMM board above (its program
+# is 3 KB): 9600 baud, 8 cycles a bit, 100 bytes of silence end a broken frame (0.1 s).
+ENGINE_BAUD = 9600
+ENGINE_CLOCK_HZ = ENGINE_BAUD * DIVISOR
+ENGINE_IDLE_TIMEOUT = 100 * 10 * DIVISOR
+
+
+def engine_board_top(config):
+    from zeroskip.platforms.boards import BOARDS
+    return BoardTop(config, clock_hz=ENGINE_CLOCK_HZ, baud=ENGINE_BAUD, max_payload=512,
+                    idle_timeout=ENGINE_IDLE_TIMEOUT, engine=BOARDS["ulx3s-85f"].engine)
+
+
+@pytest.mark.rtl
+def test_network_through_a_pty_with_pyserial(tmp_path):
+    """``zeroskip run --resident --board ulx3s-85f --port P``'s path: digits_cnn compiled for
+    the ULX3S's engine, loaded once through pyserial into its simulated board top, then two
+    images, bit-exact with the NumPy reference; a byte of the program dropped on the way is
+    refused by the board (the frame times out) and sent again."""
+    from zeroskip.platforms.boards import BOARDS
+    from zeroskip.platforms.engine_runtime import run_engine_on_board
+    from zeroskip.sim.program import compile_network, reference
+    from .test_engine import digits_model, engine_inputs
+    engine = BOARDS["ulx3s-85f"].engine
+    model, x, lowered = digits_model("digits_cnn")
+    inputs = [case[0] for case in engine_inputs(model, lowered, x[:2])]
+    program = compile_network(lowered.layers, engine)
+    empty = len(frame(REQUEST_SYNC, Command.RESET))
+    board = SimulatedBoard(tmp_path, engine.config, drop=[2 * empty + 40],
+                           make_top=engine_board_top,
+                           name=f"board-engine-serial-{ENGINE_CLOCK_HZ}hz-{ENGINE_BAUD}")
+    try:
+        port = board.port()
+        started = time.monotonic()
+        out = run_engine_on_board(program, inputs, port, baud=ENGINE_BAUD)
+        seconds = time.monotonic() - started
+    finally:
+        bridge = board.stop()
+    print(f"{port}: {out.retries} retries {out.causes} in {seconds:.1f} s; bridge {bridge}")
+    for image, run in zip(inputs, out.runs):
+        assert not run.fault
+        np.testing.assert_array_equal(run.output, reference(lowered.layers, image).reshape(-1))
+    assert [kind for kind, _ in bridge["injected"]] == ["dropped"]
+    # the host hears the board's TIMEOUT rejection, or gives up waiting for a reply first
+    assert out.retries >= 1 and set(out.causes) <= {"TIMEOUT", "no reply"}, out.causes
+
+
+def test_cli_resident_link_that_gives_up_exits_3(tmp_path, silent_pty):
+    """``run --resident --board ulx3s-85f --port P`` with a board that never answers: exit 3,
+    one line naming the port, nothing written."""
+    _, port = silent_pty
+    from .test_engine import MODELS
+    np.save(tmp_path / "x.npy", np.load(MODELS / "digits_test_x.npy")[:1])
+    proc = zeroskip("run", MODELS / "digits_cnn.onnx", "--input", tmp_path / "x.npy",
+                    "--resident", "--board", "ulx3s-85f", "--port", port,
+                    "--out", tmp_path / "out")
+    assert_device_error(proc, tmp_path, port, "INFO failed 9 times", "no reply")
+    assert not (tmp_path / "out" / "report.json").exists()
 
 
 # --- a serial link that fails ----------------------------------------------------------------

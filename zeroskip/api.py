@@ -200,7 +200,7 @@ def run(model: Any, inputs: Any, *, labels: Any = None, calibrate: Any = None,
     if resident:
         from zeroskip.frontend.resident_run import infer_resident
         outputs, report = infer_resident(model, feeds, engine.config, labels=labels, sim=sim,
-                                         name=name, board=board)
+                                         name=name, board=board, port=port)
         check_definition(outputs, report)
         return outputs, report
     outputs, report = infer(model, feeds, engine, labels=labels, progress=progress, name=name)

@@ -13,7 +13,8 @@ from zeroskip.hw.layouts import unpack
 from zeroskip.sim.rtl.build import build
 from zeroskip.sim.rtl.runner import run_cocotb
 
-__all__ = ["TOP", "EngineRun", "engine_build", "run_engine", "BoardRun", "run_engine_board"]
+__all__ = ["TOP", "EngineRun", "engine_build", "run_engine", "board_engine_build",
+           "run_engine_board"]
 
 TOP = "zeroskip_engine"
 BENCH = "zeroskip.tb.cocotb_engine"
@@ -76,21 +77,6 @@ def run_engine(networks, sim="verilator"):
             for outputs in raw]
 
 
-@dataclass
-class BoardRun:
-    """A network through a board top's UART (:func:`run_engine_board`): per input an
-    :class:`EngineRun` (``bench_cycles`` 0: the bench times the whole), the link's byte
-    counts (received, sent) from the board's counters when each RUN started, the cycles from
-    the first request to the last reply, and the link's retries and their causes."""
-    runs: list
-    link_rx: list
-    link_tx: list
-    cycles: int
-    retries: int
-    causes: dict
-    injected: list
-
-
 def board_engine_build(board, sim="verilator"):
     """The build of ``board``'s top with its network engine behind the link (cached)."""
     from zeroskip.hw.verilog import convert, primitive_models
@@ -109,20 +95,16 @@ def run_engine_board(program, inputs, board, sim="verilator", *, faults=None, se
     UART at :data:`~zeroskip.platforms.top.DEFAULT_BAUD`), driven by the host runtime
     (:mod:`zeroskip.platforms.engine_runtime`) as a real board is: the program loaded once
     through the link, then each input. ``faults``: ``{request number: "corrupt" | "drop" |
-    "stall" | "reply"}`` to damage on the way (the board refuses them, the host retries)."""
-    from zeroskip.sim.program import predicted_array_cycles
+    "stall" | "reply"}`` to damage on the way (the board refuses them, the host retries).
+    Returns a :class:`~zeroskip.platforms.engine_runtime.NetworkRun`."""
+    from zeroskip.platforms.engine_runtime import EngineInference, NetworkRun
     if program.params != board.engine:
         raise ValueError(f"the network was compiled for another engine than {board.name}'s")
     build_dir, top = board_engine_build(board, sim)
-    # a RUN's bound: the array's predicted cycles and generous room for the rest
-    bound = 8 * predicted_array_cycles(program) + 64 * sum(
-        layer.height * layer.width * layer.channels for layer in program.layers) + 100_000
     raw = run_cocotb(sim, build_dir, "board_top", "zeroskip.tb.cocotb_engine_board", {
         "program": program, "inputs": [np.asarray(x, dtype=np.int8) for x in inputs],
-        "divisor": top.divisor, "idle_timeout": top.idle_timeout, "cycles_bound": bound,
+        "divisor": top.divisor, "idle_timeout": top.idle_timeout,
         "faults": dict(faults or {}), "seed": seed})
-    runs = [EngineRun(output=np.asarray(i["output"], dtype=np.int8), counters=i["counters"],
-                      fault=i["fault"], bench_cycles=0) for i in raw["inferences"]]
-    return BoardRun(runs=runs, link_rx=[i["link_rx"] for i in raw["inferences"]],
-                    link_tx=[i["link_tx"] for i in raw["inferences"]], cycles=raw["cycles"],
-                    retries=raw["retries"], causes=raw["causes"], injected=raw["injected"])
+    return NetworkRun(runs=[EngineInference(**run) for run in raw["inferences"]],
+                      retries=raw["retries"], causes=raw["causes"], cycles=raw["cycles"],
+                      injected=raw["injected"])

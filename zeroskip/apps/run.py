@@ -84,7 +84,7 @@ def run_model(model_path, *, out, input=None, inputs=None, labels=None, calibrat
     if resident:
         from zeroskip.frontend.resident_run import infer_resident
         ours, report = infer_resident(model, feeds, accelerator.config, labels=labels, sim=sim,
-                                      name=name, board=board, terms=CLI)
+                                      name=name, board=board, port=port, terms=CLI)
     else:
         ours, report = infer(model, feeds, accelerator, labels=labels, progress=progress,
                              name=name, terms=CLI)

@@ -100,11 +100,14 @@ def format_resident_report(report) -> str:
     """``report.md`` of a run with ``--resident``: the comparisons, the layers the engine
     holds, its figures per inference (the engine's hardware counters) and its memories."""
     array, total = report["array"], report["total"]
-    where = (f"{array['board']}'s board top, through its UART" if array.get("board") else
-             "a simulation of the engine alone")
+    if array.get("port"):
+        where = f"the {array['board']} at {array['port']}"
+    elif array.get("board"):
+        where = f"{array['simulator']}: {array['board']}'s board top, through its UART"
+    else:
+        where = f"{array['simulator']}: a simulation of the engine alone"
     lines = [f"# {Path(report['model']).name} resident on the network engine of a "
-             f"{array['rows']}×{array['cols']} {array['format']} array ({array['simulator']}: "
-             f"{where})", ""]
+             f"{array['rows']}×{array['cols']} {array['format']} array ({where})", ""]
     lines += _comparisons(report["reference"])
     rows = [[layer["name"], f"{layer['m']}×{layer['k']}×{layer['n']}",
              "yes" if layer["pool"] else "", "yes" if layer["table"] else ""]

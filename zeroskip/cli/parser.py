@@ -245,9 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", metavar="/dev/ttyUSB1", help="run on the board at this port")
     run.add_argument("--resident", action="store_true",
                      help="run the model's layers resident on the network engine (weights "
-                          "loaded once, activations on chip between layers), simulated: sized "
-                          "to the model, or with --board the board's own engine (ulx3s-85f); "
-                          "ONNX, skip mode, no --port yet")
+                          "loaded once, activations on chip between layers): simulated sized to "
+                          "the model; with --board ulx3s-85f its board top, through its UART; "
+                          "with --port on the board; ONNX, skip mode")
     _add_energy_option(run)
 
     bench = sub.add_parser("bench", help="speedup / fraction-of-ideal sweep over weight "

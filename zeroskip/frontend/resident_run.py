@@ -38,11 +38,13 @@ class ResidentResult:
 
 
 def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
-                 engine: Callable | None = None, board: str | None = None) -> ResidentResult:
+                 engine: Callable | None = None, board: str | None = None,
+                 port: str | None = None) -> ResidentResult:
     """The model's outputs for ``feeds`` (a batch) with its layers on an engine of ``params``;
     with ``board`` (and no ``engine``), on that board's simulated top through its UART, the
     program loaded once through the link as on the board
-    (:func:`~zeroskip.sim.rtl.engine_runner.run_engine_board`).
+    (:func:`~zeroskip.sim.rtl.engine_runner.run_engine_board`), or with ``port`` on the board
+    itself (:func:`~zeroskip.platforms.engine_runtime.run_engine_on_board`).
 
     Raises
     ------
@@ -51,6 +53,8 @@ def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
         the model needs and what the engine has), before anything runs.
     RuntimeError
         A decoder lane of the engine faulted.
+    DeviceFailure
+        The board at ``port`` did not answer, even after retries.
     """
     from onnx.reference import ReferenceEvaluator
 
@@ -66,7 +70,10 @@ def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
                                 {name: value[image:image + 1] for name, value in feeds.items()})
         inputs.append(lowered.engine_input(tensor))
     link = None
-    if engine is None and board is not None:
+    if engine is None and port is not None:
+        link = _on_board(program, inputs, port)
+        runs = link.runs
+    elif engine is None and board is not None:
         from zeroskip.platforms.boards import BOARDS
         from zeroskip.sim.rtl.engine_runner import run_engine_board
         link = run_engine_board(program, inputs, BOARDS[board], sim)
@@ -83,6 +90,20 @@ def run_resident(model, feeds: dict, params, *, sim: str = "verilator",
     outputs = _epilogue(model, lowered.output_name, tensor, feeds)
     return ResidentResult(outputs=outputs, counters=[run.counters for run in runs],
                           lowered=lowered, program=program, link=link)
+
+
+def _on_board(program, inputs, port):
+    """The inferences on the board at ``port``; a link that fails is a DeviceFailure naming
+    the port."""
+    from zeroskip.gemm_runner import DeviceFailure
+    from zeroskip.platforms.engine_runtime import run_engine_on_board
+    from zeroskip.platforms.runtime import LinkError
+    from zeroskip.platforms.top import DEFAULT_BAUD
+    try:
+        return run_engine_on_board(program, inputs, port, baud=DEFAULT_BAUD)
+    except LinkError as exc:
+        message = str(exc)
+        raise DeviceFailure(message if port in message else f"{port}: {message}") from None
 
 
 #: The clock ``inferences_per_s`` assumes: a configuration names no board, so no clock of its
@@ -228,9 +249,6 @@ def check_resident(tflite: bool, mode, board: str | None, port: str | None, ener
     if tflite:
         raise BadInput(f"{option}: the network engine runs ONNX models so far; leave {option} "
                        "out for a TFLite model")
-    if port is not None:
-        raise BadInput(f"{option}: the network engine is simulated so far, not programmed into "
-                       f"a board over its link; leave {terms('port')} out")
     if board is not None:
         from zeroskip.platforms.boards import BOARDS
         if board in BOARDS and BOARDS[board].engine is None:
@@ -248,7 +266,7 @@ def check_resident(tflite: bool, mode, board: str | None, port: str | None, ener
 
 def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "verilator",
                    name: str = "model", engine: Callable | None = None, board: str | None = None,
-                   terms: Terms = PYTHON) -> tuple[dict, dict]:
+                   port: str | None = None, terms: Terms = PYTHON) -> tuple[dict, dict]:
     """:func:`zeroskip.frontend.infer.infer` with the model's layers resident on an engine of
     ``config`` (``resident=True`` is set) sized to the model
     (:func:`zeroskip.sim.program.engine_params_for`), or on ``board``'s own engine (its
@@ -264,7 +282,7 @@ def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "veril
     ``resident`` option in ``terms``' words."""
     try:
         return _infer_resident(model, feeds, config, labels=labels, sim=sim, name=name,
-                               engine=engine, board=board)
+                               engine=engine, board=board, port=port)
     except BadInput:
         raise
     except ValueError as exc:   # what the engine does not run or what does not fit
@@ -272,7 +290,8 @@ def infer_resident(model, feeds: dict, config, *, labels=None, sim: str = "veril
 
 
 def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
-                    engine: Callable | None, board: str | None) -> tuple[dict, dict]:
+                    engine: Callable | None, board: str | None,
+                    port: str | None) -> tuple[dict, dict]:
     from zeroskip.frontend.model import declared_dtype
     from zeroskip.frontend.reference import against_reference
     from zeroskip.sim.program import engine_params_for
@@ -284,7 +303,7 @@ def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
     clock = None if board is None else (board, BOARDS[board].clock_mhz * 1e6)
     params = board_engine or engine_params_for(lowered.layers, config.with_(resident=True))
     config = params.config
-    result = run_resident(model, feeds, params, sim=sim, engine=engine, board=board)
+    result = run_resident(model, feeds, params, sim=sim, engine=engine, board=board, port=port)
     outputs = {output: np.asarray(value, dtype=declared_dtype(model, output, value))
                for output, value in result.outputs.items()}
     counters = result.counters[-1] if result.counters else {}
@@ -308,7 +327,8 @@ def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
     report = {
         "model": name,
         "array": {"rows": config.rows, "cols": config.cols, "format": config.fmt,
-                  "mode": "skip", "simulator": sim, "resident": True, "board": board},
+                  "mode": "skip", "simulator": None if port else sim, "resident": True,
+                  "board": board, "port": port},
         "engine": {"fm_depth": params.fm_depth, "aux_depth": params.aux_depth,
                    "param_depth": params.param_depth, "colmap_depth": params.colmap_depth,
                    "program_depth": params.program_depth, "lut_depth": params.lut_depth,
