@@ -10,7 +10,7 @@ OUT    ?= build
 JOBS   ?= auto
 
 .PHONY: setup test test-fast typecheck docs readme formats formal verilog demo bench regress \
-        bitstream flash boards soc area models tinyml clean
+        bitstream flash boards soc area models tinyml resident clean
 N      ?= 200
 SEED   ?=
 CASE   ?=
@@ -93,6 +93,13 @@ soc: $(STAMP)
 # where the ULX3S accelerator's logic goes, per module kind (synthesis only): docs/area.{json,md}
 area: $(STAMP)
 	$(PY) -m zeroskip.platforms.area --out docs
+
+# the network resident on chip (the digits CNN and MLP on the ULX3S's engine, through its
+# simulated board top's UART) against the host-sequenced path and the CPU:
+# docs/resident.{json,md} and the README's table (about 15 minutes)
+resident: $(STAMP)
+	$(PY) -m zeroskip.apps.resident_table --out docs
+	$(PY) -m zeroskip.apps.readme README.md
 
 # the bundled ONNX networks (models/) through `zeroskip run`: the README's "bring your own
 # model" tables come from docs/models/*/report.md

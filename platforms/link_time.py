@@ -14,35 +14,49 @@ import numpy as np
 from zeroskip.config import Mode
 from zeroskip.hw.link.protocol import byte_count, write_targets
 from zeroskip.platforms.boards import BOARDS
-from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop
+from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop, default_idle_timeout, uart_divisor
 from zeroskip.sim import golden
 from zeroskip.sim.compiler import assemble, compile_gemm
 from zeroskip.sim.rtl.build import build
 from zeroskip.sim.rtl.runner import run_cocotb
 
-__all__ = ["measure", "main"]
+__all__ = ["board_timing", "measure", "main"]
+
+
+def board_timing(board, programs, baud=DEFAULT_BAUD, sim="verilator"):
+    """Run compiled ``programs`` through the simulated board top of ``board`` (its
+    configuration and clock) at ``baud``, driven by the host runtime over the UART pins: the
+    cocotb bench's ``cycles`` (first request to last reply), ``bytes_sent``, ``requests`` and
+    ``results`` (each checked against its program)."""
+    config = BOARDS[board].config
+    clock_hz = round(BOARDS[board].clock_mhz * 1e6)
+    from zeroskip.hw.verilog import convert, primitive_models
+
+    def verilog():
+        top = BoardTop(config, clock_hz=clock_hz, baud=baud)
+        return convert(top, "board_top") + primitive_models(config)
+    build_dir = build(sim, f"board-{board}-{baud}-{config.name()}", verilog, "board_top")
+    _, act_bits, _, act_depth = write_targets(config)[0]
+    out = run_cocotb(sim, build_dir, "board_top", "zeroskip.tb.cocotb_board", {
+        "config": config, "programs": programs, "faults": {}, "seed": 0,
+        "divisor": uart_divisor(clock_hz, baud), "idle_timeout": default_idle_timeout(clock_hz),
+        "act_depth": act_depth, "act_word_bytes": byte_count(act_bits)}, testcase="board_timing")
+    for program, result in zip(programs, out["results"]):
+        result.check(program)
+    return out
 
 
 def measure(board, baud, shape=(64, 256, 64), sparsity=0.9, sim="verilator"):
     config = BOARDS[board].config
     clock_hz = round(BOARDS[board].clock_mhz * 1e6)
-    top = BoardTop(config, clock_hz=clock_hz, baud=baud)
     rng = np.random.default_rng(0)
     m, k, n = shape
     acts = rng.integers(-128, 128, (m, k)).astype(np.int8)
     weights = rng.integers(-128, 128, (k, n)).astype(np.int8)
     weights[rng.random(weights.shape) < sparsity] = 0
     program = compile_gemm(acts, weights, config, Mode.SKIP)
-    from zeroskip.hw.verilog import convert, primitive_models
-    build_dir = build(sim, f"board-{board}-{baud}-{config.name()}",
-                      lambda: convert(top, "board_top") + primitive_models(config), "board_top")
-    _, act_bits, _, act_depth = write_targets(config)[0]
-    out = run_cocotb(sim, build_dir, "board_top", "zeroskip.tb.cocotb_board", {
-        "config": config, "programs": [program], "faults": {}, "seed": 0,
-        "divisor": round(clock_hz / baud), "idle_timeout": clock_hz // 50,
-        "act_depth": act_depth, "act_word_bytes": byte_count(act_bits)}, testcase="board_timing")
+    out = board_timing(board, [program], baud, sim)
     (result,) = out["results"]
-    result.check(program)
     np.testing.assert_array_equal(assemble(program, result.results), golden.gemm(acts, weights))
     return {"board": board, "baud": baud, "clock_hz": clock_hz, "shape": shape,
             "sparsity": sparsity, "runs": len(program.runs), "cycles": out["cycles"],

@@ -12,12 +12,26 @@ from zeroskip.hw.link.device import engine_device
 from zeroskip.hw.link.host_link import HostLink
 from zeroskip.hw.uart import UARTRx, UARTTx
 
-__all__ = ["BoardTop", "DEFAULT_BAUD"]
+__all__ = ["BoardTop", "DEFAULT_BAUD", "uart_divisor", "default_idle_timeout"]
 
 #: The rate the boards' USB-serial parts carry (3 Mbaud: the iCEBreaker's FTDI FT2232H and the
 #: ULX3S's FT231X both reach it): a divisor of 10 at the iCEBreaker's 30 MHz, 33 at the
 #: ULX3S's 100 MHz (1% fast, well inside a UART's tolerance), 30 at its dense build's 90 MHz.
 DEFAULT_BAUD = 3_000_000
+
+
+def uart_divisor(clock_hz, baud):
+    """Clock cycles per UART bit at ``baud`` (within 2%, or ValueError)."""
+    divisor = round(clock_hz / baud)
+    if abs(clock_hz / divisor - baud) > 0.02 * baud:
+        raise ValueError(f"{clock_hz} Hz cannot make {baud} baud within 2%")
+    return divisor
+
+
+def default_idle_timeout(clock_hz):
+    """20 ms of line silence, in cycles: far longer than any gap a USB-serial adapter leaves
+    inside a frame."""
+    return clock_hz // 50
 
 
 class BoardTop(wiring.Component):
@@ -53,11 +67,9 @@ class BoardTop(wiring.Component):
         self._config = config if engine is None else engine.config
         self._engine = engine
         self._clock_hz = clock_hz
-        self._divisor = round(clock_hz / baud)
-        if abs(clock_hz / self._divisor - baud) > 0.02 * baud:
-            raise ValueError(f"{clock_hz} Hz cannot make {baud} baud within 2%")
+        self._divisor = uart_divisor(clock_hz, baud)
         self._max_payload = max_payload
-        self._idle_timeout = idle_timeout or clock_hz // 50
+        self._idle_timeout = idle_timeout or default_idle_timeout(clock_hz)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(2)})
 
     @property

@@ -19,7 +19,7 @@ README = ROOT / "README.md"
 # the documentation's pages (generated files are included by them, never pages themselves)
 PAGES = sorted(p for p in DOCS.glob("*.md")
                if p.name not in ("bench.md", "boards.md", "area.md", "formats_table.md",
-                                 "tinyml.md"))
+                                 "tinyml.md", "resident.md"))
 # what make targets generate under docs/: the only source of a figure
 GENERATED = [p for p in DOCS.rglob("*") if p.suffix in (".md", ".json", ".csv")
              and p not in PAGES]

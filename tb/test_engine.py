@@ -430,3 +430,28 @@ def test_cli_run_resident_refuses_a_model_the_engine_does_not_run(tmp_path, caps
     status, captured = _cli_run(tmp_path, capsys, model="encoder.onnx")
     assert status == 2
     assert "zeroskip: error: --resident: node 'h0' (Add)" in captured.err, captured.err
+
+
+def test_resident_table_lays_out_every_figure():
+    """``make resident``'s table: per model the resident figures (compute and with the UART),
+    the host-sequenced path's, the CPU's and the energy ratio, from its measurement dict."""
+    from zeroskip.apps.resident_table import resident_markdown
+    result = {
+        "model": "digits_cnn", "images": 20, "bit_exact": True, "accuracy": 1.0,
+        "resident": {"cycles_per_inference": 4672, "array_cycles_per_inference": 495,
+                     "clock_hz": 100e6, "inferences_per_s": 21404.1,
+                     "link_bytes_per_inference": 164, "offchip_words_per_inference": 42,
+                     "link_seconds_per_inference": 0.000547, "inferences_per_s_with_uart": 1685.2},
+        "host_sequenced": {"gemms": 3, "requests": 40, "bytes_sent": 9000, "cycles": 2_000_000,
+                           "seconds": 0.02, "compute_cycles": 900},
+        "energy_pj": {"resident": 194_300.0, "host_sequenced": 1_984_500.0, "ratio": 10.21,
+                      "array": "8×8", "table": {"name": "t", "source": "s"}},
+        "cpu": {"seconds": 0.0001, "inferences_per_s": 10_000, "cpu": "x86_64",
+                "onnxruntime": "1.0"},
+    }
+    text = resident_markdown([result])
+    row = next(line for line in text.splitlines() if line.startswith("| digits_cnn"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells == ["digits_cnn", "4,672", "0.047", "21,404", "164", "0.594", "1,685", "20.00",
+                     "9,000", "0.100", "194.3 vs 1,984.5 (10.2×)"]
+    assert "20 test images" in text and "onnxruntime 1.0" in text

@@ -78,15 +78,17 @@ def run_engine(networks, sim="verilator"):
 
 
 def board_engine_build(board, sim="verilator"):
-    """The build of ``board``'s top with its network engine behind the link (cached)."""
+    """The build of ``board``'s top with its network engine behind the link (cached), its
+    UART at :data:`~zeroskip.platforms.top.DEFAULT_BAUD`."""
     from zeroskip.hw.verilog import convert, primitive_models
     from zeroskip.platforms.top import DEFAULT_BAUD, BoardTop
     params = board.engine
-    top = BoardTop(params.config, clock_hz=int(board.clock_mhz * 1e6), baud=DEFAULT_BAUD,
-                   engine=params)
-    return build(sim, f"board-{board.name}-{params.name()}",
-                 lambda: convert(top, "board_top") + primitive_models(params.config),
-                 "board_top"), top
+
+    def verilog():
+        top = BoardTop(params.config, clock_hz=int(board.clock_mhz * 1e6), baud=DEFAULT_BAUD,
+                       engine=params)
+        return convert(top, "board_top") + primitive_models(params.config)
+    return build(sim, f"board-{board.name}-{params.name()}", verilog, "board_top")
 
 
 def run_engine_board(program, inputs, board, sim="verilator", *, faults=None, seed=1):
@@ -98,12 +100,15 @@ def run_engine_board(program, inputs, board, sim="verilator", *, faults=None, se
     "stall" | "reply"}`` to damage on the way (the board refuses them, the host retries).
     Returns a :class:`~zeroskip.platforms.engine_runtime.NetworkRun`."""
     from zeroskip.platforms.engine_runtime import EngineInference, NetworkRun
+    from zeroskip.platforms.top import DEFAULT_BAUD, default_idle_timeout, uart_divisor
     if program.params != board.engine:
         raise ValueError(f"the network was compiled for another engine than {board.name}'s")
-    build_dir, top = board_engine_build(board, sim)
-    raw = run_cocotb(sim, build_dir, "board_top", "zeroskip.tb.cocotb_engine_board", {
+    clock_hz = int(board.clock_mhz * 1e6)
+    raw = run_cocotb(sim, board_engine_build(board, sim), "board_top",
+                     "zeroskip.tb.cocotb_engine_board", {
         "program": program, "inputs": [np.asarray(x, dtype=np.int8) for x in inputs],
-        "divisor": top.divisor, "idle_timeout": top.idle_timeout,
+        "divisor": uart_divisor(clock_hz, DEFAULT_BAUD),
+        "idle_timeout": default_idle_timeout(clock_hz),
         "faults": dict(faults or {}), "seed": seed})
     return NetworkRun(runs=[EngineInference(**run) for run in raw["inferences"]],
                       retries=raw["retries"], causes=raw["causes"], cycles=raw["cycles"],

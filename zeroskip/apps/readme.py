@@ -123,13 +123,13 @@ def expected_section(name: str, docs: str | Path, where: str | Path) -> str:
     docs = Path(docs)
     if name == "results":
         return results_table(json.loads((docs / "boards.json").read_text()))
-    if name in ("boards", "tinyml"):
+    if name in ("boards", "tinyml", "resident"):
         return (docs / f"{name}.md").read_text().rstrip("\n")
     if name == "bench":
         images = Path(os.path.relpath(docs, Path(where).parent)).as_posix()
         return bench_section((docs / "bench.md").read_text().rstrip("\n"), images)
     raise ValueError(f"no generator writes a section named {name!r} "
-                     f"(known: results, boards, tinyml, bench)")
+                     f"(known: results, boards, tinyml, resident, bench)")
 
 
 def main(argv: list[str] | None = None) -> int:
