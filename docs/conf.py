@@ -27,7 +27,7 @@ root_doc = "index"
 
 # generated files: included by the pages (their tables), never pages themselves
 exclude_patterns = [
-    "_build", "bench.md", "boards.md", "area.md", "formats_table.md", "tinyml.md",
+    "_build", "bench.md", "boards.md", "area.md", "formats_table.md", "tinyml.md", "resident.md",
     "models/**", "sweep/**", "soc/**", "demo/**",
 ]
 

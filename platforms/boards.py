@@ -38,6 +38,10 @@ class Board:
     # the dense baseline (``--arch dense``) on this board: its configuration and clock
     dense_config: ArrayConfig | None = None
     dense_clock_mhz: float | None = None
+    # nextpnr options beyond the flow's own (``flow.NEXTPNR_OPTS``), for this configuration
+    # and for the dense baseline's
+    nextpnr_options: str = ""
+    dense_nextpnr_options: str = ""
     # the network engine (``run --resident --board``): its fixed memories, around this
     # board's array with resident weights (None: the board has none)
     engine: EngineParams | None = None
@@ -50,7 +54,8 @@ class Board:
         if arch != "dense" or self.dense_config is None:
             raise ValueError(f"{self.name} has no {arch!r} configuration")
         return replace(self, config=self.dense_config, clock_mhz=self.dense_clock_mhz,
-                       dense_config=None, dense_clock_mhz=None, engine=None)
+                       dense_config=None, dense_clock_mhz=None, engine=None,
+                       nextpnr_options=self.dense_nextpnr_options, dense_nextpnr_options="")
 
     def make_platform(self):
         module, cls = self.platform.split(":")
@@ -110,26 +115,27 @@ BOARDS = {
         clock_mhz=100, bitstream_suffix=".bit", luts_total=83640, dsps_total=156,
         brams_total=208,
         program_argv=("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
-        # the dense baseline: 8 x 8 registered MULT18X18D at 90 MHz (94.7 MHz reached at seed
-        # 2 at 3 Mbaud; at a 125 MHz target seed 1 reached 94.3). All 156 multipliers (12 x 13) did not
-        # route: nextpnr's router2 was left with 14,000 overused wires after 8 iterations (37
-        # minutes), router1 with 107,000 after 10 minutes. Its memories are not replicated, so
-        # they are deep (2048 activations per row, 4096 weights per column). A 16 x 8 with the
-        # zeroskip build's four timing measures (this configuration with rows=16,
-        # column_results=True, act_memories="ecp5_outreg", acc_width=24: fanout_registers
-        # follows) is bit-exact in simulation and placed at an estimated 101.7 MHz (seed 1,
-        # 12,110 LUT, 12,181 FF, 128 MULT18X18D, 41 DP16KD) but did not finish routing: router1
-        # still had 32 arcs to route after 90,000 iterations (65 minutes), stopped.
-        dense_config=ArrayConfig(rows=8, cols=8, arch="dense", max_k=256, act_depth=2048,
+        # the dense baseline: 128 PEs (16 x 8) with the zeroskip build's four timing measures:
+        # registered MULT18X18D, DP16KD activation memories with their output registers, a
+        # result memory per column (column_results) and the reset and activation write port
+        # from flip-flops (fanout_registers follows), 24-bit accumulators; not replicated, so
+        # its memories are deep (2048 activations per row, 4096 weights per column).
+        # nextpnr's router2: router1 still had 32 arcs to route after 65 minutes; router2
+        # routes it in about 8 minutes, and seed 5 meets 100 MHz (101.09; seeds 1-4: 96.09,
+        # 99.45, 85.17, 82.16, their critical path the host link's reply byte into its CRC).
+        # (Before: 8 x 8 at 90 MHz; all 156 multipliers (12 x 13) did not route.)
+        dense_config=ArrayConfig(rows=16, cols=8, arch="dense", max_k=256, act_depth=2048,
                                  weight_depth=4096, pointer_depth=33, out_depth=16,
-                                 pipelined=True, multipliers="ecp5_registered",
+                                 pipelined=True, column_results=True, acc_width=24,
+                                 multipliers="ecp5_registered", act_memories="ecp5_outreg",
                                  energy_counters=False),
-        dense_clock_mhz=90,
-        # the engine's memories (block RAM): feature maps of 4,096 activations (two of them),
-        # an output/pooling map of 4,096, 512 output channels' parameters and column-map
-        # words, 64 program steps, and lookup tables for 208 channels (the digits MLP's
-        # second requantization needs 202)
-        engine=EngineParams(_ULX3S.with_(resident=True), fm_depth=8192, aux_depth=4096,
+        dense_clock_mhz=100, dense_nextpnr_options="--router router2",
+        # the engine's memories, in what block RAM the array leaves (63 DP16KD): feature maps
+        # of 1,024 activations (two of them; a DP16KD each, copied for each of the gather's
+        # 8 read ports), an output/pooling map of 2,048, 512 output channels' parameters and
+        # column-map words, 64 program steps (in LUT RAM), lookup tables for 208 channels (the
+        # digits MLP's second requantization needs 202; 26 DP16KD)
+        engine=EngineParams(_ULX3S.with_(resident=True), fm_depth=2048, aux_depth=2048,
                             param_depth=512, colmap_depth=512, program_depth=64,
-                            lut_depth=208 * 256)),
+                            lut_depth=208 * 256, gather_ports=8)),
 }

@@ -64,8 +64,9 @@ def _plan(board, core, seed):
     if board.family == "ice40":
         options["synth_opts"].append("-dsp")   # synth_ice40 infers SB_MAC16 only when asked
     platform = board.make_platform()  # a platform builds once
+    extra = f" {board.nextpnr_options}" if board.nextpnr_options else ""
     return platform.build(BoardWrapper(board, core), name="top", do_build=False, **options,
-                          nextpnr_opts=f"{NEXTPNR_OPTS} --seed {seed}")
+                          nextpnr_opts=f"{NEXTPNR_OPTS}{extra} --seed {seed}")
 
 
 _SOURCE_LOCATION = re.compile(r'^\s*attribute \\src "[^"]*"\n', re.MULTILINE)

@@ -351,7 +351,7 @@ def test_a_resident_run_on_a_board_uses_its_engine_and_clock():
     x = np.load(MODELS / "digits_test_x.npy")[:2].astype(np.float32)
     _, report = infer_resident(model, {"x": x}, board.config, board="ulx3s-85f",
                                engine=counting_engine)
-    assert report["engine"]["fm_depth"] == board.engine.fm_depth == 8192
+    assert report["engine"]["fm_depth"] == board.engine.fm_depth == 2048
     assert report["array"]["board"] == "ulx3s-85f"
     total = report["total"]
     assert total["clock_hz"] == 100e6 and total["clock"] == "ulx3s-85f's clock"

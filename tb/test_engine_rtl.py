@@ -124,7 +124,7 @@ def test_zeroskip_run_resident(capsys):
     assert np.array_equal(outputs["logits"], host["logits"])
     total = report["total"]
     assert report["reference"]["unoptimized"]["bit_exact"]
-    assert report["array"]["rows"] == 16 and report["engine"]["fm_depth"] == 8192
+    assert report["array"]["rows"] == 16 and report["engine"]["fm_depth"] == 2048
     assert total["cycles_per_inference"] > total["array_cycles_per_inference"] > 0
     # the input map (64 bytes) written, a RUN, the output map (10 bytes) read, with frames
     assert total["link_bytes_per_inference"] == link_bytes(64, 10, report_bytes=45)

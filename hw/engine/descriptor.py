@@ -92,6 +92,11 @@ class EngineParams:
         Words of the lookup table (0: none), 256 per output channel that has one: a layer's
         second requantization (an ONNX ``DequantizeLinear → Add → QuantizeLinear`` after its
         fused one) tabulated per channel, int8 to int8, applied after the output stage.
+    gather_ports : int
+        Read ports of the gather unit's feature-map memory (a divisor of ``rows``; 0: ``rows``,
+        an activation of every row a cycle). Each port is a copy of the memory in block RAM
+        (16 ports of an 8,192-activation map would take 64 of the ULX3S's DP16KD); fewer
+        ports gather a tile in proportionally more cycles.
     """
     config: ArrayConfig
     fm_depth: int = 1024
@@ -100,6 +105,7 @@ class EngineParams:
     colmap_depth: int = 64
     program_depth: int = 16
     lut_depth: int = 0
+    gather_ports: int = 0
 
     def __post_init__(self):
         config = self.config
@@ -118,7 +124,7 @@ class EngineParams:
 
     @property
     def gather(self) -> GatherParams:
-        return GatherParams.for_config(self.config, self.fm_depth)
+        return GatherParams.for_config(self.config, self.fm_depth, ports=self.gather_ports)
 
     @property
     def pool(self) -> PoolParams:
@@ -173,4 +179,4 @@ class EngineParams:
         """A name for builds of this engine."""
         return (f"engine-{self.config.name()}-fm{self.fm_depth}-aux{self.aux_depth}"
                 f"-p{self.param_depth}-c{self.colmap_depth}-s{self.program_depth}"
-                f"-l{self.lut_depth}")
+                f"-l{self.lut_depth}" + (f"-g{self.gather_ports}" if self.gather_ports else ""))

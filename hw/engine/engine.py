@@ -125,7 +125,10 @@ class Engine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.params_write), stage.params_write)
         wiring.connect(m, wiring.flipped(self.colmap_write), drain.colmap_write)
 
-        program = memory.Memory(shape=params.step_layout, depth=params.program_depth, init=[])
+        # few words, each hundreds of bits: in LUT RAM (as block RAM, 36 bits a block: 21 of
+        # the ULX3S's DP16KD for a 727-bit word)
+        program = memory.Memory(shape=params.step_layout, depth=params.program_depth, init=[],
+                                attrs={"ram_style": "distributed"})
         m.submodules.program = program
         program_write = program.write_port()
         m.d.comb += [program_write.en.eq(self.program_write.en),
