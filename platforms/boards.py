@@ -134,7 +134,9 @@ BOARDS = {
         # of 1,024 activations (two of them; a DP16KD each, copied for each of the gather's
         # 8 read ports), an output/pooling map of 2,048, 512 output channels' parameters and
         # column-map words, 64 program steps (in LUT RAM), lookup tables for 208 channels (the
-        # digits MLP's second requantization needs 202; 26 DP16KD)
+        # digits MLP's second requantization needs 202; 26 DP16KD). Its board top's first
+        # build (seed 1): 183 DP16KD, 132 MULT18X18D, 36,695 LUT/carry cells, placed at an
+        # estimated 60.13 MHz: the engine's own logic is not yet pipelined for 100 MHz.
         engine=EngineParams(_ULX3S.with_(resident=True), fm_depth=2048, aux_depth=2048,
                             param_depth=512, colmap_depth=512, program_depth=64,
                             lut_depth=208 * 256, gather_ports=8)),
