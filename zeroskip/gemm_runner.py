@@ -18,6 +18,12 @@ __all__ = ["GemmRunner", "DeviceFailure"]
 class DeviceFailure(Exception):
     """A board, its serial link or its programmer failed (the command's exit status 3)."""
 
+    @classmethod
+    def of_link(cls, error, port):
+        """The failure of the link at ``port`` (a LinkError), its message naming the port."""
+        message = str(error)
+        return cls(message if port in message else f"{port}: {message}")
+
 
 class GemmRunner:
     """The array the options describe, in a simulator or on a board: runs batches of GEMMs,
@@ -99,9 +105,7 @@ class GemmRunner:
             try:
                 rtls, _ = run_on_board(programs, self.port, self.config, baud=DEFAULT_BAUD)
             except LinkError as exc:
-                message = str(exc)
-                raise DeviceFailure(message if self.port in message
-                                    else f"{self.port}: {message}") from None
+                raise DeviceFailure.of_link(exc, self.port) from None
             source = f"board {self.board} at {self.port}"
         else:
             rtls = run_programs(programs, self.sim, waves=self.waves)

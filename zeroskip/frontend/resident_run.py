@@ -29,7 +29,7 @@ __all__ = ["ResidentResult", "run_resident", "check_resident", "infer_resident"]
 class ResidentResult:
     """A batch's outputs (every graph output, as the graph computes it) and, per image, the
     engine's counters (None from an engine without them); through a board top's UART, the
-    link's record (:class:`~zeroskip.sim.rtl.engine_runner.BoardRun`)."""
+    link's record (:class:`~zeroskip.platforms.engine_runtime.NetworkRun`)."""
     outputs: dict
     counters: list
     lowered: EngineModel
@@ -102,8 +102,7 @@ def _on_board(program, inputs, port):
     try:
         return run_engine_on_board(program, inputs, port, baud=DEFAULT_BAUD)
     except LinkError as exc:
-        message = str(exc)
-        raise DeviceFailure(message if port in message else f"{port}: {message}") from None
+        raise DeviceFailure.of_link(exc, port) from None
 
 
 #: The clock ``inferences_per_s`` assumes: a configuration names no board, so no clock of its
@@ -296,12 +295,13 @@ def _infer_resident(model, feeds: dict, config, *, labels, sim: str, name: str,
     from zeroskip.frontend.reference import against_reference
     from zeroskip.sim.program import engine_params_for
     lowered = lower(model, {key: value[:1] for key, value in feeds.items()})
-    board_engine = None
+    params, clock = None, None
     if board is not None:
         from zeroskip.platforms.boards import BOARDS
-        board_engine = BOARDS[board].engine    # check_resident refused a board without one
-    clock = None if board is None else (board, BOARDS[board].clock_mhz * 1e6)
-    params = board_engine or engine_params_for(lowered.layers, config.with_(resident=True))
+        # check_resident refused a board without an engine
+        params, clock = BOARDS[board].engine, (board, BOARDS[board].clock_mhz * 1e6)
+    if params is None:
+        params = engine_params_for(lowered.layers, config.with_(resident=True))
     config = params.config
     result = run_resident(model, feeds, params, sim=sim, engine=engine, board=board, port=port)
     outputs = {output: np.asarray(value, dtype=declared_dtype(model, output, value))
